@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -18,18 +18,15 @@ import numpy as np
 from face3d.errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def _atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # a unique sibling name, created with the default (umask) permissions
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
