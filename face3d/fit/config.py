@@ -1,0 +1,54 @@
+"""FitConfig: every setting of the landmark fitter, documented, passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Settings of :func:`face3d.fit.fit_landmarks`.
+
+    Attributes:
+        n_identity: identity modes optimised (the first K of ICT's 100).
+        fov_deg: initial (and, with ``fixed_fov``, final) field of view over the image's longer side.
+        fixed_fov: keep the focal length at ``fov_deg`` instead of optimising it.
+        focal_prior: weight of the log-focal prior pulling toward ``fov_deg``.
+        identity_prior: weight of the Gaussian prior ``||identity||^2`` (weights ~ N(0, 1)).
+        expression_prior: weight of the sparsity prior ``sum(expression)`` (weights in [0, 1]).
+        expression_l2: small L2 on the expression weights (keeps the solve well posed).
+        rigid_iterations: Levenberg-Marquardt iterations of the rigid stage.
+        iterations: Levenberg-Marquardt iterations of the full stage.
+        silhouette: re-select the turned-away jaw side's correspondences on the outline.
+        silhouette_every: iterations between silhouette re-selections.
+        silhouette_min_yaw: |yaw| in degrees below which the anatomical jaw ids are kept.
+        jaw_weight: weight of the 17 jaw landmarks relative to the inner ones.
+        huber_px: robust (Huber) threshold on landmark residuals, in % of the face size.
+        solver: ``"lm"`` (Levenberg-Marquardt) or ``"adam"`` (first-order, for comparison).
+        adam_steps: iterations of the Adam solver.
+    """
+
+    n_identity: int = 40
+    fov_deg: float = 30.0
+    fixed_fov: bool = False
+    focal_prior: float = 2.0
+    identity_prior: float = 0.02
+    expression_prior: float = 0.02
+    expression_l2: float = 0.02
+    rigid_iterations: int = 8
+    iterations: int = 20
+    silhouette: bool = True
+    silhouette_every: int = 4
+    silhouette_min_yaw: float = 15.0
+    jaw_weight: float = 0.6
+    huber_px: float = 3.0
+    solver: str = "lm"
+    adam_steps: int = 300
+
+    def __post_init__(self):
+        if self.solver not in ("lm", "adam"):
+            raise ValueError(f"solver must be 'lm' or 'adam', got {self.solver!r}")
+        if not 0 <= self.n_identity <= 100:
+            raise ValueError(f"n_identity must be in [0, 100], got {self.n_identity}")
+        if not 1.0 < self.fov_deg < 170.0:
+            raise ValueError(f"fov_deg must be in (1, 170), got {self.fov_deg}")

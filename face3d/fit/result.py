@@ -1,0 +1,84 @@
+"""FitResult: what a fit yields per face (a frozen dataclass of batched tensors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from face3d.camera import euler_degrees, project, to_camera
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A batch of B fitted faces.
+
+    Attributes:
+        rotation: (B, 3, 3) model-to-camera rotation (OpenCV camera axes).
+        translation: (B, 3) camera-space translation, cm.
+        intrinsics: (B, 4) fx, fy, cx, cy in pixels.
+        identity: (B, K) identity weights (first K ICT modes).
+        expression: (B, K_exp) ARKit weights in [0, 1].
+        landmarks_target: (B, 68, 2) the 2D landmarks fitted to, pixels.
+        landmarks_fitted: (B, 68, 2) the model's anatomical landmark vertices projected, pixels
+            (occluded jaw points included).
+        error_px: (B,) mean distance between the targets and their fitted correspondences
+            (silhouette-adjusted on the turned-away jaw side), pixels.
+        image_size: (H, W) of the image the fit refers to.
+        residual: optional (B, V, 3) model-space per-vertex offsets added after the linear model.
+    """
+
+    rotation: torch.Tensor
+    translation: torch.Tensor
+    intrinsics: torch.Tensor
+    identity: torch.Tensor
+    expression: torch.Tensor
+    landmarks_target: torch.Tensor
+    landmarks_fitted: torch.Tensor
+    error_px: torch.Tensor
+    image_size: tuple[int, int]
+    residual: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.rotation.shape[0]
+
+    @property
+    def yaw_pitch_roll(self) -> torch.Tensor:
+        """(B, 3) degrees (see :mod:`face3d.camera` for the convention)."""
+        return euler_degrees(self.rotation)
+
+    def vertices(self, model, expression: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, V, 3) model-space vertices, optionally with another expression (B, K_exp)."""
+        expr = self.expression if expression is None else expression
+        v = model(self.identity.to(model.template.dtype), expr.to(model.template.dtype))
+        if self.residual is not None:
+            v = v + self.residual[:, : v.shape[1]]
+        return v
+
+    def vertices_cam(self, model, expression: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, V, 3) camera-space vertices."""
+        return to_camera(self.vertices(model, expression), self.rotation, self.translation)
+
+    def project_landmarks(self, model, expression: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 68, 2) anatomical landmarks projected into the image."""
+        return project(model.landmarks(self.vertices_cam(model, expression)), self.intrinsics)
+
+    def select(self, index: int) -> FitResult:
+        """Face ``index`` as a batch of one."""
+        sl = slice(index, index + 1)
+        kw = {
+            k: (getattr(self, k)[sl] if isinstance(getattr(self, k), torch.Tensor) else getattr(self, k))
+            for k in self.__dataclass_fields__
+        }
+        return FitResult(**kw)
+
+    def with_residual(self, residual: torch.Tensor | None) -> FitResult:
+        return replace(self, residual=residual)
+
+    def detach(self) -> FitResult:
+        kw = {
+            k: (getattr(self, k).detach() if isinstance(getattr(self, k), torch.Tensor) else getattr(self, k))
+            for k in self.__dataclass_fields__
+        }
+        return FitResult(**kw)

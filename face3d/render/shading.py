@@ -1,0 +1,162 @@
+"""Shaders and the composed renderer: rasterizer (selected backend) + shader -> RenderOutput.
+
+Shaders take PyTorch3D ``Fragments`` and return (B, H, W, 3) colours, like PyTorch3D's shaders;
+normals and lighting are expressed in OpenCV camera space (x right, y down, z forward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from face3d.render.rasterize import RenderConfig, rasterize
+
+
+@dataclass(frozen=True)
+class RenderOutput:
+    """What one render returns (all maps are (B, H, W, ...)).
+
+    Attributes:
+        image: (B, H, W, 3) RGB in [0, 1], background where nothing is drawn.
+        mask: (B, H, W) float coverage, 1 where a triangle covers the pixel centre.
+        depth: (B, H, W) camera-space z in cm, 0 where empty.
+        normals: (B, H, W, 3) unit camera-space normals, 0 where empty.
+        pix_to_face: (B, H, W) int64 packed face index, -1 where empty.
+        bary: (B, H, W, 3) barycentric coordinates of the covering face.
+    """
+
+    image: torch.Tensor
+    mask: torch.Tensor
+    depth: torch.Tensor
+    normals: torch.Tensor
+    pix_to_face: torch.Tensor
+    bary: torch.Tensor
+
+
+def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Area-weighted vertex normals. (B, V, 3), (F, 3) -> (B, V, 3) unit vectors.
+
+    Orientation follows the triangle winding (counter-clockwise seen from outside in a
+    right-handed frame).
+    """
+    v0, v1, v2 = (vertices[:, faces[:, i]] for i in range(3))
+    fn = torch.cross(v1 - v0, v2 - v0, dim=-1)
+    out = torch.zeros_like(vertices)
+    for i in range(3):
+        out.index_add_(1, faces[:, i], fn)
+    return F.normalize(out, dim=-1, eps=1e-12)
+
+
+def interpolate(fragments, face_attributes: torch.Tensor) -> torch.Tensor:
+    """Interpolate (B*F, 3, D) packed per-corner attributes at pixels -> (B, H, W, D)."""
+    from pytorch3d.ops import interpolate_face_attributes
+
+    return interpolate_face_attributes(
+        fragments.pix_to_face, fragments.bary_coords, face_attributes
+    )[..., 0, :]
+
+
+def _packed_corners(per_vertex: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """(B, V, D) per-vertex values -> (B*F, 3, D) packed per-corner values."""
+    return per_vertex[:, faces].reshape(-1, 3, per_vertex.shape[-1])
+
+
+class PhongShader(nn.Module):
+    """Grey Phong shading with one directional light (for visualisation)."""
+
+    def __init__(self, config: RenderConfig = RenderConfig()):
+        super().__init__()
+        self.config = config
+
+    def forward(self, fragments, vertices_cam: torch.Tensor, faces: torch.Tensor, normals: torch.Tensor):
+        c = self.config
+        n = F.normalize(interpolate(fragments, _packed_corners(normals, faces)), dim=-1, eps=1e-12)
+        pos = interpolate(fragments, _packed_corners(vertices_cam, faces))
+        light = F.normalize(n.new_tensor(c.light_direction), dim=0)
+        view = F.normalize(-pos, dim=-1, eps=1e-12)
+        # normals point out of the face; flip those seen from behind so both sides shade
+        n = torch.where((n * view).sum(-1, keepdim=True) < 0, -n, n)
+        diffuse = (n @ light).clamp(min=0)
+        refl = 2 * diffuse[..., None] * n - light
+        spec = (refl * view).sum(-1).clamp(min=0) ** c.shininess
+        grey = c.albedo * (c.ambient + c.diffuse * diffuse) + c.specular * spec
+        return grey[..., None].clamp(0, 1).expand(*grey.shape, 3)
+
+
+class VertexColorShader(nn.Module):
+    """Unlit per-vertex colours: ``colors`` (B, V, 3) in [0, 1]."""
+
+    def forward(self, fragments, colors: torch.Tensor, faces: torch.Tensor):
+        return interpolate(fragments, _packed_corners(colors, faces))
+
+
+class UVTextureShader(nn.Module):
+    """Unlit UV texture lookup (bilinear), differentiable w.r.t. texture and geometry.
+
+    ``texture``: (B, Ht, Wt, 3); ``corner_uvs``: (F, 3, 2) UVs per triangle corner in [0, 1],
+    origin bottom-left (OBJ convention; texel (r, c) centre is ``((c+.5)/Wt, 1-(r+.5)/Ht)``).
+    """
+
+    def forward(self, fragments, texture: torch.Tensor, corner_uvs: torch.Tensor):
+        B = texture.shape[0]
+        packed = corner_uvs[None].expand(B, -1, -1, -1).reshape(-1, 3, 2)
+        uv = interpolate(fragments, packed)  # (B, H, W, 2)
+        grid = torch.stack([uv[..., 0] * 2 - 1, 1 - uv[..., 1] * 2], -1).to(texture.dtype)
+        out = F.grid_sample(
+            texture.permute(0, 3, 1, 2), grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
+        return out.permute(0, 2, 3, 1)
+
+
+def _finish(fragments, colors, vertices_cam, faces, normals, config) -> RenderOutput:
+    pix = fragments.pix_to_face[..., 0]
+    covered = pix >= 0
+    bg = colors.new_tensor(config.background)
+    image = torch.where(covered[..., None], colors, bg)
+    n = F.normalize(interpolate(fragments, _packed_corners(normals, faces)), dim=-1, eps=1e-12)
+    depth = torch.where(covered, fragments.zbuf[..., 0], torch.zeros_like(fragments.zbuf[..., 0]))
+    return RenderOutput(
+        image=image,
+        mask=covered.to(colors.dtype),
+        depth=depth,
+        normals=n * covered[..., None],
+        pix_to_face=pix,
+        bary=fragments.bary_coords[..., 0, :],
+    )
+
+
+def render(
+    vertices_cam: torch.Tensor,
+    faces: torch.Tensor,
+    intrinsics: torch.Tensor,
+    image_size: tuple[int, int],
+    config: RenderConfig = RenderConfig(),
+    colors: torch.Tensor | None = None,
+    texture: torch.Tensor | None = None,
+    corner_uvs: torch.Tensor | None = None,
+) -> RenderOutput:
+    """Render camera-space meshes: grey Phong by default, per-vertex ``colors`` (B, V, 3), or a
+    UV ``texture`` (B, Ht, Wt, 3) with ``corner_uvs`` (F, 3, 2). Both unlit.
+
+    Args:
+        vertices_cam: (B, V, 3) camera space (OpenCV axes), cm.
+        faces: (F, 3) int64.
+        intrinsics: (B, 4) fx, fy, cx, cy in pixels.
+        image_size: (H, W).
+    """
+    fragments, _, _ = rasterize(vertices_cam, faces, intrinsics, image_size, config)
+    normals = vertex_normals(vertices_cam, faces)
+    if texture is not None:
+        if corner_uvs is None or corner_uvs.shape != (faces.shape[0], 3, 2):
+            raise ValueError("a texture needs corner_uvs of shape (F, 3, 2)")
+        out = UVTextureShader()(fragments, texture, corner_uvs)
+    elif colors is not None:
+        if colors.shape[:2] != vertices_cam.shape[:2] or colors.shape[-1] != 3:
+            raise ValueError(f"colors: expected {tuple(vertices_cam.shape)}, got {tuple(colors.shape)}")
+        out = VertexColorShader()(fragments, colors, faces)
+    else:
+        out = PhongShader(config)(fragments, vertices_cam, faces, normals)
+    return _finish(fragments, out, vertices_cam, faces, normals, config)
