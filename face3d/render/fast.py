@@ -71,50 +71,47 @@ def pixel_centres_ndc(S1: int, S2: int) -> np.ndarray:
     return (-off + (rng * i + off) / np.float32(S1)).astype(np.float32)
 
 
-def _face_setup(fv: np.ndarray, xs: np.ndarray, ys: np.ndarray, cull_backfaces: bool):
-    """Per-face validity, bary area (with PyTorch3D's epsilon) and a conservative pixel box,
-    vectorised in float32 with PyTorch3D's operation order.
-
-    Args:
-        fv: (F, 3, 3) float32 NDC x, y + view z.
-        xs, ys: (W,), (H,) float32 pixel-centre NDC in output order (decreasing).
-    Returns:
-        ok (F,) bool, area (F,) float32, box (F, 4) int64 inclusive ``xi_lo, xi_hi, yi_lo, yi_hi``.
-    """
-    W, H = len(xs), len(ys)
-    x0, y0, z0 = fv[:, 0].T
-    x1, y1, z1 = fv[:, 1].T
-    x2, y2, z2 = fv[:, 2].T
-    face_area = ((x0 - x1) * (y2 - y1) - (y0 - y1) * (x2 - x1)).astype(np.float64)  # compared as double
-    ok = (face_area > K_EPS) | (face_area < -K_EPS)
-    if cull_backfaces:
-        ok &= face_area >= 0
-    ok &= fv[:, :, 2].min(1).astype(np.float64) >= K_EPS
-    lo, hi = fv[:, :, :2].min(1).astype(np.float64), fv[:, :, :2].max(1).astype(np.float64)
-    ok &= np.isfinite(lo).all(1) & np.isfinite(hi).all(1)
-    lo, hi = np.nan_to_num(lo), np.nan_to_num(hi)
-    # column xi sits at xs[0] - xi * x_step; widen by a pixel (the exact bbox test is in the kernel)
-    x_step = (float(xs[0]) - float(xs[-1])) / (W - 1) if W > 1 else 1.0
-    y_step = (float(ys[0]) - float(ys[-1])) / (H - 1) if H > 1 else 1.0
-    box = np.stack([np.floor((xs[0] - hi[:, 0]) / x_step) - 1, np.ceil((xs[0] - lo[:, 0]) / x_step) + 1,
-                    np.floor((ys[0] - hi[:, 1]) / y_step) - 1, np.ceil((ys[0] - lo[:, 1]) / y_step) + 1], 1)
-    box = np.clip(box, 0, [W - 1, W - 1, H - 1, H - 1]).astype(np.int64)
-    # faces whose box misses the image entirely (their pixel box would be empty)
-    ok &= (lo[:, 1] <= ys[0]) & (hi[:, 1] >= ys[-1]) & (lo[:, 0] <= xs[0]) & (hi[:, 0] >= xs[-1])
-    area = ((x2 - x0) * (y1 - y0) - (y2 - y0) * (x1 - x0)).astype(np.float64) + K_EPS
-    return ok, area.astype(np.float32), box
-
-
 @njit(cache=False, nogil=True, error_model="numpy")
-def _zbuffer(fv, first, count, ok, area_b, box, xs, ys, perspective_correct, clip_bary, part, n_parts,
+def _zbuffer(fv, first, count, xs, ys, cull_backfaces, perspective_correct, clip_bary, part, n_parts,
              out_face, out_z):  # pragma: no cover - compiled
-    """Z-buffer over the row bands ``part, part + n_parts, ...`` of every image (so that threads
-    can share the work). fv (F, 3, 3) float32; first, count (B,) int64 packed face range per
-    mesh; ok, area_b, box from :func:`_face_setup`. Updates out_face (B, H, W) int64 (pre-filled
-    -1) and out_z (B, H, W) float32 (pre-filled +inf) in place; ties keep the smaller face index."""
+    """Z-buffer of the row bands ``part, part + n_parts, ...`` of every image (threads split the
+    bands; each redoes the cheap per-face setup).
+
+    fv (F, 3, 3) float32 packed NDC x, y + view z; first, count (B,) int64 packed face range of
+    each mesh; xs (W,), ys (H,) float32 pixel-centre NDC in output order (decreasing). Updates
+    out_face (B, H, W) int64 (pre-filled -1) and out_z (B, H, W) float32 (pre-filled +inf) in
+    place. Float32 arithmetic in PyTorch3D's order; depth ties keep the smaller face index.
+    """
     B, H, W = out_face.shape
+    F = fv.shape[0]
     zero = np.float32(0.0)
     eps5 = np.float32(1e-5)
+    x_step = (np.float64(xs[0]) - np.float64(xs[W - 1])) / max(W - 1, 1)
+    y_step = (np.float64(ys[0]) - np.float64(ys[H - 1])) / max(H - 1, 1)
+    # per-face setup: validity, bary area with PyTorch3D's (double) epsilon, pixel box
+    ok = np.zeros(F, np.bool_)
+    area_b = np.ones(F, np.float32)
+    box = np.zeros((F, 4), np.int64)  # inclusive xi_lo, xi_hi, yi_lo, yi_hi
+    for f in range(F):
+        x0, y0, z0 = fv[f, 0, 0], fv[f, 0, 1], fv[f, 0, 2]
+        x1, y1, z1 = fv[f, 1, 0], fv[f, 1, 1], fv[f, 1, 2]
+        x2, y2, z2 = fv[f, 2, 0], fv[f, 2, 1], fv[f, 2, 2]
+        fa = np.float64((x0 - x1) * (y2 - y1) - (y0 - y1) * (x2 - x1))
+        if (cull_backfaces and fa < 0.0) or (fa <= K_EPS and fa >= -K_EPS):
+            continue
+        if np.float64(min(z0, z1, z2)) < K_EPS:
+            continue
+        xmin, xmax = np.float64(min(x0, x1, x2)), np.float64(max(x0, x1, x2))
+        ymin, ymax = np.float64(min(y0, y1, y2)), np.float64(max(y0, y1, y2))
+        if not (xmin <= xs[0] and xmax >= xs[W - 1] and ymin <= ys[0] and ymax >= ys[H - 1]):
+            continue  # outside the image (or NaN)
+        # column xi sits near xs[0] - xi * x_step; 1e-3 px of slack, the exact test is below
+        box[f, 0] = max(np.int64(np.ceil((xs[0] - xmax) / x_step - 1e-3)), 0)
+        box[f, 1] = min(np.int64(np.floor((xs[0] - xmin) / x_step + 1e-3)), W - 1)
+        box[f, 2] = max(np.int64(np.ceil((ys[0] - ymax) / y_step - 1e-3)), 0)
+        box[f, 3] = min(np.int64(np.floor((ys[0] - ymin) / y_step + 1e-3)), H - 1)
+        area_b[f] = np.float32(np.float64((x2 - x0) * (y1 - y0) - (y2 - y0) * (x1 - x0)) + K_EPS)
+        ok[f] = box[f, 0] <= box[f, 1] and box[f, 2] <= box[f, 3]
     n_bands = min(_BANDS, H)
     for n in range(B):
         for band in range(part, n_bands, n_parts):
@@ -130,8 +127,8 @@ def _zbuffer(fv, first, count, ok, area_b, box, xs, ys, perspective_correct, cli
                 x0, y0, z0 = fv[f, 0, 0], fv[f, 0, 1], fv[f, 0, 2]
                 x1, y1, z1 = fv[f, 1, 0], fv[f, 1, 1], fv[f, 1, 2]
                 x2, y2, z2 = fv[f, 2, 0], fv[f, 2, 1], fv[f, 2, 2]
-                xmin, xmax = min(x0, min(x1, x2)), max(x0, max(x1, x2))
-                ymin, ymax = min(y0, min(y1, y2)), max(y0, max(y1, y2))
+                xmin, xmax = min(x0, x1, x2), max(x0, x1, x2)
+                ymin, ymax = min(y0, y1, y2), max(y0, y1, y2)
                 area = area_b[f]
                 for yi in range(yi_lo, yi_hi + 1):
                     py = ys[yi]
@@ -186,8 +183,7 @@ def face_map(face_verts: torch.Tensor, first: torch.Tensor, count: torch.Tensor,
         return torch.from_numpy(out_face)
     out_z = np.full((B, H, W), np.inf, np.float32)
     xs, ys = pixel_centres_ndc(W, H), pixel_centres_ndc(H, W)
-    ok, area_b, box = _face_setup(fv, xs, ys, bool(cull_backfaces))
-    args = (fv, first_np, count_np, ok, area_b, box, xs, ys, bool(perspective_correct),
+    args = (fv, first_np, count_np, xs, ys, bool(cull_backfaces), bool(perspective_correct),
             bool(clip_barycentric_coords))
     n_parts = max(1, min(threads or torch.get_num_threads(), _BANDS, H))
     if n_parts == 1 or B * H * W < 64 * 64:

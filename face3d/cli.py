@@ -1,0 +1,145 @@
+"""The ``face3d`` command: argparse subcommands, each a thin call into the library.
+
+A user's mistake prints one line (``face3d: error: ...``) and exits non-zero; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from face3d.errors import Face3DError
+
+
+def _model(args, subset: str = "face_head"):
+    from face3d.model import MorphableModel
+
+    return MorphableModel.from_dir(args.model_dir, subset=subset)
+
+
+def _fit_config(args):
+    from face3d.fit import FitConfig
+
+    kw = {}
+    if getattr(args, "fov", None) is not None:
+        kw.update(fov_deg=args.fov, fixed_fov=True)
+    if getattr(args, "n_identity", None) is not None:
+        kw["n_identity"] = args.n_identity
+    if getattr(args, "no_silhouette", False):
+        kw["silhouette"] = False
+    try:
+        return FitConfig(**kw)
+    except ValueError as err:
+        raise Face3DError(str(err)) from None
+
+
+# ---------------------------------------------------------------------------------------- info
+def cmd_info(args) -> int:
+    import dlib
+    import pytorch3d
+    import torch
+
+    import face3d
+    from face3d.ict import find_model_source
+
+    print(f"face3d     {face3d.__version__}")
+    print(f"python     {sys.version.split()[0]}")
+    print(f"torch      {torch.__version__} (threads: {torch.get_num_threads()})")
+    print(f"pytorch3d  {pytorch3d.__version__}")
+    print(f"dlib       {dlib.__version__}")
+    cuda = torch.cuda.is_available()
+    print(f"device     {'cuda: ' + torch.cuda.get_device_name(0) if cuda else 'cpu'}")
+    from face3d.render.rasterize import resolve_backend
+
+    print(f"rasterizer {resolve_backend('auto', torch.device('cuda' if cuda else 'cpu'))}")
+    source = find_model_source(args.model_dir)  # raises ModelNotFoundError with instructions
+    print(f"ICT model  {source}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- fit
+def cmd_fit(args) -> int:
+    from face3d.fit import FolderOptions, fit_folder
+
+    if args.max_faces is not None and args.max_faces < 1:
+        raise Face3DError("--max-faces must be at least 1")
+    if args.workers < 1:
+        raise Face3DError("--workers must be at least 1")
+    model = _model(args)
+    options = FolderOptions(
+        max_faces=args.max_faces,
+        bbox_file=args.bbox_file,
+        resume=args.resume,
+        workers=args.workers,
+        write_mesh=not args.no_mesh,
+        write_overlay=not args.no_overlay,
+    )
+    summary = fit_folder(args.inputs, args.out, model, _fit_config(args), options)
+    print(summary.line("faces"))
+    for file, reason in summary.failures[:20]:
+        print(f"  failed: {file}: {reason}")
+    if len(summary.failures) > 20:
+        print(f"  ... {len(summary.failures) - 20} more in {Path(args.out) / 'summary.json'}")
+    return summary.exit_code
+
+
+# ---------------------------------------------------------------------------------------- demo
+def cmd_demo(args) -> int:
+    from face3d.demo import run_demo
+
+    for line in run_demo(args.out, _model(args)):
+        print(line)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="face3d", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--model-dir", default=None,
+        help="ICT-FaceKit FaceXModel folder or archive (default: $FACE3D_ICT_DIR, assets/ICT-FaceKit, "
+        "../shared/ICT-FaceKit/FaceXModel.tar.xz)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", parents=[common], help="versions, device and where the 3DMM was found")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", parents=[common], help="run the main job on the built-in example photo")
+    p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("fit", parents=[common], help="fit the 3DMM to every face in images/folders")
+    p.add_argument("inputs", nargs="+", help="image files and/or folders (recursive)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--max-faces", type=int, default=None, help="at most N faces per image (largest first)")
+    p.add_argument("--bbox-file", default=None,
+                   help='protocol mode: JSON {"<image file name>": [x0, y0, x1, y1]} of ground-truth boxes')
+    p.add_argument("--resume", action="store_true", help="skip images whose outputs already exist")
+    p.add_argument("--workers", type=int, default=1, help="threads decoding and detecting ahead")
+    p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")
+    p.add_argument("--n-identity", type=int, default=None, help="identity modes to fit (default 40)")
+    p.add_argument("--no-silhouette", action="store_true", help="keep anatomical jaw correspondences")
+    p.add_argument("--no-mesh", action="store_true", help="do not write the textured OBJ")
+    p.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
+    p.set_defaults(func=cmd_fit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except Face3DError as err:
+        print(f"face3d: error: {err}", file=sys.stderr)
+        return err.code
+    except KeyboardInterrupt:
+        print("face3d: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""fit_folder: ``face3d fit`` as a Python call (files and folders in, per-face outputs out)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from face3d.batch import BatchItem, BatchSummary, ItemOutcome, make_items, run_batch, write_summary
+from face3d.errors import InputError
+from face3d.fit.config import FitConfig
+from face3d.io import read_image, write_image
+
+
+@dataclass(frozen=True)
+class FolderOptions:
+    """Options of :func:`fit_folder` (the ``face3d fit`` flags).
+
+    Attributes:
+        max_faces: fit at most this many faces per image (largest first); None for all.
+        bbox_file: protocol mode: JSON ``{"<image file name>": [x0, y0, x1, y1]}`` giving the box
+            of the 68 ground-truth points; detection is skipped for the images it names.
+        resume: skip images whose outputs are already written.
+        workers: threads decoding and detecting ahead of the fitter.
+        write_mesh: write the textured OBJ of each face.
+        write_overlay: write the overlay PNG of each face.
+        progress: show a progress bar.
+    """
+
+    max_faces: int | None = None
+    bbox_file: str | None = None
+    resume: bool = False
+    workers: int = 1
+    write_mesh: bool = True
+    write_overlay: bool = True
+    progress: bool = True
+
+
+def load_boxes(path: str | os.PathLike) -> dict[str, list[float]]:
+    """Read a ``--bbox-file`` (file name -> [x0, y0, x1, y1])."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"--bbox-file {path}: no such file") from None
+    except (OSError, ValueError) as err:
+        raise InputError(f"--bbox-file {path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and len(v) == 4 and all(isinstance(x, int | float) for x in v) for v in data.values()
+    ):
+        raise InputError(f'--bbox-file {path}: expected {{"image.jpg": [x0, y0, x1, y1], ...}}')
+    return data
+
+
+def _done_marker(out_dir: Path, stem: str) -> Path:
+    return out_dir / f".{stem}.done"
+
+
+def fit_folder(
+    inputs: list[str],
+    out_dir: str | os.PathLike,
+    model,
+    config: FitConfig = FitConfig(),
+    options: FolderOptions = FolderOptions(),
+    detector=None,
+) -> BatchSummary:
+    """Fit every face of every image in ``inputs`` (files and/or folders, recursive).
+
+    Writes per face ``<stem>_<i>.json``, ``<stem>_<i>.obj`` (+ texture) and
+    ``<stem>_<i>_overlay.png``; then ``summary.json``. A per-image marker, written after all
+    faces of an image, records finished images so that ``resume`` skips exactly those.
+    """
+    from face3d.detect import FaceDetector
+    from face3d.fit.outputs import overlay_image, texture_layout, write_face
+    from face3d.fit.pipeline import detect_and_landmark, fit_detections
+    from face3d.io import atomic_write_text
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items, problems = make_items(inputs)
+    if not items and not problems:
+        raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
+    boxes = load_boxes(options.bbox_file) if options.bbox_file else {}
+    detector = detector or FaceDetector()
+    layout = texture_layout(model) if options.write_mesh else None
+
+    def prepare(item: BatchItem):
+        image = read_image(item.path)
+        return detect_and_landmark(image, detector, options.max_faces, boxes.get(item.path.name))
+
+    def process(item: BatchItem, marked) -> ItemOutcome:
+        faces = fit_detections(model, marked, config)
+        if not faces:
+            raise InputError("no face found")
+        timings: dict[str, list[float]] = {}
+        for face in faces:
+            if options.write_overlay:
+                ov = overlay_image(marked.image, [face], model)
+                write_image(out_dir / f"{item.stem}_{face.face_index}_overlay.png", ov)
+            if layout is not None:
+                write_face(out_dir, item.stem, marked.image, face, model, layout, item.path.name)
+            else:
+                from face3d.fit.outputs import face_record
+                from face3d.io import atomic_write_json
+
+                atomic_write_json(
+                    out_dir / f"{item.stem}_{face.face_index}.json", face_record(face, model, item.path.name)
+                )
+            for k, v in face.timings_ms.items():
+                timings.setdefault(k, []).append(v)
+        atomic_write_text(_done_marker(out_dir, item.stem), f"{len(faces)}\n")
+        return ItemOutcome(outputs=len(faces), timings_ms=timings)
+
+    def is_done(item: BatchItem) -> bool:
+        return options.resume and _done_marker(out_dir, item.stem).is_file()
+
+    summary = run_batch(
+        items, process, prepare, is_done, options.workers, "fit", problems, options.progress
+    )
+    write_summary(out_dir, summary, "faces", images=len(items))
+    return summary
