@@ -68,7 +68,7 @@ class DetectConfig:
     Attributes:
         max_side: images whose longest side exceeds this are downscaled to it (``cv2.INTER_AREA``)
             before detection, and the boxes mapped back. Bounds the HOG cost (~0.1 s per megapixel
-            at upsample 0); faces smaller than ~80 * longest_side / max_side px are then missed.
+            at upsample 0); faces under ~65 * longest_side / max_side px are then missed.
         hog_upsample: times HOG upsamples the image (x2 each): HOG finds faces down to ~65-70 px
             (box width), ~35 px once upsampled, at ~4x the time (AFLW2000-3D 450x450: 25 vs 97 ms per
             image, no more faces found; LFW 250x250: 9 vs 30 ms, 99.0 vs 99.5 % found). ``None``: 1
@@ -82,10 +82,10 @@ class DetectConfig:
         use_cnn: run dlib's CNN (mmod) detector when HOG finds nothing. It finds faces at every yaw
             but costs ~0.8 s per 450x450 image on 2 threads (time grows with the pixel count).
         cnn_max_side: the CNN sees the image downscaled so its longest side is at most this. Its cost
-            grows with the pixel count (~0.8 s at 450x450 on 2 threads, ~0.5 s at 400x400, 1-2 s when
+            grows with the pixel count (~0.8 s at 450x450 on 2 threads, ~1 s at 512x512, 2-3 s when
             the cores are shared) and its smallest face is ~65 px (HOG-box width) in what it sees, so
-            400 keeps a fallback under ~1 s and still finds faces down to ~16 % of the longest side
-            (all the AFLW2000-3D faces, 150+ px of 450, are found at 256 already).
+            512 bounds a fallback to ~1 s and finds faces down to ~13 % of the longest side (at 400,
+            skimage's 512 px ``camera()`` face, ~80 px, is lost).
         cnn_upsample: times the CNN upsamples its (capped) input; each costs ~4x the time.
         cnn_min_score: keep CNN detections whose mmod confidence is above this.
     """
@@ -95,7 +95,7 @@ class DetectConfig:
     hog_upsample_below: int = 200
     hog_threshold: float = 0.0
     use_cnn: bool = True
-    cnn_max_side: int = 400
+    cnn_max_side: int = 512
     cnn_upsample: int = 0
     cnn_min_score: float = 0.0
 

@@ -19,7 +19,7 @@ import torch
 from face3d.camera import FLIP, axis_angle_to_matrix, camera_rotation, euler_degrees, project, to_camera
 from face3d.fit.config import FitConfig
 from face3d.fit.result import FitResult
-from face3d.fit.silhouette import Correspondences, select_outline
+from face3d.fit.silhouette import Correspondences, outline_pools, select_outline
 
 INNER = tuple(range(17, 68))
 
@@ -29,10 +29,11 @@ class _SubModel:
 
     def __init__(self, model, n_identity: int, dtype=torch.float64):
         chains = {"right": model.jaw_contour_right, "left": model.jaw_contour_left}
-        chain_ids = torch.cat(list(chains.values()))
-        touches = torch.isin(model.faces, chain_ids).any(1)
+        pools = outline_pools(model.template, chains)
+        pool_ids = torch.cat(list(pools.values()))
+        touches = torch.isin(model.faces, pool_ids).any(1)
         ring_faces = model.faces[touches]
-        ids = torch.unique(torch.cat([model.landmark_ids, chain_ids, ring_faces.reshape(-1)]))
+        ids = torch.unique(torch.cat([model.landmark_ids, pool_ids, ring_faces.reshape(-1)]))
         local = torch.full((model.n_vertices,), -1, dtype=torch.int64)
         local[ids] = torch.arange(len(ids))
         V = model.n_vertices
@@ -43,7 +44,7 @@ class _SubModel:
         self.expression = exb.reshape(exb.shape[0], -1)
         self.faces = local[ring_faces]
         self.landmarks = local[model.landmark_ids]
-        self.chains = {k: local[v] for k, v in chains.items()}
+        self.pools = {k: local[v] for k, v in pools.items()}
         self.n_identity = n_identity
         self.n_expression = exb.shape[0]
 
@@ -53,7 +54,7 @@ class _SubModel:
         return flat.reshape(*flat.shape[:-1], -1, 3)
 
     def normals(self, verts: torch.Tensor) -> torch.Tensor:
-        """(B, Vs, 3) -> (B, Vs, 3) normals, exact at the chain vertices (full one-ring)."""
+        """(B, Vs, 3) -> (B, Vs, 3) normals, exact at the outline candidates (full one-ring)."""
         from face3d.render.shading import vertex_normals
 
         return vertex_normals(verts, self.faces)
@@ -258,7 +259,7 @@ def fit_landmarks(
         f = st.logf.exp()
         intr = torch.stack([f, f, torch.full_like(f, cx), torch.full_like(f, cy)], -1)
         return select_outline(
-            corr, cam, sub.normals(cam), project(cam, intr), tg, sub.landmarks, sub.chains,
+            corr, cam, sub.normals(cam), project(cam, intr), tg, sub.landmarks, sub.pools,
             euler_degrees(R)[:, 0], config.silhouette_min_yaw,
         )
 

@@ -1,10 +1,11 @@
 """Silhouette-aware jaw correspondences for large yaw.
 
 The 68-point detector puts the jaw points on the *visible* outline. On the jaw side turned
-away from the camera that outline is not the anatomical jaw: each detected jaw point is
-matched to the nearest point of the current projected outline, drawn from the extended
-jawline candidates (NOTES.md), densified along the chain. Candidates facing away from the
-camera are never used, so a visible-outline detection is never matched to an occluded vertex.
+away from the camera that outline is not the anatomical jaw: every few iterations each
+detected jaw point of that side is matched to the nearest vertex of the current projected
+outline (``|n . view| < 0.25``), drawn from the extended jawline candidates (NOTES.md) and the
+cheek between chin and eyes. Vertices facing away from the camera are never candidates, so a
+visible-outline detection is never matched to an occluded vertex.
 
 A correspondence is a pair of vertices and a blend weight: ``w * V[a] + (1 - w) * V[b]``.
 """
@@ -39,18 +40,18 @@ class Correspondences:
         return w * vertices[b, self.a] + (1 - w) * vertices[b, self.b]
 
 
-def chain_samples(chain: torch.Tensor, steps: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Densify a vertex chain: (N,) ids -> (a, b, w) of (N - 1) * steps + 1 points along it."""
-    a, b, w = [], [], []
-    for i in range(len(chain) - 1):
-        for s in range(steps):
-            a.append(chain[i])
-            b.append(chain[i + 1])
-            w.append(1.0 - s / steps)
-    a.append(chain[-1])
-    b.append(chain[-1])
-    w.append(1.0)
-    return torch.stack(a), torch.stack(b), torch.tensor(w)
+def outline_pools(template: torch.Tensor, chains: dict[str, torch.Tensor], face_last: int = 9408) -> dict[str, torch.Tensor]:
+    """Candidate outline vertices per jaw side: the extended jawline plus the face-region
+    vertices of that cheek between the chin and the eyes (model space, cm)."""
+    face = template[: face_last + 1]
+    ids = torch.arange(face.shape[0])
+    x, y, z = face.unbind(-1)
+    band = (y < 2.0) & (y > -9.0) & (z > -2.0)
+    pools = {}
+    for side, sign in (("right", -1.0), ("left", 1.0)):
+        mask = band & (x * sign > 1.5)
+        pools[side] = torch.unique(torch.cat([ids[mask], chains[side]]))
+    return pools
 
 
 def select_outline(
@@ -60,48 +61,44 @@ def select_outline(
     pixels: torch.Tensor,
     targets: torch.Tensor,
     landmark_ids: torch.Tensor,
-    chains: dict[str, torch.Tensor],
+    pools: dict[str, torch.Tensor],
     yaw_deg: torch.Tensor,
     min_yaw: float,
-    max_facing: float = 0.2,
+    max_abs_facing: float = 0.25,
 ) -> Correspondences:
     """Re-select jaw correspondences on the side turned away from the camera.
 
     Args:
         corr: current correspondences (B, 68).
-        vertices_cam: (B, V, 3) camera-space vertices (only chain vertices are read).
+        vertices_cam: (B, V, 3) camera-space vertices (only pool vertices are read).
         normals_cam: (B, V, 3) unit normals (idem).
         pixels: (B, V, 2) projected vertices (idem).
         targets: (B, 68, 2) detected landmarks.
         landmark_ids: (68,) anatomical ids.
-        chains: ``{"right": ids, "left": ids}`` candidate chains (ear to chin).
+        pools: ``{"right": ids, "left": ids}`` outline candidates (:func:`outline_pools`).
         yaw_deg: (B,) current yaw; positive turns the subject's left side (+x) away.
         min_yaw: below this |yaw| the anatomical ids are kept on both sides.
-        max_facing: a candidate is usable while ``n . view_dir <= max_facing`` (outline or facing).
+        max_abs_facing: a candidate is on the outline while ``|n . view_dir|`` is below this;
+            vertices facing away from the camera are never used.
     """
     a, b, w = corr.a.clone(), corr.b.clone(), corr.w.clone()
-    B = targets.shape[0]
-    for i in range(B):
-        a[i, :17] = landmark_ids[:17]
-        b[i, :17] = landmark_ids[:17]
-        w[i, :17] = 1.0
+    a[:, :17] = landmark_ids[:17]
+    b[:, :17] = landmark_ids[:17]
+    w[:, :17] = 1.0
+    for i in range(targets.shape[0]):
         if abs(float(yaw_deg[i])) < min_yaw:
             continue
         side, points = ("left", LEFT_JAW) if yaw_deg[i] > 0 else ("right", RIGHT_JAW)
-        chain = chains[side]
-        # outline-capable candidates: not facing away from the camera
-        view = vertices_cam[i, chain] / vertices_cam[i, chain].norm(dim=-1, keepdim=True)
-        ok = (normals_cam[i, chain] * view).sum(-1) <= max_facing
-        sa, sb, sw = chain_samples(chain)
-        pos = {int(v): k for k, v in enumerate(chain.tolist())}
-        usable = torch.tensor(
-            [bool(ok[pos[int(x)]]) and bool(ok[pos[int(y)]]) for x, y in zip(sa, sb, strict=True)]
-        )
-        if not usable.any():
+        pool = pools[side]
+        v = vertices_cam[i, pool]
+        facing = (normals_cam[i, pool] * v).sum(-1) / v.norm(dim=-1)
+        on_outline = facing.abs() < max_abs_facing
+        if not bool(on_outline.any()):
             continue
-        sa, sb, sw = sa[usable], sb[usable], sw[usable].to(pixels.dtype)
-        proj = sw[:, None] * pixels[i, sa] + (1 - sw[:, None]) * pixels[i, sb]  # (S, 2)
-        for p in points:
-            j = int(((proj - targets[i, p]) ** 2).sum(-1).argmin())
-            a[i, p], b[i, p], w[i, p] = sa[j], sb[j], float(sw[j])
+        cand = pool[on_outline]
+        d = torch.cdist(targets[i, list(points)].to(pixels.dtype), pixels[i, cand])  # (8, N)
+        pick = cand[d.argmin(1)]
+        a[i, list(points)] = pick
+        b[i, list(points)] = pick
+        w[i, list(points)] = 1.0
     return Correspondences(a, b, w)

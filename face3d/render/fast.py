@@ -73,7 +73,7 @@ def pixel_centres_ndc(S1: int, S2: int) -> np.ndarray:
 
 @njit(cache=False, nogil=True, error_model="numpy")
 def _zbuffer(fv, first, count, xs, ys, cull_backfaces, perspective_correct, clip_bary, part, n_parts,
-             out_face, out_z):  # pragma: no cover - compiled
+             out_face, out_z, ok, area_b, box, bb):  # pragma: no cover - compiled
     """Z-buffer of the row bands ``part, part + n_parts, ...`` of every image (threads split the
     bands; each redoes the cheap per-face setup).
 
@@ -86,33 +86,43 @@ def _zbuffer(fv, first, count, xs, ys, cull_backfaces, perspective_correct, clip
     F = fv.shape[0]
     zero = np.float32(0.0)
     eps5 = np.float32(1e-5)
-    x_step = (np.float64(xs[0]) - np.float64(xs[W - 1])) / max(W - 1, 1)
-    y_step = (np.float64(ys[0]) - np.float64(ys[H - 1])) / max(H - 1, 1)
+    x_step = (xs[0] - xs[W - 1] + 0.0) / (W - 1) if W > 1 else 1.0
+    y_step = (ys[0] - ys[H - 1] + 0.0) / (H - 1) if H > 1 else 1.0
     # per-face setup: validity, bary area with PyTorch3D's (double) epsilon, pixel box
-    ok = np.zeros(F, np.bool_)
-    area_b = np.ones(F, np.float32)
-    box = np.zeros((F, 4), np.int64)  # inclusive xi_lo, xi_hi, yi_lo, yi_hi
     for f in range(F):
+        ok[f] = False
         x0, y0, z0 = fv[f, 0, 0], fv[f, 0, 1], fv[f, 0, 2]
         x1, y1, z1 = fv[f, 1, 0], fv[f, 1, 1], fv[f, 1, 2]
         x2, y2, z2 = fv[f, 2, 0], fv[f, 2, 1], fv[f, 2, 2]
-        fa = np.float64((x0 - x1) * (y2 - y1) - (y0 - y1) * (x2 - x1))
-        if (cull_backfaces and fa < 0.0) or (fa <= K_EPS and fa >= -K_EPS):
+        fa = (x0 - x1) * (y2 - y1) - (y0 - y1) * (x2 - x1)
+        if (cull_backfaces and fa < zero) or (fa <= K_EPS and fa >= -K_EPS):
             continue
-        if np.float64(min(z0, z1, z2)) < K_EPS:
+        if z0 < K_EPS or z1 < K_EPS or z2 < K_EPS:
             continue
-        xmin, xmax = np.float64(min(x0, x1, x2)), np.float64(max(x0, x1, x2))
-        ymin, ymax = np.float64(min(y0, y1, y2)), np.float64(max(y0, y1, y2))
+        xmin = x0 if x0 < x1 else x1
+        xmin = xmin if xmin < x2 else x2
+        xmax = x0 if x0 > x1 else x1
+        xmax = xmax if xmax > x2 else x2
+        ymin = y0 if y0 < y1 else y1
+        ymin = ymin if ymin < y2 else y2
+        ymax = y0 if y0 > y1 else y1
+        ymax = ymax if ymax > y2 else y2
         if not (xmin <= xs[0] and xmax >= xs[W - 1] and ymin <= ys[0] and ymax >= ys[H - 1]):
             continue  # outside the image (or NaN)
-        # column xi sits near xs[0] - xi * x_step; 1e-3 px of slack, the exact test is below
-        box[f, 0] = max(np.int64(np.ceil((xs[0] - xmax) / x_step - 1e-3)), 0)
-        box[f, 1] = min(np.int64(np.floor((xs[0] - xmin) / x_step + 1e-3)), W - 1)
-        box[f, 2] = max(np.int64(np.ceil((ys[0] - ymax) / y_step - 1e-3)), 0)
-        box[f, 3] = min(np.int64(np.floor((ys[0] - ymin) / y_step + 1e-3)), H - 1)
-        area_b[f] = np.float32(np.float64((x2 - x0) * (y1 - y0) - (y2 - y0) * (x1 - x0)) + K_EPS)
+        # column xi sits near xs[0] - xi * x_step; 1e-3 px of slack (the exact test is below),
+        # clamped to the image in float before the int conversion
+        lo = (xs[0] - xmax) / x_step - 1e-3
+        hi = (xs[0] - xmin) / x_step + 1e-3
+        box[f, 0] = math.ceil(lo if lo > 0.0 else 0.0)
+        box[f, 1] = math.floor(hi if hi < W - 1.0 else W - 1.0)
+        lo = (ys[0] - ymax) / y_step - 1e-3
+        hi = (ys[0] - ymin) / y_step + 1e-3
+        box[f, 2] = math.ceil(lo if lo > 0.0 else 0.0)
+        box[f, 3] = math.floor(hi if hi < H - 1.0 else H - 1.0)
+        bb[f, 0], bb[f, 1], bb[f, 2], bb[f, 3] = xmin, xmax, ymin, ymax
+        area_b[f] = ((x2 - x0) * (y1 - y0) - (y2 - y0) * (x1 - x0)) + K_EPS
         ok[f] = box[f, 0] <= box[f, 1] and box[f, 2] <= box[f, 3]
-    n_bands = min(_BANDS, H)
+    n_bands = _BANDS if _BANDS < H else H
     for n in range(B):
         for band in range(part, n_bands, n_parts):
             r0 = band * H // n_bands
@@ -120,15 +130,14 @@ def _zbuffer(fv, first, count, xs, ys, cull_backfaces, perspective_correct, clip
             for f in range(first[n], first[n] + count[n]):
                 if not ok[f]:
                     continue
-                yi_lo = max(box[f, 2], r0)
-                yi_hi = min(box[f, 3], r1)
+                yi_lo = box[f, 2] if box[f, 2] > r0 else r0
+                yi_hi = box[f, 3] if box[f, 3] < r1 else r1
                 if yi_lo > yi_hi:
                     continue
                 x0, y0, z0 = fv[f, 0, 0], fv[f, 0, 1], fv[f, 0, 2]
                 x1, y1, z1 = fv[f, 1, 0], fv[f, 1, 1], fv[f, 1, 2]
                 x2, y2, z2 = fv[f, 2, 0], fv[f, 2, 1], fv[f, 2, 2]
-                xmin, xmax = min(x0, x1, x2), max(x0, x1, x2)
-                ymin, ymax = min(y0, y1, y2), max(y0, y1, y2)
+                xmin, xmax, ymin, ymax = bb[f, 0], bb[f, 1], bb[f, 2], bb[f, 3]
                 area = area_b[f]
                 for yi in range(yi_lo, yi_hi + 1):
                     py = ys[yi]
@@ -150,7 +159,8 @@ def _zbuffer(fv, first, count, xs, ys, cull_backfaces, perspective_correct, clip
                         if not (w0 > zero and w1 > zero and w2 > zero):
                             continue
                         if clip_bary:
-                            s = max(w0 + w1 + w2, eps5)
+                            s = w0 + w1 + w2
+                            s = s if s > eps5 else eps5
                             w0, w1, w2 = w0 / s, w1 / s, w2 / s
                         pz = w0 * z0 + w1 * z1 + w2 * z2
                         if pz < zero:
@@ -185,12 +195,14 @@ def face_map(face_verts: torch.Tensor, first: torch.Tensor, count: torch.Tensor,
     xs, ys = pixel_centres_ndc(W, H), pixel_centres_ndc(H, W)
     args = (fv, first_np, count_np, xs, ys, bool(cull_backfaces), bool(perspective_correct),
             bool(clip_barycentric_coords))
+    F = fv.shape[0]
+    work = (np.zeros(F, np.bool_), np.ones(F, np.float32), np.zeros((F, 4), np.int64), np.zeros((F, 4), np.float32))
     n_parts = max(1, min(threads or torch.get_num_threads(), _BANDS, H))
     if n_parts == 1 or B * H * W < 64 * 64:
-        _zbuffer(*args, 0, 1, out_face, out_z)
+        _zbuffer(*args, 0, 1, out_face, out_z, *work)
     else:
         pool = _pool(n_parts)
-        list(pool.map(lambda k: _zbuffer(*args, k, n_parts, out_face, out_z), range(n_parts)))
+        list(pool.map(lambda k: _zbuffer(*args, k, n_parts, out_face, out_z, *[w.copy() for w in work]), range(n_parts)))
     return torch.from_numpy(out_face)
 
 
@@ -203,21 +215,23 @@ def _pool(n: int) -> ThreadPoolExecutor:
     return _POOLS[n]
 
 
-def _point_segment_dist2(px, py, ax, ay, bx, by):
-    """PyTorch3D's ``PointLineDistanceForward``: squared distance of points to segments (M,)."""
+def _edge_dist2(px, py, ax, ay, bx, by):
+    """PyTorch3D's ``PointLineDistanceForward``: squared distance of points to segments, all (M,)
+    (or broadcastable)."""
     dx, dy = bx - ax, by - ay
     l2 = dx * dx + dy * dy
     degenerate = l2 <= K_EPS
-    t = (dx * (px - ax) + dy * (py - ay)) / torch.where(degenerate, torch.ones_like(l2), l2)
-    t = t.clamp(0.0, 1.0)
-    ex, ey = ax + t * dx - px, ay + t * dy - py
-    seg = ex * ex + ey * ey
-    return torch.where(degenerate, (px - bx) ** 2 + (py - by) ** 2, seg)
+    qx, qy = px - ax, py - ay
+    t = ((dx * qx + dy * qy) / torch.where(degenerate, torch.ones_like(l2), l2)).clamp(0.0, 1.0)
+    ex, ey = t * dx - qx, t * dy - qy
+    rx, ry = px - bx, py - by
+    return torch.where(degenerate, rx * rx + ry * ry, ex * ex + ey * ey)
 
 
 def interpolate_fragments(face_verts: torch.Tensor, pix_to_face: torch.Tensor, perspective_correct: bool,
                           clip_barycentric_coords: bool = False):
-    """Differentiable barycentrics, depth and signed edge distances of the covered pixels.
+    """Differentiable barycentrics, depth and signed edge distances of the covered pixels, with
+    PyTorch3D's formulas (so autograd reproduces its backward pass).
 
     Args:
         face_verts: (F, 3, 3) packed NDC x, y + view z face vertices (with grad).
@@ -228,16 +242,12 @@ def interpolate_fragments(face_verts: torch.Tensor, pix_to_face: torch.Tensor, p
     B, H, W = pix_to_face.shape
     dev, dt = face_verts.device, face_verts.dtype
     flat = pix_to_face.reshape(-1)
-    sel = (flat >= 0).nonzero().squeeze(1)
-    f = flat[sel]
-    xs = torch.from_numpy(pixel_centres_ndc(W, H)).to(dev, dt)
-    ys = torch.from_numpy(pixel_centres_ndc(H, W)).to(dev, dt)
-    hw = sel % (H * W)
-    px, py = xs[hw % W], ys[hw // W]
-    v = face_verts[f]  # (M, 3, 3)
-    x0, y0, z0 = v[:, 0].unbind(-1)
-    x1, y1, z1 = v[:, 1].unbind(-1)
-    x2, y2, z2 = v[:, 2].unbind(-1)
+    sel = flat.ge(0).nonzero().squeeze(1)  # (M,) covered pixels
+    rows = sel.div(W, rounding_mode="floor")
+    px = torch.from_numpy(pixel_centres_ndc(W, H)).to(dev, dt).index_select(0, sel - rows * W)
+    py = torch.from_numpy(pixel_centres_ndc(H, W)).to(dev, dt).index_select(0, rows.remainder(H))
+    # (9, M) contiguous rows x0, y0, z0, x1, ... of each covered pixel's face
+    x0, y0, z0, x1, y1, z1, x2, y2, z2 = face_verts.reshape(-1, 9).t().index_select(1, flat[sel])
     area = (x2 - x0) * (y1 - y0) - (y2 - y0) * (x1 - x0) + K_EPS
     w0 = ((px - x1) * (y2 - y1) - (py - y1) * (x2 - x1)) / area
     w1 = ((px - x2) * (y0 - y2) - (py - y2) * (x0 - x2)) / area
@@ -251,13 +261,12 @@ def interpolate_fragments(face_verts: torch.Tensor, pix_to_face: torch.Tensor, p
         s = (w0 + w1 + w2).clamp(min=1e-5)
         w0, w1, w2 = w0 / s, w1 / s, w2 / s
     z = w0 * z0 + w1 * z1 + w2 * z2
-    d = torch.minimum(torch.minimum(_point_segment_dist2(px, py, x0, y0, x1, y1),
-                                    _point_segment_dist2(px, py, x0, y0, x2, y2)),
-                      _point_segment_dist2(px, py, x1, y1, x2, y2))
+    d = torch.minimum(torch.minimum(_edge_dist2(px, py, x0, y0, x1, y1), _edge_dist2(px, py, x0, y0, x2, y2)),
+                      _edge_dist2(px, py, x1, y1, x2, y2))
     n = B * H * W
-    zbuf = face_verts.new_full((n,), -1.0).index_put((sel,), z)
-    dists = face_verts.new_full((n,), -1.0).index_put((sel,), -d)
-    bary = face_verts.new_full((n, 3), -1.0).index_put((sel,), torch.stack([w0, w1, w2], -1))
+    zbuf = face_verts.new_full((n,), -1.0).index_put_((sel,), z)
+    dists = face_verts.new_full((n,), -1.0).index_put_((sel,), -d)  # inside: negative
+    bary = face_verts.new_full((n, 3), -1.0).index_put_((sel,), torch.stack([w0, w1, w2], -1))
     return zbuf.view(B, H, W, 1), bary.view(B, H, W, 1, 3), dists.view(B, H, W, 1)
 
 

@@ -1,0 +1,108 @@
+"""AFLW2000-3D benchmark of the fitter: NME per |yaw| bin, protocol and automatic mode.
+
+    .venv/bin/python scripts/bench_fit.py --data ../shared/data/aflw2000-3d-dev --out out/bench_fit.json
+
+Per image it records dlib's raw 68 points and the fitted model's anatomical landmarks (with and
+without silhouette handling), so the JSON compares them on the same faces. Results stream into
+``<out>.jsonl``; ``--resume`` continues a killed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from face3d.detect import FaceDetector
+from face3d.fit import FitConfig
+from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
+from face3d.fit.pipeline import detect_and_landmark, fit_detections
+from face3d.io import atomic_write_json, read_image
+from face3d.model import MorphableModel
+
+PIPELINES = {
+    "fit": FitConfig(),
+    "fit_no_silhouette": FitConfig(silhouette=False),
+}
+
+
+def run_one(sample, mode, model, detector) -> dict:
+    image = read_image(sample.image_path)
+    rec = {"image": sample.image_path.name, "yaw": sample.yaw, "mode": mode}
+    marked = detect_and_landmark(image, detector, 1, sample.box if mode == "protocol" else None)
+    rec["detect_ms"], rec["landmarks_ms"] = marked.detect_ms, marked.landmarks_ms
+    if not marked.detections:
+        return rec
+    rec["dlib"] = nme(marked.landmarks[0], sample.landmarks)
+    for name, cfg in PIPELINES.items():
+        t0 = time.perf_counter()
+        face = fit_detections(model, marked, cfg)[0]
+        rec[f"{name}_ms"] = (time.perf_counter() - t0) * 1e3
+        rec[name] = nme(face.fit.landmarks_fitted[0].numpy(), sample.landmarks)
+    return rec
+
+
+def summarise(records: list[dict]) -> dict:
+    out = {}
+    for mode in ("protocol", "auto"):
+        recs = [r for r in records if r["mode"] == mode]
+        if not recs:
+            continue
+        res = {"images": len(recs)}
+        for name in ["dlib", *PIPELINES]:
+            res[name] = bin_table([(r["yaw"], r.get(name)) for r in recs])
+        for key in ["detect_ms", "landmarks_ms", *[f"{p}_ms" for p in PIPELINES]]:
+            vals = [r[key] for r in recs if key in r]
+            if vals:
+                res[f"median_{key}"] = round(float(np.median(vals)), 2)
+        out[mode] = res
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="../shared/data/aflw2000-3d-dev")
+    ap.add_argument("--out", default="out/bench_fit.json")
+    ap.add_argument("--modes", default="protocol,auto", help="comma list of protocol, auto")
+    ap.add_argument("--per-bin", type=int, default=None, help="at most N images per yaw bin (default all)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    samples = stratified(load_aflw(args.data), args.per_bin)
+    if not samples:
+        print(f"no AFLW2000-3D images in {args.data}", file=sys.stderr)
+        return 2
+    model = MorphableModel.from_dir()
+    detector = FaceDetector()
+    out = Path(args.out)
+    stream = out.with_suffix(".jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    records = []
+    if args.resume and stream.is_file():
+        records = [json.loads(line) for line in stream.read_text().splitlines() if line.strip()]
+    elif stream.exists():
+        stream.unlink()
+    done = {(r["image"], r["mode"]) for r in records}
+    todo = [(s, m) for m in args.modes.split(",") for s in samples if (s.image_path.name, m) not in done]
+    with open(stream, "a") as fh:
+        for sample, mode in tqdm(todo, desc="bench_fit", unit="img"):
+            rec = run_one(sample, mode, model, detector)
+            records.append(rec)
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+    summary = {"data": str(args.data), "per_bin": args.per_bin, "command": " ".join(sys.argv),
+               "results": summarise(records)}
+    atomic_write_json(out, summary)
+    print(json.dumps(summary["results"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
