@@ -43,9 +43,7 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / theta2_safe)
     x, y, z = axis_angle.unbind(-1)
     zero = torch.zeros_like(x)
-    K = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(
-        axis_angle.shape[:-1] + (3, 3)
-    )
+    K = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(axis_angle.shape[:-1] + (3, 3))
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
     return eye + a[..., None] * K + b[..., None] * (K @ K)
 
@@ -129,8 +127,9 @@ def project(points: torch.Tensor, intrinsics: torch.Tensor, eps: float = 1e-6) -
     return xy * intrinsics[:, None, :2] + intrinsics[:, None, 2:]
 
 
-def intrinsics_from_fov(fov_deg: float, height: int, width: int, batch: int = 1, dtype=torch.float32,
-                        device=None) -> torch.Tensor:
+def intrinsics_from_fov(
+    fov_deg: float, height: int, width: int, batch: int = 1, dtype=torch.float32, device=None
+) -> torch.Tensor:
     """(B, 4) intrinsics for a horizontal+vertical field of view over ``max(H, W)`` pixels,
     principal point at the image centre."""
     f = 0.5 * max(height, width) / math.tan(math.radians(fov_deg) / 2)

@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="face3d", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--model-dir", default=None,
+        "--model-dir",
+        default=None,
         help="ICT-FaceKit FaceXModel folder or archive (default: $FACE3D_ICT_DIR, assets/ICT-FaceKit, "
         "../shared/ICT-FaceKit/FaceXModel.tar.xz)",
     )
@@ -115,8 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="image files and/or folders (recursive)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--max-faces", type=int, default=None, help="at most N faces per image (largest first)")
-    p.add_argument("--bbox-file", default=None,
-                   help='protocol mode: JSON {"<image file name>": [x0, y0, x1, y1]} of ground-truth boxes')
+    p.add_argument(
+        "--bbox-file",
+        default=None,
+        help='protocol mode: JSON {"<image file name>": [x0, y0, x1, y1]} of ground-truth boxes',
+    )
     p.add_argument("--resume", action="store_true", help="skip images whose outputs already exist")
     p.add_argument("--workers", type=int, default=1, help="threads decoding and detecting ahead")
     p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")

@@ -33,10 +33,9 @@ def run_demo(out_dir: str | os.PathLike, model) -> Iterator[str]:
     if not faces:
         raise RuntimeError("no face found in the example image")
     face = faces[0]
-    yield (
-        f"fitted 1 face in {1e3 * (time.perf_counter() - t0):.0f} ms: yaw {face.fit.yaw_pitch_roll[0, 0]:.1f}, "
-        f"residual {float(face.fit.error_px[0]):.2f} px"
-    )
+    ms = 1e3 * (time.perf_counter() - t0)
+    yaw = float(face.fit.yaw_pitch_roll[0, 0])
+    yield f"fitted 1 face in {ms:.0f} ms: yaw {yaw:.1f}, residual {float(face.fit.error_px[0]):.2f} px"
     write_image(out / "astronaut_0_overlay.png", overlay_image(image, [face], model))
     yield f"wrote {out / 'astronaut_0_overlay.png'} (shaded model over the photo, landmarks)"
     write_face(out, "astronaut", image, face, model, texture_layout(model), "astronaut.png")

@@ -196,7 +196,9 @@ class MorphableModel(nn.Module):
     ) -> torch.Tensor:
         """ARKit name -> weight mapping as a (B, K_exp) tensor (unnamed weights are 0)."""
         out = torch.zeros(
-            batch_size, self.n_expression, dtype=dtype or self.template.dtype,
+            batch_size,
+            self.n_expression,
+            dtype=dtype or self.template.dtype,
             device=device or self.template.device,
         )
         for name, value in weights.items():
@@ -219,4 +221,6 @@ class MorphableModel(nn.Module):
         return mask
 
     def extra_repr(self) -> str:
-        return f"V={self.n_vertices}, F={self.faces.shape[0]}, K_id={self.n_identity}, K_exp={self.n_expression}"
+        return (
+            f"V={self.n_vertices}, F={self.faces.shape[0]}, K_id={self.n_identity}, K_exp={self.n_expression}"
+        )

@@ -97,8 +97,12 @@ def main(argv=None) -> int:
             records.append(rec)
             fh.write(json.dumps(rec) + "\n")
             fh.flush()
-    summary = {"data": str(args.data), "per_bin": args.per_bin, "command": " ".join(sys.argv),
-               "results": summarise(records)}
+    summary = {
+        "data": str(args.data),
+        "per_bin": args.per_bin,
+        "command": " ".join(sys.argv),
+        "results": summarise(records),
+    }
     atomic_write_json(out, summary)
     print(json.dumps(summary["results"], indent=1))
     return 0

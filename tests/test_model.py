@@ -58,8 +58,13 @@ def test_identity_mode_zero_matches_obj():
         data, tmpl = got["identity000.obj"], got["generic_neutral_mesh.obj"]
 
     def verts(b):
-        return np.array([[float(x) for x in line.split()[1:4]] for line in b.decode().splitlines()
-                         if line.startswith("v ")])
+        return np.array(
+            [
+                [float(x) for x in line.split()[1:4]]
+                for line in b.decode().splitlines()
+                if line.startswith("v ")
+            ]
+        )
 
     expected = verts(data) - verts(tmpl)
     model = MorphableModel.from_dir(subset="full")

@@ -46,7 +46,8 @@ def load_boxes(path: str | os.PathLike) -> dict[str, list[float]]:
     except (OSError, ValueError) as err:
         raise InputError(f"--bbox-file {path}: not valid JSON ({err})") from None
     if not isinstance(data, dict) or not all(
-        isinstance(v, list) and len(v) == 4 and all(isinstance(x, int | float) for x in v) for v in data.values()
+        isinstance(v, list) and len(v) == 4 and all(isinstance(x, int | float) for x in v)
+        for v in data.values()
     ):
         raise InputError(f'--bbox-file {path}: expected {{"image.jpg": [x0, y0, x1, y1], ...}}')
     return data
@@ -114,8 +115,6 @@ def fit_folder(
     def is_done(item: BatchItem) -> bool:
         return options.resume and _done_marker(out_dir, item.stem).is_file()
 
-    summary = run_batch(
-        items, process, prepare, is_done, options.workers, "fit", problems, options.progress
-    )
+    summary = run_batch(items, process, prepare, is_done, options.workers, "fit", problems, options.progress)
     write_summary(out_dir, summary, "faces", images=len(items))
     return summary

@@ -146,13 +146,16 @@ class _Problem:
         wgt = (self.lw * robust * active / self.scale[:, None])[..., None]  # (B, 68, 1)
         r_lm = (uv - self.tg) * wgt
         sq_e = math.sqrt(cfg.expression_prior)
-        r = torch.cat([
-            r_lm.reshape(B, -1),
-            (st.logf - self.logf0)[:, None] * math.sqrt(cfg.focal_prior) * 10,
-            st.ident * math.sqrt(cfg.identity_prior),
-            (st.expr + 1e-4).sqrt() * sq_e,
-            st.expr * math.sqrt(cfg.expression_l2),
-        ], 1)
+        r = torch.cat(
+            [
+                r_lm.reshape(B, -1),
+                (st.logf - self.logf0)[:, None] * math.sqrt(cfg.focal_prior) * 10,
+                st.ident * math.sqrt(cfg.identity_prior),
+                (st.expr + 1e-4).sqrt() * sq_e,
+                st.expr * math.sqrt(cfg.expression_l2),
+            ],
+            1,
+        )
         if not jacobian:
             return r, None
         f = st.logf.exp()[:, None, None]
@@ -247,8 +250,11 @@ def fit_landmarks(
         Rs.append(torch.from_numpy(R_pose))
         ts.append(torch.from_numpy(t))
     st = _State(
-        torch.stack(Rs).to(dtype), torch.stack(ts).to(dtype), torch.full((B,), math.log(f0), dtype=dtype),
-        torch.zeros(B, K, dtype=dtype), torch.zeros(B, sub.n_expression, dtype=dtype),
+        torch.stack(Rs).to(dtype),
+        torch.stack(ts).to(dtype),
+        torch.full((B,), math.log(f0), dtype=dtype),
+        torch.zeros(B, K, dtype=dtype),
+        torch.zeros(B, sub.n_expression, dtype=dtype),
     )
     problem = _Problem(sub, tg, lw, scale, cx, cy, math.log(f0), config)
 
@@ -259,8 +265,15 @@ def fit_landmarks(
         f = st.logf.exp()
         intr = torch.stack([f, f, torch.full_like(f, cx), torch.full_like(f, cy)], -1)
         return select_outline(
-            corr, cam, sub.normals(cam), project(cam, intr), tg, sub.landmarks, sub.pools,
-            euler_degrees(R)[:, 0], config.silhouette_min_yaw,
+            corr,
+            cam,
+            sub.normals(cam),
+            project(cam, intr),
+            tg,
+            sub.landmarks,
+            sub.pools,
+            euler_degrees(R)[:, 0],
+            config.silhouette_min_yaw,
         )
 
     P = 7 + K + sub.n_expression

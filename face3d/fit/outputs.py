@@ -10,13 +10,15 @@ import torch
 
 from face3d.export import export_obj
 from face3d.fit.pipeline import FaceFit
-from face3d.io import atomic_write_json, write_image
+from face3d.io import atomic_write_json
 from face3d.render import RenderConfig, UVLayout, atlas_corner_uvs, extract_texture, render, uv_layout
 
 TEXTURE_SIZE = (512, 1024)
 
 
-def texture_layout(model, size: tuple[int, int] = TEXTURE_SIZE, config: RenderConfig = RenderConfig()) -> UVLayout:
+def texture_layout(
+    model, size: tuple[int, int] = TEXTURE_SIZE, config: RenderConfig = RenderConfig()
+) -> UVLayout:
     """The UV atlas layout of a model (compute once, reuse for every face)."""
     return uv_layout(atlas_corner_uvs(model.uvs, model.face_uvs), size, config)
 
@@ -39,8 +41,14 @@ def face_record(face: FaceFit, model, image_name: str) -> dict:
         "roll": round(ypr[2], 3),
         "rotation": np.round(fit.rotation[0].numpy(), 6).tolist(),
         "translation": np.round(fit.translation[0].numpy(), 4).tolist(),
-        "camera": {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "width": fit.image_size[1],
-                   "height": fit.image_size[0]},
+        "camera": {
+            "fx": fx,
+            "fy": fy,
+            "cx": cx,
+            "cy": cy,
+            "width": fit.image_size[1],
+            "height": fit.image_size[0],
+        },
         "identity": np.round(fit.identity[0].numpy(), 5).tolist(),
         "expression": {k: round(v, 5) for k, v in model.expression_dict(fit.expression[0]).items()},
         "fit_error_px": round(float(fit.error_px[0]), 3),
@@ -56,8 +64,9 @@ def draw_points(image: np.ndarray, points: np.ndarray, color: tuple[int, int, in
             cv2.circle(image, (int(round(x)), int(round(y))), radius, color, -1, lineType=cv2.LINE_AA)
 
 
-def overlay_image(image: np.ndarray, faces: list[FaceFit], model, alpha: float = 0.55,
-                  config: RenderConfig = RenderConfig()) -> np.ndarray:
+def overlay_image(
+    image: np.ndarray, faces: list[FaceFit], model, alpha: float = 0.55, config: RenderConfig = RenderConfig()
+) -> np.ndarray:
     """The photo with each face's shaded mesh blended in, detected landmarks (green) and fitted
     landmarks (red) drawn on top. (H, W, 3) uint8."""
     out = image.astype(np.float32) / 255.0
@@ -75,8 +84,16 @@ def overlay_image(image: np.ndarray, faces: list[FaceFit], model, alpha: float =
     return out
 
 
-def write_face(out_dir: str | os.PathLike, stem: str, image: np.ndarray, face: FaceFit, model,
-               layout: UVLayout, image_name: str, config: RenderConfig = RenderConfig()) -> Path:
+def write_face(
+    out_dir: str | os.PathLike,
+    stem: str,
+    image: np.ndarray,
+    face: FaceFit,
+    model,
+    layout: UVLayout,
+    image_name: str,
+    config: RenderConfig = RenderConfig(),
+) -> Path:
     """Write ``<stem>_<i>.obj`` (+ .mtl, .png texture) and ``<stem>_<i>.json`` (last, so its
     presence marks the face as done for ``--resume``). Returns the JSON path."""
     out_dir = Path(out_dir)

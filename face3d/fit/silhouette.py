@@ -40,7 +40,9 @@ class Correspondences:
         return w * vertices[b, self.a] + (1 - w) * vertices[b, self.b]
 
 
-def outline_pools(template: torch.Tensor, chains: dict[str, torch.Tensor], face_last: int = 9408) -> dict[str, torch.Tensor]:
+def outline_pools(
+    template: torch.Tensor, chains: dict[str, torch.Tensor], face_last: int = 9408
+) -> dict[str, torch.Tensor]:
     """Candidate outline vertices per jaw side: the extended jawline plus the face-region
     vertices of that cheek between the chin and the eyes (model space, cm)."""
     face = template[: face_last + 1]

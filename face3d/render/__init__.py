@@ -5,6 +5,16 @@ from face3d.render.shading import RenderOutput, render, vertex_normals
 from face3d.render.texture import TextureSample, UVLayout, atlas_corner_uvs, extract_texture, uv_layout
 
 __all__ = [
-    "RenderConfig", "RenderOutput", "TextureSample", "UVLayout", "atlas_corner_uvs", "extract_texture",
-    "make_rasterizer", "rasterize", "render", "resolve_backend", "uv_layout", "vertex_normals",
+    "RenderConfig",
+    "RenderOutput",
+    "TextureSample",
+    "UVLayout",
+    "atlas_corner_uvs",
+    "extract_texture",
+    "make_rasterizer",
+    "rasterize",
+    "render",
+    "resolve_backend",
+    "uv_layout",
+    "vertex_normals",
 ]

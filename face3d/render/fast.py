@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit
 from pytorch3d.renderer import MeshRasterizer
 from pytorch3d.renderer.mesh.clip import (
     ClipFrustum,

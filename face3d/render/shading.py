@@ -54,9 +54,9 @@ def interpolate(fragments, face_attributes: torch.Tensor) -> torch.Tensor:
     """Interpolate (B*F, 3, D) packed per-corner attributes at pixels -> (B, H, W, D)."""
     from pytorch3d.ops import interpolate_face_attributes
 
-    return interpolate_face_attributes(
-        fragments.pix_to_face, fragments.bary_coords, face_attributes
-    )[..., 0, :]
+    return interpolate_face_attributes(fragments.pix_to_face, fragments.bary_coords, face_attributes)[
+        ..., 0, :
+    ]
 
 
 def _packed_corners(per_vertex: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

@@ -101,8 +101,11 @@ def _sample_photo(image: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
     H, W = image.shape[1:3]
     grid = torch.stack([pixels[..., 0] / (W - 1) * 2 - 1, pixels[..., 1] / (H - 1) * 2 - 1], -1)
     out = F.grid_sample(
-        image.permute(0, 3, 1, 2), grid[:, :, None].to(image.dtype), mode="bilinear",
-        padding_mode="border", align_corners=True,
+        image.permute(0, 3, 1, 2),
+        grid[:, :, None].to(image.dtype),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
     )
     return out[..., 0].permute(0, 2, 1)
 

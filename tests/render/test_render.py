@@ -18,7 +18,9 @@ def _posed(model, yaw_deg=25.0, pitch_deg=-8.0, size=(200, 240)):
     H, W = size
     R = camera_rotation(
         euler_to_pose_matrix(
-            torch.tensor([math.radians(yaw_deg)]), torch.tensor([math.radians(pitch_deg)]), torch.tensor([0.1])
+            torch.tensor([math.radians(yaw_deg)]),
+            torch.tensor([math.radians(pitch_deg)]),
+            torch.tensor([0.1]),
         )
     )
     v = to_camera(model(batch_size=1), R, torch.tensor([[0.5, 1.0, 55.0]]))
@@ -100,4 +102,6 @@ def test_export_obj_and_ply_reload(ict_model, tmp_path):
     ply = trimesh.load(tmp_path / "face.ply", process=False)
     assert len(ply.vertices) == ict_model.n_vertices
     np.testing.assert_allclose(ply.vertices, verts.numpy(), atol=1e-5)
-    np.testing.assert_array_equal(ply.visual.vertex_colors[:, :3], (colors.numpy() * 255 + 0.5).astype(np.uint8))
+    np.testing.assert_array_equal(
+        ply.visual.vertex_colors[:, :3], (colors.numpy() * 255 + 0.5).astype(np.uint8)
+    )
