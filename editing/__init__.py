@@ -19,3 +19,24 @@ __all__ = [
     "parse_expression",
     "parse_expressions",
 ]
+
+_LAZY = {
+    "EditConfig": "editing.edit3d",
+    "Editor3D": "editing.edit3d",
+    "EditContext": "editing.api",
+    "EditOptions": "editing.api",
+    "edit_image": "editing.api",
+    "edit_folder": "editing.api",
+    "grid_image": "editing.api",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'editing' has no attribute {name!r}")
+
+
+__all__ += sorted(_LAZY)

@@ -17,6 +17,16 @@ _LAZY = {
     "Face3DError": "face3d.errors",
     "read_image": "face3d.io",
     "project": "face3d.camera",
+    "FitConfig": "face3d.fit",
+    "FitResult": "face3d.fit",
+    "FolderOptions": "face3d.fit",
+    "fit_image": "face3d.fit",
+    "fit_folder": "face3d.fit",
+    "fit_landmarks": "face3d.fit",
+    "FaceDetector": "face3d.detect",
+    "RenderConfig": "face3d.render",
+    "render": "face3d.render",
+    "extract_texture": "face3d.render",
 }
 
 

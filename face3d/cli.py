@@ -84,6 +84,27 @@ def cmd_fit(args) -> int:
     return summary.exit_code
 
 
+# ---------------------------------------------------------------------------------------- edit
+def cmd_edit(args) -> int:
+    from editing.api import EditContext, EditOptions, edit_folder
+    from editing.expressions import parse_expressions
+
+    if args.face != "all" and not (args.face.isdigit()):
+        raise Face3DError(f"--face must be 'all' or a face index, got {args.face!r}")
+    if args.workers < 1:
+        raise Face3DError("--workers must be at least 1")
+    from editing.expressions import ARKIT_NAMES
+
+    specs = parse_expressions(args.expression, ARKIT_NAMES, intensity=args.intensity, mode=args.mode)
+    ctx = EditContext.from_dir(args.model_dir, fit_config=_fit_config(args))
+    options = EditOptions(face=args.face, grid=args.grid, resume=args.resume, workers=args.workers)
+    summary = edit_folder(args.inputs, args.out, specs, ctx, options)
+    print(summary.line("edits"))
+    for file, reason in summary.failures[:20]:
+        print(f"  failed: {file}: {reason}")
+    return summary.exit_code
+
+
 # ---------------------------------------------------------------------------------------- demo
 def cmd_demo(args) -> int:
     from face3d.demo import run_demo
@@ -129,6 +150,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mesh", action="store_true", help="do not write the textured OBJ")
     p.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("edit", parents=[common], help="change the expression of every face, guided by 3D")
+    p.add_argument("inputs", nargs="+", help="image files and/or folders (recursive)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--expression",
+        required=True,
+        help="preset names (happy,sad,surprise: one output each), Action Units (AU12=0.8,AU6=0.5) or "
+        "ARKit weights (mouthSmile_L=0.7,jawOpen=0.3); ';' separates several weighted targets",
+    )
+    p.add_argument("--intensity", type=float, default=1.0, help="0: fitted expression, 1: the target")
+    p.add_argument("--mode", default="replace", help="replace (default) or add to the fitted weights")
+    p.add_argument("--face", default="all", help="'all' (default) or the index of one face")
+    p.add_argument("--grid", action="store_true", help="write <stem>_grid.png: input | re-render | output")
+    p.add_argument("--resume", action="store_true", help="skip images whose outputs already exist")
+    p.add_argument("--workers", type=int, default=1, help="threads decoding and detecting ahead")
+    p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")
+    p.set_defaults(func=cmd_edit)
     return parser
 
 

@@ -17,6 +17,8 @@ class FitConfig:
         identity_prior: weight of the Gaussian prior ``||identity||^2`` (weights ~ N(0, 1)).
         expression_prior: weight of the sparsity prior ``sum(expression)`` (weights in [0, 1]).
         expression_l2: small L2 on the expression weights (keeps the solve well posed).
+        symmetry_prior: weight of ``(w_L - w_R)^2`` for each left/right pair of expression shapes
+            (expressions are mostly symmetric; landmark noise is not).
         rigid_iterations: Levenberg-Marquardt iterations of the rigid stage.
         iterations: Levenberg-Marquardt iterations of the full stage.
         silhouette: re-select the turned-away jaw side's correspondences on the outline.
@@ -33,8 +35,9 @@ class FitConfig:
     fixed_fov: bool = False
     focal_prior: float = 2.0
     identity_prior: float = 1.0
-    expression_prior: float = 0.5
-    expression_l2: float = 0.5
+    expression_prior: float = 2.0
+    expression_l2: float = 2.0
+    symmetry_prior: float = 1.0
     rigid_iterations: int = 8
     iterations: int = 20
     silhouette: bool = True

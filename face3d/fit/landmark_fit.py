@@ -47,6 +47,15 @@ class _SubModel:
         self.pools = {k: local[v] for k, v in pools.items()}
         self.n_identity = n_identity
         self.n_expression = exb.shape[0]
+        names = list(model.expression_names)
+        pairs = [
+            (i, names.index(n[:-2] + "_R"))
+            for i, n in enumerate(names)
+            if n.endswith("_L") and n[:-2] + "_R" in names
+        ]
+        self.symmetry = torch.zeros(len(pairs), self.n_expression, dtype=dtype)  # (pairs, K_exp): L - R
+        for row, (li, ri) in enumerate(pairs):
+            self.symmetry[row, li], self.symmetry[row, ri] = 1.0, -1.0
 
     def vertices(self, identity: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
         """(..., K_id), (..., K_exp) -> (..., Vs, 3)."""
@@ -153,6 +162,7 @@ class _Problem:
                 st.ident * math.sqrt(cfg.identity_prior),
                 (st.expr + 1e-4).sqrt() * sq_e,
                 st.expr * math.sqrt(cfg.expression_l2),
+                st.expr @ self.sub.symmetry.T * math.sqrt(cfg.symmetry_prior),
             ],
             1,
         )
@@ -179,7 +189,8 @@ class _Problem:
         J[:, 137 : 137 + K, 7 : 7 + K] = torch.eye(K, dtype=Q.dtype) * math.sqrt(cfg.identity_prior)
         rows = 137 + K
         J[:, rows : rows + E, 7 + K :] = torch.diag_embed(sq_e * 0.5 / (st.expr + 1e-4).sqrt())
-        J[:, rows + E :, 7 + K :] = torch.eye(E, dtype=Q.dtype) * math.sqrt(cfg.expression_l2)
+        J[:, rows + E : rows + 2 * E, 7 + K :] = torch.eye(E, dtype=Q.dtype) * math.sqrt(cfg.expression_l2)
+        J[:, rows + 2 * E :, 7 + K :] = self.sub.symmetry * math.sqrt(cfg.symmetry_prior)
         return r, J
 
 

@@ -72,8 +72,23 @@ def pixel_centres_ndc(S1: int, S2: int) -> np.ndarray:
 
 
 @njit(cache=False, nogil=True, error_model="numpy")
-def _zbuffer(fv, first, count, xs, ys, cull_backfaces, perspective_correct, clip_bary, part, n_parts,
-             out_face, out_z, ok, area_b, box, bb):  # pragma: no cover - compiled
+def _zbuffer(
+    fv,
+    first,
+    count,
+    xs,
+    ys,
+    cull_backfaces,
+    perspective_correct,
+    clip_bary,
+    part,
+    n_parts,
+    out_face,
+    out_z,
+    ok,
+    area_b,
+    box,
+):  # pragma: no cover - compiled
     """Z-buffer of the row bands ``part, part + n_parts, ...`` of every image (threads split the
     bands; each redoes the cheap per-face setup).
 
@@ -109,19 +124,27 @@ def _zbuffer(fv, first, count, xs, ys, cull_backfaces, perspective_correct, clip
         ymax = ymax if ymax > y2 else y2
         if not (xmin <= xs[0] and xmax >= xs[W - 1] and ymin <= ys[0] and ymax >= ys[H - 1]):
             continue  # outside the image (or NaN)
-        # column xi sits near xs[0] - xi * x_step; 1e-3 px of slack (the exact test is below),
-        # clamped to the image in float before the int conversion
+        # column xi sits near xs[0] - xi * x_step: estimate with 1e-3 px of slack (clamped to the
+        # image in float before the int conversion), then tighten to PyTorch3D's exact bbox test
         lo = (xs[0] - xmax) / x_step - 1e-3
         hi = (xs[0] - xmin) / x_step + 1e-3
-        box[f, 0] = math.ceil(lo if lo > 0.0 else 0.0)
-        box[f, 1] = math.floor(hi if hi < W - 1.0 else W - 1.0)
+        c0 = math.ceil(lo if lo > 0.0 else 0.0)
+        c1 = math.floor(hi if hi < W - 1.0 else W - 1.0)
+        while c0 <= c1 and xs[c0] > xmax:
+            c0 += 1
+        while c1 >= c0 and xs[c1] < xmin:
+            c1 -= 1
         lo = (ys[0] - ymax) / y_step - 1e-3
         hi = (ys[0] - ymin) / y_step + 1e-3
-        box[f, 2] = math.ceil(lo if lo > 0.0 else 0.0)
-        box[f, 3] = math.floor(hi if hi < H - 1.0 else H - 1.0)
-        bb[f, 0], bb[f, 1], bb[f, 2], bb[f, 3] = xmin, xmax, ymin, ymax
+        r0 = math.ceil(lo if lo > 0.0 else 0.0)
+        r1 = math.floor(hi if hi < H - 1.0 else H - 1.0)
+        while r0 <= r1 and ys[r0] > ymax:
+            r0 += 1
+        while r1 >= r0 and ys[r1] < ymin:
+            r1 -= 1
+        box[f, 0], box[f, 1], box[f, 2], box[f, 3] = c0, c1, r0, r1
         area_b[f] = ((x2 - x0) * (y1 - y0) - (y2 - y0) * (x1 - x0)) + K_EPS
-        ok[f] = box[f, 0] <= box[f, 1] and box[f, 2] <= box[f, 3]
+        ok[f] = c0 <= c1 and r0 <= r1
     n_bands = _BANDS if _BANDS < H else H
     for n in range(B):
         for band in range(part, n_bands, n_parts):
@@ -137,19 +160,24 @@ def _zbuffer(fv, first, count, xs, ys, cull_backfaces, perspective_correct, clip
                 x0, y0, z0 = fv[f, 0, 0], fv[f, 0, 1], fv[f, 0, 2]
                 x1, y1, z1 = fv[f, 1, 0], fv[f, 1, 1], fv[f, 1, 2]
                 x2, y2, z2 = fv[f, 2, 0], fv[f, 2, 1], fv[f, 2, 2]
-                xmin, xmax, ymin, ymax = bb[f, 0], bb[f, 1], bb[f, 2], bb[f, 3]
+                dx12, dy12, dx20, dy20, dx01, dy01 = x2 - x1, y2 - y1, x0 - x2, y0 - y2, x1 - x0, y1 - y0
                 area = area_b[f]
+                pos = area > zero
                 for yi in range(yi_lo, yi_hi + 1):
                     py = ys[yi]
-                    if py > ymax or py < ymin:
-                        continue
+                    g0, g1, g2 = (py - y1) * dx12, (py - y2) * dx20, (py - y0) * dx01
                     for xi in range(box[f, 0], box[f, 1] + 1):
                         px = xs[xi]
-                        if px > xmax or px < xmin:
+                        # PyTorch3D's edge functions; w_i = e_i / area > 0 needs sign(e_i) = sign(area)
+                        e0 = (px - x1) * dy12 - g0
+                        e1 = (px - x2) * dy20 - g1
+                        e2 = (px - x0) * dy01 - g2
+                        if pos:
+                            if not (e0 > zero and e1 > zero and e2 > zero):
+                                continue
+                        elif not (e0 < zero and e1 < zero and e2 < zero):
                             continue
-                        w0 = ((px - x1) * (y2 - y1) - (py - y1) * (x2 - x1)) / area
-                        w1 = ((px - x2) * (y0 - y2) - (py - y2) * (x0 - x2)) / area
-                        w2 = ((px - x0) * (y1 - y0) - (py - y0) * (x1 - x0)) / area
+                        w0, w1, w2 = e0 / area, e1 / area, e2 / area
                         if perspective_correct:
                             t0 = w0 * z1 * z2
                             t1 = w1 * z0 * z2
@@ -170,9 +198,16 @@ def _zbuffer(fv, first, count, xs, ys, cull_backfaces, perspective_correct, clip
                             out_face[n, yi, xi] = f
 
 
-def face_map(face_verts: torch.Tensor, first: torch.Tensor, count: torch.Tensor, image_size: tuple[int, int],
-             perspective_correct: bool, cull_backfaces: bool = False,
-             clip_barycentric_coords: bool = False, threads: int | None = None) -> torch.Tensor:
+def face_map(
+    face_verts: torch.Tensor,
+    first: torch.Tensor,
+    count: torch.Tensor,
+    image_size: tuple[int, int],
+    perspective_correct: bool,
+    cull_backfaces: bool = False,
+    clip_barycentric_coords: bool = False,
+    threads: int | None = None,
+) -> torch.Tensor:
     """The packed index of the face covering each pixel centre, without gradients.
 
     Args:
@@ -193,16 +228,29 @@ def face_map(face_verts: torch.Tensor, first: torch.Tensor, count: torch.Tensor,
         return torch.from_numpy(out_face)
     out_z = np.full((B, H, W), np.inf, np.float32)
     xs, ys = pixel_centres_ndc(W, H), pixel_centres_ndc(H, W)
-    args = (fv, first_np, count_np, xs, ys, bool(cull_backfaces), bool(perspective_correct),
-            bool(clip_barycentric_coords))
+    args = (
+        fv,
+        first_np,
+        count_np,
+        xs,
+        ys,
+        bool(cull_backfaces),
+        bool(perspective_correct),
+        bool(clip_barycentric_coords),
+    )
     F = fv.shape[0]
-    work = (np.zeros(F, np.bool_), np.ones(F, np.float32), np.zeros((F, 4), np.int64), np.zeros((F, 4), np.float32))
+    work = (np.zeros(F, np.bool_), np.ones(F, np.float32), np.zeros((F, 4), np.int64))
     n_parts = max(1, min(threads or torch.get_num_threads(), _BANDS, H))
     if n_parts == 1 or B * H * W < 64 * 64:
         _zbuffer(*args, 0, 1, out_face, out_z, *work)
     else:
         pool = _pool(n_parts)
-        list(pool.map(lambda k: _zbuffer(*args, k, n_parts, out_face, out_z, *[w.copy() for w in work]), range(n_parts)))
+        list(
+            pool.map(
+                lambda k: _zbuffer(*args, k, n_parts, out_face, out_z, *[w.copy() for w in work]),
+                range(n_parts),
+            )
+        )
     return torch.from_numpy(out_face)
 
 
@@ -215,23 +263,18 @@ def _pool(n: int) -> ThreadPoolExecutor:
     return _POOLS[n]
 
 
-def _edge_dist2(px, py, ax, ay, bx, by):
-    """PyTorch3D's ``PointLineDistanceForward``: squared distance of points to segments, all (M,)
-    (or broadcastable)."""
-    dx, dy = bx - ax, by - ay
-    l2 = dx * dx + dy * dy
-    degenerate = l2 <= K_EPS
-    qx, qy = px - ax, py - ay
-    t = ((dx * qx + dy * qy) / torch.where(degenerate, torch.ones_like(l2), l2)).clamp(0.0, 1.0)
-    ex, ey = t * dx - qx, t * dy - qy
-    rx, ry = px - bx, py - by
-    return torch.where(degenerate, rx * rx + ry * ry, ex * ex + ey * ey)
+def interpolate_fragments(
+    face_verts: torch.Tensor,
+    pix_to_face: torch.Tensor,
+    perspective_correct: bool,
+    clip_barycentric_coords: bool = False,
+):
+    """Differentiable barycentrics, depth and signed edge distances of the covered pixels.
 
-
-def interpolate_fragments(face_verts: torch.Tensor, pix_to_face: torch.Tensor, perspective_correct: bool,
-                          clip_barycentric_coords: bool = False):
-    """Differentiable barycentrics, depth and signed edge distances of the covered pixels, with
-    PyTorch3D's formulas (so autograd reproduces its backward pass).
+    Barycentrics and depth use PyTorch3D's formulas and operation order (so autograd reproduces
+    its backward pass). The squared distance to the nearest edge is ``min_i e_i^2 / |edge_i|^2``
+    with ``e_i`` the edge functions: for a point inside the triangle (every covered pixel when
+    ``blur_radius=0``) that equals PyTorch3D's point-to-segment distance up to rounding.
 
     Args:
         face_verts: (F, 3, 3) packed NDC x, y + view z face vertices (with grad).
@@ -248,10 +291,13 @@ def interpolate_fragments(face_verts: torch.Tensor, pix_to_face: torch.Tensor, p
     py = torch.from_numpy(pixel_centres_ndc(H, W)).to(dev, dt).index_select(0, rows.remainder(H))
     # (9, M) contiguous rows x0, y0, z0, x1, ... of each covered pixel's face
     x0, y0, z0, x1, y1, z1, x2, y2, z2 = face_verts.reshape(-1, 9).t().index_select(1, flat[sel])
-    area = (x2 - x0) * (y1 - y0) - (y2 - y0) * (x1 - x0) + K_EPS
-    w0 = ((px - x1) * (y2 - y1) - (py - y1) * (x2 - x1)) / area
-    w1 = ((px - x2) * (y0 - y2) - (py - y2) * (x0 - x2)) / area
-    w2 = ((px - x0) * (y1 - y0) - (py - y0) * (x1 - x0)) / area
+    dx12, dy12, dx20, dy20, dx01, dy01 = x2 - x1, y2 - y1, x0 - x2, y0 - y2, x1 - x0, y1 - y0
+    # (x2 - x0) (y1 - y0) - (y2 - y0) (x1 - x0), bit-identical with negated differences
+    area = dy20 * dx01 - dx20 * dy01 + K_EPS
+    e0 = (px - x1) * dy12 - (py - y1) * dx12
+    e1 = (px - x2) * dy20 - (py - y2) * dx20
+    e2 = (px - x0) * dy01 - (py - y0) * dx01
+    w0, w1, w2 = e0 / area, e1 / area, e2 / area
     if perspective_correct:
         t0, t1, t2 = w0 * z1 * z2, w1 * z0 * z2, w2 * z0 * z1
         den = t0 + t1 + t2
@@ -261,8 +307,10 @@ def interpolate_fragments(face_verts: torch.Tensor, pix_to_face: torch.Tensor, p
         s = (w0 + w1 + w2).clamp(min=1e-5)
         w0, w1, w2 = w0 / s, w1 / s, w2 / s
     z = w0 * z0 + w1 * z1 + w2 * z2
-    d = torch.minimum(torch.minimum(_edge_dist2(px, py, x0, y0, x1, y1), _edge_dist2(px, py, x0, y0, x2, y2)),
-                      _edge_dist2(px, py, x1, y1, x2, y2))
+    d = torch.minimum(
+        torch.minimum(e0 * e0 / (dx12 * dx12 + dy12 * dy12), e1 * e1 / (dx20 * dx20 + dy20 * dy20)),
+        e2 * e2 / (dx01 * dx01 + dy01 * dy01),
+    )
     n = B * H * W
     zbuf = face_verts.new_full((n,), -1.0).index_put_((sel,), z)
     dists = face_verts.new_full((n,), -1.0).index_put_((sel,), -d)  # inside: negative
@@ -282,11 +330,15 @@ class FastMeshRasterizer(MeshRasterizer):
     def forward(self, meshes_world, **kwargs) -> Fragments:
         raster_settings = kwargs.get("raster_settings", self.raster_settings)
         if raster_settings.faces_per_pixel != 1:
-            raise ValueError(f"FastMeshRasterizer supports faces_per_pixel=1 only, got "
-                             f"{raster_settings.faces_per_pixel}; use pytorch3d's MeshRasterizer")
+            raise ValueError(
+                f"FastMeshRasterizer supports faces_per_pixel=1 only, got "
+                f"{raster_settings.faces_per_pixel}; use pytorch3d's MeshRasterizer"
+            )
         if raster_settings.blur_radius != 0:
-            raise ValueError(f"FastMeshRasterizer supports blur_radius=0 only, got "
-                             f"{raster_settings.blur_radius}; use pytorch3d's MeshRasterizer")
+            raise ValueError(
+                f"FastMeshRasterizer supports blur_radius=0 only, got "
+                f"{raster_settings.blur_radius}; use pytorch3d's MeshRasterizer"
+            )
         meshes_proj = self.transform(meshes_world, **kwargs)
         cameras = kwargs.get("cameras", self.cameras)
         clip_bary = bool(raster_settings.clip_barycentric_coords)  # None -> blur_radius > 0 -> False
@@ -308,13 +360,25 @@ class FastMeshRasterizer(MeshRasterizer):
         count = meshes_proj.num_faces_per_mesh()
         clipped = None
         if z_clip is not None or raster_settings.cull_to_frustum:
-            frustum = ClipFrustum(left=-1, right=1, top=-1, bottom=1, perspective_correct=perspective_correct,
-                                  z_clip_value=z_clip, cull=raster_settings.cull_to_frustum)
+            frustum = ClipFrustum(
+                left=-1,
+                right=1,
+                top=-1,
+                bottom=1,
+                perspective_correct=perspective_correct,
+                z_clip_value=z_clip,
+                cull=raster_settings.cull_to_frustum,
+            )
             clipped = clip_faces(face_verts, first, count, frustum=frustum)
-            face_verts, first, count = clipped.face_verts, clipped.mesh_to_face_first_idx, clipped.num_faces_per_mesh
+            face_verts, first, count = (
+                clipped.face_verts,
+                clipped.mesh_to_face_first_idx,
+                clipped.num_faces_per_mesh,
+            )
 
-        p2f = face_map(face_verts, first, count, (H, W), perspective_correct, raster_settings.cull_backfaces,
-                       clip_bary).to(face_verts.device)
+        p2f = face_map(
+            face_verts, first, count, (H, W), perspective_correct, raster_settings.cull_backfaces, clip_bary
+        ).to(face_verts.device)
         zbuf, bary, dists = interpolate_fragments(face_verts, p2f, perspective_correct, clip_bary)
         p2f = p2f[..., None]
         if clipped is not None:

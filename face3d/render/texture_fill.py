@@ -1,0 +1,102 @@
+"""Filling the texels a photo does not show: the mirrored side of the face, then inpainting.
+
+A face seen at 70 degrees shows one cheek; the other is taken from the mirror image of the
+surface (the model is left-right symmetric: vertex ``i`` mirrors to ``mirror[i]``), sampled in
+the photo where that mirrored point is visible. What is still missing is inpainted from
+neighbouring texels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from face3d.camera import project
+from face3d.render.texture import UVLayout, _sample_photo, visibility
+
+
+def mirror_vertices(template: torch.Tensor) -> torch.Tensor:
+    """(V,) index of the vertex nearest each vertex mirrored through the x = 0 plane."""
+    from scipy.spatial import cKDTree
+
+    t = template.detach().cpu().numpy()
+    _, idx = cKDTree(t).query(t * np.array([-1.0, 1.0, 1.0]))
+    return torch.as_tensor(idx, dtype=torch.int64, device=template.device)
+
+
+def fill_from_mirror(
+    texture: torch.Tensor,
+    visible: torch.Tensor,
+    image: torch.Tensor,
+    vertices_cam: torch.Tensor,
+    faces: torch.Tensor,
+    intrinsics: torch.Tensor,
+    layout: UVLayout,
+    mirror: torch.Tensor,
+    depth: torch.Tensor,
+    covered: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill invisible texels from the photo at the mirrored surface point where that is visible.
+
+    Args:
+        texture: (B, Ht, Wt, 3) atlas; visible: (B, Ht, Wt) bool.
+        image: (B, H, W, 3) photo; vertices_cam: (B, V, 3); intrinsics: (B, 4).
+        mirror: (V,) from :func:`mirror_vertices`.
+        depth, covered: (B, H, W) z-buffer of the photo's view (for visibility).
+    Returns:
+        (texture, filled) where ``filled`` (B, Ht, Wt) marks texels now known.
+    """
+    from face3d.render.shading import vertex_normals
+
+    valid = layout.valid
+    tri = mirror[faces[layout.pix_to_face[valid]]]  # mirrored corners, (N, 3)
+    bary = layout.bary[valid].to(vertices_cam.dtype)
+    pts = (vertices_cam[:, tri] * bary[None, :, :, None]).sum(2)
+    normals = vertex_normals(vertices_cam, faces)
+    nrm = (normals[:, tri] * bary[None, :, :, None]).sum(2)
+    seen = visibility(pts, intrinsics, depth, covered, nrm)
+    colors = _sample_photo(image, project(pts, intrinsics))
+    need = ~visible[:, valid] & seen
+    out = texture.clone()
+    vals = out[:, valid]
+    vals[need] = colors[need].to(out.dtype)
+    out[:, valid] = vals
+    filled = visible.clone()
+    f = filled[:, valid]
+    f[need] = True
+    filled[:, valid] = f
+    return out, filled
+
+
+def inpaint_texture(
+    texture: torch.Tensor, known: torch.Tensor, valid: torch.Tensor, scale: int = 4
+) -> torch.Tensor:
+    """Inpaint unknown texels inside the atlas from their neighbours (OpenCV Telea, run at
+    1/``scale`` resolution for speed; known texels are kept exactly).
+
+    Args:
+        texture: (B, Ht, Wt, 3) in [0, 1]; known: (B, Ht, Wt) bool; valid: (Ht, Wt) bool atlas area.
+    """
+    import cv2
+
+    out = texture.clone()
+    for b in range(texture.shape[0]):
+        kn = known[b].cpu().numpy()
+        hole = (~kn) & valid.cpu().numpy()
+        if not hole.any():
+            continue
+        if not kn.any():
+            out[b][torch.as_tensor(hole)] = 0.5
+            continue
+        Ht, Wt = hole.shape
+        size = (Wt // scale, Ht // scale)
+        # mask-normalised downsampling: unknown (black) texels do not darken their neighbours
+        tex = texture[b].detach().cpu().numpy().astype(np.float32) * kn[..., None]
+        weight = cv2.resize(kn.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(tex, size, interpolation=cv2.INTER_AREA) / np.maximum(weight, 1e-6)[..., None]
+        small = (np.clip(small, 0, 1) * 255).astype(np.uint8)
+        filled = cv2.inpaint(small, (weight < 0.25).astype(np.uint8), 3, cv2.INPAINT_TELEA)
+        big = cv2.resize(filled, (Wt, Ht), interpolation=cv2.INTER_LINEAR)
+        hole_t = torch.as_tensor(hole, device=out.device)
+        out[b][hole_t] = torch.as_tensor(big, device=out.device)[hole_t].to(out.dtype) / 255.0
+    return out

@@ -1,0 +1,139 @@
+"""3D-guided editing: own-expression round trip, smile direction, background, profile faces."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from editing.expressions import ExpressionSpec, parse_expressions
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    from editing.api import EditContext
+    from face3d.errors import ModelNotFoundError
+
+    try:
+        return EditContext.from_dir()
+    except ModelNotFoundError as err:
+        pytest.skip(str(err))
+
+
+@pytest.fixture(scope="module")
+def astronaut_fit(ctx):
+    from face3d.demo import example_image
+    from face3d.fit import fit_image
+
+    image = example_image()
+    faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector)
+    assert len(faces) == 1
+    return image, faces
+
+
+def _psnr(a, b) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def test_own_expression_changes_little(ctx, astronaut_fit):
+    from editing.api import edit_fitted
+
+    image, faces = astronaut_fit
+    same = ExpressionSpec(weights={}, mode="add", intensity=1.0, label="same")
+    res = edit_fitted(image, faces, [same], ctx)
+    edit = res.faces[0][1][0]
+    inside = edit.region
+    assert inside.sum() > 5000
+    assert _psnr(res.outputs["same"][inside], image[inside]) > 30
+
+
+def test_happy_moves_mouth_corners_out_and_up(ctx, astronaut_fit):
+    from editing.api import edit_fitted
+    from face3d.fit import fit_image
+
+    image, faces = astronaut_fit
+    specs = parse_expressions("neutral,smile", ctx.fit_model.expression_names)
+    res = edit_fitted(image, faces, specs, ctx)
+    lm = {}
+    for label in ("neutral", "smile"):
+        refit = fit_image(res.outputs[label], ctx.fit_model, ctx.fit_config, ctx.detector)
+        assert refit, label
+        lm[label] = refit[0].landmarks_detected
+    n, s = lm["neutral"], lm["smile"]
+    # image-left corner (48) moves left, image-right corner (54) moves right; both move up
+    assert s[48, 0] < n[48, 0] - 1 and s[54, 0] > n[54, 0] + 1
+    assert s[48, 1] < n[48, 1] and s[54, 1] < n[54, 1]
+
+
+def test_pixels_outside_the_face_are_byte_identical(ctx, astronaut_fit):
+    from editing.api import edit_fitted
+
+    image, faces = astronaut_fit
+    specs = parse_expressions("surprise,open_mouth", ctx.fit_model.expression_names)
+    res = edit_fitted(image, faces, specs, ctx)
+    for k, spec in enumerate(specs):
+        edit = res.faces[0][1][k]
+        out = res.outputs[spec.label]
+        assert out.shape == image.shape and out.dtype == np.uint8
+        np.testing.assert_array_equal(out[~edit.region], image[~edit.region])
+        assert (out != image).any(-1).sum() > 500  # and the face did change
+        assert edit.region.mean() < 0.2
+
+
+def test_profile_face_edits_without_touching_background(ctx, aflw_dir):
+    from editing.api import edit_image
+    from face3d.fit.metrics import load_aflw
+    from face3d.io import read_image
+
+    samples = [s for s in load_aflw(aflw_dir) if abs(s.yaw) >= 60 and abs(s.yaw) <= 80][:1]
+    assert samples
+    s = samples[0]
+    image = read_image(s.image_path)
+    specs = parse_expressions("happy", ctx.fit_model.expression_names)
+    res = edit_image(image, specs, ctx, box=s.box)
+    edit = res.faces[0][1][0]
+    np.testing.assert_array_equal(res.outputs["happy"][~edit.region], image[~edit.region])
+    assert 0 < edit.region.mean() < 0.5
+
+
+def test_synthetic_edit_then_refit_recovers_mouth_weights(ctx, astronaut_fit):
+    """Render a textured synthetic face with a known expression, edit it, re-fit the output."""
+    import torch
+
+    from face3d.camera import camera_rotation, euler_to_pose_matrix, to_camera
+    from face3d.fit import fit_image
+    from face3d.render import render
+
+    image, faces = astronaut_fit
+    ed = ctx.editor
+    fit = faces[0].fit
+    H = W = 320
+    # the astronaut's texture, re-rendered frontal on a grey background with a known expression
+    K0 = fit.intrinsics.clone()
+    crop = torch.from_numpy(np.array(image, dtype=np.float32))[None] / 255.0
+    texture, _ = ed.sample_texture(crop, fit.vertices_cam(ed.model), K0)
+    names = ed.model.expression_names
+    start = ed.model.expression_vector({"jawOpen": 0.05, "mouthSmile_L": 0.1, "mouthSmile_R": 0.1})
+    R = camera_rotation(euler_to_pose_matrix(torch.tensor([0.15]), torch.tensor([0.0]), torch.tensor([0.0])))
+    verts = to_camera(fit.vertices(ed.model, start), R, torch.tensor([[0.0, 1.0, 60.0]]))
+    K = torch.tensor([[900.0, 900.0, (W - 1) / 2, (H - 1) / 2]])
+    skin = ed.faces[: ed.n_skin]
+    out = render(verts, skin, K, (H, W), texture=texture, corner_uvs=ed.skin_corner_uvs)
+    bg = torch.full_like(out.image, 0.45)
+    synth = (torch.where(out.mask[..., None] > 0, out.image, bg)[0].numpy() * 255 + 0.5).astype(np.uint8)
+
+    target = ExpressionSpec(weights={"mouthSmile_L": 0.6, "mouthSmile_R": 0.6, "jawOpen": 0.3}, label="t")
+    synth_faces = fit_image(synth, ctx.fit_model, ctx.fit_config, ctx.detector)
+    assert synth_faces
+    edited = ed.edit_face(synth, synth_faces[0], [target])[0].image
+    refit = fit_image(edited, ctx.fit_model, ctx.fit_config, ctx.detector)
+    assert refit
+    got = refit[0].fit.expression[0].numpy()
+    want = target.target(names)
+    mouth = [i for i, n in enumerate(names) if n.startswith(("mouth", "jaw"))]
+    err = np.abs(got[mouth] - want[mouth])
+    assert float(err.mean()) < 0.1, float(err.mean())

@@ -1,0 +1,97 @@
+"""The face3d command: messages, exit codes, bad inputs, --resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from face3d.cli import main
+from face3d.io import write_image
+
+
+def _run(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "face3d.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_missing_model_is_one_line_and_exit_2(tmp_path):
+    env = dict(os.environ, FACE3D_CACHE_DIR=str(tmp_path / "cache"))
+    r = _run("info", "--model-dir", str(tmp_path / "nowhere"), env=env)
+    assert r.returncode == 2
+    assert "git clone https://github.com/ICT-VGL/ICT-FaceKit" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "torch" in r.stdout  # versions were printed before the model lookup
+
+
+def test_wrong_arguments_exit_2(tmp_path):
+    r = _run("fit", str(tmp_path), "--out", str(tmp_path / "o"), "--max-faces", "0")
+    assert r.returncode == 2 and "--max-faces" in r.stderr and "Traceback" not in r.stderr
+    r = _run("fit")  # argparse: missing inputs
+    assert r.returncode == 2
+
+
+@pytest.mark.integration
+def test_fit_batch_records_failures_and_resumes(tmp_path, ict_model, capsys):
+    from face3d.demo import example_image
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    write_image(src / "astronaut.png", example_image())
+    (src / "sub" / "notes.jpg").write_text("this is not an image")
+    (src / "sub" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(200))
+    write_image(src / "noface.png", np.full((120, 160, 3), 128, np.uint8))
+    out = tmp_path / "out"
+    before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+
+    code = main(["fit", str(src), "--out", str(out), "--no-mesh"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["processed"] == 1 and summary["faces"] == 1
+    reasons = {os.path.basename(f["file"]): f["reason"] for f in summary["failures"]}
+    assert set(reasons) == {"notes.jpg", "corrupt.jpg", "noface.png"}
+    assert "not an image" in reasons["notes.jpg"]
+    assert "no face" in reasons["noface.png"]
+    rec = json.loads((out / "astronaut_0.json").read_text())
+    for key in (
+        "image",
+        "face_index",
+        "bbox",
+        "landmarks_detected",
+        "landmarks_fitted",
+        "yaw",
+        "pitch",
+        "roll",
+        "rotation",
+        "translation",
+        "camera",
+        "identity",
+        "expression",
+        "fit_error_px",
+        "timings_ms",
+    ):
+        assert key in rec, key
+    assert np.array(rec["landmarks_fitted"]).shape == (68, 2)
+    assert len(rec["expression"]) == 53 and "jawOpen" in rec["expression"]
+    assert (out / "astronaut_0_overlay.png").is_file()
+    assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before  # inputs untouched
+
+    mtime = (out / "astronaut_0.json").stat().st_mtime_ns
+    assert main(["fit", str(src), "--out", str(out), "--no-mesh", "--resume"]) == 0
+    assert (out / "astronaut_0.json").stat().st_mtime_ns == mtime  # not redone
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["skipped_resume"] == 1 and summary["processed"] == 0
+
+
+def test_empty_folder_and_nothing_processed(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["fit", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "no images found" in capsys.readouterr().err
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_text("nope")
+    assert main(["fit", str(tmp_path / "bad"), "--out", str(tmp_path / "o2"), "--no-mesh"]) == 1
