@@ -109,7 +109,7 @@ def cmd_edit(args) -> int:
 def cmd_demo(args) -> int:
     from face3d.demo import run_demo
 
-    for line in run_demo(args.out, _model(args)):
+    for line in run_demo(args.out, _model(args), args.model_dir):
         print(line)
     return 0
 

@@ -19,9 +19,12 @@ def example_image() -> np.ndarray:
     return np.ascontiguousarray(data.astronaut())
 
 
-def run_demo(out_dir: str | os.PathLike, model) -> Iterator[str]:
-    """Fit the example face, write the overlay, mesh and record; then edit it if the editing
-    package is available. Yields one line per written result."""
+DEMO_EXPRESSIONS = "neutral,happy,surprise,sad,open_mouth"
+
+
+def run_demo(out_dir: str | os.PathLike, model, model_dir=None) -> Iterator[str]:
+    """Fit the example face, write the overlay, mesh and record; then edit it to several
+    expressions and write the grid. Yields one line per written result."""
     from face3d.fit import fit_image
     from face3d.fit.outputs import face_record, overlay_image, texture_layout, write_face
 
@@ -41,3 +44,18 @@ def run_demo(out_dir: str | os.PathLike, model) -> Iterator[str]:
     write_face(out, "astronaut", image, face, model, texture_layout(model), "astronaut.png")
     yield f"wrote {out / 'astronaut_0.obj'} (+ texture) and {out / 'astronaut_0.json'}"
     atomic_write_json(out / "demo.json", {"faces": [face_record(face, model, "astronaut.png")]})
+
+    from editing.api import EditContext, edit_fitted, grid_image
+    from editing.edit3d import Editor3D
+    from editing.expressions import parse_expressions
+    from face3d.model import MorphableModel
+
+    t0 = time.perf_counter()
+    ctx = EditContext(model, Editor3D(MorphableModel.from_dir(model_dir, subset="full")))
+    specs = parse_expressions(DEMO_EXPRESSIONS, model.expression_names)
+    result = edit_fitted(image, faces, specs, ctx)
+    for label, edited in result.outputs.items():
+        write_image(out / f"astronaut_{label}.png", edited)
+    write_image(out / "astronaut_grid.png", grid_image(image, result))
+    ms = 1e3 * (time.perf_counter() - t0)
+    yield f"edited to {DEMO_EXPRESSIONS} in {ms:.0f} ms; wrote {out / 'astronaut_grid.png'} (input | re-render | output)"

@@ -95,3 +95,23 @@ def test_empty_folder_and_nothing_processed(tmp_path, capsys):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.png").write_text("nope")
     assert main(["fit", str(tmp_path / "bad"), "--out", str(tmp_path / "o2"), "--no-mesh"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("smiley", "valid presets"),
+        ("jawOpen=2", "[0, 1]"),
+        ("AU99=0.5", "AU12"),
+        ("mouthSmile=0.5", "mouthSmile_L"),
+        ("AU12=", "number"),
+    ],
+)
+def test_edit_bad_spec_is_one_line_exit_2(tmp_path, spec, needle):
+    from face3d.demo import example_image
+
+    write_image(tmp_path / "a.png", example_image())
+    r = _run("edit", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--expression", spec)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

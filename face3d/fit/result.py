@@ -25,7 +25,9 @@ class FitResult:
         error_px: (B,) mean distance between the targets and their fitted correspondences
             (silhouette-adjusted on the turned-away jaw side), pixels.
         image_size: (H, W) of the image the fit refers to.
-        residual: optional (B, V, 3) model-space per-vertex offsets added after the linear model.
+        residual: optional (B, V', 3) model-space per-vertex offsets added after the linear model
+            (V' may differ from the model's V: extra rows are dropped, missing ones count as zero,
+            so a face_head residual applies to the full model).
     """
 
     rotation: torch.Tensor
@@ -53,7 +55,8 @@ class FitResult:
         expr = self.expression if expression is None else expression
         v = model(self.identity.to(model.template.dtype), expr.to(model.template.dtype))
         if self.residual is not None:
-            v = v + self.residual[:, : v.shape[1]]
+            r = self.residual[:, : v.shape[1]].to(v)
+            v = v + torch.nn.functional.pad(r, (0, 0, 0, v.shape[1] - r.shape[1]))
         return v
 
     def vertices_cam(self, model, expression: torch.Tensor | None = None) -> torch.Tensor:

@@ -11,8 +11,11 @@ work is split the nvdiffrast way:
    ``z_min < 1e-8`` face rejection, back-face culling, smallest face index on depth ties), so
    the face maps agree except on pixels where two faces' depths tie within float rounding.
 2. **Barycentrics, depth and distances** of the covered pixels are then recomputed in torch
-   from the covering face's NDC vertices with the same formulas PyTorch3D uses, so autograd
-   gives the same vertex gradients as PyTorch3D's hand-written backward pass.
+   from the covering face's NDC vertices with the formulas PyTorch3D uses, so autograd gives the
+   same vertex gradients as PyTorch3D's hand-written backward pass (gradients to colours and
+   textures flow through PyTorch3D's shaders as usual). ``dists`` uses ``min_i e_i^2 / |edge_i|^2``
+   (``e_i`` the edge functions), equal to PyTorch3D's point-to-segment distance for points inside
+   the face, i.e. every covered pixel; it matches to float rounding (~2e-9 NDC^2 absolute).
 
 Output conventions are PyTorch3D's (see :class:`pytorch3d.renderer.mesh.rasterizer.Fragments`):
 
@@ -28,15 +31,22 @@ as PyTorch3D's ``PixToNonSquareNdc``.
 
 ``z_clip_value`` (explicit, or ``znear / 2`` for perspective cameras that have a ``znear``) and
 ``cull_to_frustum`` go through PyTorch3D's own :func:`clip_faces` /
-:func:`convert_clipped_rasterization_to_original_faces`, as in ``rasterize_meshes``. Unsupported
-settings (``faces_per_pixel > 1``, ``blur_radius > 0``) raise ``ValueError``; ``bin_size``,
+:func:`convert_clipped_rasterization_to_original_faces`, as in ``rasterize_meshes``; faces with a
+vertex at ``z < 1e-8`` are otherwise skipped, as PyTorch3D does. Unsupported settings
+(``faces_per_pixel > 1``, ``blur_radius > 0``) raise ``ValueError``; ``bin_size``,
 ``max_faces_per_bin`` and ``max_faces_opengl`` are ignored. The face map is computed on the CPU;
 tensors on another device are copied there for it and the outputs come back on the input device.
+
+The numba kernel compiles lazily on the first call (about 1-2 s, nothing written to disk). It
+splits the image rows between ``torch.get_num_threads()`` Python threads (it releases the GIL);
+on a busy 2-core machine ``torch.set_num_threads(1)`` is faster for the whole pipeline, as
+torch's own parallel ops then stop waiting for the second core.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -95,7 +105,9 @@ def _zbuffer(
     fv (F, 3, 3) float32 packed NDC x, y + view z; first, count (B,) int64 packed face range of
     each mesh; xs (W,), ys (H,) float32 pixel-centre NDC in output order (decreasing). Updates
     out_face (B, H, W) int64 (pre-filled -1) and out_z (B, H, W) float32 (pre-filled +inf) in
-    place. Float32 arithmetic in PyTorch3D's order; depth ties keep the smaller face index.
+    place. ok (F,) bool, area_b (F,) float32, box (F, 4) int64 are per-thread scratch for the
+    face setup. Float32 arithmetic in PyTorch3D's order; depth ties keep the smaller face index.
+    Compiled lazily (no signature) for one set of argument types: keep the dtypes above.
     """
     B, H, W = out_face.shape
     F = fv.shape[0]
@@ -228,39 +240,30 @@ def face_map(
         return torch.from_numpy(out_face)
     out_z = np.full((B, H, W), np.inf, np.float32)
     xs, ys = pixel_centres_ndc(W, H), pixel_centres_ndc(H, W)
-    args = (
-        fv,
-        first_np,
-        count_np,
-        xs,
-        ys,
-        bool(cull_backfaces),
-        bool(perspective_correct),
-        bool(clip_barycentric_coords),
-    )
+    flags = (bool(cull_backfaces), bool(perspective_correct), bool(clip_barycentric_coords))
     F = fv.shape[0]
-    work = (np.zeros(F, np.bool_), np.ones(F, np.float32), np.zeros((F, 4), np.int64))
+
+    def run(part: int, n_parts: int) -> None:
+        scratch = (np.zeros(F, np.bool_), np.ones(F, np.float32), np.zeros((F, 4), np.int64))  # per thread
+        _zbuffer(fv, first_np, count_np, xs, ys, *flags, part, n_parts, out_face, out_z, *scratch)
+
     n_parts = max(1, min(threads or torch.get_num_threads(), _BANDS, H))
     if n_parts == 1 or B * H * W < 64 * 64:
-        _zbuffer(*args, 0, 1, out_face, out_z, *work)
+        run(0, 1)
     else:
-        pool = _pool(n_parts)
-        list(
-            pool.map(
-                lambda k: _zbuffer(*args, k, n_parts, out_face, out_z, *[w.copy() for w in work]),
-                range(n_parts),
-            )
-        )
+        list(_pool(n_parts).map(run, range(n_parts), [n_parts] * n_parts))
     return torch.from_numpy(out_face)
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _pool(n: int) -> ThreadPoolExecutor:
-    if n not in _POOLS:
-        _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="face3d-raster")
-    return _POOLS[n]
+    """A persistent pool of n threads, per process (a forked child must not reuse its parent's)."""
+    key = (os.getpid(), n)
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(n, thread_name_prefix="face3d-raster")
+    return _POOLS[key]
 
 
 def interpolate_fragments(
@@ -328,6 +331,8 @@ class FastMeshRasterizer(MeshRasterizer):
     """
 
     def forward(self, meshes_world, **kwargs) -> Fragments:
+        """Rasterise a batch of B meshes (world space) into (H, W) fragments; ``kwargs`` override
+        ``cameras`` / ``raster_settings`` and reach the camera transforms, as in PyTorch3D."""
         raster_settings = kwargs.get("raster_settings", self.raster_settings)
         if raster_settings.faces_per_pixel != 1:
             raise ValueError(

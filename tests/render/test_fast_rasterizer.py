@@ -169,6 +169,13 @@ def test_mesh_behind_camera_gives_empty_image(ict_scene):
     assert (fast.bary_coords[0] == -1).all() and (fast.dists[0] == -1).all()
     assert torch.equal(fast.pix_to_face, ref.pix_to_face)
     assert (fast.pix_to_face[1] >= 0).any()
+    # nothing covered anywhere in the batch: still no error, all -1, and gradients are zeros
+    behind, cams1 = ict_scene([0], 32, distances=[-60.0])
+    verts = behind.verts_padded()[0].detach().requires_grad_()
+    frags = FastMeshRasterizer(cams1, settings)(Meshes([verts], [behind.faces_padded()[0]]))
+    assert (frags.pix_to_face == -1).all() and (frags.zbuf == -1).all()
+    frags.zbuf.sum().backward()
+    assert verts.grad is not None and (verts.grad == 0).all()
 
 
 def test_near_plane_clipping_matches_pytorch3d():
@@ -307,8 +314,9 @@ def test_photometric_gradients_match_pytorch3d(ict_scene, ict_model):
     g_fast = _photometric_grad(FastMeshRasterizer, meshes_fn, cams, settings, colours, target)
     g_ref = _photometric_grad(MeshRasterizer, meshes_fn, cams, settings, colours, target)
     cos = torch.nn.functional.cosine_similarity(g_fast.flatten(), g_ref.flatten(), dim=0)
-    assert cos > 0.99, f"cosine similarity {cos:.4f}"
-    assert g_fast.norm() == pytest.approx(g_ref.norm().item(), rel=0.05)
+    # same formulas and (here) the same face map: the gradients agree to float rounding
+    assert cos > 0.999, f"cosine similarity {cos:.5f}"
+    assert g_fast.norm() == pytest.approx(g_ref.norm().item(), rel=1e-3)
 
 
 @pytest.mark.integration

@@ -1,0 +1,454 @@
+"""Residual geometry beyond the linear model, reparametrised by a convolutional generator.
+
+A linear 3DMM underfits; free per-vertex offsets overfit noise. Here the residual is the output
+of a small convolutional generator ``D = f_theta(s)`` (the Deep Image Prior / Latent
+Convolutional Models idea): ``s`` is a fixed noise tensor, ``D`` a 3-channel displacement map
+(model-space offsets, cm, ``tanh * output_scale``) in the model's UV atlas
+(:func:`face3d.render.atlas_corner_uvs`). Each vertex takes the mean of the map sampled at all its
+UV corners (a sparse (V, P) averaging matrix), so vertices on UV seams get one offset. ``theta`` is
+optimised per image; pose, identity and expression stay as the landmark fit left them.
+
+**Why the photometric term constrains geometry.** Re-rendering the photo's own texture (sampled
+at the current or the initial geometry) reproduces the photo whatever the geometry, so it says
+little about shape. Instead the image is explained as *albedo x shading*:
+
+* shading: Lambertian, grey second-order spherical harmonics (9 coefficients, optimised) of the
+  camera-space vertex normals, so it depends on the geometry's derivatives: a bump brightens the
+  side facing the light and darkens the other (shape from shading);
+* albedo: RGB on a coarse UV grid (``albedo_size``, cells of a few cm on the face), initialised
+  from the photo sampled once at the landmark fit and optimised. Being coarse it cannot absorb
+  shading detail at the centimetre scale, which therefore has to come from the normals;
+* where albedo changes sharply (brows, eyes, nostrils, lips: within ``feature_radius_cm`` of
+  those landmarks) and at grazing angles (silhouette, background bleeding in) the photometric
+  term is switched off; outside the ``narrow_face`` region (hair, ears, neck) too.
+
+Besides, moving a vertex moves where its colour lands in the image (barycentric gradients),
+which aligns the coarse albedo's edges. The residual is further held by the 51 inner landmarks
+(the landmark fit's targets) and by magnitude and uniform-Laplacian smoothness penalties.
+
+``parametrisation="free"`` optimises per-vertex offsets directly (same losses, same steps) and
+``"none"`` only the appearance (albedo and lighting) with the linear geometry: the ablation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from face3d.camera import project, to_camera
+from face3d.fit.result import FitResult
+from face3d.render import RenderConfig, atlas_corner_uvs, rasterize
+
+PARAMETRISATIONS = ("conv", "free", "none")
+#: iBUG landmarks around which the albedo changes sharply: brows, nostrils, eyes, mouth.
+FEATURE_LANDMARKS = tuple(range(17, 27)) + tuple(range(31, 36)) + tuple(range(36, 68))
+INNER = tuple(range(17, 68))
+
+
+@dataclass(frozen=True)
+class ResidualConfig:
+    """Settings of :func:`fit_residual`.
+
+    Attributes:
+        parametrisation: ``"conv"`` (generator output, the default), ``"free"`` (per-vertex
+            offsets) or ``"none"`` (no residual; albedo and lighting only, the baseline).
+        steps: joint Adam steps (residual + albedo + lighting).
+        appearance_steps: warm-up Adam steps of albedo and lighting alone before the joint ones.
+        lr: Adam learning rate of the generator weights (``"conv"``).
+        free_lr: Adam learning rate of the free offsets, cm per step (``"free"``).
+        appearance_lr: Adam learning rate of the albedo grid and the lighting coefficients.
+        photometric: weight of the masked mean squared RGB error between render and photo.
+        landmark: weight of the mean squared distance of the 51 inner landmark vertices'
+            projections to the fit's targets, in units of the working crop's size.
+        magnitude: weight of the mean squared residual length (cm^2) over the vertices.
+        laplacian: weight of the mean squared uniform-Laplacian of the residual (cm^2): smoothness.
+        resolution: longer side of the working crop around the face, pixels (the photo is resized).
+        margin: crop margin around the projected face, fraction of its size.
+        map_size: (Hd, Wd) of the displacement map (``"conv"``).
+        latent_size: (h, w) of the fixed noise input; ``map_size`` must be it times a power of 2.
+        latent_channels: channels of the fixed noise input.
+        channels: conv channels per resolution, coarse to fine (one upsampling between each);
+            ``len(channels) - 1`` doublings lead from ``latent_size`` to ``map_size``.
+        output_scale: the map is ``tanh(.) * output_scale`` cm.
+        albedo_size: (h, w) of the coarse RGB albedo grid over the UV atlas.
+        feature_radius_cm: no photometric weight within this distance (template, cm) of the brow,
+            eye, nostril and mouth landmarks.
+        min_facing: no photometric weight where the initial normal is within this cosine of
+            grazing (silhouettes).
+        region: vertex region whose pixels enter the photometric term.
+        seed: seed of the noise input and the generator's initial weights.
+        render: rasteriser settings.
+    """
+
+    parametrisation: str = "conv"
+    steps: int = 100
+    appearance_steps: int = 30
+    lr: float = 2e-3
+    free_lr: float = 3e-3
+    appearance_lr: float = 3e-2
+    photometric: float = 1.0
+    landmark: float = 1.0
+    magnitude: float = 1e-3
+    laplacian: float = 1.0
+    resolution: int = 128
+    margin: float = 0.08
+    map_size: tuple[int, int] = (128, 256)
+    latent_size: tuple[int, int] = (16, 32)
+    latent_channels: int = 32
+    channels: tuple[int, ...] = (64, 48, 32, 16)
+    output_scale: float = 1.0
+    albedo_size: tuple[int, int] = (16, 32)
+    feature_radius_cm: float = 1.0
+    min_facing: float = 0.25
+    region: str = "narrow_face"
+    seed: int = 0
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+    def __post_init__(self):
+        if self.parametrisation not in PARAMETRISATIONS:
+            raise ValueError(f"parametrisation must be one of {PARAMETRISATIONS}, got {self.parametrisation!r}")
+        k = 2 ** (len(self.channels) - 1)
+        if tuple(self.map_size) != (self.latent_size[0] * k, self.latent_size[1] * k):
+            raise ValueError(f"map_size {self.map_size} must be latent_size {self.latent_size} x {k}")
+
+
+@dataclass(frozen=True)
+class ResidualResult:
+    """What :func:`fit_residual` returns (one face).
+
+    Attributes:
+        residual: (1, V, 3) model-space offsets, cm (zeros for ``"none"``); apply with
+            ``fit.with_residual(result.residual)``.
+        displacement: (3, Hd, Wd) the generator's UV displacement map, cm (None unless ``"conv"``).
+        albedo: (1, V, 3) per-vertex RGB albedo in [0, 1] of the appearance model.
+        lighting: (9,) grey spherical-harmonics coefficients (see :func:`sh_shading`).
+        losses: per step (warm-up included) of ``total``, ``photometric``, ``landmark``,
+            ``magnitude`` and ``laplacian``.
+        ms: wall time of the fit, milliseconds.
+    """
+
+    residual: torch.Tensor
+    displacement: torch.Tensor | None
+    albedo: torch.Tensor
+    lighting: torch.Tensor
+    losses: dict[str, list[float]]
+    ms: float
+
+
+class ResidualGenerator(nn.Module):
+    """``f_theta(s)``: fixed noise (1, C0, h, w) -> (1, 3, h * 2^k, w * 2^k) map in cm.
+
+    conv3x3 + LeakyReLU at the latent size, then ``k`` blocks of bilinear x2 upsampling,
+    conv3x3 + LeakyReLU; a final conv3x3 (zero-initialised, so the map starts at 0) and
+    ``tanh * output_scale``.
+    """
+
+    def __init__(
+        self,
+        latent_size: tuple[int, int] = (16, 32),
+        latent_channels: int = 32,
+        channels: tuple[int, ...] = (64, 48, 32, 16),
+        output_scale: float = 1.0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("noise", torch.rand(1, latent_channels, *latent_size, generator=g) * 0.1)
+        layers: list[nn.Module] = [nn.Conv2d(latent_channels, channels[0], 3, padding=1), nn.LeakyReLU(0.2)]
+        for cin, cout in zip(channels[:-1], channels[1:], strict=True):
+            layers += [
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(cin, cout, 3, padding=1),
+                nn.LeakyReLU(0.2),
+            ]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Conv2d(channels[-1], 3, 3, padding=1)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            for m in self.body:
+                if isinstance(m, nn.Conv2d):
+                    m.reset_parameters()
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.output_scale = float(output_scale)
+
+    def forward(self) -> torch.Tensor:
+        return torch.tanh(self.head(self.body(self.noise))) * self.output_scale
+
+
+# ---------------------------------------------------------------------------------------- mesh operators
+@dataclass(frozen=True)
+class MeshOperators:
+    """Per-model constants (built once per model by :func:`mesh_operators`).
+
+    Attributes:
+        corner_uvs: (F, 3, 2) atlas UVs per triangle corner.
+        point_uvs: (P, 2) the distinct (vertex, UV) corners' atlas UVs.
+        point_vertex: (P,) the vertex of each corner.
+        average: (V, P) sparse: mean over each vertex's corners (rows of unused vertices are 0).
+        laplacian: (V, V) sparse uniform Laplacian ``I - D^-1 A``.
+        incidence: (V, F) sparse, 1 where the vertex is a corner of the triangle (for normals).
+        photo_weight: (V,) photometric weight from region and features, in {0, 1}.
+        region: (V,) bool vertices of ``config.region``.
+    """
+
+    corner_uvs: torch.Tensor
+    point_uvs: torch.Tensor
+    point_vertex: torch.Tensor
+    average: torch.Tensor
+    laplacian: torch.Tensor
+    incidence: torch.Tensor
+    photo_weight: torch.Tensor
+    region: torch.Tensor
+
+
+_OPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _sparse(rows, cols, vals, shape) -> torch.Tensor:
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, shape).coalesce()
+
+
+def mesh_operators(model, config: ResidualConfig = ResidualConfig()) -> MeshOperators:
+    """The :class:`MeshOperators` of ``model`` (cached per model, region and feature radius)."""
+    key = (config.region, config.feature_radius_cm)
+    cache = _OPS.setdefault(model, {})
+    if key in cache:
+        return cache[key]
+    V, faces = model.n_vertices, model.faces.cpu()
+    corner_uvs = atlas_corner_uvs(model.uvs.cpu(), model.face_uvs.cpu()).float()
+    pairs, first = np.unique(
+        np.stack([faces.reshape(-1).numpy(), model.face_uvs.cpu().reshape(-1).numpy()], 1),
+        axis=0,
+        return_index=True,
+    )
+    vid = torch.as_tensor(pairs[:, 0])
+    point_uvs = corner_uvs.reshape(-1, 2)[torch.as_tensor(first)]
+    count = torch.bincount(vid, minlength=V).float()
+    average = _sparse(vid, torch.arange(len(vid)), 1.0 / count[vid], (V, len(vid)))
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    edges = torch.unique(torch.cat([edges, edges.flip(1)]), dim=0)
+    deg = torch.bincount(edges[:, 0], minlength=V).float().clamp(min=1)
+    ar = torch.arange(V)
+    laplacian = _sparse(
+        torch.cat([ar, edges[:, 0]]),
+        torch.cat([ar, edges[:, 1]]),
+        torch.cat([(deg > 0).float(), -1.0 / deg[edges[:, 0]]]),
+        (V, V),
+    )
+    fi = torch.arange(faces.shape[0]).repeat(3)
+    incidence = _sparse(faces.t().reshape(-1), fi, torch.ones(len(fi)), (V, faces.shape[0]))
+    region = model.region_mask(config.region).cpu()
+    tmpl = model.template.cpu()
+    feats = tmpl[model.landmark_ids.cpu()[list(FEATURE_LANDMARKS)]]
+    near = torch.cdist(tmpl, feats).min(1).values < config.feature_radius_cm
+    ops = MeshOperators(corner_uvs, point_uvs, vid, average, laplacian, incidence, (region & ~near).float(), region)
+    cache[key] = ops
+    return ops
+
+
+def sample_at_vertices(maps: torch.Tensor, ops: MeshOperators) -> torch.Tensor:
+    """Bilinear UV lookup averaged over each vertex's corners: (1, C, H, W) -> (1, V, C)."""
+    uv = ops.point_uvs.to(maps)
+    grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1)[None, None]  # origin bottom-left
+    pts = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return torch.sparse.mm(ops.average.to(maps.device), pts[0, :, 0].t())[None]
+
+
+def normals(vertices: torch.Tensor, faces: torch.Tensor, ops: MeshOperators) -> torch.Tensor:
+    """Area-weighted unit vertex normals, (1, V, 3) -> (1, V, 3) (as :func:`vertex_normals`)."""
+    v = vertices[0]
+    fn = torch.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]], dim=-1)
+    return F.normalize(torch.sparse.mm(ops.incidence.to(v.device), fn), dim=-1, eps=1e-12)[None]
+
+
+def sh_shading(n: torch.Tensor, lighting: torch.Tensor) -> torch.Tensor:
+    """Grey second-order SH irradiance of unit normals (..., 3) (camera axes) -> (...)."""
+    x, y, z = n.unbind(-1)
+    basis = torch.stack(
+        [torch.ones_like(x), x, y, z, x * y, y * z, x * z, x * x - y * y, 3 * z * z - 1], -1
+    )
+    return basis @ lighting
+
+
+def _crop(points: np.ndarray, H: int, W: int, config: ResidualConfig):
+    """Square-ish crop around projected points -> (x0, y0, x1, y1), (h, w) working size, (sx, sy)."""
+    lo, hi = points.min(0), points.max(0)
+    half = 0.5 * float((hi - lo).max()) * (1 + 2 * config.margin)
+    c = 0.5 * (lo + hi)
+    x0, y0 = max(0, int(math.floor(c[0] - half))), max(0, int(math.floor(c[1] - half)))
+    x1, y1 = min(W, int(math.ceil(c[0] + half)) + 1), min(H, int(math.ceil(c[1] + half)) + 1)
+    s = config.resolution / max(x1 - x0, y1 - y0, 1)
+    w, h = max(2, round((x1 - x0) * s)), max(2, round((y1 - y0) * s))
+    return (x0, y0, x1, y1), (h, w), (w / (x1 - x0), h / (y1 - y0))
+
+
+def _to_crop(pts: torch.Tensor, box, scale) -> torch.Tensor:
+    """Pixel coordinates (centre convention) -> working-crop coordinates."""
+    off = pts.new_tensor(box[:2])
+    sc = pts.new_tensor(scale)
+    return (pts - off + 0.5) * sc - 0.5
+
+
+def _gather(vals: torch.Tensor, tri: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+    """Interpolate (V, C) per-vertex values at pixels given (M, 3) corners and (M, 3) bary."""
+    return (vals[tri] * bary[..., None]).sum(1)
+
+
+# ---------------------------------------------------------------------------------------- the fit
+def fit_residual(
+    model, image: np.ndarray, fit: FitResult, config: ResidualConfig = ResidualConfig()
+) -> ResidualResult:
+    """Fit a residual geometry (and an albedo x SH appearance) to one face of a photo.
+
+    Args:
+        model: :class:`face3d.model.MorphableModel` the fit was made with (V vertices).
+        image: (H, W, 3) uint8 RGB photo.
+        fit: :class:`FitResult` of the face, batch of one (an existing residual is ignored).
+        config: :class:`ResidualConfig`.
+    Returns:
+        :class:`ResidualResult`; ``fit.with_residual(result.residual)`` is the refined face.
+    """
+    t_start = time.perf_counter()
+    if fit.batch_size != 1:
+        raise ValueError(f"fit_residual takes one face, got a batch of {fit.batch_size}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+    import cv2
+
+    ops = mesh_operators(model, config)
+    f32 = torch.float32
+    faces = model.faces.cpu()
+    R, t = fit.rotation.to(f32), fit.translation.to(f32)
+    with torch.no_grad():
+        base = fit.with_residual(None).vertices(model).to(f32).cpu()  # (1, V, 3) model space
+        v0 = to_camera(base, R, t)
+        pix0 = project(v0, fit.intrinsics.to(f32))[0]
+    H, W = image.shape[:2]
+    box, (h, w), scale = _crop(pix0[ops.region].numpy(), H, W, config)
+    crop = image[box[1] : box[3], box[0] : box[2]]
+    photo = torch.from_numpy(cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA)).to(f32) / 255.0
+    fx, fy, cx, cy = fit.intrinsics[0].to(f32).tolist()
+    (cx, cy), (sx, sy) = _to_crop(torch.tensor([cx, cy]), box, scale).tolist(), scale
+    K = torch.tensor([[fx * sx, fy * sy, cx, cy]])
+    targets = _to_crop(fit.landmarks_target[0, list(INNER)].to(f32), box, scale)
+    lm_ids = model.landmark_ids.cpu()[list(INNER)]
+
+    # photometric weights: region minus features, and facing the camera at the initial fit
+    n0 = normals(v0, faces, ops)[0]
+    facing = (-(n0 * F.normalize(v0[0], dim=-1)).sum(-1) > config.min_facing).float()
+    wv = ops.photo_weight * facing  # (V,)
+
+    def raster(vc: torch.Tensor):
+        frags, _, _ = rasterize(vc, faces, K, (h, w), config.render)
+        p2f = frags.pix_to_face[0, ..., 0]
+        cov = p2f >= 0
+        return cov, faces[p2f[cov]], frags.bary_coords[0, ..., 0, :][cov]
+
+    # appearance: albedo on a coarse UV grid, initialised from the photo at the initial fit
+    with torch.no_grad():
+        cov, tri, bary = raster(v0)
+        wpix = _gather(wv[:, None], tri, bary)[:, 0]
+        vis = torch.zeros(model.n_vertices)
+        vis.index_add_(0, tri.reshape(-1), (bary * wpix[:, None]).reshape(-1))
+        col = torch.zeros(model.n_vertices, 3)
+        col.index_add_(0, tri.reshape(-1), (bary * wpix[:, None]).reshape(-1, 1) * photo[cov].repeat_interleave(3, 0))
+        vert_col = col / vis.clamp(min=1e-6)[:, None]
+        seen = vis > 0.5
+        albedo0 = _splat(vert_col[seen], ops, seen, config.albedo_size)
+    albedo_grid = albedo0.clone().requires_grad_(True)
+    lighting = torch.zeros(9)
+    lighting[0] = 1.0
+    lighting.requires_grad_(True)
+
+    gen, free, params = None, None, []
+    if config.parametrisation == "conv":
+        with torch.random.fork_rng():
+            gen = ResidualGenerator(
+                config.latent_size, config.latent_channels, config.channels, config.output_scale, config.seed
+            )
+        params = [{"params": list(gen.parameters()), "lr": config.lr}]
+    elif config.parametrisation == "free":
+        free = torch.zeros(1, model.n_vertices, 3, requires_grad=True)
+        params = [{"params": [free], "lr": config.free_lr}]
+    app = {"params": [albedo_grid, lighting], "lr": config.appearance_lr}
+    warm = torch.optim.Adam([dict(app)])
+    joint = torch.optim.Adam([*params, dict(app)]) if params else warm
+    photo_cov = photo[cov]
+    steps = config.appearance_steps + config.steps
+    names = ("total", "photometric", "landmark", "magnitude", "laplacian")
+    losses: dict[str, list[float]] = {k: [] for k in names}
+    lmk_norm = float(max(h, w))
+    for step in range(steps):
+        geometry = step >= config.appearance_steps and params
+        disp = None
+        if geometry and gen is not None:
+            disp = gen()
+            res = sample_at_vertices(disp, ops)
+        elif geometry:
+            res = free
+        else:
+            res = torch.zeros(1, model.n_vertices, 3)
+        vc = to_camera(base + res, R, t) if geometry else v0
+        if geometry:
+            cov, tri, bary = raster(vc)
+            photo_cov = photo[cov]
+            wpix = _gather(wv[:, None], tri, bary.detach())[:, 0]
+        nv = normals(vc, faces, ops)[0] if geometry else n0
+        alb = sample_at_vertices(albedo_grid, ops)[0]
+        color = alb * sh_shading(nv, lighting)[:, None]
+        err = ((_gather(color, tri, bary) - photo_cov) ** 2).sum(-1)
+        l_photo = (err * wpix).sum() / wpix.sum().clamp(min=1.0)
+        lm = project(vc[:, lm_ids], K)
+        l_lmk = ((lm[0] - targets) ** 2).sum(-1).mean() / lmk_norm**2
+        l_mag = (res**2).sum(-1).mean()
+        l_lap = (torch.sparse.mm(ops.laplacian, res[0]) ** 2).sum(-1).mean()
+        total = (
+            config.photometric * l_photo
+            + config.landmark * l_lmk
+            + config.magnitude * l_mag
+            + config.laplacian * l_lap
+        )
+        opt = joint if geometry else warm
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        for k, v in zip(names, (total, l_photo, l_lmk, l_mag, l_lap), strict=True):
+            losses[k].append(float(v))
+    with torch.no_grad():
+        disp = gen() if gen is not None else None
+        res = sample_at_vertices(disp, ops) if gen is not None else free
+        res = torch.zeros(1, model.n_vertices, 3) if res is None else res.detach().clone()
+        albedo = sample_at_vertices(albedo_grid, ops).clamp(0, 1)
+    return ResidualResult(
+        residual=res,
+        displacement=None if disp is None else disp[0].detach(),
+        albedo=albedo.detach(),
+        lighting=lighting.detach().clone(),
+        losses=losses,
+        ms=(time.perf_counter() - t_start) * 1e3,
+    )
+
+
+def _splat(colors: torch.Tensor, ops: MeshOperators, seen: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Per-vertex colours of the ``seen`` vertices (N, 3) -> (1, 3, h, w) grid of cell means
+    (over the vertices' UV corners), empty cells filled with the overall mean."""
+    h, w = size
+    point_v = ops.point_vertex
+    keep = seen[point_v]
+    col = torch.zeros(len(seen), 3)
+    col[seen] = colors
+    uv = ops.point_uvs[keep]
+    cell = (((1 - uv[:, 1]) * h).long().clamp(0, h - 1) * w + (uv[:, 0] * w).long().clamp(0, w - 1))
+    acc = torch.zeros(h * w, 3).index_add_(0, cell, col[point_v[keep]])
+    cnt = torch.bincount(cell, minlength=h * w).float()
+    mean = colors.mean(0) if len(colors) else torch.full((3,), 0.5)
+    grid = torch.where(cnt[:, None] > 0, acc / cnt.clamp(min=1)[:, None], mean)
+    return grid.t().reshape(1, 3, h, w)
