@@ -61,12 +61,18 @@ class EditContext:
     detector: object | None = None
 
     @classmethod
-    def from_dir(cls, model_dir=None, config: EditConfig = EditConfig(), fit_config: FitConfig = FitConfig()):
+    def from_dir(
+        cls,
+        model_dir=None,
+        config: EditConfig = EditConfig(),
+        fit_config: FitConfig = FitConfig(),
+        device=None,
+    ):
         from face3d.detect import FaceDetector
         from face3d.model import MorphableModel
 
-        fit_model = MorphableModel.from_dir(model_dir)
-        render_model = MorphableModel.from_dir(model_dir, subset="full")
+        fit_model = MorphableModel.from_dir(model_dir).to(device or "cpu")
+        render_model = MorphableModel.from_dir(model_dir, subset="full").to(device or "cpu")
         return cls(fit_model, Editor3D(render_model, config), fit_config, FaceDetector())
 
 

@@ -101,23 +101,25 @@ class Editor3D:
         skin_uvs = render_model.face_uvs[keep][: self.n_skin]
         self.skin_corner_uvs = atlas_corner_uvs(render_model.uvs, skin_uvs)
         self.corner_uvs = torch.cat(
-            [self.skin_corner_uvs, torch.zeros(len(self.faces) - self.n_skin, 3, 2)], 0
+            [self.skin_corner_uvs, self.skin_corner_uvs.new_zeros(len(self.faces) - self.n_skin, 3, 2)], 0
         )
         self.layout = uv_layout(self.skin_corner_uvs, config.texture_size, config.render)
         self.mirror = mirror_vertices(render_model.template)
-        flat = torch.full((render_model.n_vertices, 3), 0.5)
+        dev = render_model.template.device
+        flat = torch.full((render_model.n_vertices, 3), 0.5, device=dev)
         for region, color in FLAT_COLORS.items():
             a, b = render_model.regions[region]
-            flat[a : b + 1] = torch.tensor(color)
+            flat[a : b + 1] = torch.tensor(color, device=dev)
         self.flat_colors = flat
-        self.changeable = torch.zeros(render_model.n_vertices, dtype=torch.bool)
+        self.changeable = torch.zeros(render_model.n_vertices, dtype=torch.bool, device=dev)
         self.changeable[: FACE_LAST + 1] = True
         self.changeable[HEAD_LAST + 1 :] = True
         self.face_changeable = self.changeable[self.faces].all(1)
 
     # ------------------------------------------------------------------ helpers
     def _vertices_cam(self, face: FaceFit, expression: torch.Tensor) -> torch.Tensor:
-        return face.fit.vertices_cam(self.model, expression.to(self.model.template.dtype)[None])
+        t = self.model.template
+        return face.fit.vertices_cam(self.model, expression.to(t.device, t.dtype)[None])
 
     def _crop(self, verts: list[torch.Tensor], K: torch.Tensor, H: int, W: int) -> tuple[int, int, int, int]:
         pts = torch.cat([project(v[:, : FACE_LAST + 1], K)[0] for v in verts], 0)
@@ -208,6 +210,7 @@ class Editor3D:
             K[:, 2] -= x0
             K[:, 3] -= y0
             crop = torch.from_numpy(np.array(image[y0:y1, x0:x1], dtype=np.float32))[None] / 255.0
+            crop = crop.to(self.model.template.device)
             texture, colors = self.sample_texture(crop, v_src, K)
             tex_ms = (time.perf_counter() - t0) * 1e3
             size = (y1 - y0, x1 - x0)
@@ -221,15 +224,15 @@ class Editor3D:
                 out, covered, change = self.render(v_tgt, K, size, texture, colors, source_view)
                 t2 = time.perf_counter()
                 patch_img = torch.where(covered[..., None], out, crop[0])
-                patch = (patch_img.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+                patch = (patch_img.clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
                 hard = np.zeros((H, W), bool)
-                hard[y0:y1, x0:x1] = (change | src_change).numpy()
+                hard[y0:y1, x0:x1] = (change | src_change).cpu().numpy()
                 region, alpha = edit_region(hard, self.config.composite)
                 full_patch = image.copy()
                 full_patch[y0:y1, x0:x1] = patch
                 result = paste(image, full_patch, alpha, region)
                 t3 = time.perf_counter()
-                render_img = (out * covered[..., None]).clamp(0, 1).numpy()
+                render_img = (out * covered[..., None]).clamp(0, 1).cpu().numpy()
                 edits.append(
                     FaceEdit(
                         image=result,

@@ -12,10 +12,19 @@ from pathlib import Path
 from face3d.errors import Face3DError
 
 
+def _device(args):
+    import torch
+
+    name = getattr(args, "device", "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise Face3DError("--device cuda: CUDA is not available on this machine")
+    return torch.device(name)
+
+
 def _model(args, subset: str = "face_head"):
     from face3d.model import MorphableModel
 
-    return MorphableModel.from_dir(args.model_dir, subset=subset)
+    return MorphableModel.from_dir(args.model_dir, subset=subset).to(_device(args))
 
 
 def _fit_config(args):
@@ -96,7 +105,7 @@ def cmd_edit(args) -> int:
     from editing.expressions import ARKIT_NAMES
 
     specs = parse_expressions(args.expression, ARKIT_NAMES, intensity=args.intensity, mode=args.mode)
-    ctx = EditContext.from_dir(args.model_dir, fit_config=_fit_config(args))
+    ctx = EditContext.from_dir(args.model_dir, fit_config=_fit_config(args), device=_device(args))
     options = EditOptions(face=args.face, grid=args.grid, resume=args.resume, workers=args.workers)
     summary = edit_folder(args.inputs, args.out, specs, ctx, options)
     print(summary.line("edits"))
@@ -148,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-identity", type=int, default=None, help="identity modes to fit (default 40)")
     p.add_argument("--no-silhouette", action="store_true", help="keep anatomical jaw correspondences")
     p.add_argument("--no-mesh", action="store_true", help="do not write the textured OBJ")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
     p.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
     p.set_defaults(func=cmd_fit)
 
@@ -167,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="skip images whose outputs already exist")
     p.add_argument("--workers", type=int, default=1, help="threads decoding and detecting ahead")
     p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
     p.set_defaults(func=cmd_edit)
     return parser
 

@@ -59,7 +59,7 @@ class RegressorConfig:
 
     size: int = 96
     crop_scale: float = 1.5
-    channels: tuple[int, ...] = (24, 48, 48, 96, 96, 160, 160, 256)
+    channels: tuple[int, ...] = (16, 32, 32, 64, 64, 128, 128, 256)
     strides: tuple[int, ...] = (2, 1, 2, 1, 2, 1, 2)
     hidden: int = 256
     n_identity: int = 20
@@ -112,8 +112,13 @@ class RegressorNet(nn.Module):
         landmark_identity: (K_id, 68, 3); landmark_expression: (K_exp, 68, 3).
     """
 
-    def __init__(self, config: RegressorConfig, landmark_template=None, landmark_identity=None,
-                 landmark_expression=None):
+    def __init__(
+        self,
+        config: RegressorConfig,
+        landmark_template=None,
+        landmark_identity=None,
+        landmark_expression=None,
+    ):
         super().__init__()
         self.config = config
         c = config.channels
@@ -131,12 +136,24 @@ class RegressorNet(nn.Module):
             self.head.bias[9 + config.n_identity : -1] = -3.0
         K_id, K_exp = config.n_identity, config.n_expression
         z = torch.zeros
-        self.register_buffer("lm_template", z(68, 3) if landmark_template is None else
-                             torch.as_tensor(landmark_template, dtype=torch.float32).clone())
-        self.register_buffer("lm_identity", z(K_id, 68 * 3) if landmark_identity is None else
-                             torch.as_tensor(landmark_identity, dtype=torch.float32).reshape(K_id, -1).clone())
-        self.register_buffer("lm_expression", z(K_exp, 68 * 3) if landmark_expression is None else
-                             torch.as_tensor(landmark_expression, dtype=torch.float32).reshape(K_exp, -1).clone())
+        self.register_buffer(
+            "lm_template",
+            z(68, 3)
+            if landmark_template is None
+            else torch.as_tensor(landmark_template, dtype=torch.float32).clone(),
+        )
+        self.register_buffer(
+            "lm_identity",
+            z(K_id, 68 * 3)
+            if landmark_identity is None
+            else torch.as_tensor(landmark_identity, dtype=torch.float32).reshape(K_id, -1).clone(),
+        )
+        self.register_buffer(
+            "lm_expression",
+            z(K_exp, 68 * 3)
+            if landmark_expression is None
+            else torch.as_tensor(landmark_expression, dtype=torch.float32).reshape(K_exp, -1).clone(),
+        )
 
     @classmethod
     def from_model(cls, config: RegressorConfig, model) -> RegressorNet:
@@ -209,8 +226,9 @@ class RegressorNet(nn.Module):
         try:
             raw = json.loads(cfg_path.read_text())
             names = {f.name for f in fields(RegressorConfig)}
-            config = RegressorConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                        for k, v in raw.items() if k in names})
+            config = RegressorConfig(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names}
+            )
         except (ValueError, TypeError) as err:
             raise RegressorWeightsError(f"{cfg_path}: corrupt regressor config ({err})") from err
         try:

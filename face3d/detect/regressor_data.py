@@ -110,7 +110,10 @@ def warp_crop(image: np.ndarray, A: np.ndarray, size: int) -> np.ndarray:
 
 def _photos(lfw: Path, heldout: bool) -> list[Path]:
     return sorted(
-        p for d in sorted(lfw.iterdir()) if d.is_dir() and is_heldout(d.name) == heldout for p in d.glob("*.jpg")
+        p
+        for d in sorted(lfw.iterdir())
+        if d.is_dir() and is_heldout(d.name) == heldout
+        for p in d.glob("*.jpg")
     )
 
 
@@ -288,7 +291,9 @@ class FaceProfiler:
             if ix * iy < 0.1 * (x1 - x0) * (y1 - y0):
                 break
         img = self._photometric(rng, warp_crop(image, crop_transform(cx, cy, side, S), S))
-        return self._record(img, np.zeros((68, 2)), torch.eye(3), 0.0, np.zeros(2), None, None, 0, KIND_NEGATIVE)
+        return self._record(
+            img, np.zeros((68, 2)), torch.eye(3), 0.0, np.zeros(2), None, None, 0, KIND_NEGATIVE
+        )
 
     def _record(self, img, lm, R, scale, centre, ident, expr, label, kind) -> dict:
         K_id = self.config.n_identity
@@ -374,9 +379,13 @@ def generate(
     torch.set_num_threads(1)
     prof = FaceProfiler(config)
     bg_rng = np.random.default_rng(seed + 1)
-    pool = [read_image(photos[i]) for i in bg_rng.choice(len(photos), size=min(150, len(photos)), replace=False)]
+    pool = [
+        read_image(photos[i]) for i in bg_rng.choice(len(photos), size=min(150, len(photos)), replace=False)
+    ]
     written = []
-    bar = tqdm(total=len(todo) * P, desc=f"regressor data {worker}/{workers}", unit="photo", disable=not progress)
+    bar = tqdm(
+        total=len(todo) * P, desc=f"regressor data {worker}/{workers}", unit="photo", disable=not progress
+    )
     for i in todo:
         t0 = time.perf_counter()
         rng = np.random.default_rng([seed, i])
@@ -407,9 +416,11 @@ def generate(
     return written
 
 
-def load_shards(folder: str | Path, prefix: str = "shard") -> dict[str, np.ndarray]:
-    """Concatenate every ``<prefix>_*.npz`` shard of ``folder`` (raises FileNotFoundError if none)."""
-    paths = sorted(Path(folder).glob(f"{prefix}_*.npz"))
+def load_shards(
+    folder: str | Path, prefix: str = "shard", paths: list[Path] | None = None
+) -> dict[str, np.ndarray]:
+    """Concatenate ``paths`` (default every ``<prefix>_*.npz`` of ``folder``; FileNotFoundError if none)."""
+    paths = sorted(Path(folder).glob(f"{prefix}_*.npz")) if paths is None else list(paths)
     if not paths:
         raise FileNotFoundError(f"no {prefix}_*.npz shards in {folder}")
     parts = []

@@ -20,7 +20,9 @@ class FitConfig:
         symmetry_prior: weight of ``(w_L - w_R)^2`` for each left/right pair of expression shapes
             (expressions are mostly symmetric; landmark noise is not).
         rigid_iterations: Levenberg-Marquardt iterations of the rigid stage.
-        iterations: Levenberg-Marquardt iterations of the full stage.
+        iterations: Levenberg-Marquardt iterations of the full stage (at most).
+        tolerance: a stage without silhouette re-selection stops early once every face's
+            accepted step lowers its cost by less than this fraction.
         silhouette: re-select the turned-away jaw side's correspondences on the outline.
         silhouette_every: iterations between silhouette re-selections.
         silhouette_min_yaw: |yaw| in degrees below which the anatomical jaw ids are kept.
@@ -40,6 +42,7 @@ class FitConfig:
     symmetry_prior: float = 1.0
     rigid_iterations: int = 8
     iterations: int = 20
+    tolerance: float = 1e-4
     silhouette: bool = True
     silhouette_every: int = 4
     silhouette_min_yaw: float = 20.0

@@ -216,9 +216,15 @@ def _lm(problem: _Problem, st: _State, iters: int, free: torch.Tensor, active, r
         d = -torch.linalg.solve(A, g)[..., 0] * free
         new = st.step(d, K)
         r_new, _ = problem.residuals(new, robust, active, False)
-        better = (r_new**2).sum(1) < (r**2).sum(1)
+        cost, cost_new = (r**2).sum(1), (r_new**2).sum(1)
+        better = cost_new < cost
         st = new.select(better, st)
         lam = torch.where(better, lam * 0.3, lam * 10).clamp(1e-9, 1e9)
+        # converged: every face's accepted step gained less than tol (relative), and no pending
+        # silhouette re-selection would change the problem
+        gain = torch.where(better, (cost - cost_new) / cost.clamp(min=1e-12), torch.zeros_like(cost))
+        if bool((gain < cfg.tolerance).all()) and bool(better.all()) and reselect is None:
+            break
     return st
 
 

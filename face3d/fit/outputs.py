@@ -25,7 +25,7 @@ def texture_layout(
 
 def face_record(face: FaceFit, model, image_name: str) -> dict:
     """The JSON record of one face (keys documented in the README)."""
-    fit = face.fit
+    fit = face.fit.to("cpu")
     ypr = fit.yaw_pitch_roll[0].tolist()
     fx, fy, cx, cy = fit.intrinsics[0].tolist()
     return {
@@ -75,12 +75,12 @@ def overlay_image(
     for face in faces:
         with torch.no_grad():
             r = render(face.fit.vertices_cam(model), model.faces, face.fit.intrinsics, (H, W), config)
-        shade, mask = r.image[0].numpy(), r.mask[0].numpy()[..., None] * alpha
+        shade, mask = r.image[0].cpu().numpy(), r.mask[0].cpu().numpy()[..., None] * alpha
         out = out * (1 - mask) + shade * mask
     out = (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
     for face in faces:
         draw_points(out, face.landmarks_detected, (0, 255, 0), radius)
-        draw_points(out, face.fit.landmarks_fitted[0].numpy(), (255, 40, 40), radius)
+        draw_points(out, face.fit.landmarks_fitted[0].cpu().numpy(), (255, 40, 40), radius)
     return out
 
 
@@ -98,10 +98,10 @@ def write_face(
     presence marks the face as done for ``--resume``). Returns the JSON path."""
     out_dir = Path(out_dir)
     name = f"{stem}_{face.face_index}"
-    photo = torch.from_numpy(image).float()[None] / 255.0
+    photo = torch.from_numpy(np.array(image, dtype=np.float32))[None].to(model.template.device) / 255.0
     with torch.no_grad():
         verts_cam = face.fit.vertices_cam(model)
         tex = extract_texture(photo, verts_cam, model.faces, face.fit.intrinsics, layout, config)
-    texture = (tex.texture[0].numpy() * 255 + 0.5).astype(np.uint8)
+    texture = (tex.texture[0].cpu().numpy() * 255 + 0.5).astype(np.uint8)
     export_obj(out_dir / f"{name}.obj", face.fit.vertices(model)[0], model.faces, layout.corner_uvs, texture)
     return atomic_write_json(out_dir / f"{name}.json", face_record(face, model, image_name))

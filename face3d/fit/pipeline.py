@@ -69,7 +69,7 @@ def fit_detections(model, marked: Landmarked, config: FitConfig = FitConfig()) -
     H, W = marked.image.shape[:2]
     targets = torch.as_tensor(np.stack(marked.landmarks), dtype=torch.float64)
     t0 = time.perf_counter()
-    result = fit_landmarks(model, targets, (H, W), config)
+    result = fit_landmarks(model, targets, (H, W), config).to(model.template.device)
     fit_ms = (time.perf_counter() - t0) * 1e3 / len(marked.detections)
     n = len(marked.detections)
     return [

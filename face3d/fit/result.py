@@ -79,6 +79,18 @@ class FitResult:
     def with_residual(self, residual: torch.Tensor | None) -> FitResult:
         return replace(self, residual=residual)
 
+    def to(self, device) -> FitResult:
+        """The same fit with every tensor on ``device``."""
+        kw = {
+            k: (
+                getattr(self, k).to(device)
+                if isinstance(getattr(self, k), torch.Tensor)
+                else getattr(self, k)
+            )
+            for k in self.__dataclass_fields__
+        }
+        return FitResult(**kw)
+
     def detach(self) -> FitResult:
         kw = {
             k: (getattr(self, k).detach() if isinstance(getattr(self, k), torch.Tensor) else getattr(self, k))
