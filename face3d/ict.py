@@ -175,44 +175,107 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, bytes]]:
                 if n.startswith(prefix) and "/" not in rest and _wanted(rest):
                     yield rest, zf.read(n)
         return
-    # tar: stream once (random access into a compressed tar re-decompresses)
-    groups: dict[str, dict[str, bytes]] = {}
-    try:
-        with tarfile.open(path, "r|*") as tf:
-            for member in tf:
-                if not member.isfile():
-                    continue
-                parent, _, base = member.name.rpartition("/")
-                if _wanted(base):
-                    fh = tf.extractfile(member)
-                    groups.setdefault(parent, {})[base] = fh.read() if fh else b""
-    except (tarfile.TarError, EOFError, OSError) as err:
-        raise ModelFormatError(f"{path}: unreadable archive ({err})") from err
-    for files in groups.values():
-        if TEMPLATE in files:
-            yield from sorted(files.items())
-            return
-    raise ModelFormatError(f"{path}: no {TEMPLATE} inside the archive")
+    # tar: stream once (random access into a compressed tar re-decompresses); decompression
+    # (which releases the GIL) runs in a thread while the caller parses what has arrived. Names
+    # keep their folder ("parent/base"): parse_model picks the folder holding the template.
+    for parent, base, data in _stream_tar(path):
+        yield f"{parent}/{base}", data
+
+
+def _stream_tar(path: Path) -> Iterator[tuple[str, str, bytes]]:
+    """(parent folder, basename, bytes) of the wanted members, read ahead in a thread."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=16)
+
+    def produce():
+        try:
+            with tarfile.open(path, "r|*") as tf:
+                for member in tf:
+                    parent, _, base = member.name.rpartition("/")
+                    if member.isfile() and _wanted(base):
+                        fh = tf.extractfile(member)
+                        q.put((parent, base, fh.read() if fh else b""))
+        except (tarfile.TarError, EOFError, OSError) as err:
+            q.put(ModelFormatError(f"{path}: unreadable archive ({err})"))
+        q.put(None)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while (item := q.get()) is not None:
+        if isinstance(item, Exception):
+            raise item
+        yield item
+
+
+_PARSER = None
+
+
+def _vertex_parser():
+    """A numba-compiled scanner for the first run of ``v x y z`` lines (compiled once, in memory)."""
+    global _PARSER
+    if _PARSER is None:
+        from numba import njit
+
+        @njit(cache=False, nogil=True)
+        def scan(buf, start, out):  # pragma: no cover - compiled
+            n, i, size = 0, start, len(buf)
+            while i + 1 < size and buf[i] == 118 and buf[i + 1] == 32:  # "v "
+                i += 2
+                for k in range(3):
+                    while i < size and buf[i] == 32:
+                        i += 1
+                    sign = 1.0
+                    if i < size and (buf[i] == 45 or buf[i] == 43):
+                        sign = -1.0 if buf[i] == 45 else 1.0
+                        i += 1
+                    value, digits = 0.0, 0
+                    while i < size and 48 <= buf[i] <= 57:
+                        value = value * 10.0 + (buf[i] - 48)
+                        i += 1
+                        digits += 1
+                    if i < size and buf[i] == 46:
+                        i += 1
+                        scale = 0.1
+                        while i < size and 48 <= buf[i] <= 57:
+                            value += (buf[i] - 48) * scale
+                            scale *= 0.1
+                            i += 1
+                            digits += 1
+                    if i < size and (buf[i] == 101 or buf[i] == 69):
+                        i += 1
+                        esign = 1
+                        if i < size and (buf[i] == 45 or buf[i] == 43):
+                            esign = -1 if buf[i] == 45 else 1
+                            i += 1
+                        e = 0
+                        while i < size and 48 <= buf[i] <= 57:
+                            e = e * 10 + (buf[i] - 48)
+                            i += 1
+                        value *= 10.0 ** (esign * e)
+                    if digits == 0 or n >= out.shape[0]:
+                        return -1 - n  # malformed (or more vertices than room)
+                    out[n, k] = sign * value
+                while i < size and buf[i] != 10:  # rest of the line (a 4th coordinate, "\r")
+                    i += 1
+                i += 1
+                n += 1
+            return n
+
+        _PARSER = scan
+    return _PARSER
 
 
 def _vertex_block(data: bytes, name: str) -> np.ndarray:
-    """The ``v x y z`` lines of an OBJ as an (N, 3) float64 array (fast path)."""
-    start = data.find(b"\nv ") + 1 if not data.startswith(b"v ") else 0
+    """The ``v x y z`` lines of an OBJ as an (N, 3) float64 array (the first contiguous run)."""
+    start = 0 if data.startswith(b"v ") else data.find(b"\nv ") + 1
     if start == 0 and not data.startswith(b"v "):
         raise ModelFormatError(f"{name}: no vertices (missing or truncated OBJ)")
-    end = len(data)
-    for tag in (b"\nvt ", b"\nvn ", b"\nf ", b"\ng ", b"\nusemtl ", b"\ns ", b"\n#"):
-        j = data.find(tag, start)
-        if j >= 0:
-            end = min(end, j)
-    block = data[start:end].replace(b"v ", b" ")
-    try:
-        values = np.array(block.split(), dtype=np.float64)
-    except ValueError as err:
-        raise ModelFormatError(f"{name}: malformed vertex line ({err})") from err
-    if values.size % 3:
-        raise ModelFormatError(f"{name}: truncated vertex data")
-    return values.reshape(-1, 3)
+    out = np.empty((data.count(b"\nv ", start) + 1, 3), dtype=np.float64)
+    n = _vertex_parser()(np.frombuffer(data, dtype=np.uint8), start, out)
+    if n <= 0:
+        raise ModelFormatError(f"{name}: malformed vertex line {-n}")
+    return out[:n]
 
 
 def _parse_template(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -237,33 +300,51 @@ def _parse_template(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 
 
 def parse_model(files: Iterator[tuple[str, bytes]], origin: str = "") -> ICTArrays:
-    """Parse the model from (basename, bytes) pairs of its folder."""
-    raw: dict[str, bytes] = dict(files)
+    """Parse the model from (name, bytes) pairs of its folder.
+
+    Names may carry a folder (``"a/b/identity000.obj"``): the folder holding the template is
+    used. Vertex blocks are parsed as the files arrive, so a streaming source overlaps its
+    reading with the parsing.
+    """
     where = f" in {origin}" if origin else ""
-    for needed in (TEMPLATE, INDEX):
-        if needed not in raw:
-            raise ModelFormatError(f"missing {needed}{where}")
+    raw: dict[str, dict[str, bytes]] = {}
+    verts: dict[str, dict[str, np.ndarray | ModelFormatError]] = {}
+    for name, data in files:
+        parent, _, base = name.rpartition("/")
+        if base in (TEMPLATE, INDEX):
+            raw.setdefault(parent, {})[base] = data
+        elif base.endswith(".obj"):
+            try:
+                verts.setdefault(parent, {})[base] = _vertex_block(data, base)
+            except ModelFormatError as err:  # raised only if this file turns out to be needed
+                verts.setdefault(parent, {})[base] = err
+    folder = next((p for p, files_ in raw.items() if TEMPLATE in files_), None)
+    if folder is None:
+        raise ModelFormatError(f"missing {TEMPLATE}{where}")
+    raw_f, verts_f = raw[folder], verts.get(folder, {})
+    if INDEX not in raw_f:
+        raise ModelFormatError(f"missing {INDEX}{where}")
     try:
-        names = tuple(json.loads(raw[INDEX])["expressions"])
+        names = tuple(json.loads(raw_f[INDEX])["expressions"])
     except (ValueError, KeyError) as err:
         raise ModelFormatError(f"{INDEX}{where}: unreadable ({err})") from err
-    template, uvs, faces, face_uvs, polys = _parse_template(raw.pop(TEMPLATE))
+    template, uvs, faces, face_uvs, polys = _parse_template(raw_f[TEMPLATE])
     n = len(template)
 
     def deltas(file_names: list[str]) -> np.ndarray:
         out = np.empty((len(file_names), n, 3), dtype=np.float32)
         for i, fname in enumerate(file_names):
-            if fname not in raw:
+            v = verts_f.get(fname)
+            if v is None:
                 raise ModelFormatError(f"missing {fname}{where}")
-            verts = _vertex_block(raw.pop(fname), fname)
-            if len(verts) != n:
-                raise ModelFormatError(
-                    f"{fname}{where}: {len(verts)} vertices, expected {n} (truncated OBJ?)"
-                )
-            out[i] = verts - template
+            if isinstance(v, ModelFormatError):
+                raise v
+            if len(v) != n:
+                raise ModelFormatError(f"{fname}{where}: {len(v)} vertices, expected {n} (truncated OBJ?)")
+            out[i] = v - template
         return out
 
-    id_files = sorted(k for k in raw if re.fullmatch(r"identity\d{3}\.obj", k))
+    id_files = sorted(k for k in verts_f if re.fullmatch(r"identity\d{3}\.obj", k))
     expected = [f"identity{i:03d}.obj" for i in range(len(id_files))]
     if id_files != expected:
         missing = sorted(set(expected) - set(id_files)) or expected[:1]
