@@ -1,4 +1,5 @@
-"""Shared fixtures for the rendering tests: the ICT model posed in front of a PyTorch3D camera,
+"""Shared fixtures for the rendering tests (``ict_model`` comes from tests/conftest.py): the ICT
+model posed in front of a PyTorch3D camera,
 and a session cache of PyTorch3D reference rasterisations (seconds each on a CPU)."""
 
 from __future__ import annotations
@@ -7,18 +8,6 @@ import math
 
 import pytest
 import torch
-
-
-@pytest.fixture(scope="session")
-def ict_model():
-    """The ICT-FaceKit morphable model, or skip when it is not installed."""
-    from face3d.errors import ModelNotFoundError
-    from face3d.model import MorphableModel
-
-    try:
-        return MorphableModel.from_dir()
-    except ModelNotFoundError as err:
-        pytest.skip(f"ICT model not available: {err}")
 
 
 @pytest.fixture(scope="session")
