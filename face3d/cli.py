@@ -83,6 +83,7 @@ def cmd_fit(args) -> int:
         workers=args.workers,
         write_mesh=not args.no_mesh,
         write_overlay=not args.no_overlay,
+        write_ply=args.ply,
     )
     summary = fit_folder(args.inputs, args.out, model, _fit_config(args), options)
     print(summary.line("faces"))
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mesh", action="store_true", help="do not write the textured OBJ")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
     p.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
+    p.add_argument("--ply", action="store_true", help="also write <stem>_<i>.ply with vertex colours")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("edit", parents=[common], help="change the expression of every face, guided by 3D")

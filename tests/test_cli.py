@@ -49,8 +49,14 @@ def test_fit_batch_records_failures_and_resumes(tmp_path, ict_model, capsys):
     out = tmp_path / "out"
     before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
 
-    code = main(["fit", str(src), "--out", str(out), "--no-mesh"])
+    code = main(["fit", str(src), "--out", str(out), "--ply"])
     assert code == 0
+    import trimesh
+
+    obj = trimesh.load(out / "astronaut_0.obj", process=False, force="mesh")
+    ply = trimesh.load(out / "astronaut_0.ply", process=False)
+    assert len(ply.vertices) == ict_model.n_vertices and len(obj.faces) == ict_model.faces.shape[0]
+    assert (out / "astronaut_0.png").is_file() and (out / "astronaut_0.mtl").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["processed"] == 1 and summary["faces"] == 1
     reasons = {os.path.basename(f["file"]): f["reason"] for f in summary["failures"]}

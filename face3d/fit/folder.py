@@ -24,6 +24,7 @@ class FolderOptions:
         resume: skip images whose outputs are already written.
         workers: threads decoding and detecting ahead of the fitter.
         write_mesh: write the textured OBJ of each face.
+        write_ply: also write a PLY with per-vertex colours sampled from the photo.
         write_overlay: write the overlay PNG of each face.
         progress: show a progress bar.
     """
@@ -33,6 +34,7 @@ class FolderOptions:
     resume: bool = False
     workers: int = 1
     write_mesh: bool = True
+    write_ply: bool = False
     write_overlay: bool = True
     progress: bool = True
 
@@ -99,7 +101,16 @@ def fit_folder(
                 ov = overlay_image(marked.image, [face], model)
                 write_image(out_dir / f"{item.stem}_{face.face_index}_overlay.png", ov)
             if layout is not None:
-                write_face(out_dir, item.stem, marked.image, face, model, layout, item.path.name)
+                write_face(
+                    out_dir,
+                    item.stem,
+                    marked.image,
+                    face,
+                    model,
+                    layout,
+                    item.path.name,
+                    ply=options.write_ply,
+                )
             else:
                 from face3d.fit.outputs import face_record
                 from face3d.io import atomic_write_json

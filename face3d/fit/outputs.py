@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from face3d.export import export_obj
+from face3d.export import export_obj, export_ply
 from face3d.fit.pipeline import FaceFit
 from face3d.io import atomic_write_json
 from face3d.render import RenderConfig, UVLayout, atlas_corner_uvs, extract_texture, render, uv_layout
@@ -93,9 +93,10 @@ def write_face(
     layout: UVLayout,
     image_name: str,
     config: RenderConfig = RenderConfig(),
+    ply: bool = False,
 ) -> Path:
-    """Write ``<stem>_<i>.obj`` (+ .mtl, .png texture) and ``<stem>_<i>.json`` (last, so its
-    presence marks the face as done for ``--resume``). Returns the JSON path."""
+    """Write ``<stem>_<i>.obj`` (+ .mtl, .png texture), with ``ply`` also ``<stem>_<i>.ply``
+    (vertex colours sampled from the photo), and ``<stem>_<i>.json``. Returns the JSON path."""
     out_dir = Path(out_dir)
     name = f"{stem}_{face.face_index}"
     photo = torch.from_numpy(np.array(image, dtype=np.float32))[None].to(model.template.device) / 255.0
@@ -103,5 +104,8 @@ def write_face(
         verts_cam = face.fit.vertices_cam(model)
         tex = extract_texture(photo, verts_cam, model.faces, face.fit.intrinsics, layout, config)
     texture = (tex.texture[0].cpu().numpy() * 255 + 0.5).astype(np.uint8)
-    export_obj(out_dir / f"{name}.obj", face.fit.vertices(model)[0], model.faces, layout.corner_uvs, texture)
+    verts = face.fit.vertices(model)[0]
+    export_obj(out_dir / f"{name}.obj", verts, model.faces, layout.corner_uvs, texture)
+    if ply:
+        export_ply(out_dir / f"{name}.ply", verts, model.faces, tex.vertex_colors[0])
     return atomic_write_json(out_dir / f"{name}.json", face_record(face, model, image_name))

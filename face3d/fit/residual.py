@@ -64,6 +64,7 @@ class ResidualConfig:
         lr: Adam learning rate of the generator weights (``"conv"``).
         free_lr: Adam learning rate of the free offsets, cm per step (``"free"``).
         appearance_lr: Adam learning rate of the albedo grid and the lighting coefficients.
+        lr_decay: every learning rate decays exponentially to this fraction over each stage.
         photometric: weight of the masked mean squared RGB error between render and photo.
         landmark: weight of the mean squared distance of the 51 inner landmark vertices'
             projections to the fit's targets, in units of the working crop's size.
@@ -93,16 +94,17 @@ class ResidualConfig:
     lr: float = 2e-3
     free_lr: float = 3e-3
     appearance_lr: float = 3e-2
+    lr_decay: float = 0.05
     photometric: float = 1.0
     landmark: float = 1.0
     magnitude: float = 1e-3
     laplacian: float = 1.0
     resolution: int = 128
     margin: float = 0.08
-    map_size: tuple[int, int] = (128, 256)
+    map_size: tuple[int, int] = (64, 128)
     latent_size: tuple[int, int] = (16, 32)
-    latent_channels: int = 32
-    channels: tuple[int, ...] = (64, 48, 32, 16)
+    latent_channels: int = 16
+    channels: tuple[int, ...] = (32, 16, 8)
     output_scale: float = 1.0
     albedo_size: tuple[int, int] = (16, 32)
     feature_radius_cm: float = 1.0
@@ -186,34 +188,45 @@ class ResidualGenerator(nn.Module):
 # ---------------------------------------------------------------------------------------- mesh operators
 @dataclass(frozen=True)
 class MeshOperators:
-    """Per-model constants (built once per model by :func:`mesh_operators`).
+    """Per-model constants (built once per model by :func:`mesh_operators`; index form, since
+    ``index_add`` beats torch's sparse products on the CPU).
 
     Attributes:
+        faces: (F, 3) the model's triangles (CPU).
         corner_uvs: (F, 3, 2) atlas UVs per triangle corner.
-        point_uvs: (P, 2) the distinct (vertex, UV) corners' atlas UVs.
+        point_uvs: (P, 2) atlas UVs of the distinct (vertex, UV) corners.
         point_vertex: (P,) the vertex of each corner.
-        average: (V, P) sparse: mean over each vertex's corners (rows of unused vertices are 0).
-        laplacian: (V, V) sparse uniform Laplacian ``I - D^-1 A``.
-        incidence: (V, F) sparse, 1 where the vertex is a corner of the triangle (for normals).
+        point_count: (V,) corners per vertex (>= 1; 1 for vertices in no triangle).
+        edges: (E, 2) directed mesh edges, both directions.
+        degree: (V,) neighbours per vertex (>= 1).
         photo_weight: (V,) photometric weight from region and features, in {0, 1}.
         region: (V,) bool vertices of ``config.region``.
+        region_faces: (F_r, 3) triangles with a corner in the region (the ones rasterised).
     """
 
+    faces: torch.Tensor
     corner_uvs: torch.Tensor
     point_uvs: torch.Tensor
     point_vertex: torch.Tensor
-    average: torch.Tensor
-    laplacian: torch.Tensor
-    incidence: torch.Tensor
+    point_count: torch.Tensor
+    edges: torch.Tensor
+    degree: torch.Tensor
     photo_weight: torch.Tensor
     region: torch.Tensor
+    region_faces: torch.Tensor
+
+    def average(self, per_point: torch.Tensor) -> torch.Tensor:
+        """(P, C) values per corner -> (V, C) mean per vertex."""
+        out = per_point.new_zeros(len(self.point_count), per_point.shape[1])
+        return out.index_add(0, self.point_vertex, per_point) / self.point_count[:, None].to(per_point)
+
+    def laplacian(self, x: torch.Tensor) -> torch.Tensor:
+        """Uniform Laplacian ``x_i - mean_j x_j`` over the neighbours: (V, C) -> (V, C)."""
+        nb = x.new_zeros(x.shape).index_add(0, self.edges[:, 0], x[self.edges[:, 1]])
+        return x - nb / self.degree[:, None].to(x)
 
 
 _OPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _sparse(rows, cols, vals, shape) -> torch.Tensor:
-    return torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, shape).coalesce()
 
 
 def mesh_operators(model, config: ResidualConfig = ResidualConfig()) -> MeshOperators:
@@ -230,26 +243,24 @@ def mesh_operators(model, config: ResidualConfig = ResidualConfig()) -> MeshOper
         return_index=True,
     )
     vid = torch.as_tensor(pairs[:, 0])
-    point_uvs = corner_uvs.reshape(-1, 2)[torch.as_tensor(first)]
-    count = torch.bincount(vid, minlength=V).float()
-    average = _sparse(vid, torch.arange(len(vid)), 1.0 / count[vid], (V, len(vid)))
     edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     edges = torch.unique(torch.cat([edges, edges.flip(1)]), dim=0)
-    deg = torch.bincount(edges[:, 0], minlength=V).float().clamp(min=1)
-    ar = torch.arange(V)
-    laplacian = _sparse(
-        torch.cat([ar, edges[:, 0]]),
-        torch.cat([ar, edges[:, 1]]),
-        torch.cat([(deg > 0).float(), -1.0 / deg[edges[:, 0]]]),
-        (V, V),
-    )
-    fi = torch.arange(faces.shape[0]).repeat(3)
-    incidence = _sparse(faces.t().reshape(-1), fi, torch.ones(len(fi)), (V, faces.shape[0]))
     region = model.region_mask(config.region).cpu()
     tmpl = model.template.cpu()
     feats = tmpl[model.landmark_ids.cpu()[list(FEATURE_LANDMARKS)]]
     near = torch.cdist(tmpl, feats).min(1).values < config.feature_radius_cm
-    ops = MeshOperators(corner_uvs, point_uvs, vid, average, laplacian, incidence, (region & ~near).float(), region)
+    ops = MeshOperators(
+        faces=faces,
+        corner_uvs=corner_uvs,
+        point_uvs=corner_uvs.reshape(-1, 2)[torch.as_tensor(first)],
+        point_vertex=vid,
+        point_count=torch.bincount(vid, minlength=V).clamp(min=1).float(),
+        edges=edges,
+        degree=torch.bincount(edges[:, 0], minlength=V).clamp(min=1).float(),
+        photo_weight=(region & ~near).float(),
+        region=region,
+        region_faces=faces[region[faces].any(1)],
+    )
     cache[key] = ops
     return ops
 
@@ -259,14 +270,15 @@ def sample_at_vertices(maps: torch.Tensor, ops: MeshOperators) -> torch.Tensor:
     uv = ops.point_uvs.to(maps)
     grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1)[None, None]  # origin bottom-left
     pts = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return torch.sparse.mm(ops.average.to(maps.device), pts[0, :, 0].t())[None]
+    return ops.average(pts[0, :, 0].t())[None]
 
 
-def normals(vertices: torch.Tensor, faces: torch.Tensor, ops: MeshOperators) -> torch.Tensor:
+def normals(vertices: torch.Tensor, ops: MeshOperators) -> torch.Tensor:
     """Area-weighted unit vertex normals, (1, V, 3) -> (1, V, 3) (as :func:`vertex_normals`)."""
-    v = vertices[0]
-    fn = torch.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]], dim=-1)
-    return F.normalize(torch.sparse.mm(ops.incidence.to(v.device), fn), dim=-1, eps=1e-12)[None]
+    v, f = vertices[0], ops.faces
+    fn = torch.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]], dim=-1)
+    acc = v.new_zeros(v.shape).index_add(0, f.t().reshape(-1), fn.repeat(3, 1))
+    return F.normalize(acc, dim=-1, eps=1e-12)[None]
 
 
 def sh_shading(n: torch.Tensor, lighting: torch.Tensor) -> torch.Tensor:
@@ -342,15 +354,15 @@ def fit_residual(
     lm_ids = model.landmark_ids.cpu()[list(INNER)]
 
     # photometric weights: region minus features, and facing the camera at the initial fit
-    n0 = normals(v0, faces, ops)[0]
+    n0 = normals(v0, ops)[0]
     facing = (-(n0 * F.normalize(v0[0], dim=-1)).sum(-1) > config.min_facing).float()
     wv = ops.photo_weight * facing  # (V,)
 
     def raster(vc: torch.Tensor):
-        frags, _, _ = rasterize(vc, faces, K, (h, w), config.render)
+        frags, _, _ = rasterize(vc, ops.region_faces, K, (h, w), config.render)
         p2f = frags.pix_to_face[0, ..., 0]
         cov = p2f >= 0
-        return cov, faces[p2f[cov]], frags.bary_coords[0, ..., 0, :][cov]
+        return cov, ops.region_faces[p2f[cov]], frags.bary_coords[0, ..., 0, :][cov]
 
     # appearance: albedo on a coarse UV grid, initialised from the photo at the initial fit
     with torch.no_grad():
@@ -383,6 +395,8 @@ def fit_residual(
     joint = torch.optim.Adam([*params, dict(app)]) if params else warm
     photo_cov = photo[cov]
     steps = config.appearance_steps + config.steps
+    n_warm = steps if not params else config.appearance_steps
+    base_lrs = {id(o): [g["lr"] for g in o.param_groups] for o in (warm, joint)}
     names = ("total", "photometric", "landmark", "magnitude", "laplacian")
     losses: dict[str, list[float]] = {k: [] for k in names}
     lmk_norm = float(max(h, w))
@@ -401,7 +415,7 @@ def fit_residual(
             cov, tri, bary = raster(vc)
             photo_cov = photo[cov]
             wpix = _gather(wv[:, None], tri, bary.detach())[:, 0]
-        nv = normals(vc, faces, ops)[0] if geometry else n0
+        nv = normals(vc, ops)[0] if geometry else n0
         alb = sample_at_vertices(albedo_grid, ops)[0]
         color = alb * sh_shading(nv, lighting)[:, None]
         err = ((_gather(color, tri, bary) - photo_cov) ** 2).sum(-1)
@@ -409,7 +423,7 @@ def fit_residual(
         lm = project(vc[:, lm_ids], K)
         l_lmk = ((lm[0] - targets) ** 2).sum(-1).mean() / lmk_norm**2
         l_mag = (res**2).sum(-1).mean()
-        l_lap = (torch.sparse.mm(ops.laplacian, res[0]) ** 2).sum(-1).mean()
+        l_lap = (ops.laplacian(res[0]) ** 2).sum(-1).mean()
         total = (
             config.photometric * l_photo
             + config.landmark * l_lmk
@@ -417,11 +431,14 @@ def fit_residual(
             + config.laplacian * l_lap
         )
         opt = joint if geometry else warm
+        stage, first = (config.steps, config.appearance_steps) if geometry else (n_warm, 0)
+        for g, lr0 in zip(opt.param_groups, base_lrs[id(opt)], strict=True):
+            g["lr"] = lr0 * config.lr_decay ** ((step - first) / max(stage - 1, 1))
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
         for k, v in zip(names, (total, l_photo, l_lmk, l_mag, l_lap), strict=True):
-            losses[k].append(float(v))
+            losses[k].append(float(v.detach()))
     with torch.no_grad():
         disp = gen() if gen is not None else None
         res = sample_at_vertices(disp, ops) if gen is not None else free

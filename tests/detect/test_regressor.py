@@ -1,0 +1,142 @@
+"""The landmark/3DMM regressor: checkpoints, the inference API, and the shipped weights on
+held-out synthetic renders (skipped when the weights, the ICT model or LFW are absent)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from face3d.detect.regressor import (
+    LandmarkRegressor,
+    RegressorConfig,
+    RegressorNet,
+    RegressorWeightsError,
+    default_weights_dir,
+    landmark_box_from_detector_box,
+    normalise,
+)
+from face3d.detect.regressor_data import crop_box, crop_transform
+
+TINY = RegressorConfig(size=32, channels=(8, 8, 16), strides=(2, 2), hidden=16, n_identity=4)
+
+
+def _tiny_net(seed: int = 0) -> RegressorNet:
+    torch.manual_seed(seed)
+    net = RegressorNet(TINY, torch.randn(68, 3), torch.randn(4, 68, 3), torch.randn(53, 68, 3))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    if not (default_weights_dir() / "weights.pt").is_file():
+        pytest.skip("shipped regressor weights (assets/regressor) not available")
+    return LandmarkRegressor.from_pretrained(threads=1)
+
+
+def test_save_load_roundtrip(tmp_path):
+    net = _tiny_net()
+    net.save_pretrained(tmp_path / "ckpt")
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {"config.json", "weights.pt"}
+    back = RegressorNet.from_pretrained(tmp_path / "ckpt")
+    assert back.config == net.config
+    x = normalise(torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8))
+    with torch.no_grad():
+        a, b = net(x), back(x)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_missing_or_corrupt_checkpoint_names_the_file(tmp_path):
+    with pytest.raises(RegressorWeightsError, match="config.json"):
+        RegressorNet.from_pretrained(tmp_path)
+    _tiny_net().save_pretrained(tmp_path)
+    (tmp_path / "weights.pt").write_bytes(b"not a torch file")
+    with pytest.raises(RegressorWeightsError, match="weights.pt"):
+        RegressorNet.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("{broken")
+    with pytest.raises(RegressorWeightsError, match="config.json"):
+        RegressorNet.from_pretrained(tmp_path)
+
+
+def test_predict_shapes():
+    reg = LandmarkRegressor(_tiny_net())
+    image = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    out = reg.predict(image, (40, 30, 100, 95))
+    assert out.landmarks.shape == (68, 2) and np.isfinite(out.landmarks).all()
+    assert out.identity.shape == (4,) and out.expression.shape == (53,)
+    assert out.rotation.shape == (3, 3) and out.centre.shape == (2,)
+    assert 0.0 <= out.confidence <= 1.0 and ((out.expression >= 0) & (out.expression <= 1)).all()
+    assert all(isinstance(v, float) for v in (out.yaw, out.pitch, out.roll, out.scale))
+    many = reg.predict_batch(image, [(40, 30, 100, 95), (0, 0, 50, 50)])
+    assert len(many) == 2 and np.allclose(many[0].landmarks, out.landmarks, atol=1e-4)
+    assert reg.predict_batch(image, []) == []
+
+
+def test_landmarks_map_back_to_image_pixels():
+    """Crop-pixel landmarks come back to the image through the inverse crop transform."""
+    reg = LandmarkRegressor(_tiny_net())
+    image = np.zeros((100, 100, 3), np.uint8)
+    box = (20.0, 30.0, 60.0, 80.0)
+    out = reg.predict(image, box)
+    A = crop_transform(*crop_box(box, TINY.crop_scale), TINY.size)
+    with torch.no_grad():
+        crop_lm = reg.net(normalise(torch.from_numpy(reg.crops(image, [box])[0])))["landmarks"][0].numpy()
+    assert np.allclose(out.landmarks @ A[:, :2].T + A[:, 2], crop_lm, atol=1e-3)
+
+
+def test_detector_box_inverse_mapping():
+    from face3d.detect import dlib_box_from_landmark_box
+
+    box = (100.0, 120.0, 180.0, 230.0)
+    assert np.allclose(landmark_box_from_detector_box(dlib_box_from_landmark_box(box)), box, atol=1e-6)
+
+
+def test_no_face_low_confidence(shipped):
+    rng = np.random.default_rng(1)
+    S = 200
+    grad = np.repeat(np.linspace(0, 255, S)[None, :, None], S, 0).repeat(3, 2).astype(np.uint8)
+    images = [
+        np.full((S, S, 3), 128, np.uint8),
+        rng.integers(0, 256, (S, S, 3), dtype=np.uint8),
+        grad,
+    ]
+    for image in images:
+        assert shipped.predict(image, (50, 50, 150, 150)).confidence < 0.5
+
+
+def test_heldout_renders_pose_error(shipped, ict_model):
+    """Median rotation error on renders of held-out LFW persons (never trained on) is < 5 degrees."""
+    from pathlib import Path
+
+    from face3d.detect.regressor_data import DataConfig, FaceProfiler, _photos, random_background
+    from face3d.io import read_image
+
+    lfw = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lfw"
+    if not lfw.is_dir():
+        pytest.skip("../shared/data/lfw not available")
+    photos = _photos(lfw, heldout=True)[:12:3]
+    cfg = shipped.net.config
+    prof = FaceProfiler(DataConfig(size=cfg.size, crop_scale=cfg.crop_scale))
+    rng = np.random.default_rng(0)
+    records = []
+    for path in photos:
+        image = read_image(path)
+        fit = prof.fit_photo(image)
+        if fit is None:
+            continue
+        colors = prof.vertex_colors(image, fit)
+        for _ in range(6):
+            records.append(prof.render_sample(rng, fit, colors, random_background(rng, [], cfg.size)))
+    assert len(records) >= 12
+    crops = torch.from_numpy(np.stack([r["image"] for r in records]))
+    with torch.no_grad():
+        out = shipped.net(normalise(crops))
+    R_gt = torch.from_numpy(np.stack([r["rotation"] for r in records]))
+    cos = ((out["rotation"].transpose(1, 2) @ R_gt).diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2
+    err = torch.rad2deg(torch.acos(cos.clamp(-1, 1)))
+    assert float(err.median()) < 5.0, err
+    assert float(torch.sigmoid(out["logit"]).min()) > 0.5
