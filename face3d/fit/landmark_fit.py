@@ -12,6 +12,7 @@ evaluated, so one iteration costs well under a millisecond per face.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import torch
@@ -67,6 +68,19 @@ class _SubModel:
         from face3d.render.shading import vertex_normals
 
         return vertex_normals(verts, self.faces)
+
+
+_SUB_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _sub_model(model, n_identity: int, dtype) -> _SubModel:
+    """The landmark rows of ``model``, computed once per model and setting (weakly cached)."""
+    per_model = _SUB_CACHE.setdefault(model, {})
+    key = (n_identity, dtype, model.template.device, model.template.data_ptr())
+    if key not in per_model:
+        per_model.clear()
+        per_model[key] = _SubModel(model, n_identity, dtype)
+    return per_model[key]
 
 
 def _skew(v: torch.Tensor) -> torch.Tensor:
@@ -201,9 +215,12 @@ def _lm(problem: _Problem, st: _State, iters: int, free: torch.Tensor, active, r
     K = st.ident.shape[1]
     lam = torch.full((B,), 1e-3, dtype=st.t.dtype)
     robust = torch.ones(B, 68, dtype=st.t.dtype)
+    stable = reselect is None  # correspondences unchanged by the last re-selection
     for it in range(iters):
         if reselect is not None and it % cfg.silhouette_every == 0:
-            problem.set_correspondences(reselect(st, problem.corr))
+            corr = reselect(st, problem.corr)
+            stable = it > 0 and bool((corr.a == problem.corr.a).all() and (corr.b == problem.corr.b).all())
+            problem.set_correspondences(corr)
         _, _, uv = problem.project(st)
         e = (uv - problem.tg).norm(dim=-1) / problem.scale[:, None]
         robust = torch.where(e > cfg.huber_px, (cfg.huber_px / e.clamp(min=1e-9)).sqrt(), 1.0)
@@ -220,10 +237,10 @@ def _lm(problem: _Problem, st: _State, iters: int, free: torch.Tensor, active, r
         better = cost_new < cost
         st = new.select(better, st)
         lam = torch.where(better, lam * 0.3, lam * 10).clamp(1e-9, 1e9)
-        # converged: every face's accepted step gained less than tol (relative), and no pending
-        # silhouette re-selection would change the problem
+        # converged: every face's accepted step gained less than tol (relative), and the last
+        # silhouette re-selection (if any) left the correspondences as they were
         gain = torch.where(better, (cost - cost_new) / cost.clamp(min=1e-12), torch.zeros_like(cost))
-        if bool((gain < cfg.tolerance).all()) and bool(better.all()) and reselect is None:
+        if stable and bool((gain < cfg.tolerance).all()) and bool(better.all()):
             break
     return st
 
@@ -252,7 +269,7 @@ def fit_landmarks(
     B = targets.shape[0]
     H, W = image_size
     K = min(config.n_identity, model.n_identity)
-    sub = _SubModel(model, K, dtype)
+    sub = _sub_model(model, K, dtype)
     tg = targets.detach().to(dtype).cpu()
     f0 = 0.5 * max(H, W) / math.tan(math.radians(config.fov_deg) / 2)
     cx, cy = (W - 1) / 2, (H - 1) / 2
