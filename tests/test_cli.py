@@ -121,3 +121,22 @@ def test_edit_bad_spec_is_one_line_exit_2(tmp_path, spec, needle):
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_fit_protocol_mode_and_workers(tmp_path, ict_model, aflw_dir):
+    from face3d.fit.metrics import load_aflw, nme
+
+    samples = load_aflw(aflw_dir)[:3]
+    boxes = {s.image_path.name: list(s.box) for s in samples}
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
+    args = [str(s.image_path) for s in samples]
+    out = tmp_path / "out"
+    assert main(["fit", *args, "--out", str(out), "--bbox-file", str(tmp_path / "boxes.json"),
+                 "--workers", "2", "--no-mesh", "--no-overlay"]) == 0
+    for s in samples:
+        rec = json.loads((out / f"{s.image_path.stem}_0.json").read_text())
+        assert rec["detector"] == "given"
+        assert nme(np.array(rec["landmarks_fitted"]), s.landmarks) < 40
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    assert main(["fit", *args, "--out", str(out), "--bbox-file", str(tmp_path / "bad.json")]) == 2
