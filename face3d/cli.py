@@ -12,6 +12,15 @@ from pathlib import Path
 from face3d.errors import Face3DError
 
 
+def _check_inputs(inputs) -> None:
+    """Fail fast (before loading models) when the inputs hold no image at all."""
+    from face3d.batch import make_items
+
+    items, problems = make_items(inputs)
+    if not items and not problems:
+        raise Face3DError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
+
+
 def _device(args):
     import torch
 
@@ -75,6 +84,7 @@ def cmd_fit(args) -> int:
         raise Face3DError("--max-faces must be at least 1")
     if args.workers < 1:
         raise Face3DError("--workers must be at least 1")
+    _check_inputs(args.inputs)
     model = _model(args)
     options = FolderOptions(
         max_faces=args.max_faces,
@@ -106,6 +116,7 @@ def cmd_edit(args) -> int:
     from editing.expressions import ARKIT_NAMES
 
     specs = parse_expressions(args.expression, ARKIT_NAMES, intensity=args.intensity, mode=args.mode)
+    _check_inputs(args.inputs)
     ctx = EditContext.from_dir(args.model_dir, fit_config=_fit_config(args), device=_device(args))
     options = EditOptions(face=args.face, grid=args.grid, resume=args.resume, workers=args.workers)
     summary = edit_folder(args.inputs, args.out, specs, ctx, options)

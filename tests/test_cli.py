@@ -94,10 +94,16 @@ def test_fit_batch_records_failures_and_resumes(tmp_path, ict_model, capsys):
     assert summary["skipped_resume"] == 1 and summary["processed"] == 0
 
 
-def test_empty_folder_and_nothing_processed(tmp_path, capsys):
+def test_empty_folder_fails_before_loading_anything(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["fit", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "no images found" in capsys.readouterr().err
+    assert main(["edit", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--expression", "happy"]) == 2
+    assert "no images found" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_nothing_processed_exits_1(tmp_path, ict_model):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.png").write_text("nope")
     assert main(["fit", str(tmp_path / "bad"), "--out", str(tmp_path / "o2"), "--no-mesh"]) == 1

@@ -93,9 +93,11 @@ def test_missing_file_names_it(tiny_model_dir):
 def test_missing_model_explains_how_to_get_it(tmp_path, monkeypatch):
     with pytest.raises(ModelNotFoundError, match="git clone https://github.com/ICT-VGL/ICT-FaceKit"):
         ict.find_model_source(tmp_path / "nowhere")
-    monkeypatch.setenv("FACE3D_ICT_DIR", str(tmp_path / "env-model"))
+    # an empty folder on the search path is passed over, and nothing found says how to get it
     (tmp_path / "env-model").mkdir()
-    assert ict.find_model_source(None) != tmp_path / "env-model"  # empty folder is skipped
+    monkeypatch.setattr(ict, "default_search_paths", lambda: [tmp_path / "env-model", tmp_path / "x.tar.xz"])
+    with pytest.raises(ModelNotFoundError, match="--model-dir PATH or FACE3D_ICT_DIR"):
+        ict.find_model_source(None)
 
 
 def test_env_var_is_used(tiny_model_dir, monkeypatch):

@@ -39,7 +39,7 @@ def test_zero_weights_give_template(ict_model):
 
 
 @pytest.mark.integration
-def test_identity_mode_zero_matches_obj():
+def test_identity_mode_zero_matches_obj(ict_model):
     source = ict.find_model_source()
     if source.is_dir():
         data = (source / "identity000.obj").read_bytes()
