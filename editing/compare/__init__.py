@@ -1,0 +1,1 @@
+"""Comparing editing methods: metrics, an independent expression classifier, the HTML report."""
