@@ -126,6 +126,30 @@ def cmd_edit(args) -> int:
     return summary.exit_code
 
 
+# ---------------------------------------------------------------------------------------- compare
+def cmd_compare(args) -> int:
+    from editing.api import EditContext
+    from editing.compare.run import CompareOptions, check_methods, compare_folder, parse_methods
+    from editing.expressions import ARKIT_NAMES, parse_expressions
+
+    if args.workers < 1:
+        raise Face3DError("--workers must be at least 1")
+    methods = parse_methods(args.methods)
+    specs = parse_expressions(args.expressions, ARKIT_NAMES, intensity=args.intensity)
+    _check_inputs(args.inputs)
+    check_methods(methods)  # before the 3DMM loads
+    ctx = EditContext.from_dir(args.model_dir, fit_config=_fit_config(args), device=_device(args))
+    options = CompareOptions(
+        face=args.face, resume=args.resume, workers=args.workers, fer_dir=args.fer_dir, real_dir=args.real_dir
+    )
+    summary = compare_folder(args.inputs, args.out, specs, methods, ctx, options)
+    print(summary.line("rows"))
+    print(f"report: {Path(args.out) / 'report.html'}")
+    for file, reason in summary.failures[:20]:
+        print(f"  failed: {file}: {reason}")
+    return summary.exit_code
+
+
 # ---------------------------------------------------------------------------------------- demo
 def cmd_demo(args) -> int:
     from face3d.demo import run_demo
@@ -192,6 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
     p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("compare", parents=[common], help="compare editing methods per yaw bin, HTML report")
+    p.add_argument("inputs", nargs="+", help="image files and/or folders (recursive)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--expressions", required=True, help="targets, e.g. happy,sad,surprise")
+    p.add_argument("--methods", default="3d", help="comma list of 2d, 3d, 3d-gan (default: 3d)")
+    p.add_argument("--intensity", type=float, default=1.0, help="0: fitted expression, 1: the target")
+    p.add_argument("--face", type=int, default=0, help="index of the face compared in each image")
+    p.add_argument("--resume", action="store_true", help="skip inputs already compared")
+    p.add_argument("--workers", type=int, default=1, help="threads decoding and detecting ahead")
+    p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
+    p.add_argument("--fer-dir", default=None, help="FER classifier folder (default assets/fer)")
+    p.add_argument("--real-dir", default=None, help="real photos for the realism (KID) reference")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 
