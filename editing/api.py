@@ -59,6 +59,7 @@ class EditContext:
     editor: Editor3D
     fit_config: FitConfig = field(default_factory=FitConfig)
     detector: object | None = None
+    regressor: object | None = None
 
     @classmethod
     def from_dir(
@@ -67,13 +68,18 @@ class EditContext:
         config: EditConfig = EditConfig(),
         fit_config: FitConfig = FitConfig(),
         device=None,
+        regressor="auto",
     ):
         from face3d.detect import FaceDetector
         from face3d.model import MorphableModel
 
         fit_model = MorphableModel.from_dir(model_dir).to(device or "cpu")
         render_model = MorphableModel.from_dir(model_dir, subset="full").to(device or "cpu")
-        return cls(fit_model, Editor3D(render_model, config), fit_config, FaceDetector())
+        if regressor == "auto":
+            from face3d.fit.pipeline import default_regressor
+
+            regressor = default_regressor()
+        return cls(fit_model, Editor3D(render_model, config), fit_config, FaceDetector(), regressor)
 
 
 def _select(faces: list, face: str | int) -> list:
@@ -97,9 +103,8 @@ def edit_image(
 
     if not specs:
         raise InputError("no target expression given")
-    return edit_fitted(
-        image, fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, box=box), specs, ctx, face
-    )
+    faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, box=box, regressor=ctx.regressor)
+    return edit_fitted(image, faces, specs, ctx, face)
 
 
 def edit_fitted(
@@ -190,7 +195,7 @@ def edit_folder(
 
     def prepare(item: BatchItem):
         image = read_image(item.path)
-        return detect_and_landmark(image, detector, None)
+        return detect_and_landmark(image, detector, None, None, ctx.regressor)
 
     def process(item: BatchItem, marked) -> ItemOutcome:
         t0 = time.perf_counter()

@@ -86,7 +86,10 @@ def cmd_fit(args) -> int:
         raise Face3DError("--workers must be at least 1")
     _check_inputs(args.inputs)
     model = _model(args)
+    from face3d.fit.pipeline import LandmarkConfig
+
     options = FolderOptions(
+        landmarks=LandmarkConfig(use_regressor=not args.no_regressor, fast=args.fast),
         max_faces=args.max_faces,
         bbox_file=args.bbox_file,
         resume=args.resume,
@@ -95,7 +98,10 @@ def cmd_fit(args) -> int:
         write_overlay=not args.no_overlay,
         write_ply=args.ply,
     )
-    summary = fit_folder(args.inputs, args.out, model, _fit_config(args), options)
+    if args.fast and args.no_regressor:
+        raise Face3DError("--fast is regression only: it cannot be combined with --no-regressor")
+    regressor = None if args.no_regressor else "auto"
+    summary = fit_folder(args.inputs, args.out, model, _fit_config(args), options, regressor=regressor)
     print(summary.line("faces"))
     for file, reason in summary.failures[:20]:
         print(f"  failed: {file}: {reason}")
@@ -117,7 +123,12 @@ def cmd_edit(args) -> int:
 
     specs = parse_expressions(args.expression, ARKIT_NAMES, intensity=args.intensity, mode=args.mode)
     _check_inputs(args.inputs)
-    ctx = EditContext.from_dir(args.model_dir, fit_config=_fit_config(args), device=_device(args))
+    ctx = EditContext.from_dir(
+        args.model_dir,
+        fit_config=_fit_config(args),
+        device=_device(args),
+        regressor=None if args.no_regressor else "auto",
+    )
     options = EditOptions(face=args.face, grid=args.grid, resume=args.resume, workers=args.workers)
     summary = edit_folder(args.inputs, args.out, specs, ctx, options)
     print(summary.line("edits"))
@@ -196,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
     p.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
     p.add_argument("--ply", action="store_true", help="also write <stem>_<i>.ply with vertex colours")
+    p.add_argument(
+        "--fast", action="store_true", help="regression network only (no dlib landmarks, no optimiser)"
+    )
+    p.add_argument("--no-regressor", action="store_true", help="dlib landmarks only, at every pose")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("edit", parents=[common], help="change the expression of every face, guided by 3D")
@@ -215,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="threads decoding and detecting ahead")
     p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
+    p.add_argument("--no-regressor", action="store_true", help="dlib landmarks only, at every pose")
     p.set_defaults(func=cmd_edit)
 
     p = sub.add_parser("compare", parents=[common], help="compare editing methods per yaw bin, HTML report")

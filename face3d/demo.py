@@ -58,4 +58,5 @@ def run_demo(out_dir: str | os.PathLike, model, model_dir=None) -> Iterator[str]
         write_image(out / f"astronaut_{label}.png", edited)
     write_image(out / "astronaut_grid.png", grid_image(image, result))
     ms = 1e3 * (time.perf_counter() - t0)
-    yield f"edited to {DEMO_EXPRESSIONS} in {ms:.0f} ms; wrote {out / 'astronaut_grid.png'} (input | re-render | output)"
+    grid = out / "astronaut_grid.png"
+    yield f"edited to {DEMO_EXPRESSIONS} in {ms:.0f} ms; wrote {grid} (input | re-render | output)"

@@ -225,7 +225,7 @@ def compare_folder(
     classes = list(fer.classes)
 
     def prepare(item: BatchItem):
-        return detect_and_landmark(read_image(item.path), detector, None)
+        return detect_and_landmark(read_image(item.path), detector, None, None, ctx.regressor)
 
     def process(item: BatchItem, marked) -> ItemOutcome:
         from editing.api import edit_fitted

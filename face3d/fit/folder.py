@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from face3d.batch import BatchItem, BatchSummary, ItemOutcome, make_items, run_batch, write_summary
 from face3d.errors import InputError
 from face3d.fit.config import FitConfig
+from face3d.fit.pipeline import LandmarkConfig
 from face3d.io import read_image, write_image
 
 
@@ -27,6 +28,7 @@ class FolderOptions:
         write_ply: also write a PLY with per-vertex colours sampled from the photo.
         write_overlay: write the overlay PNG of each face.
         progress: show a progress bar.
+        landmarks: landmark source per face (dlib / regression network) and the ``fast`` path.
     """
 
     max_faces: int | None = None
@@ -37,6 +39,7 @@ class FolderOptions:
     write_ply: bool = False
     write_overlay: bool = True
     progress: bool = True
+    landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
 
 
 def load_boxes(path: str | os.PathLike) -> dict[str, list[float]]:
@@ -66,6 +69,7 @@ def fit_folder(
     config: FitConfig = FitConfig(),
     options: FolderOptions = FolderOptions(),
     detector=None,
+    regressor="auto",
 ) -> BatchSummary:
     """Fit every face of every image in ``inputs`` (files and/or folders, recursive).
 
@@ -75,7 +79,7 @@ def fit_folder(
     """
     from face3d.detect import FaceDetector
     from face3d.fit.outputs import overlay_image, texture_layout, write_face
-    from face3d.fit.pipeline import detect_and_landmark, fit_detections
+    from face3d.fit.pipeline import default_regressor, detect_and_landmark, fit_detections
     from face3d.io import atomic_write_text
 
     out_dir = Path(out_dir)
@@ -85,14 +89,19 @@ def fit_folder(
         raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
     boxes = load_boxes(options.bbox_file) if options.bbox_file else {}
     detector = detector or FaceDetector()
+    if regressor == "auto":
+        regressor = default_regressor()
+    if options.landmarks.fast and regressor is None:
+        raise InputError("--fast needs the regression network (assets/regressor) and it is not installed")
     layout = texture_layout(model) if options.write_mesh else None
 
     def prepare(item: BatchItem):
         image = read_image(item.path)
-        return detect_and_landmark(image, detector, options.max_faces, boxes.get(item.path.name))
+        box = boxes.get(item.path.name)
+        return detect_and_landmark(image, detector, options.max_faces, box, regressor, options.landmarks)
 
     def process(item: BatchItem, marked) -> ItemOutcome:
-        faces = fit_detections(model, marked, config)
+        faces = fit_detections(model, marked, config, fast=options.landmarks.fast)
         if not faces:
             raise InputError("no face found")
         timings: dict[str, list[float]] = {}

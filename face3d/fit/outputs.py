@@ -34,6 +34,7 @@ def face_record(face: FaceFit, model, image_name: str) -> dict:
         "bbox": [round(v, 2) for v in face.bbox],
         "detector": face.detector,
         "detector_score": round(face.score, 4),
+        "landmark_source": face.landmark_source,
         "landmarks_detected": np.round(face.landmarks_detected, 3).tolist(),
         "landmarks_fitted": np.round(fit.landmarks_fitted[0].numpy(), 3).tolist(),
         "yaw": round(ypr[0], 3),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ class FaceFit:
         landmarks_detected: (68, 2) the 2D landmarks the fit used, pixels.
         fit: the fit as a batch of one.
         timings_ms: per stage (``detect`` is shared by the faces of one image).
+        landmark_source: ``"dlib"`` or ``"regressor"`` (see :class:`LandmarkConfig`).
     """
 
     face_index: int
@@ -33,22 +34,58 @@ class FaceFit:
     landmarks_detected: np.ndarray
     fit: FitResult
     timings_ms: dict[str, float]
+    landmark_source: str = "dlib"
+
+
+@dataclass(frozen=True)
+class LandmarkConfig:
+    """Where the 68 landmarks of each face come from.
+
+    Attributes:
+        use_regressor: run the regression network on every face when a regressor is given.
+        regressor_min_yaw: use the regressor's anatomical landmarks instead of dlib's when the
+            regressed |yaw| is at least this (degrees): dlib's predictor is reliable only near
+            frontal. 0 always uses the regressor.
+        fast: regression only (``face3d fit --fast``): no dlib predictor, no optimiser.
+        regressor_min_confidence: faces the regressor scores below this are dropped (only for
+            detector boxes, never for a box the caller gave).
+    """
+
+    use_regressor: bool = True
+    regressor_min_yaw: float = 30.0
+    fast: bool = False
+    regressor_min_confidence: float = 0.2
 
 
 @dataclass(frozen=True)
 class Landmarked:
-    """Detections and their landmarks for one image (the part that can run ahead in threads)."""
+    """Detections and their landmarks for one image (the part that can run ahead in threads).
+
+    ``sources[i]`` is ``"dlib"`` or ``"regressor"``; ``regressions[i]`` the regressor's output
+    for face i (None without a regressor).
+    """
 
     image: np.ndarray
     detections: tuple
     landmarks: tuple[np.ndarray, ...]
     detect_ms: float
     landmarks_ms: float
+    sources: tuple[str, ...] = ()
+    regressions: tuple = ()
+    regress_ms: float = 0.0
 
 
-def detect_and_landmark(image: np.ndarray, detector, max_faces: int | None = None, box=None) -> Landmarked:
-    """Run detection (or take ``box``, a ground-truth-landmark box in protocol mode) and the
-    68-point predictor on every face found."""
+def detect_and_landmark(
+    image: np.ndarray,
+    detector,
+    max_faces: int | None = None,
+    box=None,
+    regressor=None,
+    config: LandmarkConfig = LandmarkConfig(),
+) -> Landmarked:
+    """Run detection (or take ``box``, the box of the ground-truth 68 points in protocol mode),
+    then dlib's 68-point predictor and, with a ``regressor``, the regression network on every
+    face; pick each face's landmark source by ``config``."""
     from face3d.detect import Detection, dlib_box_from_landmark_box, predict_landmarks
 
     t0 = time.perf_counter()
@@ -57,37 +94,107 @@ def detect_and_landmark(image: np.ndarray, detector, max_faces: int | None = Non
     else:
         detections = detector.detect(image, max_faces=max_faces)
     t1 = time.perf_counter()
-    landmarks = tuple(predict_landmarks(image, d.box) for d in detections)
+    regressions: list = [None] * len(detections)
+    if regressor is not None and (config.use_regressor or config.fast) and detections:
+        from face3d.detect.regressor import landmark_box_from_detector_box
+
+        boxes = [box if box is not None else landmark_box_from_detector_box(d.box) for d in detections]
+        regressions = regressor.predict_batch(image, boxes)
+        keep = [
+            i
+            for i, r in enumerate(regressions)
+            if box is not None or r.confidence >= config.regressor_min_confidence
+        ]
+        detections = [detections[i] for i in keep]
+        regressions = [regressions[i] for i in keep]
     t2 = time.perf_counter()
-    return Landmarked(image, tuple(detections), landmarks, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+    landmarks, sources = [], []
+    for d, r in zip(detections, regressions, strict=True):
+        if r is not None and (config.fast or abs(r.yaw) >= config.regressor_min_yaw):
+            landmarks.append(r.landmarks)
+            sources.append("regressor")
+        else:
+            landmarks.append(predict_landmarks(image, d.box))
+            sources.append("dlib")
+    t3 = time.perf_counter()
+    return Landmarked(
+        image,
+        tuple(detections),
+        tuple(landmarks),
+        (t1 - t0) * 1e3,
+        (t3 - t2) * 1e3,
+        tuple(sources),
+        tuple(regressions),
+        (t2 - t1) * 1e3,
+    )
 
 
-def fit_detections(model, marked: Landmarked, config: FitConfig = FitConfig()) -> list[FaceFit]:
-    """Fit every face of a :class:`Landmarked` image (batched)."""
+def fit_detections(
+    model, marked: Landmarked, config: FitConfig = FitConfig(), fast: bool = False
+) -> list[FaceFit]:
+    """Fit every face of a :class:`Landmarked` image (batched per landmark source).
+
+    dlib's landmarks follow the visible outline (silhouette handling as configured); the
+    regressor's are anatomical (silhouette handling off). ``fast`` keeps the regression as is.
+    """
     if not marked.detections:
         return []
     H, W = marked.image.shape[:2]
-    targets = torch.as_tensor(np.stack(marked.landmarks), dtype=torch.float64)
-    t0 = time.perf_counter()
-    result = fit_landmarks(model, targets, (H, W), config).to(model.template.device)
-    fit_ms = (time.perf_counter() - t0) * 1e3 / len(marked.detections)
     n = len(marked.detections)
-    return [
-        FaceFit(
-            face_index=i,
-            bbox=tuple(float(x) for x in d.box),
-            detector=d.source,
-            score=float(d.score),
-            landmarks_detected=marked.landmarks[i],
-            fit=result.select(i),
-            timings_ms={
-                "detect": marked.detect_ms / n,
-                "landmarks": marked.landmarks_ms / n,
-                "fit": fit_ms,
-            },
+    sources = marked.sources or ("dlib",) * n
+    t0 = time.perf_counter()
+    results: list = [None] * n
+    if fast:
+        from face3d.detect.regressor import to_fit_result
+
+        if any(r is None for r in marked.regressions) or len(marked.regressions) != n:
+            raise ValueError("fast fitting needs the regressor's output for every face")
+        res = to_fit_result(list(marked.regressions), (H, W), model, config.fov_deg)
+        results = [res.select(i) for i in range(n)]
+    else:
+        for source in ("dlib", "regressor"):
+            idx = [i for i in range(n) if sources[i] == source]
+            if not idx:
+                continue
+            cfg = config if source == "dlib" else replace(config, silhouette=False)
+            targets = torch.as_tensor(np.stack([marked.landmarks[i] for i in idx]), dtype=torch.float64)
+            res = fit_landmarks(model, targets, (H, W), cfg).to(model.template.device)
+            for j, i in enumerate(idx):
+                results[i] = res.select(j)
+    fit_ms = (time.perf_counter() - t0) * 1e3 / n
+    out = []
+    for i, d in enumerate(marked.detections):
+        timings = {"detect": marked.detect_ms / n, "landmarks": marked.landmarks_ms / n, "fit": fit_ms}
+        if marked.regressions and marked.regressions[i] is not None:
+            timings["regress"] = marked.regress_ms / n
+        out.append(
+            FaceFit(
+                face_index=i,
+                bbox=tuple(float(x) for x in d.box),
+                detector=d.source,
+                score=float(d.score),
+                landmarks_detected=np.asarray(marked.landmarks[i]),
+                fit=results[i],
+                timings_ms=timings,
+                landmark_source=sources[i],
+            )
         )
-        for i, d in enumerate(marked.detections)
-    ]
+    return out
+
+
+def default_regressor():
+    """The shipped regression network (``assets/regressor``), loaded once; None if not installed."""
+    global _REGRESSOR
+    if _REGRESSOR is None:
+        from face3d.detect.regressor import LandmarkRegressor, default_weights_dir
+
+        folder = default_weights_dir()
+        installed = (folder / "config.json").is_file()
+        _REGRESSOR = LandmarkRegressor.from_pretrained(folder) if installed else False
+    return _REGRESSOR or None
+
+
+_REGRESSOR = None
 
 
 def fit_image(
@@ -97,6 +204,8 @@ def fit_image(
     detector=None,
     max_faces: int | None = None,
     box=None,
+    regressor="auto",
+    landmarks: LandmarkConfig = LandmarkConfig(),
 ) -> list[FaceFit]:
     """Detect and fit every face of an image (largest first).
 
@@ -107,6 +216,9 @@ def fit_image(
         detector: a :class:`face3d.detect.FaceDetector` (a default one if None).
         max_faces: keep at most this many faces.
         box: protocol mode: the bounding box of the ground-truth 68 points (skips detection).
+        regressor: a :class:`face3d.detect.regressor.LandmarkRegressor`, ``"auto"`` (the shipped
+            one when installed) or None (dlib landmarks only).
+        landmarks: :class:`LandmarkConfig` (landmark source per face, ``fast``).
     Returns:
         One :class:`FaceFit` per face; empty when no face is found.
     """
@@ -115,4 +227,7 @@ def fit_image(
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
     detector = detector or FaceDetector()
-    return fit_detections(model, detect_and_landmark(image, detector, max_faces, box), config)
+    if regressor == "auto":
+        regressor = default_regressor()
+    marked = detect_and_landmark(image, detector, max_faces, box, regressor, landmarks)
+    return fit_detections(model, marked, config, fast=landmarks.fast)
