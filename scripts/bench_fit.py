@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,29 +23,47 @@ from tqdm import tqdm
 from face3d.detect import FaceDetector
 from face3d.fit import FitConfig
 from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
-from face3d.fit.pipeline import detect_and_landmark, fit_detections
+from face3d.fit.pipeline import LandmarkConfig, default_regressor, detect_and_landmark, fit_detections
 from face3d.io import atomic_write_json, read_image
 from face3d.model import MorphableModel
 
-PIPELINES = {
-    "fit": FitConfig(),
-    "fit_no_silhouette": FitConfig(silhouette=False),
-}
+PIPELINES = ("dlib_fit", "dlib_fit_no_silhouette", "regressor", "regressor_fit", "default")
 
 
-def run_one(sample, mode, model, detector) -> dict:
+def run_one(sample, mode, model, detector, regressor) -> dict:
+    """NME of every pipeline on one image (the 2D work is shared, each fit timed on its own)."""
     image = read_image(sample.image_path)
     rec = {"image": sample.image_path.name, "yaw": sample.yaw, "mode": mode}
-    marked = detect_and_landmark(image, detector, 1, sample.box if mode == "protocol" else None)
-    rec["detect_ms"], rec["landmarks_ms"] = marked.detect_ms, marked.landmarks_ms
+    box = sample.box if mode == "protocol" else None
+    marked = detect_and_landmark(image, detector, 1, box, regressor, LandmarkConfig(regressor_min_yaw=1e9))
+    rec["detect_ms"], rec["landmarks_ms"], rec["regress_ms"] = (
+        marked.detect_ms,
+        marked.landmarks_ms,
+        marked.regress_ms,
+    )
     if not marked.detections:
         return rec
     rec["dlib"] = nme(marked.landmarks[0], sample.landmarks)
-    for name, cfg in PIPELINES.items():
+
+    def run(name, m, cfg=FitConfig(), fast=False):
         t0 = time.perf_counter()
-        face = fit_detections(model, marked, cfg)[0]
+        face = fit_detections(model, m, cfg, fast=fast)[0]
         rec[f"{name}_ms"] = (time.perf_counter() - t0) * 1e3
         rec[name] = nme(face.fit.landmarks_fitted[0].numpy(), sample.landmarks)
+
+    run("dlib_fit", marked)
+    run("dlib_fit_no_silhouette", marked, FitConfig(silhouette=False))
+    reg = marked.regressions[0] if marked.regressions else None
+    if reg is not None:
+        reg_marked = replace(marked, landmarks=(reg.landmarks,), sources=("regressor",))
+        run("regressor", reg_marked, fast=True)
+        run("regressor_fit", reg_marked)
+        rec["regressor_yaw"] = reg.yaw
+        use_reg = abs(reg.yaw) >= LandmarkConfig().regressor_min_yaw
+        rec["default"] = rec["regressor_fit" if use_reg else "dlib_fit"]
+        rec["default_ms"] = rec["regressor_fit_ms" if use_reg else "dlib_fit_ms"] + rec["regress_ms"]
+    else:
+        rec["default"], rec["default_ms"] = rec["dlib_fit"], rec["dlib_fit_ms"]
     return rec
 
 
@@ -57,7 +76,7 @@ def summarise(records: list[dict]) -> dict:
         res = {"images": len(recs)}
         for name in ["dlib", *PIPELINES]:
             res[name] = bin_table([(r["yaw"], r.get(name)) for r in recs])
-        for key in ["detect_ms", "landmarks_ms", *[f"{p}_ms" for p in PIPELINES]]:
+        for key in ["detect_ms", "landmarks_ms", "regress_ms", *[f"{p}_ms" for p in PIPELINES]]:
             vals = [r[key] for r in recs if key in r]
             if vals:
                 res[f"median_{key}"] = round(float(np.median(vals)), 2)
@@ -73,6 +92,7 @@ def main(argv=None) -> int:
     ap.add_argument("--per-bin", type=int, default=None, help="at most N images per yaw bin (default all)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--no-regressor", action="store_true", help="dlib pipelines only")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     samples = stratified(load_aflw(args.data), args.per_bin)
@@ -81,6 +101,7 @@ def main(argv=None) -> int:
         return 2
     model = MorphableModel.from_dir()
     detector = FaceDetector()
+    regressor = None if args.no_regressor else default_regressor()
     out = Path(args.out)
     stream = out.with_suffix(".jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +114,7 @@ def main(argv=None) -> int:
     todo = [(s, m) for m in args.modes.split(",") for s in samples if (s.image_path.name, m) not in done]
     with open(stream, "a") as fh:
         for sample, mode in tqdm(todo, desc="bench_fit", unit="img"):
-            rec = run_one(sample, mode, model, detector)
+            rec = run_one(sample, mode, model, detector, regressor)
             records.append(rec)
             fh.write(json.dumps(rec) + "\n")
             fh.flush()
