@@ -5,8 +5,9 @@ of a small convolutional generator ``D = f_theta(s)`` (the Deep Image Prior / La
 Convolutional Models idea): ``s`` is a fixed noise tensor, ``D`` a 3-channel displacement map
 (model-space offsets, cm, ``tanh * output_scale``) in the model's UV atlas
 (:func:`face3d.render.atlas_corner_uvs`). Each vertex takes the mean of the map sampled at all its
-UV corners (a sparse (V, P) averaging matrix), so vertices on UV seams get one offset. ``theta`` is
-optimised per image; pose, identity and expression stay as the landmark fit left them.
+UV corners (:meth:`MeshOperators.average`), so vertices on UV seams get one offset. ``theta`` is
+optimised per image (Adam, on the CPU); pose, identity and expression stay as the landmark fit
+left them.
 
 **Why the photometric term constrains geometry.** Re-rendering the photo's own texture (sampled
 at the current or the initial geometry) reproduces the photo whatever the geometry, so it says
@@ -15,16 +16,21 @@ little about shape. Instead the image is explained as *albedo x shading*:
 * shading: Lambertian, grey second-order spherical harmonics (9 coefficients, optimised) of the
   camera-space vertex normals, so it depends on the geometry's derivatives: a bump brightens the
   side facing the light and darkens the other (shape from shading);
-* albedo: RGB on a coarse UV grid (``albedo_size``, cells of a few cm on the face), initialised
-  from the photo sampled once at the landmark fit and optimised. Being coarse it cannot absorb
-  shading detail at the centimetre scale, which therefore has to come from the normals;
+* albedo: RGB on a coarse UV grid (``albedo_size``; cells of about 2.5 cm on the face), started
+  from the photo's mean colour at the landmark fit; albedo and lighting are solved jointly by
+  Levenberg-Marquardt (:mod:`face3d.fit.appearance`) and re-solved every ``appearance_every``
+  steps, so the residual only gets the shading the appearance cannot explain;
 * where albedo changes sharply (brows, eyes, nostrils, lips: within ``feature_radius_cm`` of
-  those landmarks) and at grazing angles (silhouette, background bleeding in) the photometric
-  term is switched off; outside the ``narrow_face`` region (hair, ears, neck) too.
+  those landmarks), at grazing angles, at depth discontinuities (pixels mixing surfaces) and
+  outside the ``narrow_face`` region (hair, ears, neck) the photometric term is switched off.
 
-Besides, moving a vertex moves where its colour lands in the image (barycentric gradients),
-which aligns the coarse albedo's edges. The residual is further held by the 51 inner landmarks
-(the landmark fit's targets) and by magnitude and uniform-Laplacian smoothness penalties.
+Moving a vertex also moves where its colour lands (barycentric gradients). The residual is further
+held by the 51 inner landmarks (the landmark fit's targets) and by magnitude and uniform-Laplacian
+penalties. Measured limitation: with albedo and lighting unknown the appearance fit absorbs
+85-95 % of the shading error of a smooth 0.3 cm cheek bump (mirror-symmetric albedo or not), and
+the residual does not recover it; with the appearance known the conv residual mostly does (gain
+~0.7 along the bump, relative error ~0.5) and free offsets do not (gain ~0.1;
+tests/fit/test_residual.py).
 
 ``parametrisation="free"`` optimises per-vertex offsets directly (same losses, same steps) and
 ``"none"`` only the appearance (albedo and lighting) with the linear geometry: the ablation.
@@ -43,8 +49,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from face3d.camera import project, to_camera
+from face3d.fit.appearance import albedo_operator, grid_smoothness, sh_shading, solve_appearance
 from face3d.fit.result import FitResult
 from face3d.render import RenderConfig, atlas_corner_uvs, rasterize
+from face3d.render.texture_fill import mirror_vertices
 
 PARAMETRISATIONS = ("conv", "free", "none")
 #: iBUG landmarks around which the albedo changes sharply: brows, nostrils, eyes, mouth.
@@ -59,12 +67,14 @@ class ResidualConfig:
     Attributes:
         parametrisation: ``"conv"`` (generator output, the default), ``"free"`` (per-vertex
             offsets) or ``"none"`` (no residual; albedo and lighting only, the baseline).
-        steps: joint Adam steps (residual + albedo + lighting).
-        appearance_steps: warm-up Adam steps of albedo and lighting alone before the joint ones.
+        steps: Adam steps on the residual (the appearance is re-solved in between).
         lr: Adam learning rate of the generator weights (``"conv"``).
         free_lr: Adam learning rate of the free offsets, cm per step (``"free"``).
-        appearance_lr: Adam learning rate of the albedo grid and the lighting coefficients.
-        lr_decay: every learning rate decays exponentially to this fraction over each stage.
+        lr_decay: the learning rate decays exponentially to this fraction over the steps.
+        appearance_every: steps between least-squares re-solves of albedo and lighting.
+        appearance_init_iterations: Gauss-Newton iterations of the first appearance solve.
+        appearance_iterations: Gauss-Newton iterations of each re-solve (warm-started).
+        albedo_smoothness: weight of the albedo grid's squared neighbour differences.
         photometric: weight of the masked mean squared RGB error between render and photo.
         landmark: weight of the mean squared distance of the 51 inner landmark vertices'
             projections to the fit's targets, in units of the working crop's size.
@@ -79,26 +89,34 @@ class ResidualConfig:
             ``len(channels) - 1`` doublings lead from ``latent_size`` to ``map_size``.
         output_scale: the map is ``tanh(.) * output_scale`` cm.
         albedo_size: (h, w) of the coarse RGB albedo grid over the UV atlas.
+        symmetric_albedo: tie the albedo of each vertex to its mirror vertex's (skin albedo is
+            nearly left-right symmetric, the shading of a side light or a one-sided bump is not).
         feature_radius_cm: no photometric weight within this distance (template, cm) of the brow,
             eye, nostril and mouth landmarks.
         min_facing: no photometric weight where the initial normal is within this cosine of
             grazing (silhouettes).
+        depth_jump_cm: no photometric weight on pixels whose 3x3 neighbourhood spans more depth
+            than this (occlusion edges, where the photo mixes surfaces) or leaves the mesh.
         region: vertex region whose pixels enter the photometric term.
+        raster_gradients: let the photometric gradient flow through where pixels land on the
+            mesh (barycentrics) as well as through the shading normals.
         seed: seed of the noise input and the generator's initial weights.
         render: rasteriser settings.
     """
 
     parametrisation: str = "conv"
     steps: int = 100
-    appearance_steps: int = 30
-    lr: float = 2e-3
+    lr: float = 5e-3
     free_lr: float = 3e-3
-    appearance_lr: float = 3e-2
-    lr_decay: float = 0.05
+    lr_decay: float = 0.1
+    appearance_every: int = 10
+    appearance_init_iterations: int = 8
+    appearance_iterations: int = 2
+    albedo_smoothness: float = 1e-3
     photometric: float = 1.0
     landmark: float = 1.0
     magnitude: float = 1e-3
-    laplacian: float = 1.0
+    laplacian: float = 30.0
     resolution: int = 128
     margin: float = 0.08
     map_size: tuple[int, int] = (64, 128)
@@ -107,15 +125,20 @@ class ResidualConfig:
     channels: tuple[int, ...] = (32, 16, 8)
     output_scale: float = 1.0
     albedo_size: tuple[int, int] = (16, 32)
+    symmetric_albedo: bool = False
     feature_radius_cm: float = 1.0
     min_facing: float = 0.25
+    depth_jump_cm: float = 0.5
     region: str = "narrow_face"
+    raster_gradients: bool = True
     seed: int = 0
     render: RenderConfig = field(default_factory=RenderConfig)
 
     def __post_init__(self):
         if self.parametrisation not in PARAMETRISATIONS:
-            raise ValueError(f"parametrisation must be one of {PARAMETRISATIONS}, got {self.parametrisation!r}")
+            raise ValueError(
+                f"parametrisation must be one of {PARAMETRISATIONS}, got {self.parametrisation!r}"
+            )
         k = 2 ** (len(self.channels) - 1)
         if tuple(self.map_size) != (self.latent_size[0] * k, self.latent_size[1] * k):
             raise ValueError(f"map_size {self.map_size} must be latent_size {self.latent_size} x {k}")
@@ -131,7 +154,7 @@ class ResidualResult:
         displacement: (3, Hd, Wd) the generator's UV displacement map, cm (None unless ``"conv"``).
         albedo: (1, V, 3) per-vertex RGB albedo in [0, 1] of the appearance model.
         lighting: (9,) grey spherical-harmonics coefficients (see :func:`sh_shading`).
-        losses: per step (warm-up included) of ``total``, ``photometric``, ``landmark``,
+        losses: per step of ``total``, ``photometric``, ``landmark``,
             ``magnitude`` and ``laplacian``.
         ms: wall time of the fit, milliseconds.
     """
@@ -155,28 +178,27 @@ class ResidualGenerator(nn.Module):
     def __init__(
         self,
         latent_size: tuple[int, int] = (16, 32),
-        latent_channels: int = 32,
-        channels: tuple[int, ...] = (64, 48, 32, 16),
+        latent_channels: int = 16,
+        channels: tuple[int, ...] = (32, 16, 8),
         output_scale: float = 1.0,
         seed: int = 0,
     ):
         super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.register_buffer("noise", torch.rand(1, latent_channels, *latent_size, generator=g) * 0.1)
-        layers: list[nn.Module] = [nn.Conv2d(latent_channels, channels[0], 3, padding=1), nn.LeakyReLU(0.2)]
-        for cin, cout in zip(channels[:-1], channels[1:], strict=True):
-            layers += [
-                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                nn.Conv2d(cin, cout, 3, padding=1),
+        with torch.random.fork_rng():  # deterministic, and the global generator is left alone
+            torch.manual_seed(seed)
+            self.register_buffer("noise", torch.rand(1, latent_channels, *latent_size) * 0.1)
+            layers: list[nn.Module] = [
+                nn.Conv2d(latent_channels, channels[0], 3, padding=1),
                 nn.LeakyReLU(0.2),
             ]
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Conv2d(channels[-1], 3, 3, padding=1)
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            for m in self.body:
-                if isinstance(m, nn.Conv2d):
-                    m.reset_parameters()
+            for cin, cout in zip(channels[:-1], channels[1:], strict=True):
+                layers += [
+                    nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                    nn.Conv2d(cin, cout, 3, padding=1),
+                    nn.LeakyReLU(0.2),
+                ]
+            self.body = nn.Sequential(*layers)
+            self.head = nn.Conv2d(channels[-1], 3, 3, padding=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self.output_scale = float(output_scale)
@@ -202,6 +224,7 @@ class MeshOperators:
         photo_weight: (V,) photometric weight from region and features, in {0, 1}.
         region: (V,) bool vertices of ``config.region``.
         region_faces: (F_r, 3) triangles with a corner in the region (the ones rasterised).
+        mirror: (V,) the vertex nearest each vertex mirrored through x = 0 (template).
     """
 
     faces: torch.Tensor
@@ -214,6 +237,7 @@ class MeshOperators:
     photo_weight: torch.Tensor
     region: torch.Tensor
     region_faces: torch.Tensor
+    mirror: torch.Tensor
 
     def average(self, per_point: torch.Tensor) -> torch.Tensor:
         """(P, C) values per corner -> (V, C) mean per vertex."""
@@ -260,6 +284,7 @@ def mesh_operators(model, config: ResidualConfig = ResidualConfig()) -> MeshOper
         photo_weight=(region & ~near).float(),
         region=region,
         region_faces=faces[region[faces].any(1)],
+        mirror=mirror_vertices(tmpl),
     )
     cache[key] = ops
     return ops
@@ -281,15 +306,6 @@ def normals(vertices: torch.Tensor, ops: MeshOperators) -> torch.Tensor:
     return F.normalize(acc, dim=-1, eps=1e-12)[None]
 
 
-def sh_shading(n: torch.Tensor, lighting: torch.Tensor) -> torch.Tensor:
-    """Grey second-order SH irradiance of unit normals (..., 3) (camera axes) -> (...)."""
-    x, y, z = n.unbind(-1)
-    basis = torch.stack(
-        [torch.ones_like(x), x, y, z, x * y, y * z, x * z, x * x - y * y, 3 * z * z - 1], -1
-    )
-    return basis @ lighting
-
-
 def _crop(points: np.ndarray, H: int, W: int, config: ResidualConfig):
     """Square-ish crop around projected points -> (x0, y0, x1, y1), (h, w) working size, (sx, sy)."""
     lo, hi = points.min(0), points.max(0)
@@ -297,7 +313,7 @@ def _crop(points: np.ndarray, H: int, W: int, config: ResidualConfig):
     c = 0.5 * (lo + hi)
     x0, y0 = max(0, int(math.floor(c[0] - half))), max(0, int(math.floor(c[1] - half)))
     x1, y1 = min(W, int(math.ceil(c[0] + half)) + 1), min(H, int(math.ceil(c[1] + half)) + 1)
-    s = config.resolution / max(x1 - x0, y1 - y0, 1)
+    s = min(1.0, config.resolution / max(x1 - x0, y1 - y0, 1))  # never upsample
     w, h = max(2, round((x1 - x0) * s)), max(2, round((y1 - y0) * s))
     return (x0, y0, x1, y1), (h, w), (w / (x1 - x0), h / (y1 - y0))
 
@@ -314,158 +330,220 @@ def _gather(vals: torch.Tensor, tri: torch.Tensor, bary: torch.Tensor) -> torch.
     return (vals[tri] * bary[..., None]).sum(1)
 
 
+# ---------------------------------------------------------------------------------------- appearance
 # ---------------------------------------------------------------------------------------- the fit
 def fit_residual(
-    model, image: np.ndarray, fit: FitResult, config: ResidualConfig = ResidualConfig()
+    model,
+    image: np.ndarray,
+    fit: FitResult,
+    config: ResidualConfig = ResidualConfig(),
+    appearance: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> ResidualResult:
-    """Fit a residual geometry (and an albedo x SH appearance) to one face of a photo.
+    """Fit a residual geometry (with an albedo x SH-shading appearance) to one face of a photo.
 
     Args:
         model: :class:`face3d.model.MorphableModel` the fit was made with (V vertices).
         image: (H, W, 3) uint8 RGB photo.
         fit: :class:`FitResult` of the face, batch of one (an existing residual is ignored).
         config: :class:`ResidualConfig`.
+        appearance: optional known (albedo (V, 3) or (1, V, 3), lighting (9,)) kept fixed instead
+            of being estimated (e.g. from an earlier frame; synthetic tests).
     Returns:
         :class:`ResidualResult`; ``fit.with_residual(result.residual)`` is the refined face.
     """
+    import cv2
+
     t_start = time.perf_counter()
     if fit.batch_size != 1:
         raise ValueError(f"fit_residual takes one face, got a batch of {fit.batch_size}")
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-    import cv2
-
     ops = mesh_operators(model, config)
-    f32 = torch.float32
-    faces = model.faces.cpu()
-    R, t = fit.rotation.to(f32), fit.translation.to(f32)
+    f32, V = torch.float32, model.n_vertices
+    R, t = fit.rotation.to(f32).cpu(), fit.translation.to(f32).cpu()
     with torch.no_grad():
         base = fit.with_residual(None).vertices(model).to(f32).cpu()  # (1, V, 3) model space
         v0 = to_camera(base, R, t)
-        pix0 = project(v0, fit.intrinsics.to(f32))[0]
-    H, W = image.shape[:2]
-    box, (h, w), scale = _crop(pix0[ops.region].numpy(), H, W, config)
+        pix0 = project(v0, fit.intrinsics.to(f32).cpu())[0]
+    box, (h, w), scale = _crop(pix0[ops.region].numpy(), *image.shape[:2], config)
     crop = image[box[1] : box[3], box[0] : box[2]]
     photo = torch.from_numpy(cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA)).to(f32) / 255.0
-    fx, fy, cx, cy = fit.intrinsics[0].to(f32).tolist()
-    (cx, cy), (sx, sy) = _to_crop(torch.tensor([cx, cy]), box, scale).tolist(), scale
-    K = torch.tensor([[fx * sx, fy * sy, cx, cy]])
-    targets = _to_crop(fit.landmarks_target[0, list(INNER)].to(f32), box, scale)
+    fx, fy, cx, cy = fit.intrinsics[0].to(f32).cpu().tolist()
+    cx, cy = _to_crop(torch.tensor([cx, cy]), box, scale).tolist()
+    K = torch.tensor([[fx * scale[0], fy * scale[1], cx, cy]])
+    targets = _to_crop(fit.landmarks_target[0, list(INNER)].to(f32).cpu(), box, scale)
     lm_ids = model.landmark_ids.cpu()[list(INNER)]
 
-    # photometric weights: region minus features, and facing the camera at the initial fit
+    # photometric weights: region minus features, facing the camera at the initial fit
     n0 = normals(v0, ops)[0]
-    facing = (-(n0 * F.normalize(v0[0], dim=-1)).sum(-1) > config.min_facing).float()
-    wv = ops.photo_weight * facing  # (V,)
+    wv = ops.photo_weight * (-(n0 * F.normalize(v0[0], dim=-1)).sum(-1) > config.min_facing).float()
+    keep = torch.ones(h, w)
 
     def raster(vc: torch.Tensor):
         frags, _, _ = rasterize(vc, ops.region_faces, K, (h, w), config.render)
         p2f = frags.pix_to_face[0, ..., 0]
         cov = p2f >= 0
-        return cov, ops.region_faces[p2f[cov]], frags.bary_coords[0, ..., 0, :][cov]
+        tri, bary = ops.region_faces[p2f[cov]], frags.bary_coords[0, ..., 0, :][cov]
+        wpix = _gather(wv[:, None], tri, bary.detach())[:, 0] * keep[cov]
+        return photo[cov], tri, bary, wpix, cov, frags.zbuf[0, ..., 0].detach()
 
-    # appearance: albedo on a coarse UV grid, initialised from the photo at the initial fit
-    with torch.no_grad():
-        cov, tri, bary = raster(v0)
-        wpix = _gather(wv[:, None], tri, bary)[:, 0]
-        vis = torch.zeros(model.n_vertices)
-        vis.index_add_(0, tri.reshape(-1), (bary * wpix[:, None]).reshape(-1))
-        col = torch.zeros(model.n_vertices, 3)
-        col.index_add_(0, tri.reshape(-1), (bary * wpix[:, None]).reshape(-1, 1) * photo[cov].repeat_interleave(3, 0))
-        vert_col = col / vis.clamp(min=1e-6)[:, None]
-        seen = vis > 0.5
-        albedo0 = _splat(vert_col[seen], ops, seen, config.albedo_size)
-    albedo_grid = albedo0.clone().requires_grad_(True)
-    lighting = torch.zeros(9)
-    lighting[0] = 1.0
-    lighting.requires_grad_(True)
+    with torch.no_grad():  # drop pixels at depth discontinuities and the outline (mixed in the photo)
+        *_, cov, z = raster(v0)
+        z = torch.where(cov, z, torch.full_like(z, 1e6))[None]
+        keep.copy_(((F.max_pool2d(z, 3, 1, 1) + F.max_pool2d(-z, 3, 1, 1))[0] < config.depth_jump_cm).float())
+        y0, tri, bary, wpix, *_ = raster(v0)
+    S = _cached(
+        model,
+        ("albedo", config.albedo_size, config.symmetric_albedo),
+        lambda: albedo_operator(
+            ops.point_uvs,
+            ops.point_vertex,
+            ops.point_count,
+            config.albedo_size,
+            ops.mirror if config.symmetric_albedo else None,
+        ),
+    )
+    smooth = _cached(model, ("smooth", config.albedo_size), lambda: grid_smoothness(config.albedo_size))
+    state = {"grid": None, "lighting": None}  # first solve: from the photo's mean colour at the fit
 
-    gen, free, params = None, None, []
+    def solve(y, tri, bary, wpix, nv, iterations=config.appearance_iterations) -> None:
+        if appearance is not None:  # known appearance
+            state["lighting"] = appearance[1].detach().double().cpu().numpy()
+            state["albedo"] = appearance[0].detach().float().cpu().reshape(V, 3)
+            return
+        args = (S, smooth, state["grid"], state["lighting"], iterations, config.albedo_smoothness)
+        state["grid"], state["lighting"] = solve_appearance(y, wpix, tri, bary, nv, *args)
+        state["albedo"] = torch.from_numpy(S @ state["grid"]).to(f32)
+
+    solve(y0, tri, bary, wpix, n0, config.appearance_init_iterations)
+    gen, free = None, torch.zeros(1, V, 3, requires_grad=config.parametrisation == "free")
     if config.parametrisation == "conv":
-        with torch.random.fork_rng():
-            gen = ResidualGenerator(
-                config.latent_size, config.latent_channels, config.channels, config.output_scale, config.seed
-            )
-        params = [{"params": list(gen.parameters()), "lr": config.lr}]
-    elif config.parametrisation == "free":
-        free = torch.zeros(1, model.n_vertices, 3, requires_grad=True)
-        params = [{"params": [free], "lr": config.free_lr}]
-    app = {"params": [albedo_grid, lighting], "lr": config.appearance_lr}
-    warm = torch.optim.Adam([dict(app)])
-    joint = torch.optim.Adam([*params, dict(app)]) if params else warm
-    photo_cov = photo[cov]
-    steps = config.appearance_steps + config.steps
-    n_warm = steps if not params else config.appearance_steps
-    base_lrs = {id(o): [g["lr"] for g in o.param_groups] for o in (warm, joint)}
-    names = ("total", "photometric", "landmark", "magnitude", "laplacian")
-    losses: dict[str, list[float]] = {k: [] for k in names}
-    lmk_norm = float(max(h, w))
-    for step in range(steps):
-        geometry = step >= config.appearance_steps and params
-        disp = None
-        if geometry and gen is not None:
-            disp = gen()
-            res = sample_at_vertices(disp, ops)
-        elif geometry:
-            res = free
-        else:
-            res = torch.zeros(1, model.n_vertices, 3)
-        vc = to_camera(base + res, R, t) if geometry else v0
-        if geometry:
-            cov, tri, bary = raster(vc)
-            photo_cov = photo[cov]
-            wpix = _gather(wv[:, None], tri, bary.detach())[:, 0]
-        nv = normals(vc, ops)[0] if geometry else n0
-        alb = sample_at_vertices(albedo_grid, ops)[0]
-        color = alb * sh_shading(nv, lighting)[:, None]
-        err = ((_gather(color, tri, bary) - photo_cov) ** 2).sum(-1)
-        l_photo = (err * wpix).sum() / wpix.sum().clamp(min=1.0)
-        lm = project(vc[:, lm_ids], K)
-        l_lmk = ((lm[0] - targets) ** 2).sum(-1).mean() / lmk_norm**2
-        l_mag = (res**2).sum(-1).mean()
-        l_lap = (ops.laplacian(res[0]) ** 2).sum(-1).mean()
-        total = (
-            config.photometric * l_photo
-            + config.landmark * l_lmk
-            + config.magnitude * l_mag
-            + config.laplacian * l_lap
+        gen = ResidualGenerator(
+            config.latent_size, config.latent_channels, config.channels, config.output_scale, config.seed
         )
-        opt = joint if geometry else warm
-        stage, first = (config.steps, config.appearance_steps) if geometry else (n_warm, 0)
-        for g, lr0 in zip(opt.param_groups, base_lrs[id(opt)], strict=True):
-            g["lr"] = lr0 * config.lr_decay ** ((step - first) / max(stage - 1, 1))
+    params = list(gen.parameters()) if gen is not None else [free] if free.requires_grad else []
+    lr0 = config.lr if gen is not None else config.free_lr
+    opt = torch.optim.Adam(params, lr=lr0) if params else None
+    names = ("total", "photometric", "landmark", "magnitude", "laplacian")
+    weights = (config.photometric, config.landmark, config.magnitude, config.laplacian)
+    losses: dict[str, list[float]] = {k: [] for k in names}
+
+    def objective(res: torch.Tensor, resolve: bool) -> torch.Tensor:
+        vc = to_camera(base + res, R, t)
+        y, tri, bary, wpix, *_ = raster(vc)
+        nv = normals(vc, ops)[0]
+        if resolve:
+            solve(y, tri, bary.detach(), wpix, nv)
+        bary = bary if config.raster_gradients else bary.detach()
+        color = state["albedo"] * sh_shading(nv, torch.from_numpy(state["lighting"]).to(f32))[:, None]
+        err = ((_gather(color, tri, bary) - y) ** 2).sum(-1)
+        terms = (
+            (err * wpix).sum() / wpix.sum().clamp(min=1.0),
+            ((project(vc[:, lm_ids], K)[0] - targets) ** 2).sum(-1).mean() / float(max(h, w)) ** 2,
+            (res**2).sum(-1).mean(),
+            (ops.laplacian(res[0]) ** 2).sum(-1).mean(),
+        )
+        total = sum(wt * term for wt, term in zip(weights, terms, strict=True))
+        for k, v in zip(names, (total, *terms), strict=True):
+            losses[k].append(float(v.detach()))
+        return total
+
+    for step in range(config.steps if params else 0):
+        res = sample_at_vertices(gen(), ops) if gen is not None else free
+        total = objective(res, step > 0 and step % config.appearance_every == 0)
+        for g in opt.param_groups:
+            g["lr"] = lr0 * config.lr_decay ** (step / max(config.steps - 1, 1))
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-        for k, v in zip(names, (total, l_photo, l_lmk, l_mag, l_lap), strict=True):
-            losses[k].append(float(v.detach()))
-    with torch.no_grad():
+    with torch.no_grad():  # final appearance and losses at the final geometry
         disp = gen() if gen is not None else None
-        res = sample_at_vertices(disp, ops) if gen is not None else free
-        res = torch.zeros(1, model.n_vertices, 3) if res is None else res.detach().clone()
-        albedo = sample_at_vertices(albedo_grid, ops).clamp(0, 1)
+        res = sample_at_vertices(disp, ops) if gen is not None else free.detach().clone()
+        objective(res, True)
     return ResidualResult(
         residual=res,
-        displacement=None if disp is None else disp[0].detach(),
-        albedo=albedo.detach(),
-        lighting=lighting.detach().clone(),
+        displacement=None if disp is None else disp[0],
+        albedo=state["albedo"].clamp(0, 1)[None],
+        lighting=torch.from_numpy(state["lighting"]).to(f32),
         losses=losses,
         ms=(time.perf_counter() - t_start) * 1e3,
     )
 
 
-def _splat(colors: torch.Tensor, ops: MeshOperators, seen: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Per-vertex colours of the ``seen`` vertices (N, 3) -> (1, 3, h, w) grid of cell means
-    (over the vertices' UV corners), empty cells filled with the overall mean."""
-    h, w = size
-    point_v = ops.point_vertex
-    keep = seen[point_v]
-    col = torch.zeros(len(seen), 3)
-    col[seen] = colors
-    uv = ops.point_uvs[keep]
-    cell = (((1 - uv[:, 1]) * h).long().clamp(0, h - 1) * w + (uv[:, 0] * w).long().clamp(0, w - 1))
-    acc = torch.zeros(h * w, 3).index_add_(0, cell, col[point_v[keep]])
-    cnt = torch.bincount(cell, minlength=h * w).float()
-    mean = colors.mean(0) if len(colors) else torch.full((3,), 0.5)
-    grid = torch.where(cnt[:, None] > 0, acc / cnt.clamp(min=1)[:, None], mean)
-    return grid.t().reshape(1, 3, h, w)
+def _cached(model, key, make):
+    cache = _OPS.setdefault(model, {})
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
+# ------------------------------------------------------------------------------ evaluation and output
+def render_appearance(
+    model, fit: FitResult, result: ResidualResult, config: ResidualConfig = ResidualConfig()
+):
+    """Re-render a face as albedo x SH shading over its whole image (the residual is the fit's own:
+    pass ``fit.with_residual(result.residual)`` for the refined geometry).
+
+    Returns:
+        image (H, W, 3) float in [0, 1] (0 outside), mask (H, W) bool of the pixels the
+        photometric term sees (the region, minus features and grazing triangles).
+    """
+    ops = mesh_operators(model, config)
+    with torch.no_grad():
+        vc = fit.vertices_cam(model).float().cpu()
+        nv = normals(vc, ops)[0]
+        v0 = fit.with_residual(None).vertices_cam(model).float().cpu()
+        n0 = normals(v0, ops)[0]
+        wv = ops.photo_weight * (-(n0 * F.normalize(v0[0], dim=-1)).sum(-1) > config.min_facing).float()
+        color = result.albedo[0] * sh_shading(nv, result.lighting)[:, None]
+        K = fit.intrinsics.float().cpu()
+        frags, _, _ = rasterize(vc, ops.region_faces, K, fit.image_size, config.render)
+        p2f = frags.pix_to_face[0, ..., 0]
+        cov = p2f >= 0
+        tri, bary = ops.region_faces[p2f[cov]], frags.bary_coords[0, ..., 0, :][cov]
+        image = torch.zeros(*fit.image_size, 3)
+        image[cov] = _gather(color, tri, bary).clamp(0, 1)
+        mask = torch.zeros(fit.image_size, dtype=torch.bool)
+        mask[cov] = _gather(wv[:, None], tri, bary)[:, 0] > 0.5
+    return image.numpy(), mask.numpy()
+
+
+def displacement_image(displacement: torch.Tensor, scale_cm: float | None = None) -> np.ndarray:
+    """(3, Hd, Wd) map in cm -> (Hd, Wd, 3) uint8 visualisation: 128 + 127 * D / scale per axis
+    (x -> red, y -> green, z -> blue); ``scale_cm`` defaults to the map's largest |value|."""
+    d = displacement.detach().cpu().float().numpy().transpose(1, 2, 0)
+    scale = float(scale_cm) if scale_cm else max(float(np.abs(d).max()), 1e-6)
+    return np.clip(128 + 127 * d / scale, 0, 255).astype(np.uint8)
+
+
+def save_residual(
+    out_dir, stem: str, model, fit: FitResult, result: ResidualResult, texture=None, mesh: bool = True
+):
+    """Write ``<stem>_residual.npy`` ((V, 3) offsets, cm), ``<stem>_displacement.npy`` ((3, Hd, Wd),
+    cm) and ``<stem>_displacement.png`` (when there is a map) and, with ``mesh``, ``<stem>_residual.obj``
+    (the fit's mesh with the residual applied, atlas UVs; ``texture`` (Ht, Wt, 3) uint8 beside it).
+
+    Returns:
+        the paths written.
+    """
+    import io
+    from pathlib import Path
+
+    from face3d.export import export_obj
+    from face3d.io import atomic_write_bytes, write_image
+
+    def npy(path, arr) -> Path:
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(arr, dtype=np.float32))
+        return atomic_write_bytes(path, buf.getvalue())
+
+    out = Path(out_dir)
+    paths = [npy(out / f"{stem}_residual.npy", result.residual[0].cpu().numpy())]
+    if result.displacement is not None:
+        paths.append(npy(out / f"{stem}_displacement.npy", result.displacement.cpu().numpy()))
+        paths.append(write_image(out / f"{stem}_displacement.png", displacement_image(result.displacement)))
+    if mesh:
+        verts = fit.with_residual(result.residual).vertices(model)[0]
+        corner_uvs = mesh_operators(model).corner_uvs
+        paths.append(export_obj(out / f"{stem}_residual.obj", verts, model.faces, corner_uvs, texture))
+    return paths

@@ -1,0 +1,142 @@
+"""Appearance model of the residual fit: RGB albedo on a coarse UV grid x grey second-order
+spherical-harmonics shading of the vertex normals, fitted to photo pixels by Levenberg-Marquardt.
+
+Pixel ``p`` of a render is ``sum_b bary_pb * albedo(v_pb) * (Y(n_v_pb) . lighting)`` over the
+corners ``v_pb`` of its triangle (Gouraud), with ``albedo = S @ grid`` (``S``: bilinear lookup of
+the grid at each vertex's UV corners, averaged) and ``Y`` the 9 SH basis functions. The problem is
+bilinear in (grid, lighting); :func:`solve_appearance` solves it jointly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def sh_shading(n: torch.Tensor, lighting: torch.Tensor) -> torch.Tensor:
+    """Grey second-order SH irradiance of unit normals (..., 3) (camera axes) -> (...)."""
+    x, y, z = n.unbind(-1)
+    basis = torch.stack([torch.ones_like(x), x, y, z, x * y, y * z, x * z, x * x - y * y, 3 * z * z - 1], -1)
+    return basis @ lighting
+
+
+def albedo_operator(point_uvs, point_vertex, point_count, size: tuple[int, int], mirror=None):
+    """(V, G) scipy CSR: the bilinear lookup (border padding) of an (h, w) grid at each vertex's
+    UV corners, averaged per vertex (G = h * w, row-major, row 0 at the top: v = 1).
+
+    Args:
+        point_uvs: (P, 2) UV corners in [0, 1], origin bottom-left; point_vertex: (P,) their
+            vertex; point_count: (V,) corners per vertex (>= 1).
+        mirror: optional (V,) mirror vertex of each vertex: then each row is the mean of the
+            vertex's and its mirror's (a left-right symmetric albedo).
+    """
+    import scipy.sparse as sp
+
+    h, w = size
+    uv = point_uvs.double().numpy()
+    x = np.clip(uv[:, 0] * w - 0.5, 0, w - 1)
+    y = np.clip((1 - uv[:, 1]) * h - 0.5, 0, h - 1)
+    x0, y0 = np.minimum(np.floor(x).astype(int), w - 2), np.minimum(np.floor(y).astype(int), h - 2)
+    fx, fy = x - x0, y - y0
+    cols = np.stack([y0 * w + x0, y0 * w + x0 + 1, (y0 + 1) * w + x0, (y0 + 1) * w + x0 + 1], 1)
+    vals = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], 1)
+    pv = point_vertex.numpy()
+    vals = vals / point_count.numpy()[pv][:, None]
+    V = len(point_count)
+    S = sp.csr_matrix((vals.ravel(), (np.repeat(pv, 4), cols.ravel())), shape=(V, h * w))
+    return S if mirror is None else ((S + S[mirror.numpy()]) * 0.5).tocsr()
+
+
+def grid_smoothness(size: tuple[int, int]):
+    """(G, G) scipy sparse ``Dx^T Dx + Dy^T Dy`` of an (h, w) grid (4-neighbour differences)."""
+    import scipy.sparse as sp
+
+    h, w = size
+    dx = sp.kron(sp.eye(h), sp.diags([-1.0, 1.0], [0, 1], shape=(w - 1, w)))
+    dy = sp.kron(sp.diags([-1.0, 1.0], [0, 1], shape=(h - 1, h)), sp.eye(w))
+    return (dx.T @ dx + dy.T @ dy).tocsr()
+
+
+def sh_basis(n: np.ndarray) -> np.ndarray:
+    return np.stack(
+        [
+            np.ones(len(n)),
+            *n.T,
+            n[:, 0] * n[:, 1],
+            n[:, 1] * n[:, 2],
+            n[:, 0] * n[:, 2],
+            n[:, 0] ** 2 - n[:, 1] ** 2,
+            3 * n[:, 2] ** 2 - 1,
+        ],
+        1,
+    )
+
+
+def solve_appearance(
+    photo, weight, tri, bary, vertex_normals, S, smooth, grid, lighting, iterations, smoothness
+):
+    """Gauss-Newton (Levenberg-Marquardt damped) on the albedo grid and the lighting jointly at
+    fixed geometry (the problem is bilinear; the albedo block is eliminated by a Schur complement).
+
+    Args:
+        photo: (M, 3) photo colours of the M covered pixels; weight: (M,) photometric weights.
+        tri, bary: (M, 3) covering triangle corners and barycentrics; vertex_normals: (V, 3).
+        S: (V, G) from :func:`albedo_operator`; smooth: (G, G) from :func:`grid_smoothness`.
+        grid: (G, 3) initial albedo cells; lighting: (9,) initial SH coefficients (both None: start
+            from a constant albedo, the mean colour, and its least-squares lighting).
+    Returns:
+        (grid (G, 3), lighting (9,)) numpy float64.
+    """
+    import scipy.sparse as sp
+
+    T = torch.from_numpy  # dense algebra in torch (its thread setting), sparse products in scipy
+    y, wt = photo.double().numpy(), weight.double().numpy()
+    M, (V, G) = len(y), S.shape
+    B = sp.csr_matrix(
+        (bary.detach().double().numpy().ravel(), (np.repeat(np.arange(M), 3), tri.numpy().ravel())),
+        shape=(M, V),
+    )
+    Y = sh_basis(vertex_normals.detach().double().numpy())  # (V, 9)
+    W = sp.diags(wt / max(wt.sum(), 1.0))
+    reg = (smoothness * smooth + 1e-3 * sp.eye(G)) / G
+    if lighting is None:  # start: constant albedo (the weighted mean colour), lighting by least squares
+        grid = np.tile((wt @ y) / max(wt.sum(), 1e-9), (G, 1))
+        L = np.concatenate([B @ (grid[0, c] * Y) for c in range(3)])
+        lw = np.tile(W.diagonal(), 3)[:, None]
+        lighting = torch.linalg.solve(
+            T(L.T @ (L * lw)) + 1e-9 * torch.eye(9), T((L * lw).T @ y.T.ravel())
+        ).numpy()
+    g0 = grid.copy()
+
+    def cost(g, l):
+        r = y - B @ ((S @ g) * (Y @ l)[:, None])
+        return float((W @ r * r).sum() + (g * (reg @ g)).sum() + 1e-3 / G * ((g - g0) ** 2).sum()), r
+
+    mu, (c0, r) = 1e-3, cost(grid, lighting)
+    for _ in range(iterations):
+        A = B @ sp.diags(Y @ lighting) @ S  # (M, G): d pixel / d albedo cell
+        Ls = [B @ ((S @ grid[:, c : c + 1]) * Y) for c in range(3)]  # (M, 9) each: d pixel / d light
+        AtW = (A.T @ W).tocsr()
+        P0 = T((AtW @ A + reg).toarray())
+        bg = T(AtW @ r - reg @ grid - 1e-3 / G * (grid - g0))  # (G, 3)
+        Hgl = T(np.concatenate([AtW @ L for L in Ls], 1))  # (G, 27)
+        WL = [T(W @ L) for L in Ls]
+        Hll = sum(T(L).T @ wl for L, wl in zip(Ls, WL, strict=True))
+        bl = sum(wl.T @ T(r[:, c]) for c, wl in enumerate(WL))
+        for _try in range(6):  # Levenberg-Marquardt: raise the damping until the cost drops
+            P = P0.clone()
+            P.diagonal().mul_(1.0 + mu).add_(1e-12)
+            X = torch.cholesky_solve(torch.cat([Hgl, bg], 1), torch.linalg.cholesky(P))  # P^-1 [Hgl | bg]
+            Sll, sl = Hll.clone(), bl.clone()
+            Sll.diagonal().mul_(1.0 + mu).add_(1e-12)
+            for c in range(3):
+                Sll -= Hgl[:, 9 * c : 9 * c + 9].T @ X[:, 9 * c : 9 * c + 9]
+                sl -= Hgl[:, 9 * c : 9 * c + 9].T @ X[:, 27 + c]
+            dl = torch.linalg.solve(Sll, sl)
+            dg = X[:, 27:] - torch.stack([X[:, 9 * c : 9 * c + 9] @ dl for c in range(3)], 1)
+            c1, r1 = cost(grid + dg.numpy(), lighting + dl.numpy())
+            if c1 < c0:
+                grid, lighting, c0, r, mu = grid + dg.numpy(), lighting + dl.numpy(), c1, r1, mu / 4
+                break
+            mu *= 8
+    return grid, lighting

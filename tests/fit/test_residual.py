@@ -1,0 +1,177 @@
+"""Residual geometry: synthetic bump recovery, noise fitting (free vs conv), expression transfer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from face3d.camera import camera_rotation, euler_to_pose_matrix, project, to_camera
+from face3d.fit.residual import (
+    ResidualConfig,
+    fit_residual,
+    mesh_operators,
+    normals,
+    sample_at_vertices,
+    save_residual,
+    sh_shading,
+)
+from face3d.fit.result import FitResult
+from face3d.render import render
+
+pytestmark = pytest.mark.integration
+
+LIGHT = (0.35, 0.6, -0.25, -0.3, 0.0, 0.0, 0.0, 0.0, 0.0)  # strong light from the image's right
+FAST = dict(steps=60)
+
+
+def _fit(model, size=128, yaw=20.0) -> FitResult:
+    g = torch.Generator().manual_seed(0)
+    ident = torch.randn(1, 40, generator=g) * 0.5
+    expr = torch.zeros(1, model.n_expression)
+    angles = (torch.tensor([math.radians(a)]) for a in (yaw, 5.0, 0.0))
+    R = camera_rotation(euler_to_pose_matrix(*angles))
+    t = torch.tensor([[0.0, 1.0, 70.0]])
+    f = 0.5 * size / math.tan(math.radians(20) / 2)
+    K = torch.tensor([[f, f, (size - 1) / 2, (size - 1) / 2]])
+    lm = project(model.landmarks(to_camera(model(ident, expr), R, t)), K)
+    return FitResult(R, t, K, ident, expr, lm, lm, torch.zeros(1), (size, size))
+
+
+def _bump(model, fit: FitResult, amp=0.3, sigma=2.0) -> torch.Tensor:
+    """(1, V, 3) a smooth bump of ``amp`` cm along the normal, centred on the right cheek."""
+    base = fit.vertices(model)
+    n = normals(base, mesh_operators(model))[0]
+    lm = base[0, model.landmark_ids]
+    centre = base[0, (base[0] - 0.5 * (lm[2] + lm[31])).norm(dim=-1).argmin()]
+    d = (base[0] - centre).norm(dim=-1)
+    return (amp * torch.exp(-0.5 * (d / sigma) ** 2))[:, None][None] * n[None]
+
+
+def _photo(model, fit: FitResult, residual, noise=0.0, seed=1) -> np.ndarray:
+    """Constant skin albedo x SH shading of the fit's mesh (+ residual) on grey, (H, W, 3) uint8."""
+    vc = fit.with_residual(residual).vertices_cam(model)
+    shade = sh_shading(normals(vc, mesh_operators(model))[0], torch.tensor(LIGHT))
+    colors = (torch.tensor([0.7, 0.5, 0.4]) * shade[:, None]).clamp(0, 1)[None]
+    out = render(vc, model.faces, fit.intrinsics, fit.image_size, colors=colors)
+    img = torch.where(out.mask[0, ..., None] > 0, out.image[0], torch.full_like(out.image[0], 0.35)).numpy()
+    if noise:
+        img = img + np.random.default_rng(seed).normal(0, noise, img.shape)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def scene(ict_model):
+    torch.set_num_threads(1)
+    fit = _fit(ict_model)
+    bump = _bump(ict_model, fit)
+    return fit, bump
+
+
+def _roughness(model, residual) -> float:
+    """Mean |uniform Laplacian| of a residual over the face region, cm."""
+    ops = mesh_operators(model)
+    return float(ops.laplacian(residual[0]).norm(dim=-1)[ops.region].mean())
+
+
+def test_operators_average_seams_and_sample(ict_model):
+    ops = mesh_operators(ict_model)
+    V = ict_model.n_vertices
+    assert ops.point_vertex.max() < V and len(ops.point_uvs) >= V
+    const = torch.tensor([0.1, -0.2, 0.3])[None, :, None, None].expand(1, 3, 8, 16)
+    got = sample_at_vertices(const, ops)
+    assert got.shape == (1, V, 3)
+    used = torch.bincount(ops.point_vertex, minlength=V) > 0
+    assert torch.allclose(got[0, used], const[0, :, 0, 0].expand(int(used.sum()), 3), atol=1e-6)
+    seams = torch.bincount(ops.point_vertex, minlength=V) > 1
+    assert seams.any()  # seam vertices exist and still get one value each (the mean of their corners)
+
+
+def _recovery(model, residual, bump) -> tuple[float, float]:
+    """(relative error, gain along the bump) of a recovered residual on the face region."""
+    face = model.region_mask("narrow_face")
+    r, b = residual[0, face], bump[0, face]
+    return float((r - b).norm() / b.norm()), float((r * b).sum() / (b * b).sum())
+
+
+def test_conv_recovers_bump_under_known_appearance(ict_model, scene):
+    fit, bump = scene
+    photo = _photo(ict_model, fit, bump)
+    known = (torch.tensor([0.7, 0.5, 0.4]).expand(ict_model.n_vertices, 3), torch.tensor(LIGHT))
+    conv = fit_residual(ict_model, photo, fit, ResidualConfig(**FAST), appearance=known)
+    free = fit_residual(
+        ict_model, photo, fit, ResidualConfig(parametrisation="free", **FAST), appearance=known
+    )
+    err_conv, gain_conv = _recovery(ict_model, conv.residual, bump)
+    err_free, gain_free = _recovery(ict_model, free.residual, bump)
+    assert gain_conv > 0.6 and err_conv < 0.75, (err_conv, gain_conv)
+    assert gain_conv > gain_free + 0.2, (gain_conv, gain_free)
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="with albedo (16x32 UV grid, mirror-symmetric or not) and SH lighting estimated too, the "
+    "appearance fit at the linear geometry explains 85-95 % of the bump's shading error and the residual "
+    "drifts to other structure (gain along the bump 0.05-0.2); with the appearance known it works (above)",
+)
+def test_conv_recovers_smooth_bump(ict_model, scene):
+    fit, bump = scene
+    res = fit_residual(ict_model, _photo(ict_model, fit, bump), fit, ResidualConfig(**FAST))
+    err, _ = _recovery(ict_model, res.residual, bump)
+    assert err < 0.3, err
+
+
+def test_free_offsets_fit_noise_more_than_conv(ict_model, scene):
+    fit, _ = scene
+    noisy = _photo(ict_model, fit, None, noise=0.1)
+    free = fit_residual(ict_model, noisy, fit, ResidualConfig(parametrisation="free", **FAST))
+    conv = fit_residual(ict_model, noisy, fit, ResidualConfig(parametrisation="conv", **FAST))
+    # the truth is no residual at all: whatever is fitted is noise
+    r_free, r_conv = _roughness(ict_model, free.residual), _roughness(ict_model, conv.residual)
+    assert r_free > 2 * r_conv, (r_free, r_conv)  # vertex-scale wiggles: fitted pixel noise
+    assert free.losses["photometric"][-1] <= conv.losses["photometric"][-1]
+
+
+def test_result_fields_and_outputs(ict_model, scene, tmp_path):
+    fit, bump = scene
+    photo = _photo(ict_model, fit, bump)
+    V = ict_model.n_vertices
+    base = fit_residual(ict_model, photo, fit, ResidualConfig(parametrisation="none"))
+    assert base.displacement is None and float(base.residual.abs().max()) == 0.0
+    assert base.albedo.shape == (1, V, 3) and base.lighting.shape == (9,)
+    res = fit_residual(ict_model, photo, fit, ResidualConfig(steps=5))
+    assert res.residual.shape == (1, V, 3) and res.displacement.shape == (3, 64, 128)
+    assert len(res.losses["total"]) == 6 and res.ms > 0
+    paths = save_residual(tmp_path, "face_0", ict_model, fit, res)
+    assert {p.name for p in paths} == {
+        "face_0_residual.npy",
+        "face_0_displacement.npy",
+        "face_0_displacement.png",
+        "face_0_residual.obj",
+    }
+    assert np.load(tmp_path / "face_0_displacement.npy").shape == (3, 64, 128)
+    with pytest.raises(ValueError):
+        ResidualConfig(parametrisation="mlp")
+
+
+def test_residual_survives_expression_change(ict_model, scene):
+    fit, bump = scene
+    other = torch.zeros(1, ict_model.n_expression)
+    other[0, ict_model.expression_index("jawOpen")] = 0.6
+    other[0, ict_model.expression_index("mouthSmile_L")] = 0.8
+    with_r = fit.with_residual(bump)
+    diff = with_r.vertices(ict_model, other) - fit.vertices(ict_model, other)
+    assert torch.allclose(diff, bump, atol=1e-5)
+    # the full model (26,719 vertices): the face_head residual is zero-padded
+    from face3d.model import MorphableModel
+
+    full = MorphableModel.from_dir(subset="full")
+    V = ict_model.n_vertices
+    diff = with_r.vertices(full, other) - fit.vertices(full, other)
+    assert diff.shape[1] == full.n_vertices > V
+    assert torch.allclose(diff[:, :V], bump, atol=1e-5)
+    assert float(diff[:, V:].abs().max()) == 0.0
+    cam = with_r.vertices_cam(full, other)
+    assert cam.shape == (1, full.n_vertices, 3)
