@@ -97,6 +97,7 @@ def cmd_fit(args) -> int:
         write_mesh=not args.no_mesh,
         write_overlay=not args.no_overlay,
         write_ply=args.ply,
+        residual=args.residual,
     )
     if args.fast and args.no_regressor:
         raise Face3DError("--fast is regression only: it cannot be combined with --no-regressor")
@@ -211,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--fast", action="store_true", help="regression network only (no dlib landmarks, no optimiser)"
     )
     p.add_argument("--no-regressor", action="store_true", help="dlib landmarks only, at every pose")
+    p.add_argument(
+        "--residual",
+        nargs="?",
+        const="conv",
+        choices=("conv", "free"),
+        default=None,
+        help="fit a residual displacement after the landmark fit: conv (reparametrised, default) or free",
+    )
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("edit", parents=[common], help="change the expression of every face, guided by 3D")

@@ -146,3 +146,28 @@ def test_fit_protocol_mode_and_workers(tmp_path, ict_model, aflw_dir):
         assert nme(np.array(rec["landmarks_fitted"]), s.landmarks) < 40
     (tmp_path / "bad.json").write_text("[1, 2]")
     assert main(["fit", *args, "--out", str(out), "--bbox-file", str(tmp_path / "bad.json")]) == 2
+
+
+@pytest.mark.integration
+def test_fit_residual_is_saved_and_applied(tmp_path, ict_model):
+    import trimesh
+
+    from face3d.demo import example_image
+
+    write_image(tmp_path / "a.png", example_image())
+    out = tmp_path / "out"
+    assert main(["fit", str(tmp_path / "a.png"), "--out", str(out), "--residual", "--no-overlay"]) == 0
+    residual = np.load(out / "a_0_residual.npy")
+    assert residual.shape == (ict_model.n_vertices, 3) and np.abs(residual).max() > 0
+    assert (out / "a_0_displacement.npy").is_file() and (out / "a_0_displacement.png").is_file()
+    rec = json.loads((out / "a_0.json").read_text())
+    assert "residual" in rec["timings_ms"]
+    # the exported mesh carries the residual: linear model + residual
+    import torch
+
+    ident = torch.tensor(rec["identity"])[None]
+    expr = torch.tensor([list(rec["expression"].values())])
+    linear = ict_model(ident, expr)[0].numpy()
+    mesh = trimesh.load(out / "a_0.obj", process=False, force="mesh")
+    faces = ict_model.faces.numpy()
+    np.testing.assert_allclose(mesh.vertices[mesh.faces], (linear + residual)[faces], atol=2e-3)

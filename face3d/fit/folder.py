@@ -29,6 +29,8 @@ class FolderOptions:
         write_overlay: write the overlay PNG of each face.
         progress: show a progress bar.
         landmarks: landmark source per face (dlib / regression network) and the ``fast`` path.
+        residual: ``"conv"`` or ``"free"`` to fit a residual displacement after the landmark fit
+            (:func:`face3d.fit.residual.fit_residual`), None for the linear model only.
     """
 
     max_faces: int | None = None
@@ -40,6 +42,7 @@ class FolderOptions:
     write_overlay: bool = True
     progress: bool = True
     landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
+    residual: str | None = None
 
 
 def load_boxes(path: str | os.PathLike) -> dict[str, list[float]]:
@@ -56,6 +59,18 @@ def load_boxes(path: str | os.PathLike) -> dict[str, list[float]]:
     ):
         raise InputError(f'--bbox-file {path}: expected {{"image.jpg": [x0, y0, x1, y1], ...}}')
     return data
+
+
+def _with_residual(model, image, face, parametrisation: str, out_dir: Path, stem: str):
+    """Fit the residual of one face, save its maps, return the face with the residual applied."""
+    from dataclasses import replace
+
+    from face3d.fit.residual import ResidualConfig, fit_residual, save_residual
+
+    res = fit_residual(model, image, face.fit, ResidualConfig(parametrisation=parametrisation))
+    fit = face.fit.with_residual(res.residual.to(face.fit.rotation.device))
+    save_residual(out_dir, f"{stem}_{face.face_index}", model, fit, res, mesh=False)
+    return replace(face, fit=fit, timings_ms={**face.timings_ms, "residual": res.ms})
 
 
 def _done_marker(out_dir: Path, stem: str) -> Path:
@@ -105,6 +120,10 @@ def fit_folder(
         if not faces:
             raise InputError("no face found")
         timings: dict[str, list[float]] = {}
+        if options.residual:
+            faces = [
+                _with_residual(model, marked.image, f, options.residual, out_dir, item.stem) for f in faces
+            ]
         for face in faces:
             if options.write_overlay:
                 ov = overlay_image(marked.image, [face], model)
