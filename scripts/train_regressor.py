@@ -34,6 +34,7 @@ def main(argv=None) -> int:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint-minutes", type=float, default=4.0)
     t.add_argument("--resume", action="store_true")
+    t.add_argument("--init", default=None, help="fine-tune from these weights (a pretrained folder)")
     t.add_argument("--export", default=None, help="also save the final weights here (e.g. assets/regressor)")
     args = ap.parse_args(argv)
     if args.cmd == "data":
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
         seed=args.seed,
         checkpoint_minutes=args.checkpoint_minutes,
     )
-    train(args.data, args.out, cfg, resume=args.resume, export=args.export)
+    train(args.data, args.out, cfg, resume=args.resume, export=args.export, init=args.init)
     return 0
 
 

@@ -29,6 +29,17 @@ from torch import nn
 from face3d.errors import Face3DError
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "weights.pt"
+#: iBUG 68 index of each landmark's left-right mirror partner.
+# fmt: off
+MIRROR_68 = (
+    16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,  # jaw
+    26, 25, 24, 23, 22, 21, 20, 19, 18, 17,  # brows
+    27, 28, 29, 30, 35, 34, 33, 32, 31,  # nose
+    45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,  # eyes
+    54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55,  # outer lips
+    64, 63, 62, 61, 60, 67, 66, 65,  # inner lips
+)
+# fmt: on
 SCALE_REF = 20.0  # scale is predicted as log(scale / size * SCALE_REF)
 
 
@@ -294,15 +305,45 @@ class LandmarkRegressor:
     Args:
         net: a :class:`RegressorNet` (default: :meth:`RegressorNet.from_pretrained`).
         threads: torch intra-op threads used while predicting (None: leave as is).
+        flip: test-time augmentation: also run the mirrored crop and average landmarks, pose,
+            scale, centre and confidence (about twice the time; identity and expression are
+            the unmirrored crop's).
     """
 
-    def __init__(self, net: RegressorNet | None = None, threads: int | None = None):
+    def __init__(self, net: RegressorNet | None = None, threads: int | None = None, flip: bool = False):
         self.net = (net if net is not None else RegressorNet.from_pretrained()).eval()
         self.threads = threads
+        self.flip = flip
 
     @classmethod
-    def from_pretrained(cls, folder=None, threads: int | None = None) -> LandmarkRegressor:
-        return cls(RegressorNet.from_pretrained(folder), threads)
+    def from_pretrained(
+        cls, folder=None, threads: int | None = None, flip: bool = False
+    ) -> LandmarkRegressor:
+        return cls(RegressorNet.from_pretrained(folder), threads, flip)
+
+    def _run(self, crops: np.ndarray) -> dict[str, torch.Tensor]:
+        """Network outputs for (N, S, S, 3) uint8 crops, mirrored-crop averaged with ``flip``."""
+        x = normalise(torch.from_numpy(crops))
+        if not self.flip:
+            return self.net(x)
+        n = x.shape[0]
+        both = self.net(torch.cat([x, x.flip(-1)]))
+        out = {k: v[:n] for k, v in both.items()}
+        S = self.net.config.size
+        M = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
+        lm_f = both["landmarks"][n:][:, list(MIRROR_68)]
+        lm_f = torch.stack([(S - 1) - lm_f[..., 0], lm_f[..., 1]], -1)
+        c_f = both["centre"][n:]
+        R = out["rotation"] + M @ both["rotation"][n:] @ M
+        U, _, Vh = torch.linalg.svd(R)
+        D = torch.ones(n, 3)
+        D[:, 2] = torch.linalg.det(U @ Vh).sign()
+        out["rotation"] = U @ torch.diag_embed(D) @ Vh
+        out["landmarks"] = 0.5 * (out["landmarks"] + lm_f)
+        out["centre"] = 0.5 * (out["centre"] + torch.stack([(S - 1) - c_f[:, 0], c_f[:, 1]], -1))
+        out["scale"] = (0.5 * (out["scale"].log() + both["scale"][n:].log())).exp()
+        out["logit"] = 0.5 * (out["logit"] + both["logit"][n:])
+        return out
 
     def crops(self, image: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray]:
         """(N, S, S, 3) uint8 crops and their (N, 2, 3) image -> crop affines."""
@@ -332,7 +373,7 @@ class LandmarkRegressor:
             torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
-                out = self.net(normalise(torch.from_numpy(crops)))
+                out = self._run(crops)
         finally:
             torch.set_num_threads(old)
         k = As[:, 0, 0]
@@ -366,9 +407,10 @@ class LandmarkRegressor:
 def to_fit_result(outputs: list[RegressorOutput], image_size: tuple[int, int], model, fov_deg: float = 30.0):
     """Regression-only fits (the ``--fast`` path): a :class:`face3d.fit.FitResult` batch.
 
-    The weak-perspective scale becomes a depth for a pinhole camera with ``fov_deg`` over the
-    image's longer side (the fitter's default): ``tz = f / scale``; the origin's image position
-    fixes ``tx, ty``. ``landmarks_target`` holds the regressed 2D landmarks.
+    The weak-perspective camera becomes a pinhole camera with ``fov_deg`` over the image's longer
+    side (the fitter's default), placed so that perspective and weak perspective agree at the
+    centroid ``m`` of the rotated landmarks: ``tz = f / scale - m_z``, ``t_xy = (centre - c) /
+    scale``. ``landmarks_target`` holds the regressed 2D landmarks.
     """
     from face3d.camera import project, to_camera
     from face3d.fit.result import FitResult
@@ -378,15 +420,17 @@ def to_fit_result(outputs: list[RegressorOutput], image_size: tuple[int, int], m
     f = 0.5 * max(H, W) / math.tan(math.radians(fov_deg) / 2)
     cx, cy = (W - 1) / 2, (H - 1) / 2
     R = torch.as_tensor(np.stack([o.rotation for o in outputs]), dtype=dt)
-    tz = torch.as_tensor([f / o.scale for o in outputs], dtype=dt)
-    c = torch.as_tensor(np.stack([o.centre for o in outputs]), dtype=dt)
-    t = torch.stack([(c[:, 0] - cx) * tz / f, (c[:, 1] - cy) * tz / f, tz], -1)
-    K = torch.tensor([[f, f, cx, cy]], dtype=dt).repeat(len(outputs), 1)
     ident = torch.zeros(len(outputs), model.n_identity, dtype=dt)
     k = min(model.n_identity, len(outputs[0].identity))
     ident[:, :k] = torch.as_tensor(np.stack([o.identity[:k] for o in outputs]), dtype=dt)
     expr = torch.as_tensor(np.stack([o.expression for o in outputs]), dtype=dt)
-    fitted = project(model.landmarks(to_camera(model(ident, expr), R, t)), K)
+    verts = model(ident, expr)
+    m = (model.landmarks(verts) @ R.transpose(1, 2)).mean(1)  # (B, 3) rotated landmark centroid
+    s = torch.as_tensor([o.scale for o in outputs], dtype=dt)
+    c = torch.as_tensor(np.stack([o.centre for o in outputs]), dtype=dt)
+    t = torch.stack([(c[:, 0] - cx) / s, (c[:, 1] - cy) / s, f / s - m[:, 2]], -1)
+    K = torch.tensor([[f, f, cx, cy]], dtype=dt).repeat(len(outputs), 1)
+    fitted = project(model.landmarks(to_camera(verts, R, t)), K)
     target = torch.as_tensor(np.stack([o.landmarks for o in outputs]), dtype=dt)
     return FitResult(
         rotation=R,

@@ -113,6 +113,24 @@ def _to_batch(data: dict, idx: np.ndarray) -> dict[str, torch.Tensor]:
     return {k: (v.float() if k != "image" else v) for k, v in b.items()}
 
 
+def _synthetic_negatives(rng: np.random.Generator, n: int, size: int) -> torch.Tensor:
+    """(n, size, size, 3) uint8 face-free images: flat colours, gradients, (blurred) noise."""
+    from face3d.detect.regressor_data import random_background
+
+    out = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.3:
+            img = np.full((size, size, 3), rng.integers(0, 256, 3), np.uint8)
+            img = np.clip(img + rng.normal(0, rng.uniform(0, 20), img.shape), 0, 255).astype(np.uint8)
+        elif r < 0.55:
+            img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        else:
+            img = random_background(rng, [], size)
+        out.append(img)
+    return torch.from_numpy(np.stack(out))
+
+
 def _nme(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """(B, 68, 2) -> (B,) NME in % of sqrt(w h) of the ground-truth landmark box."""
     wh = (gt.amax(1) - gt.amin(1)).clamp(min=1.0)
@@ -169,6 +187,7 @@ def train(
     resume: bool = False,
     export=None,
     progress: bool = True,
+    init=None,
 ) -> RegressorNet:
     """Train (or continue training) the regressor; returns the final network (eval mode).
 
@@ -177,6 +196,8 @@ def train(
         out_dir: run folder: ``checkpoint.pt``, ``latest/``, ``final/``, ``log.csv``.
         resume: continue from ``out_dir/checkpoint.pt`` when it exists.
         export: also :meth:`~RegressorNet.save_pretrained` the final weights here.
+        init: start from these pretrained weights (a ``save_pretrained`` folder) instead of a
+            fresh network (fine-tuning; ignored when resuming from a checkpoint).
     """
     from tqdm import tqdm
 
@@ -188,7 +209,10 @@ def train(
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "checkpoint.pt"
-    net = RegressorNet.from_model(config.net, MorphableModel.from_dir())
+    if init is not None:
+        net = RegressorNet.from_pretrained(init)
+    else:
+        net = RegressorNet.from_model(config.net, MorphableModel.from_dir())
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     step, elapsed = 0, 0.0
     rng = np.random.default_rng(config.seed)
@@ -262,6 +286,9 @@ def train(
         for g in opt.param_groups:
             g["lr"] = lr
         b = _to_batch(data, idx)
+        n_neg = max(1, len(idx) // 16)
+        b["image"][-n_neg:] = normalise(_synthetic_negatives(rng, n_neg, net.config.size))
+        b["label"][-n_neg:] = 0
         terms = losses(net(b["image"]), b, net.config)
         loss = sum(config.weights[k] * v for k, v in terms.items())
         opt.zero_grad(set_to_none=True)
@@ -271,7 +298,7 @@ def train(
         step += 1
         seen += len(idx)
         for k, v in {"loss": loss, **terms}.items():
-            acc[k] = acc.get(k, 0.0) + float(v)
+            acc[k] = acc.get(k, 0.0) + float(v.detach())
         acc_n += 1
         now = time.perf_counter()
         dt, t_last = now - t_last, now

@@ -183,14 +183,15 @@ def fit_detections(
 
 
 def default_regressor():
-    """The shipped regression network (``assets/regressor``), loaded once; None if not installed."""
+    """The shipped regression network (``assets/regressor``, mirrored-crop averaging on), loaded once;
+    None if not installed."""
     global _REGRESSOR
     if _REGRESSOR is None:
         from face3d.detect.regressor import LandmarkRegressor, default_weights_dir
 
         folder = default_weights_dir()
         installed = (folder / "config.json").is_file()
-        _REGRESSOR = LandmarkRegressor.from_pretrained(folder) if installed else False
+        _REGRESSOR = LandmarkRegressor.from_pretrained(folder, flip=True) if installed else False
     return _REGRESSOR or None
 
 
