@@ -22,22 +22,11 @@ from face3d.camera import project
 from face3d.fit.pipeline import FaceFit
 from face3d.render import RenderConfig, atlas_corner_uvs, extract_texture, rasterize, uv_layout
 from face3d.render.shading import PhongShader, UVTextureShader, VertexColorShader, vertex_normals
-from face3d.render.texture_fill import fill_from_mirror, inpaint_texture, mirror_vertices
+from face3d.render.texture_fill import FLAT_COLORS, fill_from_mirror, inpaint_texture, mirror_vertices
 
 EYE_EXTRAS_FIRST = 24591  # lacrimal fluid, eye blend, occlusion, eyelashes: translucent in ICT
 FACE_LAST = 9408
 HEAD_LAST = 11247
-
-#: Flat colours (RGB in [0, 1]) of the interior parts the photo does not show.
-FLAT_COLORS = {
-    "mouth_socket": (0.30, 0.10, 0.10),
-    "eye_socket_left": (0.15, 0.10, 0.10),
-    "eye_socket_right": (0.15, 0.10, 0.10),
-    "gums_tongue": (0.62, 0.28, 0.30),
-    "teeth": (0.86, 0.83, 0.76),
-    "eyeball_left": (0.85, 0.83, 0.80),
-    "eyeball_right": (0.85, 0.83, 0.80),
-}
 
 
 @dataclass(frozen=True)

@@ -24,19 +24,11 @@ import numpy as np
 import torch
 
 from face3d.camera import FLIP, euler_to_pose_matrix, project, to_camera
+from face3d.render.texture_fill import FLAT_COLORS
 
 KIND_RENDER, KIND_REAL, KIND_NEGATIVE = 0, 1, 2
 EYE_EXTRAS_FIRST = 24591  # ICT's translucent eye parts (lacrimal fluid, eyelashes ...): not rendered
 HEAD_LAST = 11247
-FLAT_COLORS = {  # interior parts the photo does not show, RGB in [0, 1]
-    "mouth_socket": (0.30, 0.10, 0.10),
-    "eye_socket_left": (0.15, 0.10, 0.10),
-    "eye_socket_right": (0.15, 0.10, 0.10),
-    "gums_tongue": (0.62, 0.28, 0.30),
-    "teeth": (0.86, 0.83, 0.76),
-    "eyeball_left": (0.85, 0.83, 0.80),
-    "eyeball_right": (0.85, 0.83, 0.80),
-}
 
 
 @dataclass(frozen=True)

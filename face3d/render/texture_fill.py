@@ -14,6 +14,17 @@ import torch
 from face3d.camera import project
 from face3d.render.texture import UVLayout, _sample_photo, visibility
 
+#: Flat colours (RGB in [0, 1]) of the ICT interior parts a photo never shows.
+FLAT_COLORS = {
+    "mouth_socket": (0.30, 0.10, 0.10),
+    "eye_socket_left": (0.15, 0.10, 0.10),
+    "eye_socket_right": (0.15, 0.10, 0.10),
+    "gums_tongue": (0.62, 0.28, 0.30),
+    "teeth": (0.86, 0.83, 0.76),
+    "eyeball_left": (0.85, 0.83, 0.80),
+    "eyeball_right": (0.85, 0.83, 0.80),
+}
+
 
 def mirror_vertices(template: torch.Tensor) -> torch.Tensor:
     """(V,) index of the vertex nearest each vertex mirrored through the x = 0 plane."""
