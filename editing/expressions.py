@@ -14,7 +14,7 @@ Spec syntax (see :func:`parse_expressions`):
   ``R12=0.3``) and ARKit shapes (``mouthSmile_L=0.7``, ``jawOpen=0.3``), mixed freely.
 
 Action Units map to ARKit shapes through :data:`ACTION_UNITS` (the ICT table in
-``/work/shared/ICT-FaceKit/NOTES.md`` plus AU23, AU25 and AU26, which it lacks). An AU value ``v``
+``../shared/ICT-FaceKit/NOTES.md`` plus AU23, AU25 and AU26, which it lacks). An AU value ``v``
 sets each of its shapes to ``v * AU_GAIN[au]``; when two AUs drive the same shape the larger value
 wins; an explicit ARKit item then sets its shape exactly. FACS letters A-E mean
 0.2/0.4/0.6/0.8/1.0 and an unmarked AU in a FACS code means :data:`DEFAULT_AU_INTENSITY` (0.7).
