@@ -65,7 +65,8 @@ def _with_residual(model, image, face, parametrisation: str, out_dir: Path, stem
     """Fit the residual of one face, save its maps, return the face with the residual applied."""
     from dataclasses import replace
 
-    from face3d.fit.residual import ResidualConfig, fit_residual, save_residual
+    from face3d.fit.residual import ResidualConfig, fit_residual
+    from face3d.fit.residual_io import save_residual
 
     res = fit_residual(model, image, face.fit, ResidualConfig(parametrisation=parametrisation))
     fit = face.fit.with_residual(res.residual.to(face.fit.rotation.device))

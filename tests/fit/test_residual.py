@@ -15,9 +15,9 @@ from face3d.fit.residual import (
     mesh_operators,
     normals,
     sample_at_vertices,
-    save_residual,
     sh_shading,
 )
+from face3d.fit.residual_io import save_residual
 from face3d.fit.result import FitResult
 from face3d.render import render
 
