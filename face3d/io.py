@@ -64,6 +64,18 @@ def atomic_write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def resume_jsonl(path: str | os.PathLike, resume: bool) -> list[dict]:
+    """Records of a streamed ``.jsonl`` results file: those already written when ``resume``,
+    else none (and an old file is removed). Append new records one line each, flushed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if resume and path.is_file():
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if path.exists():
+        path.unlink()
+    return []
+
+
 # ------------------------------------------------------------------------------ images
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image as (H, W, 3) uint8 RGB, honouring EXIF orientation.

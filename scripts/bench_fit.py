@@ -24,7 +24,7 @@ from face3d.detect import FaceDetector
 from face3d.fit import FitConfig
 from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
 from face3d.fit.pipeline import LandmarkConfig, default_regressor, detect_and_landmark, fit_detections
-from face3d.io import atomic_write_json, read_image
+from face3d.io import atomic_write_json, read_image, resume_jsonl
 from face3d.model import MorphableModel
 
 PIPELINES = ("dlib_fit", "dlib_fit_no_silhouette", "regressor", "regressor_fit", "default")
@@ -104,12 +104,7 @@ def main(argv=None) -> int:
     regressor = None if args.no_regressor else default_regressor()
     out = Path(args.out)
     stream = out.with_suffix(".jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    records = []
-    if args.resume and stream.is_file():
-        records = [json.loads(line) for line in stream.read_text().splitlines() if line.strip()]
-    elif stream.exists():
-        stream.unlink()
+    records = resume_jsonl(stream, args.resume)
     done = {(r["image"], r["mode"]) for r in records}
     todo = [(s, m) for m in args.modes.split(",") for s in samples if (s.image_path.name, m) not in done]
     with open(stream, "a") as fh:

@@ -28,7 +28,7 @@ from face3d.detect.regressor import LandmarkRegressor
 from face3d.fit import FitConfig
 from face3d.fit.landmark_fit import fit_landmarks
 from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
-from face3d.io import atomic_write_json, read_image
+from face3d.io import atomic_write_json, read_image, resume_jsonl
 from face3d.model import MorphableModel
 
 METHODS = ("regressor", "regressor_fit", "dlib", "dlib_fit", "hybrid", "hybrid_fit")
@@ -98,12 +98,7 @@ def main(argv=None) -> int:
     regressor = LandmarkRegressor.from_pretrained(args.weights, flip=args.flip)
     out = Path(args.out)
     stream = out.with_suffix(".jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    records = []
-    if args.resume and stream.is_file():
-        records = [json.loads(line) for line in stream.read_text().splitlines() if line.strip()]
-    elif stream.exists():
-        stream.unlink()
+    records = resume_jsonl(stream, args.resume)
     done = {r["image"] for r in records}
     todo = [s for s in samples if s.image_path.name not in done]
     with open(stream, "a") as fh:
