@@ -53,13 +53,26 @@ class EditOptions:
 
 @dataclass
 class EditContext:
-    """Models and settings reused across images (build once: loading and layout take seconds)."""
+    """Models and settings reused across images (build once: loading and layout take seconds).
+
+    Attributes:
+        fit_model: the face + head :class:`MorphableModel` the fit uses.
+        editor: the :class:`Editor3D` (full head, UV layout).
+        fit_config: :class:`FitConfig`.
+        detector, regressor: face detector and landmark regressor (None: built on demand / unused).
+        method: ``"3d"`` (3D-guided re-render) or ``"2d"`` (the 2D-only DefGAN baseline).
+        refiner: texture generator bundle that cleans up 3D re-renders (``--refine gan``), or None.
+        baseline: the 2D baseline's generators (``method == "2d"``).
+    """
 
     fit_model: object
     editor: Editor3D
     fit_config: FitConfig = field(default_factory=FitConfig)
     detector: object | None = None
     regressor: object | None = None
+    method: str = "3d"
+    refiner: object | None = None
+    baseline: object | None = None
 
     @classmethod
     def from_dir(
@@ -69,17 +82,51 @@ class EditContext:
         fit_config: FitConfig = FitConfig(),
         device=None,
         regressor="auto",
+        refine: str = "auto",
+        method: str = "3d",
     ):
+        """Load the models.
+
+        Args:
+            refine: ``"auto"`` (the texture generator when ``assets/gan3d`` holds weights), ``"gan"``
+                (required) or ``"none"``.
+            method: ``"3d"`` or ``"2d"`` (needs ``assets/defgan``).
+        Raises:
+            Face3DError: unknown refine/method, or required generator weights missing or corrupt.
+        """
         from face3d.detect import FaceDetector
         from face3d.model import MorphableModel
 
+        refiner, baseline = load_generators_for(refine, method, device or "cpu")
         fit_model = MorphableModel.from_dir(model_dir).to(device or "cpu")
         render_model = MorphableModel.from_dir(model_dir, subset="full").to(device or "cpu")
         if regressor == "auto":
             from face3d.fit.pipeline import default_regressor
 
             regressor = default_regressor()
-        return cls(fit_model, Editor3D(render_model, config), fit_config, FaceDetector(), regressor)
+        editor = Editor3D(render_model, config)
+        return cls(fit_model, editor, fit_config, FaceDetector(), regressor, method, refiner, baseline)
+
+
+def load_generators_for(refine: str, method: str, device="cpu"):
+    """(texture refiner or None, 2D baseline bundle or None) for the ``--refine`` / ``--method`` flags.
+
+    Raises:
+        InputError: unknown values. Face3DError: required weights missing or corrupt.
+    """
+    from editing.gan.checkpoint import shipped_generators
+
+    if refine not in ("auto", "gan", "none"):
+        raise InputError(f"--refine must be auto, gan or none, got {refine!r}")
+    if method not in ("3d", "2d"):
+        raise InputError(f"--method must be 3d or 2d, got {method!r}")
+    refiner = None
+    if method == "3d" and refine != "none":
+        refiner = shipped_generators("texture", required=refine == "gan")
+    baseline = shipped_generators("2d", required=True) if method == "2d" else None
+    return (None if refiner is None else refiner.to(device)), (
+        None if baseline is None else baseline.to(device)
+    )
 
 
 def _select(faces: list, face: str | int) -> list:
@@ -110,17 +157,58 @@ def edit_image(
 def edit_fitted(
     image: np.ndarray, faces: list, specs: list[ExpressionSpec], ctx: EditContext, face: str | int = "all"
 ) -> ImageEdit:
-    """Edit already fitted faces (:class:`FaceFit` list) of ``image`` to each target."""
+    """Edit already fitted faces (:class:`FaceFit` list) of ``image`` to each target, with
+    ``ctx.method`` (and ``ctx.refiner`` on the 3D path)."""
     if not faces:
         raise InputError("no face found")
-    per_face = [(f, ctx.editor.edit_face(image, f, specs)) for f in _select(faces, face)]
+    selected = _select(faces, face)
+    labels = [s.label for s in specs]
+    if ctx.method == "2d":
+        if ctx.baseline is None:
+            raise InputError("method 2d needs the 2D baseline's generators (EditContext.baseline)")
+        per_face = [(f, edit_face_2d_all(ctx, image, f, specs)) for f in selected]
+    else:
+        per_face = [(f, ctx.editor.edit_face(image, f, specs)) for f in selected]
+    result = ImageEdit(_combine(image, per_face, labels), per_face, labels)
+    if ctx.method == "3d" and ctx.refiner is not None:
+        from editing.gan.refine import refine_image_edit
+
+        result = refine_image_edit(ctx.refiner, image, result)
+    return result
+
+
+def _combine(image: np.ndarray, per_face: list, labels: list[str]) -> dict[str, np.ndarray]:
     outputs = {}
-    for k, spec in enumerate(specs):
+    for k, label in enumerate(labels):
         out = image.copy()
         for _, edits in per_face:
             out[edits[k].region] = edits[k].image[edits[k].region]
-        outputs[spec.label] = out
-    return ImageEdit(outputs, per_face, [s.label for s in specs])
+        outputs[label] = out
+    return outputs
+
+
+def edit_face_2d_all(
+    ctx: EditContext, image: np.ndarray, face, specs: list[ExpressionSpec]
+) -> list[FaceEdit]:
+    """The 2D baseline's edits of one face to each target, as :class:`FaceEdit` (``render`` holds the
+    warped photo before the texture generator), with the 3D edit's paste-back region."""
+    from editing.gan.refine import edit_face_2d
+
+    t0 = time.perf_counter()
+    regions = ctx.editor.regions(image.shape, face, specs)
+    region_ms = (time.perf_counter() - t0) * 1e3
+    source = face.fit.expression[0].detach().cpu().numpy()
+    edits = []
+    for target, region, alpha in regions:
+        t1 = time.perf_counter()
+        out, warped = edit_face_2d(ctx.baseline, image, face, target, region, alpha)
+        ys, xs = np.nonzero(region)
+        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+        timings = {"region": region_ms, "edit_2d": (time.perf_counter() - t1) * 1e3}
+        edits.append(
+            FaceEdit(out, warped[y0:y1, x0:x1], (x0, y0, x1, y1), region, alpha, source, target, timings)
+        )
+    return edits
 
 
 def grid_image(image: np.ndarray, result: ImageEdit, size: int = 256) -> np.ndarray:

@@ -57,6 +57,7 @@ class FaceEdit:
         render: (h, w, 3) uint8 re-render in the work crop (black where nothing is drawn).
         crop: (x0, y0, x1, y1) the work crop in the image, pixels (exclusive ends).
         region: (H, W) bool pixels that may differ from the input (dilated face mask).
+        alpha: (H, W) float32 feathered paste-back weight (zero outside ``region``).
         source: (K_exp,) fitted weights; target: (K_exp,) edited weights.
         timings_ms: texture, render and composite for this edit (the fit is timed by FaceFit).
     """
@@ -65,6 +66,7 @@ class FaceEdit:
     render: np.ndarray
     crop: tuple[int, int, int, int]
     region: np.ndarray
+    alpha: np.ndarray
     source: np.ndarray
     target: np.ndarray
     timings_ms: dict[str, float]
@@ -181,23 +183,48 @@ class Editor3D:
         changeable = covered & self.face_changeable[pix.clamp(min=0)]
         return out, covered, changeable
 
-    # ------------------------------------------------------------------ the edit
-    def edit_face(self, image: np.ndarray, face: FaceFit, specs: list[ExpressionSpec]) -> list[FaceEdit]:
-        """Edit one fitted face of ``image`` ((H, W, 3) uint8) to each target expression."""
-        H, W = image.shape[:2]
+    def _geometry(self, face: FaceFit, specs: list[ExpressionSpec], H: int, W: int):
+        """Source and target weights, their camera-space vertices, the work crop and its intrinsics."""
         names = self.model.expression_names
         source = face.fit.expression[0].detach().cpu().double()
         targets = [
             torch.as_tensor(np.asarray(s.apply(source.numpy(), names)), dtype=torch.float64) for s in specs
         ]
+        v_src = self._vertices_cam(face, source)
+        v_tgts = [self._vertices_cam(face, t) for t in targets]
+        crop = self._crop([v_src, *v_tgts], face.fit.intrinsics, H, W)
+        K = face.fit.intrinsics.clone()
+        K[:, 2] -= crop[0]
+        K[:, 3] -= crop[1]
+        return source, targets, v_src, v_tgts, crop, K
+
+    def _changeable(self, verts_cam: torch.Tensor, K: torch.Tensor, size) -> torch.Tensor:
+        frags, _, _ = rasterize(verts_cam, self.faces, K, size, self.config.render)
+        pix = frags.pix_to_face[0, ..., 0]
+        return (pix >= 0) & self.face_changeable[pix.clamp(min=0)]
+
+    def regions(self, image_shape, face: FaceFit, specs: list[ExpressionSpec]):
+        """Without rendering colours: per target, ``(target weights (K,), region (H, W) bool, alpha
+        (H, W) float32)``, the same paste-back region as :meth:`edit_face` (for the 2D baseline)."""
+        H, W = image_shape[:2]
+        with torch.no_grad():
+            _, targets, v_src, v_tgts, (x0, y0, x1, y1), K = self._geometry(face, specs, H, W)
+            size = (y1 - y0, x1 - x0)
+            src_change = self._changeable(v_src, K, size)
+            out = []
+            for target, v_tgt in zip(targets, v_tgts, strict=True):
+                hard = np.zeros((H, W), bool)
+                hard[y0:y1, x0:x1] = (self._changeable(v_tgt, K, size) | src_change).cpu().numpy()
+                out.append((target.numpy(), *edit_region(hard, self.config.composite)))
+        return out
+
+    # ------------------------------------------------------------------ the edit
+    def edit_face(self, image: np.ndarray, face: FaceFit, specs: list[ExpressionSpec]) -> list[FaceEdit]:
+        """Edit one fitted face of ``image`` ((H, W, 3) uint8) to each target expression."""
+        H, W = image.shape[:2]
         with torch.no_grad():
             t0 = time.perf_counter()
-            v_src = self._vertices_cam(face, source)
-            v_tgts = [self._vertices_cam(face, t) for t in targets]
-            x0, y0, x1, y1 = self._crop([v_src, *v_tgts], face.fit.intrinsics, H, W)
-            K = face.fit.intrinsics.clone()
-            K[:, 2] -= x0
-            K[:, 3] -= y0
+            source, targets, v_src, v_tgts, (x0, y0, x1, y1), K = self._geometry(face, specs, H, W)
             crop = torch.from_numpy(np.array(image[y0:y1, x0:x1], dtype=np.float32))[None] / 255.0
             crop = crop.to(self.model.template.device)
             texture, colors = self.sample_texture(crop, v_src, K)
@@ -228,6 +255,7 @@ class Editor3D:
                         render=(render_img * 255 + 0.5).astype(np.uint8),
                         crop=(x0, y0, x1, y1),
                         region=region,
+                        alpha=alpha,
                         source=source.numpy(),
                         target=target.numpy(),
                         timings_ms={

@@ -98,6 +98,7 @@ def cmd_fit(args) -> int:
         write_overlay=not args.no_overlay,
         write_ply=args.ply,
         residual=args.residual,
+        photometric=args.photometric,
     )
     if args.fast and args.no_regressor:
         raise Face3DError("--fast is regression only: it cannot be combined with --no-regressor")
@@ -129,6 +130,8 @@ def cmd_edit(args) -> int:
         fit_config=_fit_config(args),
         device=_device(args),
         regressor=None if args.no_regressor else "auto",
+        refine=args.refine,
+        method=args.method,
     )
     options = EditOptions(face=args.face, grid=args.grid, resume=args.resume, workers=args.workers)
     summary = edit_folder(args.inputs, args.out, specs, ctx, options)
@@ -150,7 +153,9 @@ def cmd_compare(args) -> int:
     specs = parse_expressions(args.expressions, ARKIT_NAMES, intensity=args.intensity)
     _check_inputs(args.inputs)
     check_methods(methods)  # before the 3DMM loads
-    ctx = EditContext.from_dir(args.model_dir, fit_config=_fit_config(args), device=_device(args))
+    ctx = EditContext.from_dir(
+        args.model_dir, fit_config=_fit_config(args), device=_device(args), refine="none"
+    )
     options = CompareOptions(
         face=args.face, resume=args.resume, workers=args.workers, fer_dir=args.fer_dir, real_dir=args.real_dir
     )
@@ -169,6 +174,57 @@ def cmd_demo(args) -> int:
     for line in run_demo(args.out, _model(args), args.model_dir):
         print(line)
     return 0
+
+
+# ---------------------------------------------------------------------------------------- train
+def _train_regressor(args) -> int:
+    from face3d.detect.regressor_commands import train_regressor
+
+    return train_regressor(args)
+
+
+def _train_texture(args) -> int:
+    from editing.gan.command import run_from_args
+
+    return run_from_args("texture", args)
+
+
+def _train_deform(args) -> int:
+    from editing.gan.command import run_from_args
+
+    return run_from_args("deform", args)
+
+
+TRAIN_TARGETS = {"regressor": _train_regressor, "texture": _train_texture, "deform": _train_deform}
+"""``face3d train <what>``: one function per target (each a thin call into the library)."""
+
+
+def cmd_train(args) -> int:
+    return TRAIN_TARGETS[args.what](args)
+
+
+def _add_train_parser(sub, common) -> None:
+    """``face3d train`` with one sub-subcommand per target (add new targets next to ``regressor``)."""
+    from face3d.detect.regressor_commands import add_data_arguments, add_train_arguments
+
+    p = sub.add_parser("train", help="train a network of the project (see face3d train -h)")
+    train_sub = p.add_subparsers(dest="what", required=True)
+    t = train_sub.add_parser(
+        "regressor", parents=[common], help="the landmark/3DMM regression network, from photos"
+    )
+    t.add_argument("--data", required=True, help="photos: one sub-folder per person (LFW) or a flat folder")
+    t.add_argument("--out", required=True, help="run folder: data/ shards, checkpoints, final/ weights")
+    t.add_argument("--seed", type=int, default=0, help="data order, renders, init and batches")
+    add_data_arguments(t, workers=False)
+    add_train_arguments(t)
+    from editing.gan.command import add_arguments
+
+    for kind, text in (
+        ("texture", "the DefGAN texture generator that cleans up 3D re-renders (--refine gan)"),
+        ("deform", "the 2D-only DefGAN baseline: deformation + texture generators (--method 2d)"),
+    ):
+        add_arguments(train_sub.add_parser(kind, parents=[common], help=text))
+    p.set_defaults(func=cmd_train)
 
 
 # ---------------------------------------------------------------------------------------- parser
@@ -220,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="fit a residual displacement after the landmark fit: conv (reparametrised, default) or free",
     )
+    p.add_argument(
+        "--photometric",
+        action="store_true",
+        help="refine pose, expression and identity on the photo (albedo x SH shading render) after the fit",
+    )
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("edit", parents=[common], help="change the expression of every face, guided by 3D")
@@ -235,6 +296,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="replace", help="replace (default) or add to the fitted weights")
     p.add_argument("--face", default="all", help="'all' (default) or the index of one face")
     p.add_argument("--grid", action="store_true", help="write <stem>_grid.png: input | re-render | output")
+    p.add_argument(
+        "--refine",
+        choices=("auto", "gan", "none"),
+        default="auto",
+        help="clean the 3D re-render with the texture generator (auto: when assets/gan3d has weights)",
+    )
+    p.add_argument(
+        "--method", choices=("3d", "2d"), default="3d", help="3d (default) or the 2D-only DefGAN baseline"
+    )
     p.add_argument("--resume", action="store_true", help="skip images whose outputs already exist")
     p.add_argument("--workers", type=int, default=1, help="threads decoding and detecting ahead")
     p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")
@@ -256,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fer-dir", default=None, help="FER classifier folder (default assets/fer)")
     p.add_argument("--real-dir", default=None, help="real photos for the realism (KID) reference")
     p.set_defaults(func=cmd_compare)
+
+    _add_train_parser(sub, common)
     return parser
 
 

@@ -30,8 +30,10 @@ from face3d.model import MorphableModel
 PIPELINES = ("dlib_fit", "dlib_fit_no_silhouette", "regressor", "regressor_fit", "default")
 
 
-def run_one(sample, mode, model, detector, regressor) -> dict:
-    """NME of every pipeline on one image (the 2D work is shared, each fit timed on its own)."""
+def run_one(sample, mode, model, detector, regressor, photometric: bool = False) -> dict:
+    """NME of every pipeline on one image (the 2D work is shared, each fit timed on its own);
+    with ``photometric`` also ``default_photometric``: the default pipeline's fit refined by
+    :func:`face3d.fit.photometric.refine_face` (its time includes the landmark fit's)."""
     image = read_image(sample.image_path)
     rec = {"image": sample.image_path.name, "yaw": sample.yaw, "mode": mode}
     box = sample.box if mode == "protocol" else None
@@ -45,11 +47,14 @@ def run_one(sample, mode, model, detector, regressor) -> dict:
         return rec
     rec["dlib"] = nme(marked.landmarks[0], sample.landmarks)
 
+    faces = {}
+
     def run(name, m, cfg=FitConfig(), fast=False):
         t0 = time.perf_counter()
         face = fit_detections(model, m, cfg, fast=fast)[0]
         rec[f"{name}_ms"] = (time.perf_counter() - t0) * 1e3
         rec[name] = nme(face.fit.landmarks_fitted[0].numpy(), sample.landmarks)
+        faces[name] = face
 
     run("dlib_fit", marked)
     run("dlib_fit_no_silhouette", marked, FitConfig(silhouette=False))
@@ -64,6 +69,18 @@ def run_one(sample, mode, model, detector, regressor) -> dict:
         rec["default_ms"] = rec["regressor_fit_ms" if use_reg else "dlib_fit_ms"] + rec["regress_ms"]
     else:
         rec["default"], rec["default_ms"] = rec["dlib_fit"], rec["dlib_fit_ms"]
+    if photometric:
+        from face3d.fit.photometric import refine_face
+
+        base = (
+            "regressor_fit"
+            if reg is not None and abs(reg.yaw) >= LandmarkConfig().regressor_min_yaw
+            else "dlib_fit"
+        )
+        t0 = time.perf_counter()
+        face = refine_face(model, image, faces[base])
+        rec["default_photometric_ms"] = rec["default_ms"] + (time.perf_counter() - t0) * 1e3
+        rec["default_photometric"] = nme(face.fit.landmarks_fitted[0].numpy(), sample.landmarks)
     return rec
 
 
@@ -74,9 +91,13 @@ def summarise(records: list[dict]) -> dict:
         if not recs:
             continue
         res = {"images": len(recs)}
-        for name in ["dlib", *PIPELINES]:
+        names = [
+            *PIPELINES,
+            *(["default_photometric"] if any("default_photometric" in r for r in recs) else []),
+        ]
+        for name in ["dlib", *names]:
             res[name] = bin_table([(r["yaw"], r.get(name)) for r in recs])
-        for key in ["detect_ms", "landmarks_ms", "regress_ms", *[f"{p}_ms" for p in PIPELINES]]:
+        for key in ["detect_ms", "landmarks_ms", "regress_ms", *[f"{p}_ms" for p in names]]:
             vals = [r[key] for r in recs if key in r]
             if vals:
                 res[f"median_{key}"] = round(float(np.median(vals)), 2)
@@ -93,6 +114,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--no-regressor", action="store_true", help="dlib pipelines only")
+    ap.add_argument(
+        "--photometric", action="store_true", help="also the default fit + photometric refinement"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     samples = stratified(load_aflw(args.data), args.per_bin)
@@ -109,7 +133,7 @@ def main(argv=None) -> int:
     todo = [(s, m) for m in args.modes.split(",") for s in samples if (s.image_path.name, m) not in done]
     with open(stream, "a") as fh:
         for sample, mode in tqdm(todo, desc="bench_fit", unit="img"):
-            rec = run_one(sample, mode, model, detector, regressor)
+            rec = run_one(sample, mode, model, detector, regressor, args.photometric)
             records.append(rec)
             fh.write(json.dumps(rec) + "\n")
             fh.flush()

@@ -14,53 +14,31 @@ import sys
 
 
 def main(argv=None) -> int:
+    from face3d.detect import regressor_commands as rc
+    from face3d.errors import Face3DError
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data", help="generate synthetic shards")
-    d.add_argument("--lfw", default="../shared/data/lfw")
+    d.add_argument("--lfw", default="../shared/data/lfw", help="photos: LFW layout or a flat folder")
     d.add_argument("--out", default="out/regressor_data")
-    d.add_argument("--max-photos", type=int, default=None)
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--worker", type=int, default=0)
-    d.add_argument("--workers", type=int, default=1)
     d.add_argument("--heldout", action="store_true", help="held-out persons (validation shards)")
+    rc.add_data_arguments(d)
     t = sub.add_parser("train", help="train the regressor")
     t.add_argument("--data", default="out/regressor_data")
     t.add_argument("--out", default="runs/regressor")
-    t.add_argument("--minutes", type=float, default=45.0, help="wall-clock training budget")
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--threads", type=int, default=1)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--checkpoint-minutes", type=float, default=4.0)
-    t.add_argument("--resume", action="store_true")
-    t.add_argument("--init", default=None, help="fine-tune from these weights (a pretrained folder)")
-    t.add_argument("--export", default=None, help="also save the final weights here (e.g. assets/regressor)")
+    rc.add_train_arguments(t)
     args = ap.parse_args(argv)
-    if args.cmd == "data":
-        from face3d.detect.regressor_data import generate
-
-        generate(
-            args.lfw,
-            args.out,
-            max_photos=args.max_photos,
-            seed=args.seed,
-            worker=args.worker,
-            workers=args.workers,
-            heldout=args.heldout,
-        )
-        return 0
-    from face3d.detect.regressor_train import TrainConfig, train
-
-    cfg = TrainConfig(
-        minutes=args.minutes,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        threads=args.threads,
-        seed=args.seed,
-        checkpoint_minutes=args.checkpoint_minutes,
-    )
-    train(args.data, args.out, cfg, resume=args.resume, export=args.export, init=args.init)
+    try:
+        if args.cmd == "data":
+            rc.generate_from_args(args.lfw, args.out, args, heldout=args.heldout)
+        else:
+            rc.train_from_args(args.data, args.out, args)
+    except Face3DError as err:
+        print(f"train_regressor: error: {err}", file=sys.stderr)
+        return err.code
     return 0
 
 

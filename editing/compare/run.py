@@ -18,30 +18,30 @@ features against the real inputs (or ``options.real_dir``), ``DIR/report.html`` 
 ``DIR/summary.json``. Inputs are copied (as decoded RGB) to ``DIR/inputs/<stem>.png`` so the report is
 self-contained.
 
-Methods: ``3d`` (the 3D re-render, :mod:`editing.api`) works now; ``2d`` (DefGAN baseline) and
-``3d-gan`` need generator weights that do not exist yet - asking for them raises :class:`Face3DError`
-before any work.
+Methods (:func:`method_outputs`): ``3d`` (the 3D re-render, :mod:`editing.api`), ``3d-gan`` (the
+re-render cleaned by the texture generator) and ``2d`` (the 2D-only DefGAN baseline). The learned
+methods load their shipped weights (``assets/gan3d``, ``assets/defgan``) before any work; missing or
+corrupt weights raise :class:`Face3DError` naming the file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from face3d.batch import BatchItem, BatchSummary, ItemOutcome, make_items, run_batch, write_summary
-from face3d.errors import Face3DError, InputError
+from face3d.errors import InputError
 from face3d.io import atomic_write_json, atomic_write_npz, read_image, write_image
 
 METHODS: tuple[str, ...] = ("3d", "2d", "3d-gan")
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-GENERATOR_DIRS: dict[str, Path] = {"2d": ASSETS / "defgan", "3d-gan": ASSETS / "gan3d"}
-"""Where the generator weights of the learned methods are expected (``config.json`` + ``weights.pt``)."""
+GENERATOR_KINDS: dict[str, str] = {"2d": "2d", "3d-gan": "texture"}
+"""The generator bundle kind each learned method needs (shipped under ``assets/defgan``, ``assets/gan3d``)."""
 
 FER_TARGETS: dict[str, str] = {
     "happy": "happy",
@@ -95,37 +95,47 @@ def parse_methods(text: str) -> list[str]:
     return methods
 
 
-def check_methods(methods: list[str]) -> None:
-    """Fail fast, before any model loads, when a method is unknown or lacks generator weights.
+def check_methods(methods: list[str]) -> dict[str, object]:
+    """Fail fast, before any model loads, when a method is unknown or lacks generator weights;
+    returns method -> its loaded :class:`editing.gan.checkpoint.GeneratorBundle` (learned methods).
 
     Raises:
-        Face3DError: as :func:`generator_for`.
+        Face3DError: unknown method, or missing / corrupt generator weights (the message names the file).
     """
+    from editing.gan.checkpoint import shipped_generators
+
+    bundles = {}
     for m in methods:
+        if m not in METHODS:
+            raise InputError(f"unknown method {m!r}; expected one of {', '.join(METHODS)}")
         if m != "3d":
-            generator_for(m, None)
+            bundles[m] = shipped_generators(GENERATOR_KINDS[m], required=True)
+    return bundles
 
 
-def generator_for(method: str, ctx) -> Callable:
-    """The editing function of a method: ``(image, faces, specs, face) -> {label: (H, W, 3) uint8}``
-    where ``faces`` are the input's :class:`FaceFit` list and ``face`` the index edited.
+def method_outputs(method: str, bundle, image: np.ndarray, base) -> dict[str, np.ndarray]:
+    """One method's outputs ``{label: (H, W, 3) uint8}`` from the plain 3D edit ``base``
+    (:class:`editing.api.ImageEdit`): ``3d`` is ``base`` itself, ``3d-gan`` cleans each re-render
+    with the texture generator, ``2d`` runs the DefGAN baseline on the photo with the same crop,
+    targets and paste-back region."""
+    from editing.api import ImageEdit, _combine
+    from editing.gan.refine import edit_face_2d, refine_image_edit
 
-    Raises:
-        Face3DError: the method's generator weights do not exist (``2d``, ``3d-gan`` for now).
-    """
     if method == "3d":
-        from editing.api import edit_fitted
-
-        return lambda image, faces, specs, face: edit_fitted(image, faces, specs, ctx, face).outputs
-    if method not in GENERATOR_DIRS:
-        raise InputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    folder = GENERATOR_DIRS[method]
-    if not (folder / "weights.pt").is_file():
-        raise Face3DError(
-            f"method {method!r}: generator weights {folder / 'weights.pt'} do not exist yet "
-            "(train the generator first, or compare with --methods 3d)"
+        return base.outputs
+    if method == "3d-gan":
+        return refine_image_edit(bundle, image, base).outputs
+    faces = [
+        (
+            f,
+            [
+                dataclasses.replace(e, image=edit_face_2d(bundle, image, f, e.target, e.region, e.alpha)[0])
+                for e in edits
+            ],
         )
-    raise Face3DError(f"method {method!r}: weights found in {folder} but no loader is wired in yet")
+        for f, edits in base.faces
+    ]
+    return ImageEdit(_combine(image, faces, base.labels), faces, base.labels).outputs
 
 
 def _real_features(paths: list[Path], fer, detector) -> dict[str, np.ndarray]:
@@ -209,9 +219,8 @@ def compare_folder(
 
     if not specs:
         raise InputError("no target expression given")
-    check_methods(methods)
+    bundles = check_methods(methods)
     fer = FerClassifier.from_pretrained(options.fer_dir)
-    generators = {m: generator_for(m, ctx) for m in methods}
     out_dir = Path(out_dir)
     items, problems = make_items(inputs)
     if not items and not problems:
@@ -236,7 +245,9 @@ def compare_folder(
         faces = fit_detections(ctx.fit_model, marked, ctx.fit_config)
         if len(faces) <= options.face:
             raise InputError(f"face {options.face} requested but {len(faces)} face(s) found")
-        base = edit_fitted(image, faces, specs, ctx, options.face)
+        base = edit_fitted(
+            image, faces, specs, dataclasses.replace(ctx, method="3d", refiner=None), options.face
+        )
         fit, edits = base.faces[0]
         mask = np.logical_or.reduce([e.region for e in edits])
         lm_in, box_in = fit.landmarks_detected, fit.bbox
@@ -247,12 +258,10 @@ def compare_folder(
         timings["fit_edit3d"] = [(time.perf_counter() - t0) * 1e3]
         records, all_outputs = [], {}
         feats = {"input__fer": fer.features(fer_crop(image, lm_in, fer.config)), "input__dlib": desc_in[None]}
-        for method, gen in generators.items():
+        for method in methods:
             t1 = time.perf_counter()
-            if method == "3d":
-                outputs = base.outputs  # made above (timed in fit_edit3d)
-            else:
-                outputs = gen(image, faces, specs, options.face)
+            outputs = method_outputs(method, bundles.get(method), image, base)
+            if method != "3d":  # the plain 3D edit is timed in fit_edit3d
                 timings[f"edit_{method}"] = [(time.perf_counter() - t1) * 1e3]
             all_outputs[method] = outputs
             fer_f, dlib_f = [], []

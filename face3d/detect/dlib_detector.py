@@ -25,7 +25,7 @@ from face3d.detect.boxes import Box, as_box, from_dlib_rect, landmark_box, scale
 Landmarks = NDArray[np.float64]
 """(68, 2) float64 ``(x, y)`` pixel coordinates, iBUG order, 0-based."""
 
-SOURCES = ("hog", "cnn", "given")
+SOURCES = ("hog", "cnn", "given", "regressor-fallback")  # the last: face3d.detect.proposals
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,9 @@ class Detection:
     Attributes:
         box: ``(x0, y0, x1, y1)`` float pixels (corner-pixel centres, see :mod:`face3d.detect.boxes`).
         score: the detector's confidence: HOG SVM margin (> ``hog_threshold``), CNN mmod confidence,
-            or 1.0 for a box the caller gave.
-        source: ``"hog"``, ``"cnn"`` or ``"given"``.
+            or 1.0 for a box the caller gave, or the regressor's confidence (``regressor-fallback``).
+        source: ``"hog"``, ``"cnn"``, ``"given"`` or ``"regressor-fallback"`` (see
+            :mod:`face3d.detect.proposals`).
     """
 
     box: Box

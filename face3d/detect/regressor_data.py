@@ -100,13 +100,19 @@ def warp_crop(image: np.ndarray, A: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(image, A, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def _photos(lfw: Path, heldout: bool) -> list[Path]:
-    return sorted(
-        p
-        for d in sorted(lfw.iterdir())
-        if d.is_dir() and is_heldout(d.name) == heldout
-        for p in d.glob("*.jpg")
-    )
+def list_photos(folder: Path, heldout: bool) -> list[Path]:
+    """Photos of ``folder`` in the split: LFW's layout (one sub-folder per person, the person
+    decides the split) or images directly in ``folder`` (each its own person)."""
+    from face3d.io import IMAGE_SUFFIXES
+
+    def images(d: Path) -> list[Path]:
+        return [p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+
+    out = [p for p in images(folder) if is_heldout(p.stem) == heldout]
+    for d in sorted(folder.iterdir()):
+        if d.is_dir() and is_heldout(d.name) == heldout:
+            out += images(d)
+    return sorted(out)
 
 
 class FaceProfiler:
@@ -114,15 +120,16 @@ class FaceProfiler:
 
     Args:
         config: :class:`DataConfig`.
+        model_dir: the ICT model folder or archive (default lookup when None).
     """
 
-    def __init__(self, config: DataConfig = DataConfig()):
+    def __init__(self, config: DataConfig = DataConfig(), model_dir=None):
         from face3d.model import MorphableModel
         from face3d.render.texture_fill import mirror_vertices
 
         self.config = config
-        self.fit_model = MorphableModel.from_dir()
-        self.model = MorphableModel.from_dir(subset="full", n_identity=self.fit_model.n_identity)
+        self.fit_model = MorphableModel.from_dir(model_dir)
+        self.model = MorphableModel.from_dir(model_dir, subset="full", n_identity=self.fit_model.n_identity)
         faces = self.model.faces
         self.faces = faces[(faces < EYE_EXTRAS_FIRST).all(1)]
         self.mirror = mirror_vertices(self.model.template)
@@ -342,6 +349,7 @@ def generate(
     workers: int = 1,
     heldout: bool = False,
     progress: bool = True,
+    model_dir=None,
 ) -> list[Path]:
     """Write shards ``out/shard_NNNNN.npz`` (``out/heldout_NNNNN.npz`` with ``heldout``).
 
@@ -359,7 +367,7 @@ def generate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", {"data": asdict(config), "lfw": str(lfw), "seed": seed})
-    photos = _photos(Path(lfw), heldout)
+    photos = list_photos(Path(lfw), heldout)
     order = np.random.default_rng(seed).permutation(len(photos))
     photos = [photos[i] for i in order][:max_photos]
     P = config.photos_per_shard
@@ -369,7 +377,7 @@ def generate(
     if not todo:
         return []
     torch.set_num_threads(1)
-    prof = FaceProfiler(config)
+    prof = FaceProfiler(config, model_dir)
     bg_rng = np.random.default_rng(seed + 1)
     pool = [
         read_image(photos[i]) for i in bg_rng.choice(len(photos), size=min(150, len(photos)), replace=False)

@@ -47,9 +47,12 @@ class TrainConfig:
     """Settings of :func:`train`.
 
     Attributes:
-        minutes: wall-clock training budget (the cosine schedule's length).
+        minutes: wall-clock training budget (the cosine schedule's length unless ``epochs``).
+        epochs: when set, train this many passes over the training samples (the schedule's
+            length, in steps); training stops at ``epochs`` or ``minutes``, whichever comes first.
         batch_size / lr / weight_decay / warmup_minutes: the optimiser (AdamW).
         threads: torch threads.
+        device: ``"cpu"`` or ``"cuda"``: where the network trains.
         seed: RNG seed (model init and batch order).
         checkpoint_minutes / reload_minutes: checkpoint and data-reload periods.
         log_every: steps between CSV rows.
@@ -58,11 +61,13 @@ class TrainConfig:
     """
 
     minutes: float = 45.0
+    epochs: float | None = None
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_minutes: float = 1.0
     threads: int = 1
+    device: str = "cpu"
     seed: int = 0
     checkpoint_minutes: float = 4.0
     reload_minutes: float = 6.0
@@ -107,10 +112,10 @@ def losses(out: dict, batch: dict, config: RegressorConfig) -> dict[str, torch.T
     }
 
 
-def _to_batch(data: dict, idx: np.ndarray) -> dict[str, torch.Tensor]:
+def _to_batch(data: dict, idx: np.ndarray, device="cpu") -> dict[str, torch.Tensor]:
     b = {k: torch.from_numpy(data[k][idx]) for k in data if k != "image"}
     b["image"] = normalise(torch.from_numpy(data["image"][idx]))
-    return {k: (v.float() if k != "image" else v) for k, v in b.items()}
+    return {k: (v.float() if k != "image" else v).to(device) for k, v in b.items()}
 
 
 def _synthetic_negatives(rng: np.random.Generator, n: int, size: int) -> torch.Tensor:
@@ -144,9 +149,10 @@ def evaluate(net: RegressorNet, data: dict, batch_size: int = 256) -> dict[str, 
 
     was = net.training
     net.eval()
+    device = next(net.parameters()).device
     nmes, yaw_err, conf = [], [], []
     for s in range(0, len(data["label"]), batch_size):
-        b = _to_batch(data, np.arange(s, min(s + batch_size, len(data["label"]))))
+        b = _to_batch(data, np.arange(s, min(s + batch_size, len(data["label"]))), device)
         out = net(b["image"])
         face = b["label"] > 0
         conf.append(F.binary_cross_entropy_with_logits(out["logit"], face.float(), reduction="none"))
@@ -188,6 +194,7 @@ def train(
     export=None,
     progress: bool = True,
     init=None,
+    model_dir=None,
 ) -> RegressorNet:
     """Train (or continue training) the regressor; returns the final network (eval mode).
 
@@ -198,6 +205,8 @@ def train(
         export: also :meth:`~RegressorNet.save_pretrained` the final weights here.
         init: start from these pretrained weights (a ``save_pretrained`` folder) instead of a
             fresh network (fine-tuning; ignored when resuming from a checkpoint).
+        model_dir: the ICT model (:meth:`MorphableModel.from_dir`) whose landmark rows a fresh
+            network carries.
     """
     from tqdm import tqdm
 
@@ -212,7 +221,9 @@ def train(
     if init is not None:
         net = RegressorNet.from_pretrained(init)
     else:
-        net = RegressorNet.from_model(config.net, MorphableModel.from_dir())
+        net = RegressorNet.from_model(config.net, MorphableModel.from_dir(model_dir))
+    device = torch.device(config.device)
+    net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     step, elapsed = 0, 0.0
     rng = np.random.default_rng(config.seed)
@@ -224,6 +235,7 @@ def train(
             )
         )
         net.load_state_dict(ck["model"])
+        net.to(device)
         opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         opt.load_state_dict(ck["optimizer"])
         step, elapsed = ck["step"], ck["elapsed"]
@@ -233,6 +245,11 @@ def train(
     data, val = _load(data_dir, 16, config.seed)
     n_shards = len(list(data_dir.glob("shard_*.npz")))
     budget = config.minutes * 60
+    total_steps = (
+        None
+        if config.epochs is None
+        else max(1, round(config.epochs * len(data["label"]) / config.batch_size))
+    )
     new_log = not (out_dir / "log.csv").is_file() or not resume
     log_fh = open(out_dir / "log.csv", "w" if new_log else "a", newline="")
     log = csv.DictWriter(log_fh, LOG_FIELDS, extrasaction="ignore")
@@ -275,19 +292,19 @@ def train(
     last_ckpt = last_reload = elapsed
     acc, acc_n, seen, win_start = {}, 0, 0, elapsed
     order, pos = rng.permutation(len(data["label"])), 0
-    while elapsed < budget:
+    while elapsed < budget and (total_steps is None or step < total_steps):
         if pos + config.batch_size > len(order):
             order, pos = rng.permutation(len(data["label"])), 0
         idx = np.sort(order[pos : pos + config.batch_size])
         pos += config.batch_size
-        frac = elapsed / budget
+        frac = elapsed / budget if total_steps is None else step / total_steps
         warm = min(1.0, elapsed / max(config.warmup_minutes * 60, 1e-6))
         lr = config.lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
         for g in opt.param_groups:
             g["lr"] = lr
-        b = _to_batch(data, idx)
+        b = _to_batch(data, idx, device)
         n_neg = max(1, len(idx) // 16)
-        b["image"][-n_neg:] = normalise(_synthetic_negatives(rng, n_neg, net.config.size))
+        b["image"][-n_neg:] = normalise(_synthetic_negatives(rng, n_neg, net.config.size)).to(device)
         b["label"][-n_neg:] = 0
         terms = losses(net(b["image"]), b, net.config)
         loss = sum(config.weights[k] * v for k, v in terms.items())

@@ -31,6 +31,8 @@ class FolderOptions:
         landmarks: landmark source per face (dlib / regression network) and the ``fast`` path.
         residual: ``"conv"`` or ``"free"`` to fit a residual displacement after the landmark fit
             (:func:`face3d.fit.residual.fit_residual`), None for the linear model only.
+        photometric: refine pose, expression and identity on the photo after the landmark fit
+            (:func:`face3d.fit.photometric.refine_photometric`; before any residual).
     """
 
     max_faces: int | None = None
@@ -43,6 +45,7 @@ class FolderOptions:
     progress: bool = True
     landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
     residual: str | None = None
+    photometric: bool = False
 
 
 def load_boxes(path: str | os.PathLike) -> dict[str, list[float]]:
@@ -121,6 +124,10 @@ def fit_folder(
         if not faces:
             raise InputError("no face found")
         timings: dict[str, list[float]] = {}
+        if options.photometric:
+            from face3d.fit.photometric import PhotometricConfig, refine_face
+
+            faces = [refine_face(model, marked.image, f, PhotometricConfig(), config) for f in faces]
         if options.residual:
             faces = [
                 _with_residual(model, marked.image, f, options.residual, out_dir, item.stem) for f in faces

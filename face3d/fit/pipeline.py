@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from face3d.detect.proposals import ProposalConfig
 from face3d.fit.config import FitConfig
 from face3d.fit.landmark_fit import fit_landmarks
 from face3d.fit.result import FitResult
@@ -20,7 +21,8 @@ class FaceFit:
     Attributes:
         face_index: rank of the face in the image (largest detection first).
         bbox: (x0, y0, x1, y1) detection box, pixels.
-        detector: ``"hog"``, ``"cnn"`` or ``"given"``; score: its confidence.
+        detector: ``"hog"``, ``"cnn"``, ``"given"`` or ``"regressor-fallback"`` (found by
+            :func:`face3d.detect.proposals.propose_faces`); score: its confidence.
         landmarks_detected: (68, 2) the 2D landmarks the fit used, pixels.
         fit: the fit as a batch of one.
         timings_ms: per stage (``detect`` is shared by the faces of one image).
@@ -49,12 +51,19 @@ class LandmarkConfig:
         fast: regression only (``face3d fit --fast``): no dlib predictor, no optimiser.
         regressor_min_confidence: faces the regressor scores below this are dropped (only for
             detector boxes, never for a box the caller gave).
+        fallback: when dlib finds no face (or the regressor rejects all it found), look for one
+            with the regressor alone (:func:`face3d.detect.proposals.propose_faces`). Off by
+            default: the regressor's confidence does not reject face-free photos (see
+            ``scripts/bench_detect.py``), so it finds a "face" in most images without one.
+        proposals: :class:`face3d.detect.proposals.ProposalConfig` of the fallback.
     """
 
     use_regressor: bool = True
     regressor_min_yaw: float = 30.0
     fast: bool = False
     regressor_min_confidence: float = 0.2
+    fallback: bool = False
+    proposals: ProposalConfig = ProposalConfig()
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,9 @@ def detect_and_landmark(
 ) -> Landmarked:
     """Run detection (or take ``box``, the box of the ground-truth 68 points in protocol mode),
     then dlib's 68-point predictor and, with a ``regressor``, the regression network on every
-    face; pick each face's landmark source by ``config``."""
+    face; pick each face's landmark source by ``config``. With ``config.fallback`` and a
+    regressor, an image where no detection survives is searched by the regressor alone
+    (detections of source ``"regressor-fallback"``, timed as detection)."""
     from face3d.detect import Detection, dlib_box_from_landmark_box, predict_landmarks
 
     t0 = time.perf_counter()
@@ -107,6 +118,18 @@ def detect_and_landmark(
         ]
         detections = [detections[i] for i in keep]
         regressions = [regressions[i] for i in keep]
+    fallback_s = 0.0
+    if regressor is not None and config.fallback and box is None and not detections:
+        from face3d.detect.proposals import FALLBACK_SOURCE, propose_faces
+
+        t_fb = time.perf_counter()
+        pcfg = config.proposals
+        if max_faces is not None:
+            pcfg = replace(pcfg, max_faces=max(1, min(pcfg.max_faces, max_faces)))
+        found = propose_faces(image, regressor, pcfg)
+        detections = [Detection(p.detector_box, p.confidence, FALLBACK_SOURCE) for p in found]
+        regressions = [p.regression for p in found]
+        fallback_s = time.perf_counter() - t_fb
     t2 = time.perf_counter()
     landmarks, sources = [], []
     for d, r in zip(detections, regressions, strict=True):
@@ -121,11 +144,11 @@ def detect_and_landmark(
         image,
         tuple(detections),
         tuple(landmarks),
-        (t1 - t0) * 1e3,
+        (t1 - t0 + fallback_s) * 1e3,
         (t3 - t2) * 1e3,
         tuple(sources),
         tuple(regressions),
-        (t2 - t1) * 1e3,
+        (t2 - t1 - fallback_s) * 1e3,
     )
 
 
@@ -207,6 +230,7 @@ def fit_image(
     box=None,
     regressor="auto",
     landmarks: LandmarkConfig = LandmarkConfig(),
+    photometric=None,
 ) -> list[FaceFit]:
     """Detect and fit every face of an image (largest first).
 
@@ -220,6 +244,8 @@ def fit_image(
         regressor: a :class:`face3d.detect.regressor.LandmarkRegressor`, ``"auto"`` (the shipped
             one when installed) or None (dlib landmarks only).
         landmarks: :class:`LandmarkConfig` (landmark source per face, ``fast``).
+        photometric: a :class:`face3d.fit.photometric.PhotometricConfig` to refine every fit on
+            the photo (timed under ``"photometric"``), None for the landmark fit only.
     Returns:
         One :class:`FaceFit` per face; empty when no face is found.
     """
@@ -231,4 +257,9 @@ def fit_image(
     if regressor == "auto":
         regressor = default_regressor()
     marked = detect_and_landmark(image, detector, max_faces, box, regressor, landmarks)
-    return fit_detections(model, marked, config, fast=landmarks.fast)
+    faces = fit_detections(model, marked, config, fast=landmarks.fast)
+    if photometric is not None:
+        from face3d.fit.photometric import refine_face
+
+        faces = [refine_face(model, image, f, photometric, config) for f in faces]
+    return faces

@@ -55,6 +55,7 @@ from face3d.render import RenderConfig, atlas_corner_uvs, rasterize
 from face3d.render.texture_fill import mirror_vertices
 
 PARAMETRISATIONS = ("conv", "free", "none")
+DISPLACEMENTS = ("normal", "vector")
 #: iBUG landmarks around which the albedo changes sharply: brows, nostrils, eyes, mouth.
 FEATURE_LANDMARKS = tuple(range(17, 27)) + tuple(range(31, 36)) + tuple(range(36, 68))
 INNER = tuple(range(17, 68))
@@ -105,18 +106,21 @@ class ResidualConfig:
     """
 
     parametrisation: str = "conv"
+    displacement: str = "normal"
     steps: int = 100
-    lr: float = 5e-3
+    lr: float = 1e-2
     free_lr: float = 3e-3
     lr_decay: float = 0.1
     appearance_every: int = 10
     appearance_init_iterations: int = 8
     appearance_iterations: int = 2
     albedo_smoothness: float = 1e-3
+    albedo_smoothness_start: float = 1e3
+    anneal: float = 0.5
     photometric: float = 1.0
     landmark: float = 1.0
     magnitude: float = 1e-3
-    laplacian: float = 30.0
+    laplacian: float = 0.3
     resolution: int = 128
     margin: float = 0.08
     map_size: tuple[int, int] = (64, 128)
@@ -139,6 +143,8 @@ class ResidualConfig:
             raise ValueError(
                 f"parametrisation must be one of {PARAMETRISATIONS}, got {self.parametrisation!r}"
             )
+        if self.displacement not in DISPLACEMENTS:
+            raise ValueError(f"displacement must be one of {DISPLACEMENTS}, got {self.displacement!r}")
         k = 2 ** (len(self.channels) - 1)
         if tuple(self.map_size) != (self.latent_size[0] * k, self.latent_size[1] * k):
             raise ValueError(f"map_size {self.map_size} must be latent_size {self.latent_size} x {k}")
@@ -182,6 +188,7 @@ class ResidualGenerator(nn.Module):
         channels: tuple[int, ...] = (32, 16, 8),
         output_scale: float = 1.0,
         seed: int = 0,
+        out_channels: int = 3,
     ):
         super().__init__()
         with torch.random.fork_rng():  # deterministic, and the global generator is left alone
@@ -198,7 +205,7 @@ class ResidualGenerator(nn.Module):
                     nn.LeakyReLU(0.2),
                 ]
             self.body = nn.Sequential(*layers)
-            self.head = nn.Conv2d(channels[-1], 3, 3, padding=1)
+            self.head = nn.Conv2d(channels[-1], out_channels, 3, padding=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self.output_scale = float(output_scale)
@@ -406,21 +413,29 @@ def fit_residual(
     smooth = _cached(model, ("smooth", config.albedo_size), lambda: grid_smoothness(config.albedo_size))
     state = {"grid": None, "lighting": None}  # first solve: from the photo's mean colour at the fit
 
-    def solve(y, tri, bary, wpix, nv, iterations=config.appearance_iterations) -> None:
+    def solve(y, tri, bary, wpix, nv, iterations=config.appearance_iterations, step=0) -> None:
         if appearance is not None:  # known appearance
             state["lighting"] = appearance[1].detach().double().cpu().numpy()
             state["albedo"] = appearance[0].detach().float().cpu().reshape(V, 3)
             return
-        args = (S, smooth, state["grid"], state["lighting"], iterations, config.albedo_smoothness)
+        a = min(1.0, step / max(config.anneal * config.steps, 1e-9))  # 0 -> 1 over the annealing
+        sm = config.albedo_smoothness_start ** (1 - a) * config.albedo_smoothness**a
+        args = (S, smooth, state["grid"], state["lighting"], iterations, sm)
         state["grid"], state["lighting"] = solve_appearance(y, wpix, tri, bary, nv, *args)
         state["albedo"] = torch.from_numpy(S @ state["grid"]).to(f32)
 
-    solve(y0, tri, bary, wpix, n0, config.appearance_init_iterations)
-    gen, free = None, torch.zeros(1, V, 3, requires_grad=config.parametrisation == "free")
+    anneal_from = 0 if config.parametrisation != "none" else config.steps  # "none": final prior only
+    solve(y0, tri, bary, wpix, n0, config.appearance_init_iterations, anneal_from)
+    along = normals(base, ops) if config.displacement == "normal" else None  # (1, V, 3) or None
+    nc = 1 if along is not None else 3
+    gen, free = None, torch.zeros(1, V, nc, requires_grad=config.parametrisation == "free")
     if config.parametrisation == "conv":
         gen = ResidualGenerator(
-            config.latent_size, config.latent_channels, config.channels, config.output_scale, config.seed
+            config.latent_size, config.latent_channels, config.channels, config.output_scale, config.seed, nc
         )
+
+    def offsets(x: torch.Tensor) -> torch.Tensor:  # (1, V, nc) -> (1, V, 3) model-space offsets
+        return x if along is None else x * along
     params = list(gen.parameters()) if gen is not None else [free] if free.requires_grad else []
     lr0 = config.lr if gen is not None else config.free_lr
     opt = torch.optim.Adam(params, lr=lr0) if params else None
@@ -428,12 +443,12 @@ def fit_residual(
     weights = (config.photometric, config.landmark, config.magnitude, config.laplacian)
     losses: dict[str, list[float]] = {k: [] for k in names}
 
-    def objective(res: torch.Tensor, resolve: bool) -> torch.Tensor:
+    def objective(res: torch.Tensor, resolve: bool, step: int) -> torch.Tensor:
         vc = to_camera(base + res, R, t)
         y, tri, bary, wpix, *_ = raster(vc)
         nv = normals(vc, ops)[0]
         if resolve:
-            solve(y, tri, bary.detach(), wpix, nv)
+            solve(y, tri, bary.detach(), wpix, nv, step=step)
         bary = bary if config.raster_gradients else bary.detach()
         color = state["albedo"] * sh_shading(nv, torch.from_numpy(state["lighting"]).to(f32))[:, None]
         err = ((_gather(color, tri, bary) - y) ** 2).sum(-1)
@@ -449,8 +464,8 @@ def fit_residual(
         return total
 
     for step in range(config.steps if params else 0):
-        res = sample_at_vertices(gen(), ops) if gen is not None else free
-        total = objective(res, step > 0 and step % config.appearance_every == 0)
+        res = offsets(sample_at_vertices(gen(), ops) if gen is not None else free)
+        total = objective(res, step > 0 and step % config.appearance_every == 0, step)
         for g in opt.param_groups:
             g["lr"] = lr0 * config.lr_decay ** (step / max(config.steps - 1, 1))
         opt.zero_grad(set_to_none=True)
@@ -458,8 +473,8 @@ def fit_residual(
         opt.step()
     with torch.no_grad():  # final appearance and losses at the final geometry
         disp = gen() if gen is not None else None
-        res = sample_at_vertices(disp, ops) if gen is not None else free.detach().clone()
-        objective(res, True)
+        res = offsets(sample_at_vertices(disp, ops) if gen is not None else free.detach().clone())
+        objective(res, True, config.steps)
     return ResidualResult(
         residual=res,
         displacement=None if disp is None else disp[0],

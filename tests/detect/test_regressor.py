@@ -3,6 +3,8 @@ held-out synthetic renders (skipped when the weights, the ICT model or LFW are a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -168,3 +170,59 @@ def test_flip_augmentation_is_mirror_equivariant():
     mirrored = a.landmarks[list(MIRROR_68)] * [-1, 1] + [W - 1, 0]
     assert np.allclose(b.landmarks, mirrored, atol=0.05)
     assert abs(a.yaw + b.yaw) < 0.1 and abs(a.confidence - b.confidence) < 1e-3
+
+
+# ------------------------------------------------------------------ face3d train regressor
+def test_train_cli_bad_data_is_one_line_exit_2(tmp_path, capsys):
+    from face3d.cli import main
+
+    code = main(["train", "regressor", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "nowhere" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # failed before writing anything
+    (tmp_path / "empty").mkdir()
+    code = main(["train", "regressor", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no photos" in err and len(err.strip().splitlines()) == 1
+    args = [
+        "train",
+        "regressor",
+        "--data",
+        str(tmp_path / "empty"),
+        "--out",
+        str(tmp_path / "r"),
+        "--epochs",
+        "0",
+    ]
+    assert main(args) == 2 and "--epochs must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_train_cli_tiny_run_writes_reloadable_weights(tmp_path, ict_model, capsys):
+    """Two LFW photos -> synthetic shards -> one epoch (one step): a checkpoint, a log and a
+    pretrained folder that rebuilds the network; --resume then trains no further step."""
+    import shutil
+
+    from face3d.cli import main
+
+    lfw = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lfw"
+    if not lfw.is_dir():
+        pytest.skip("../shared/data/lfw not available")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for src in sorted(lfw.glob("Aaron_*/*.jpg"))[:2]:  # a flat folder of photos
+        shutil.copy(src, photos / src.name)
+    run = tmp_path / "run"
+    args = ["train", "regressor", "--data", str(photos), "--out", str(run), "--epochs", "1", "--seed", "3"]
+    assert main(args) == 0
+    assert len(list((run / "data").glob("shard_*.npz"))) == 1
+    assert (run / "checkpoint.pt").is_file() and (run / "log.csv").is_file()
+    net = RegressorNet.from_pretrained(run / "final")
+    assert net.config == RegressorConfig()
+    assert torch.equal(net.lm_template, ict_model.template[ict_model.landmark_ids].float())
+    ck = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 1
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 1

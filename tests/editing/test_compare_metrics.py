@@ -214,7 +214,11 @@ def test_methods_without_weights_fail_clearly(tmp_path, monkeypatch):
     assert run.parse_methods("3d, 2d,3d") == ["3d", "2d"]
     with pytest.raises(Face3DError, match="--methods"):
         run.parse_methods("3d,4d")
-    monkeypatch.setattr(run, "GENERATOR_DIRS", {"2d": tmp_path / "defgan", "3d-gan": tmp_path / "gan3d"})
+    from editing.gan import checkpoint
+
+    shipped = {"2d": tmp_path / "defgan", "texture": tmp_path / "gan3d"}
+    monkeypatch.setattr(checkpoint, "SHIPPED", shipped)
     for method, folder in (("2d", "defgan"), ("3d-gan", "gan3d")):
-        with pytest.raises(Face3DError, match=f"{folder}.weights.pt do not exist"):
-            run.generator_for(method, ctx=None)
+        with pytest.raises(Face3DError, match=f"{folder}.weights.pt does not exist"):
+            run.check_methods(["3d", method])
+    assert run.check_methods(["3d"]) == {}

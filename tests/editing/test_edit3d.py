@@ -18,7 +18,7 @@ def ctx():
     from face3d.errors import ModelNotFoundError
 
     try:
-        return EditContext.from_dir()
+        return EditContext.from_dir(refine="none")  # the plain 3D path
     except ModelNotFoundError as err:
         pytest.skip(str(err))
 

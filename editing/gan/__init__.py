@@ -1,0 +1,2 @@
+"""DefGAN generators for expression editing: aligned face crops, the training-data cache,
+networks and checkpoints."""

@@ -1,0 +1,107 @@
+"""``face3d train texture|deform``: build (or extend) the crop cache from photos, then train.
+
+A thin layer over :func:`editing.gan.data.build_cache` and :func:`editing.gan.train.train`; the
+CLI and scripts call :func:`train_generators`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from editing.gan.data import DataConfig, build_cache, load_cache
+from editing.gan.train import TrainConfig, TrainSummary, train
+from face3d.errors import InputError
+
+
+def train_generators(
+    kind: str,
+    inputs: list[str] | None,
+    run_dir: str | os.PathLike,
+    cache_dir: str | os.PathLike | None = None,
+    config: TrainConfig | None = None,
+    data_config: DataConfig = DataConfig(),
+    resume: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+    command: str = "",
+) -> TrainSummary:
+    """Train the ``kind`` (``"texture"`` or ``"deform"``) generators on face photos.
+
+    Args:
+        inputs: photo files/folders to cache (fitted, cropped, re-rendered); None: use the existing
+            cache only.
+        run_dir: the run directory (checkpoints, logs, samples, ``generator/``).
+        cache_dir: the crop cache (default ``run_dir/cache``); shared by runs built from the same
+            photos: the deform path only reads photos, fitted weights, targets and masks.
+        config: :class:`TrainConfig` (its ``kind`` is set from ``kind``).
+        command: the command line, recorded with the weights.
+    Raises:
+        InputError: bad kind, no inputs and no cache, or as the cache builder and trainer.
+    """
+    if kind not in ("texture", "deform"):
+        raise InputError(f"train: expected texture or deform, got {kind!r}")
+    config = dataclasses.replace(config or TrainConfig(), kind=kind)
+    cache_dir = Path(cache_dir) if cache_dir is not None else Path(run_dir) / "cache"
+    if inputs:
+        for p in inputs:
+            if not Path(p).exists():
+                raise InputError(f"--data: {p} does not exist")
+        summary = build_cache(inputs, cache_dir, data_config, progress=progress)
+        print(
+            f"cache {cache_dir}: {summary.total_samples} samples ({summary.samples} new, "
+            f"{len(summary.failures)} failures, median {summary.median_ms:.0f} ms/image)"
+        )
+    elif not (cache_dir / "config.json").is_file():
+        raise InputError(f"no --data given and {cache_dir} holds no cache")
+    cache = load_cache(cache_dir)
+    meta = {
+        "crop_scale": cache.config.scale,
+        "cache": str(cache_dir),
+        "command": command,
+        "expression_names": list(cache.expression_names),
+    }
+    return train(cache, run_dir, config, resume=resume, device=device, progress=progress, meta=meta)
+
+
+def add_arguments(p) -> None:
+    """The flags of ``face3d train texture|deform`` (argparse parser ``p``)."""
+    p.add_argument("--data", nargs="+", default=None, help="face photos (files/folders) to cache")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, samples, losses, generator/")
+    p.add_argument("--cache", default=None, help="crop cache folder (default RUN_DIR/cache), shareable")
+    p.add_argument("--steps", type=int, default=3000, help="total training steps (default 3000)")
+    p.add_argument("--batch-size", type=int, default=8, help="crops per step (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and batches")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--max-images", type=int, default=None, help="cache at most N photos (an even spread)")
+    p.add_argument("--targets", type=int, default=2, help="target expressions rendered per photo (default 2)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where training runs")
+
+
+def run_from_args(kind: str, args) -> int:
+    """``face3d train texture|deform``: check the flags, then :func:`train_generators`."""
+    import sys
+
+    import torch
+
+    if args.steps < 0 or args.batch_size < 1 or args.targets < 1:
+        raise InputError("--steps must be >= 0, --batch-size and --targets >= 1")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: CUDA is not available on this machine")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(kind=kind, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    data_config = DataConfig(max_images=args.max_images, targets_per_image=args.targets)
+    command = "face3d " + " ".join(sys.argv[1:]) if sys.argv and "face3d" in sys.argv[0] else ""
+    summary = train_generators(
+        kind, args.data, args.out, args.cache, config, data_config, args.resume, args.device, command=command
+    )
+    print(
+        f"trained {kind}: steps {summary.first_step} -> {summary.last_step} in {summary.seconds:.0f} s "
+        f"({summary.images_per_second:.1f} crops/s); weights: {summary.run_dir / 'generator'}"
+    )
+    return 0
