@@ -89,7 +89,9 @@ def cmd_fit(args) -> int:
     from face3d.fit.pipeline import LandmarkConfig
 
     options = FolderOptions(
-        landmarks=LandmarkConfig(use_regressor=not args.no_regressor, fast=args.fast),
+        landmarks=LandmarkConfig(
+            use_regressor=not args.no_regressor, fast=args.fast, fallback=args.detect_fallback
+        ),
         max_faces=args.max_faces,
         bbox_file=args.bbox_file,
         resume=args.resume,
@@ -102,6 +104,8 @@ def cmd_fit(args) -> int:
     )
     if args.fast and args.no_regressor:
         raise Face3DError("--fast is regression only: it cannot be combined with --no-regressor")
+    if args.detect_fallback and args.no_regressor:
+        raise Face3DError("--detect-fallback searches with the regressor: not with --no-regressor")
     regressor = None if args.no_regressor else "auto"
     summary = fit_folder(args.inputs, args.out, model, _fit_config(args), options, regressor=regressor)
     print(summary.line("faces"))
@@ -268,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--fast", action="store_true", help="regression network only (no dlib landmarks, no optimiser)"
     )
     p.add_argument("--no-regressor", action="store_true", help="dlib landmarks only, at every pose")
+    p.add_argument(
+        "--detect-fallback",
+        action="store_true",
+        help="when dlib finds no face, search with the regression network (finds profiles dlib misses, "
+        "but also 'faces' in most face-free photos)",
+    )
     p.add_argument(
         "--residual",
         nargs="?",

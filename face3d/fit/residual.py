@@ -2,9 +2,11 @@
 
 A linear 3DMM underfits; free per-vertex offsets overfit noise. Here the residual is the output
 of a small convolutional generator ``D = f_theta(s)`` (the Deep Image Prior / Latent
-Convolutional Models idea): ``s`` is a fixed noise tensor, ``D`` a 3-channel displacement map
-(model-space offsets, cm, ``tanh * output_scale``) in the model's UV atlas
-(:func:`face3d.render.atlas_corner_uvs`). Each vertex takes the mean of the map sampled at all its
+Convolutional Models idea): ``s`` is a fixed noise tensor, ``D`` a displacement map (cm,
+``tanh * output_scale``) in the model's UV atlas (:func:`face3d.render.atlas_corner_uvs`): by default
+1 channel, a displacement along the linear fit's vertex normals (``displacement="normal"``: the
+photometric term hardly sees tangential motion, so 3 free channels mostly add drift), or 3 channels
+of model-space offsets (``"vector"``). Each vertex takes the mean of the map sampled at all its
 UV corners (:meth:`MeshOperators.average`), so vertices on UV seams get one offset. ``theta`` is
 optimised per image (Adam, on the CPU); pose, identity and expression stay as the landmark fit
 left them.
@@ -19,18 +21,22 @@ little about shape. Instead the image is explained as *albedo x shading*:
 * albedo: RGB on a coarse UV grid (``albedo_size``; cells of about 2.5 cm on the face), started
   from the photo's mean colour at the landmark fit; albedo and lighting are solved jointly by
   Levenberg-Marquardt (:mod:`face3d.fit.appearance`) and re-solved every ``appearance_every``
-  steps, so the residual only gets the shading the appearance cannot explain;
+  steps, so the residual only gets the shading the appearance cannot explain. Both the linear
+  geometry with an albedo that absorbed the shading and the true geometry are near-stationary
+  points, so the albedo's smoothness prior is annealed (``albedo_smoothness_start`` ->
+  ``albedo_smoothness``, geometrically over the first ``anneal`` of the steps): an almost constant
+  albedo first leaves the shading to the geometry, then the albedo takes back its own variation;
 * where albedo changes sharply (brows, eyes, nostrils, lips: within ``feature_radius_cm`` of
   those landmarks), at grazing angles, at depth discontinuities (pixels mixing surfaces) and
   outside the ``narrow_face`` region (hair, ears, neck) the photometric term is switched off.
 
 Moving a vertex also moves where its colour lands (barycentric gradients). The residual is further
 held by the 51 inner landmarks (the landmark fit's targets) and by magnitude and uniform-Laplacian
-penalties. Measured limitation: with albedo and lighting unknown the appearance fit absorbs
-85-95 % of the shading error of a smooth 0.3 cm cheek bump (mirror-symmetric albedo or not), and
-the residual does not recover it; with the appearance known the conv residual mostly does (gain
-~0.7 along the bump, relative error ~0.5) and free offsets do not (gain ~0.1;
-tests/fit/test_residual.py).
+penalties. Measured on a synthetic 0.3 cm cheek bump (smooth non-constant albedo, side light,
+200 steps; relative error ||D - D_true|| / ||D_true|| over the face, tests/fit/test_residual.py):
+with the appearance known (``appearance=``) conv 0.26, free offsets 1.15; with albedo and lighting
+estimated conv 0.63 (gain 0.76 along the bump), free 1.12, none 1.0: the albedo still absorbs part
+of the shading.
 
 ``parametrisation="free"`` optimises per-vertex offsets directly (same losses, same steps) and
 ``"none"`` only the appearance (albedo and lighting) with the linear geometry: the ablation.
@@ -40,7 +46,6 @@ from __future__ import annotations
 
 import math
 import time
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,14 +55,20 @@ from torch import nn
 
 from face3d.camera import project, to_camera
 from face3d.fit.appearance import albedo_operator, grid_smoothness, sh_shading, solve_appearance
+from face3d.fit.residual_mesh import (  # noqa: F401 (FEATURE_LANDMARKS re-exported)
+    FEATURE_LANDMARKS,
+    MeshOperators,
+    cached,
+    normals,
+    sample_at_vertices,
+)
+from face3d.fit.residual_mesh import mesh_operators as _mesh_operators
 from face3d.fit.result import FitResult
-from face3d.render import RenderConfig, atlas_corner_uvs, rasterize
-from face3d.render.texture_fill import mirror_vertices
+from face3d.render import RenderConfig, rasterize
 
+_cached = cached  # the old private name (face3d.fit.photometric imports it)
 PARAMETRISATIONS = ("conv", "free", "none")
 DISPLACEMENTS = ("normal", "vector")
-#: iBUG landmarks around which the albedo changes sharply: brows, nostrils, eyes, mouth.
-FEATURE_LANDMARKS = tuple(range(17, 27)) + tuple(range(31, 36)) + tuple(range(36, 68))
 INNER = tuple(range(17, 68))
 
 
@@ -68,6 +79,8 @@ class ResidualConfig:
     Attributes:
         parametrisation: ``"conv"`` (generator output, the default), ``"free"`` (per-vertex
             offsets) or ``"none"`` (no residual; albedo and lighting only, the baseline).
+        displacement: ``"normal"`` (1 channel: offsets along the linear fit's vertex normals) or
+            ``"vector"`` (3 channels: model-space offsets); for ``"free"`` too.
         steps: Adam steps on the residual (the appearance is re-solved in between).
         lr: Adam learning rate of the generator weights (``"conv"``).
         free_lr: Adam learning rate of the free offsets, cm per step (``"free"``).
@@ -75,7 +88,10 @@ class ResidualConfig:
         appearance_every: steps between least-squares re-solves of albedo and lighting.
         appearance_init_iterations: Gauss-Newton iterations of the first appearance solve.
         appearance_iterations: Gauss-Newton iterations of each re-solve (warm-started).
-        albedo_smoothness: weight of the albedo grid's squared neighbour differences.
+        albedo_smoothness: weight of the albedo grid's squared neighbour differences (final).
+        albedo_smoothness_start: that weight at the first solve (large: a nearly constant albedo).
+        anneal: fraction of the steps over which the weight goes geometrically from
+            ``albedo_smoothness_start`` to ``albedo_smoothness`` (``"none"`` uses the final one).
         photometric: weight of the masked mean squared RGB error between render and photo.
         landmark: weight of the mean squared distance of the 51 inner landmark vertices'
             projections to the fit's targets, in units of the working crop's size.
@@ -157,7 +173,8 @@ class ResidualResult:
     Attributes:
         residual: (1, V, 3) model-space offsets, cm (zeros for ``"none"``); apply with
             ``fit.with_residual(result.residual)``.
-        displacement: (3, Hd, Wd) the generator's UV displacement map, cm (None unless ``"conv"``).
+        displacement: (C, Hd, Wd) the generator's UV displacement map, cm, C = 1 (along the
+            normals) or 3 (model space) per ``config.displacement`` (None unless ``"conv"``).
         albedo: (1, V, 3) per-vertex RGB albedo in [0, 1] of the appearance model.
         lighting: (9,) grey spherical-harmonics coefficients (see :func:`sh_shading`).
         losses: per step of ``total``, ``photometric``, ``landmark``,
@@ -174,7 +191,7 @@ class ResidualResult:
 
 
 class ResidualGenerator(nn.Module):
-    """``f_theta(s)``: fixed noise (1, C0, h, w) -> (1, 3, h * 2^k, w * 2^k) map in cm.
+    """``f_theta(s)``: fixed noise (1, C0, h, w) -> (1, out_channels, h * 2^k, w * 2^k) map in cm.
 
     conv3x3 + LeakyReLU at the latent size, then ``k`` blocks of bilinear x2 upsampling,
     conv3x3 + LeakyReLU; a final conv3x3 (zero-initialised, so the map starts at 0) and
@@ -214,103 +231,9 @@ class ResidualGenerator(nn.Module):
         return torch.tanh(self.head(self.body(self.noise))) * self.output_scale
 
 
-# ---------------------------------------------------------------------------------------- mesh operators
-@dataclass(frozen=True)
-class MeshOperators:
-    """Per-model constants (built once per model by :func:`mesh_operators`; index form, since
-    ``index_add`` beats torch's sparse products on the CPU).
-
-    Attributes:
-        faces: (F, 3) the model's triangles (CPU).
-        corner_uvs: (F, 3, 2) atlas UVs per triangle corner.
-        point_uvs: (P, 2) atlas UVs of the distinct (vertex, UV) corners.
-        point_vertex: (P,) the vertex of each corner.
-        point_count: (V,) corners per vertex (>= 1; 1 for vertices in no triangle).
-        edges: (E, 2) directed mesh edges, both directions.
-        degree: (V,) neighbours per vertex (>= 1).
-        photo_weight: (V,) photometric weight from region and features, in {0, 1}.
-        region: (V,) bool vertices of ``config.region``.
-        region_faces: (F_r, 3) triangles with a corner in the region (the ones rasterised).
-        mirror: (V,) the vertex nearest each vertex mirrored through x = 0 (template).
-    """
-
-    faces: torch.Tensor
-    corner_uvs: torch.Tensor
-    point_uvs: torch.Tensor
-    point_vertex: torch.Tensor
-    point_count: torch.Tensor
-    edges: torch.Tensor
-    degree: torch.Tensor
-    photo_weight: torch.Tensor
-    region: torch.Tensor
-    region_faces: torch.Tensor
-    mirror: torch.Tensor
-
-    def average(self, per_point: torch.Tensor) -> torch.Tensor:
-        """(P, C) values per corner -> (V, C) mean per vertex."""
-        out = per_point.new_zeros(len(self.point_count), per_point.shape[1])
-        return out.index_add(0, self.point_vertex, per_point) / self.point_count[:, None].to(per_point)
-
-    def laplacian(self, x: torch.Tensor) -> torch.Tensor:
-        """Uniform Laplacian ``x_i - mean_j x_j`` over the neighbours: (V, C) -> (V, C)."""
-        nb = x.new_zeros(x.shape).index_add(0, self.edges[:, 0], x[self.edges[:, 1]])
-        return x - nb / self.degree[:, None].to(x)
-
-
-_OPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def mesh_operators(model, config: ResidualConfig = ResidualConfig()) -> MeshOperators:
-    """The :class:`MeshOperators` of ``model`` (cached per model, region and feature radius)."""
-    key = (config.region, config.feature_radius_cm)
-    cache = _OPS.setdefault(model, {})
-    if key in cache:
-        return cache[key]
-    V, faces = model.n_vertices, model.faces.cpu()
-    corner_uvs = atlas_corner_uvs(model.uvs.cpu(), model.face_uvs.cpu()).float()
-    pairs, first = np.unique(
-        np.stack([faces.reshape(-1).numpy(), model.face_uvs.cpu().reshape(-1).numpy()], 1),
-        axis=0,
-        return_index=True,
-    )
-    vid = torch.as_tensor(pairs[:, 0])
-    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    edges = torch.unique(torch.cat([edges, edges.flip(1)]), dim=0)
-    region = model.region_mask(config.region).cpu()
-    tmpl = model.template.cpu()
-    feats = tmpl[model.landmark_ids.cpu()[list(FEATURE_LANDMARKS)]]
-    near = torch.cdist(tmpl, feats).min(1).values < config.feature_radius_cm
-    ops = MeshOperators(
-        faces=faces,
-        corner_uvs=corner_uvs,
-        point_uvs=corner_uvs.reshape(-1, 2)[torch.as_tensor(first)],
-        point_vertex=vid,
-        point_count=torch.bincount(vid, minlength=V).clamp(min=1).float(),
-        edges=edges,
-        degree=torch.bincount(edges[:, 0], minlength=V).clamp(min=1).float(),
-        photo_weight=(region & ~near).float(),
-        region=region,
-        region_faces=faces[region[faces].any(1)],
-        mirror=mirror_vertices(tmpl),
-    )
-    cache[key] = ops
-    return ops
-
-
-def sample_at_vertices(maps: torch.Tensor, ops: MeshOperators) -> torch.Tensor:
-    """Bilinear UV lookup averaged over each vertex's corners: (1, C, H, W) -> (1, V, C)."""
-    uv = ops.point_uvs.to(maps)
-    grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1)[None, None]  # origin bottom-left
-    pts = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return ops.average(pts[0, :, 0].t())[None]
-
-
-def normals(vertices: torch.Tensor, ops: MeshOperators) -> torch.Tensor:
-    """Area-weighted unit vertex normals, (1, V, 3) -> (1, V, 3) (as :func:`vertex_normals`)."""
-    v, f = vertices[0], ops.faces
-    fn = torch.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]], dim=-1)
-    acc = v.new_zeros(v.shape).index_add(0, f.t().reshape(-1), fn.repeat(3, 1))
-    return F.normalize(acc, dim=-1, eps=1e-12)[None]
+    """The :class:`MeshOperators` of ``model`` for ``config.region`` and ``config.feature_radius_cm``."""
+    return _mesh_operators(model, config.region, config.feature_radius_cm)
 
 
 def _crop(points: np.ndarray, H: int, W: int, config: ResidualConfig):
@@ -337,7 +260,6 @@ def _gather(vals: torch.Tensor, tri: torch.Tensor, bary: torch.Tensor) -> torch.
     return (vals[tri] * bary[..., None]).sum(1)
 
 
-# ---------------------------------------------------------------------------------------- appearance
 # ---------------------------------------------------------------------------------------- the fit
 def fit_residual(
     model,
@@ -399,7 +321,7 @@ def fit_residual(
         z = torch.where(cov, z, torch.full_like(z, 1e6))[None]
         keep.copy_(((F.max_pool2d(z, 3, 1, 1) + F.max_pool2d(-z, 3, 1, 1))[0] < config.depth_jump_cm).float())
         y0, tri, bary, wpix, *_ = raster(v0)
-    S = _cached(
+    S = cached(
         model,
         ("albedo", config.albedo_size, config.symmetric_albedo),
         lambda: albedo_operator(
@@ -410,7 +332,7 @@ def fit_residual(
             ops.mirror if config.symmetric_albedo else None,
         ),
     )
-    smooth = _cached(model, ("smooth", config.albedo_size), lambda: grid_smoothness(config.albedo_size))
+    smooth = cached(model, ("smooth", config.albedo_size), lambda: grid_smoothness(config.albedo_size))
     state = {"grid": None, "lighting": None}  # first solve: from the photo's mean colour at the fit
 
     def solve(y, tri, bary, wpix, nv, iterations=config.appearance_iterations, step=0) -> None:
@@ -436,6 +358,7 @@ def fit_residual(
 
     def offsets(x: torch.Tensor) -> torch.Tensor:  # (1, V, nc) -> (1, V, 3) model-space offsets
         return x if along is None else x * along
+
     params = list(gen.parameters()) if gen is not None else [free] if free.requires_grad else []
     lr0 = config.lr if gen is not None else config.free_lr
     opt = torch.optim.Adam(params, lr=lr0) if params else None
@@ -483,13 +406,6 @@ def fit_residual(
         losses=losses,
         ms=(time.perf_counter() - t_start) * 1e3,
     )
-
-
-def _cached(model, key, make):
-    cache = _OPS.setdefault(model, {})
-    if key not in cache:
-        cache[key] = make()
-    return cache[key]
 
 
 # ------------------------------------------------------------------------------ evaluation and output

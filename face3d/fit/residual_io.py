@@ -11,9 +11,12 @@ from face3d.fit.result import FitResult
 
 
 def displacement_image(displacement: torch.Tensor, scale_cm: float | None = None) -> np.ndarray:
-    """(3, Hd, Wd) map in cm -> (Hd, Wd, 3) uint8 visualisation: 128 + 127 * D / scale per axis
-    (x -> red, y -> green, z -> blue); ``scale_cm`` defaults to the map's largest |value|."""
+    """(C, Hd, Wd) map in cm -> (Hd, Wd, 3) uint8 visualisation: 128 + 127 * D / scale per channel;
+    a 3-channel (vector) map shows x, y, z as red, green, blue, a 1-channel (normal) map as grey
+    (outwards brighter). ``scale_cm`` defaults to the map's largest |value|."""
     d = displacement.detach().cpu().float().numpy().transpose(1, 2, 0)
+    if d.shape[2] == 1:
+        d = np.repeat(d, 3, axis=2)
     scale = float(scale_cm) if scale_cm else max(float(np.abs(d).max()), 1e-6)
     return np.clip(128 + 127 * d / scale, 0, 255).astype(np.uint8)
 
@@ -21,9 +24,10 @@ def displacement_image(displacement: torch.Tensor, scale_cm: float | None = None
 def save_residual(
     out_dir, stem: str, model, fit: FitResult, result: ResidualResult, texture=None, mesh: bool = True
 ):
-    """Write ``<stem>_residual.npy`` ((V, 3) offsets, cm), ``<stem>_displacement.npy`` ((3, Hd, Wd),
-    cm) and ``<stem>_displacement.png`` (when there is a map) and, with ``mesh``, ``<stem>_residual.obj``
-    (the fit's mesh with the residual applied, atlas UVs; ``texture`` (Ht, Wt, 3) uint8 beside it).
+    """Write ``<stem>_residual.npy`` ((V, 3) offsets, cm), ``<stem>_displacement.npy`` ((C, Hd, Wd),
+    cm; C = 1 for normal maps, 3 for vector maps) and ``<stem>_displacement.png`` (when there is a
+    map) and, with ``mesh``, ``<stem>_residual.obj`` (the fit's mesh with the residual applied,
+    atlas UVs; ``texture`` (Ht, Wt, 3) uint8 beside it).
 
     Returns:
         the paths written.

@@ -1,0 +1,125 @@
+"""Per-model mesh operators of the residual fit (:mod:`face3d.fit.residual`): UV corners, vertex
+averaging over UV seams, uniform Laplacian, normals, photometric vertex weights; cached per model."""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from face3d.render import atlas_corner_uvs
+from face3d.render.texture_fill import mirror_vertices
+
+#: iBUG landmarks around which the albedo changes sharply: brows, nostrils, eyes, mouth.
+FEATURE_LANDMARKS = tuple(range(17, 27)) + tuple(range(31, 36)) + tuple(range(36, 68))
+
+
+@dataclass(frozen=True)
+class MeshOperators:
+    """Per-model constants (built once per model by :func:`mesh_operators`; index form, since
+    ``index_add`` beats torch's sparse products on the CPU).
+
+    Attributes:
+        faces: (F, 3) the model's triangles (CPU).
+        corner_uvs: (F, 3, 2) atlas UVs per triangle corner.
+        point_uvs: (P, 2) atlas UVs of the distinct (vertex, UV) corners.
+        point_vertex: (P,) the vertex of each corner.
+        point_count: (V,) corners per vertex (>= 1; 1 for vertices in no triangle).
+        edges: (E, 2) directed mesh edges, both directions.
+        degree: (V,) neighbours per vertex (>= 1).
+        photo_weight: (V,) photometric weight from region and features, in {0, 1}.
+        region: (V,) bool vertices of ``config.region``.
+        region_faces: (F_r, 3) triangles with a corner in the region (the ones rasterised).
+        mirror: (V,) the vertex nearest each vertex mirrored through x = 0 (template).
+    """
+
+    faces: torch.Tensor
+    corner_uvs: torch.Tensor
+    point_uvs: torch.Tensor
+    point_vertex: torch.Tensor
+    point_count: torch.Tensor
+    edges: torch.Tensor
+    degree: torch.Tensor
+    photo_weight: torch.Tensor
+    region: torch.Tensor
+    region_faces: torch.Tensor
+    mirror: torch.Tensor
+
+    def average(self, per_point: torch.Tensor) -> torch.Tensor:
+        """(P, C) values per corner -> (V, C) mean per vertex."""
+        out = per_point.new_zeros(len(self.point_count), per_point.shape[1])
+        return out.index_add(0, self.point_vertex, per_point) / self.point_count[:, None].to(per_point)
+
+    def laplacian(self, x: torch.Tensor) -> torch.Tensor:
+        """Uniform Laplacian ``x_i - mean_j x_j`` over the neighbours: (V, C) -> (V, C)."""
+        nb = x.new_zeros(x.shape).index_add(0, self.edges[:, 0], x[self.edges[:, 1]])
+        return x - nb / self.degree[:, None].to(x)
+
+
+_OPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def mesh_operators(model, region: str = "narrow_face", feature_radius_cm: float = 1.0) -> MeshOperators:
+    """The :class:`MeshOperators` of ``model`` (cached per model, region and feature radius): the
+    photometric weight is 1 on ``region`` farther than ``feature_radius_cm`` (template, cm) from the
+    :data:`FEATURE_LANDMARKS`."""
+    key = (region, feature_radius_cm)
+    cache = _OPS.setdefault(model, {})
+    if key in cache:
+        return cache[key]
+    V, faces = model.n_vertices, model.faces.cpu()
+    corner_uvs = atlas_corner_uvs(model.uvs.cpu(), model.face_uvs.cpu()).float()
+    pairs, first = np.unique(
+        np.stack([faces.reshape(-1).numpy(), model.face_uvs.cpu().reshape(-1).numpy()], 1),
+        axis=0,
+        return_index=True,
+    )
+    vid = torch.as_tensor(pairs[:, 0])
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    edges = torch.unique(torch.cat([edges, edges.flip(1)]), dim=0)
+    region = model.region_mask(region).cpu()
+    tmpl = model.template.cpu()
+    feats = tmpl[model.landmark_ids.cpu()[list(FEATURE_LANDMARKS)]]
+    near = torch.cdist(tmpl, feats).min(1).values < feature_radius_cm
+    ops = MeshOperators(
+        faces=faces,
+        corner_uvs=corner_uvs,
+        point_uvs=corner_uvs.reshape(-1, 2)[torch.as_tensor(first)],
+        point_vertex=vid,
+        point_count=torch.bincount(vid, minlength=V).clamp(min=1).float(),
+        edges=edges,
+        degree=torch.bincount(edges[:, 0], minlength=V).clamp(min=1).float(),
+        photo_weight=(region & ~near).float(),
+        region=region,
+        region_faces=faces[region[faces].any(1)],
+        mirror=mirror_vertices(tmpl),
+    )
+    cache[key] = ops
+    return ops
+
+
+def sample_at_vertices(maps: torch.Tensor, ops: MeshOperators) -> torch.Tensor:
+    """Bilinear UV lookup averaged over each vertex's corners: (1, C, H, W) -> (1, V, C)."""
+    uv = ops.point_uvs.to(maps)
+    grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1)[None, None]  # origin bottom-left
+    pts = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return ops.average(pts[0, :, 0].t())[None]
+
+
+def normals(vertices: torch.Tensor, ops: MeshOperators) -> torch.Tensor:
+    """Area-weighted unit vertex normals, (1, V, 3) -> (1, V, 3) (as :func:`vertex_normals`)."""
+    v, f = vertices[0], ops.faces
+    fn = torch.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]], dim=-1)
+    acc = v.new_zeros(v.shape).index_add(0, f.t().reshape(-1), fn.repeat(3, 1))
+    return F.normalize(acc, dim=-1, eps=1e-12)[None]
+
+
+def cached(model, key, make):
+    """Per-model cache: ``make()`` once per (model, key)."""
+    cache = _OPS.setdefault(model, {})
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
