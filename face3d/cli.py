@@ -160,8 +160,15 @@ def cmd_compare(args) -> int:
     ctx = EditContext.from_dir(
         args.model_dir, fit_config=_fit_config(args), device=_device(args), refine="none"
     )
+    from editing.compare.run import aflw_yaws
+
     options = CompareOptions(
-        face=args.face, resume=args.resume, workers=args.workers, fer_dir=args.fer_dir, real_dir=args.real_dir
+        face=args.face,
+        resume=args.resume,
+        workers=args.workers,
+        fer_dir=args.fer_dir,
+        real_dir=args.real_dir,
+        yaw_truth=aflw_yaws(args.inputs) if args.yaw_from_mat else None,
     )
     summary = compare_folder(args.inputs, args.out, specs, methods, ctx, options)
     print(summary.line("rows"))
@@ -335,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
     p.add_argument("--fer-dir", default=None, help="FER classifier folder (default assets/fer)")
     p.add_argument("--real-dir", default=None, help="real photos for the realism (KID) reference")
+    p.add_argument(
+        "--yaw-from-mat",
+        action="store_true",
+        help="bin by the ground-truth yaw of AFLW2000-3D .mat files beside the images (else the fit's)",
+    )
     p.set_defaults(func=cmd_compare)
 
     _add_train_parser(sub, common)

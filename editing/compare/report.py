@@ -63,7 +63,7 @@ METRICS: dict[str, MetricSpec] = {
 }
 """Per-row metrics the report summarises, in display order (absent ones are skipped)."""
 
-CSV_FIELDS = ("input", "target", "method", "yaw", "output", "error")
+CSV_FIELDS = ("input", "target", "method", "yaw", "yaw_fit", "output", "error")
 
 
 def _rel(path, root: Path) -> str | None:

@@ -70,6 +70,8 @@ class CompareOptions:
         real_dir: folder of real photos for the KID reference (default: the inputs themselves).
         max_real: at most this many reference photos (the first, sorted).
         seed: bootstrap and KID subset seed.
+        yaw_truth: image file name -> ground-truth yaw (degrees) used for the |yaw| bins instead of
+            the fitted yaw (both are recorded: ``yaw`` and ``yaw_fit``); see :func:`aflw_yaws`.
     """
 
     face: int = 0
@@ -80,6 +82,7 @@ class CompareOptions:
     real_dir: str | None = None
     max_real: int = 500
     seed: int = 0
+    yaw_truth: dict[str, float] | None = None
 
 
 def parse_methods(text: str) -> list[str]:
@@ -136,6 +139,21 @@ def method_outputs(method: str, bundle, image: np.ndarray, base) -> dict[str, np
         for f, edits in base.faces
     ]
     return ImageEdit(_combine(image, faces, base.labels), faces, base.labels).outputs
+
+
+def aflw_yaws(inputs: list[str]) -> dict[str, float]:
+    """Ground-truth yaw (degrees) of every image among ``inputs`` (files/folders) that has an
+    AFLW2000-3D ``.mat`` beside it (``Pose_Para``), by file name."""
+    from scipy.io import loadmat
+
+    items, _ = make_items(inputs)
+    out = {}
+    for item in items:
+        mat = item.path.with_suffix(".mat")
+        if mat.is_file():
+            pose = np.asarray(loadmat(mat)["Pose_Para"], dtype=np.float64).reshape(-1)
+            out[item.path.name] = float(np.rad2deg(pose[1]))
+    return out
 
 
 def _real_features(paths: list[Path], fer, detector) -> dict[str, np.ndarray]:
@@ -213,7 +231,7 @@ def compare_folder(
     """
     from editing.compare.fer import FerClassifier, fer_crop
     from editing.compare.metrics import expression_metrics, identity_metrics, preservation_metrics
-    from editing.compare.report import face_grid, write_metrics_csv, write_report
+    from editing.compare.report import face_grid, summary_table, write_metrics_csv, write_report
     from face3d.detect.dlib_detector import face_descriptor
     from face3d.fit.pipeline import detect_and_landmark, fit_detections
 
@@ -251,7 +269,8 @@ def compare_folder(
         fit, edits = base.faces[0]
         mask = np.logical_or.reduce([e.region for e in edits])
         lm_in, box_in = fit.landmarks_detected, fit.bbox
-        yaw = float(fit.fit.yaw_pitch_roll[0, 0])
+        yaw_fit = float(fit.fit.yaw_pitch_roll[0, 0])
+        yaw = (options.yaw_truth or {}).get(item.path.name, yaw_fit)
         desc_in = face_descriptor(image, lm_in)
         probs_in = fer.predict(fer_crop(image, lm_in, fer.config))
         write_image(out_dir / "inputs" / f"{item.stem}.png", image)
@@ -270,6 +289,7 @@ def compare_folder(
                 rel = f"{method}/{item.stem}_{label}.png"
                 write_image(out_dir / rel, out)
                 rec = {"input": f"inputs/{item.stem}.png", "target": label, "method": method, "yaw": yaw}
+                rec["yaw_fit"] = yaw_fit
                 rec.update(output=rel, grid=f"grids/{item.stem}.png", source=str(item.path))
                 ident = identity_metrics(image, out, lm_in, box_in, detector, desc_in)
                 dlib_f.append(ident.pop("descriptor_out"))
@@ -322,5 +342,6 @@ def compare_folder(
         )
         write_report(out_dir, records, extra=kids, notes=notes, seed=options.seed)
         extra["kid"] = kids
+        extra["metrics"] = summary_table(records, options.seed)
     write_summary(out_dir, summary, "rows", **extra)
     return summary

@@ -11,8 +11,13 @@ import os
 from pathlib import Path
 
 from editing.gan.data import DataConfig, build_cache, load_cache
-from editing.gan.train import TrainConfig, TrainSummary, train
+from editing.gan.train import LossWeights, TrainConfig, TrainSummary, train
 from face3d.errors import InputError
+
+EXPR_WEIGHT = {"texture": 30.0, "deform": 1000.0}
+"""Default expression-loss weight per path. The 3D path gets its expression from the renderer and
+only needs a nudge; the 2D path has nothing else driving the change (GANimation weighs its AU
+regression 4000 against a cycle weight of 10), and with a weak weight it learns the identity."""
 
 
 def train_generators(
@@ -78,6 +83,13 @@ def add_arguments(p) -> None:
     p.add_argument("--targets", type=int, default=2, help="target expressions rendered per photo (default 2)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where training runs")
+    p.add_argument(
+        "--expr-weight",
+        type=float,
+        default=None,
+        help=f"weight of the expression-regression loss (default {EXPR_WEIGHT['texture']:g} for texture, "
+        f"{EXPR_WEIGHT['deform']:g} for deform)",
+    )
 
 
 def run_from_args(kind: str, args) -> int:
@@ -94,7 +106,11 @@ def run_from_args(kind: str, args) -> int:
         if args.threads < 1:
             raise InputError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    config = TrainConfig(kind=kind, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    expr = EXPR_WEIGHT[kind] if args.expr_weight is None else args.expr_weight
+    losses = dataclasses.replace(LossWeights(), expr=expr)
+    config = TrainConfig(
+        kind=kind, steps=args.steps, batch_size=args.batch_size, seed=args.seed, losses=losses
+    )
     data_config = DataConfig(max_images=args.max_images, targets_per_image=args.targets)
     command = "face3d " + " ".join(sys.argv[1:]) if sys.argv and "face3d" in sys.argv[0] else ""
     summary = train_generators(

@@ -119,8 +119,8 @@ class TrainConfig:
     holdout: int = 32
     n_samples: int = 6
     log_every: int = 10
-    sample_every: int = 200
-    checkpoint_every: int = 50
+    sample_every: int = 100
+    checkpoint_every: int = 25
     seed: int = 0
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     deform_generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(kind="deform"))

@@ -193,7 +193,7 @@ def test_report_links_every_image(tmp_path):
     assert all((tmp_path / p).is_file() for p in named)
     assert "plots/psnr_bg_vs_yaw.png" in named and "[30,60)" in text and "kid_fer" in text
     csv_text = write_metrics_csv(tmp_path / "metrics.csv", recs).read_text().splitlines()
-    assert csv_text[0].startswith("input,target,method,yaw,output") and len(csv_text) == len(recs) + 1
+    assert csv_text[0].startswith("input,target,method,yaw,yaw_fit,output") and len(csv_text) == len(recs) + 1
 
 
 def test_report_refuses_missing_images(tmp_path):
@@ -222,3 +222,18 @@ def test_methods_without_weights_fail_clearly(tmp_path, monkeypatch):
         with pytest.raises(Face3DError, match=f"{folder}.weights.pt does not exist"):
             run.check_methods(["3d", method])
     assert run.check_methods(["3d"]) == {}
+
+
+def test_aflw_ground_truth_yaw_is_read_beside_images(tmp_path):
+    from scipy.io import savemat
+
+    from editing.compare.run import aflw_yaws
+    from face3d.io import write_image
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    write_image(tmp_path / "image00001.jpg", img)
+    write_image(tmp_path / "other.png", img)
+    savemat(tmp_path / "image00001.mat", {"Pose_Para": np.array([[0.1, np.deg2rad(-70.0), 0.2, 0, 0, 0, 1]])})
+    yaws = aflw_yaws([str(tmp_path)])
+    assert set(yaws) == {"image00001.jpg"}
+    assert abs(yaws["image00001.jpg"] + 70.0) < 1e-9
