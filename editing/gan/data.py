@@ -196,23 +196,6 @@ def select_evenly(n: int, max_images: int | None) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, max_images)).astype(int))
 
 
-def feathered_alpha(region: np.ndarray, composite) -> np.ndarray:
-    """The edit's feathered alpha (H, W) float32, rebuilt from its dilated ``region`` (FaceEdit keeps
-    only the region): erode back to the hard mask, then :func:`editing.composite.edit_region`."""
-    import cv2
-
-    from editing.composite import edit_region
-
-    area = float(region.sum())
-    if area == 0:
-        return np.zeros(region.shape, np.float32)
-    d = max(composite.min_px, int(round(composite.dilate_frac * np.sqrt(area))))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
-    hard = cv2.erode(region.astype(np.uint8), kernel) > 0
-    _, alpha = edit_region(hard, composite)
-    return np.where(region, alpha, 0.0).astype(np.float32)
-
-
 def make_sample(
     image: np.ndarray,
     face,
@@ -248,8 +231,7 @@ def make_sample(
     edits = editor.edit_face(image, face, [same, *specs])
     alpha = np.zeros(image.shape[:2], np.float32)
     for e in edits:
-        a = getattr(e, "alpha", None)  # FaceEdit.alpha where the editor keeps it, else rebuilt
-        alpha = np.maximum(alpha, feathered_alpha(e.region, editor.config.composite) if a is None else a)
+        alpha = np.maximum(alpha, e.alpha)
     return CacheSample(
         y_tgt=np.stack([e.target for e in edits[1:]]).astype(np.float32),
         render_src=crop_square(edits[0].image, box, S),

@@ -206,16 +206,17 @@ class Models:
             self.deform.load_state_dict(state["deform"])
 
     def edit(self, x: torch.Tensor, y_src: torch.Tensor, y_tgt: torch.Tensor, region: torch.Tensor):
-        """One generator pass -> (output composited inside ``region``, mask M, flow or None)."""
+        """One generator pass -> (output composited inside ``region``, mask M, flow or None, the
+        warped input composited inside ``region``: the deformation generator's own result)."""
         flow = None
         if self.deform is not None:
             flow = self.deform(x, y_src, y_tgt)
-            x_in = warp(x, flow)
+            x_in = region * warp(x, flow) + (1 - region) * x
         else:
             x_in = x
         tex, m = self.texture(x_in, y_tgt)
         out = apply_attention(x_in, tex, m)
-        return region * out + (1 - region) * x, m, flow
+        return region * out + (1 - region) * x, m, flow, x_in
 
 
 def _to_tensor(images: np.ndarray, device) -> torch.Tensor:
@@ -324,7 +325,7 @@ def draw_batch(
 def train_step(models: Models, batch: Batch, config: TrainConfig) -> dict[str, float]:
     """One discriminator update then one generator update; returns the loss values."""
     w = config.losses
-    out, m, flow = models.edit(batch.x, batch.y_src, batch.y_tgt, batch.region)
+    out, m, flow, warped = models.edit(batch.x, batch.y_src, batch.y_tgt, batch.region)
 
     # discriminator: real photos vs edited outputs, expression head on real photos
     d_real, e_real = models.disc(batch.real)
@@ -350,7 +351,11 @@ def train_step(models: Models, batch: Batch, config: TrainConfig) -> dict[str, f
         terms["rec"] = L.masked_l1(out, batch.photo, rec * batch.region)
         weights["rec"] = w.rec
     else:
-        back, m2, flow2 = models.edit(out, batch.y_tgt, batch.y_src, batch.region)
+        back, m2, flow2, _ = models.edit(out, batch.y_tgt, batch.y_src, batch.region)
+        # DefGAN: the deformation alone must already carry the expression (else the texture
+        # generator paints it and the flow stays at zero)
+        terms["warp_expr"] = L.expression_loss(models.disc(warped)[1], batch.y_tgt)
+        weights["warp_expr"] = w.expr
         terms["cycle"] = L.masked_l1(back, batch.x)
         terms["flow_tv"] = L.total_variation(flow) + L.total_variation(flow2)
         terms["flow_l2"] = L.flow_magnitude(flow) + L.flow_magnitude(flow2)
@@ -378,7 +383,7 @@ def _samples(models: Models, cache, idx: np.ndarray, config: TrainConfig, device
     """Grid rows per held-out sample: input | output | mask (| the photo on the texture path)."""
     b = _fixed_batch(cache, config, idx, device)
     with torch.no_grad():
-        out, m, _ = models.edit(b.x, b.y_src, b.y_tgt, b.region)
+        out, m, _, _ = models.edit(b.x, b.y_src, b.y_tgt, b.region)
     cols = [b.x, out, m.expand_as(out)] + ([b.photo] if config.kind == "texture" else [])
     return sample_grid(cols)
 
