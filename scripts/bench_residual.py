@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/bench_residual.py --out out/bench_residual.json
 
-On a stratified AFLW2000-3D subset (protocol box, dlib landmarks, landmark fit) and an LFW subset
+On a stratified AFLW2000-3D subset (protocol box, the default landmark stage: dlib's points near
+frontal, the regression network's beyond 30 degrees of yaw; landmark fit) and an LFW subset
 (detected), every variant fits albedo x SH shading (and, but for ``linear``, a residual) to the
 photo; then it fits again to the photo with Gaussian noise (``--noise``, same landmark fit, so
 only the photometric stage sees the noise) and is scored against the CLEAN photo. Reported:
@@ -25,7 +26,7 @@ import torch
 from face3d.detect import FaceDetector
 from face3d.fit import FitConfig
 from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
-from face3d.fit.pipeline import detect_and_landmark, fit_detections
+from face3d.fit.pipeline import default_regressor, detect_and_landmark, fit_detections
 from face3d.fit.residual import ResidualConfig, fit_residual, render_appearance
 from face3d.io import atomic_write_json, read_image, write_image
 from face3d.model import MorphableModel
@@ -134,6 +135,7 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     model = MorphableModel.from_dir()
     detector = FaceDetector()
+    regressor = default_regressor()  # the default `face3d fit` landmark stage: dlib + regressor
     cfgs = {k: ResidualConfig(parametrisation=v, steps=args.steps) for k, v in VARIANTS.items()}
     rng = np.random.default_rng(0)
     jobs = [("aflw", s.image_path, s) for s in stratified(load_aflw(args.data), args.per_bin)]
@@ -142,7 +144,8 @@ def main(argv=None) -> int:
     records, rows = [], []
     for i, (subset, path, sample) in enumerate(jobs):
         image = read_image(path)
-        marked = detect_and_landmark(image, detector, 1, sample.box if sample is not None else None)
+        box = sample.box if sample is not None else None
+        marked = detect_and_landmark(image, detector, 1, box, regressor)
         if not marked.detections:
             print(f"[{i + 1}/{len(jobs)}] {path.name}: no face", file=sys.stderr)
             continue

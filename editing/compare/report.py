@@ -253,6 +253,49 @@ def _summary_html(summary: dict, methods: list[str]) -> str:
     return f'<table><tr><th class="l">method</th><th class="l">|yaw|</th>{head}</tr>{"".join(rows)}</table>'
 
 
+def _md_cell(s: dict | None, spec: MetricSpec) -> str:
+    if not s or s["n"] == 0:
+        return "-"
+    return f"{_fmt(s['mean'], spec)} [{_fmt(s['low'], spec)}, {_fmt(s['high'], spec)}]"
+
+
+def summary_markdown(summary: dict, kid: dict | None = None, metrics: list[str] | None = None) -> str:
+    """A Markdown table of :func:`summary_table`'s means (rows: method x |yaw| bin, columns:
+    ``metrics``, default all present), the bootstrap 95 % interval after each mean, then the KID
+    table (``kid``: method -> values, as ``summary.json`` holds it) if given."""
+    metrics = [m for m in (metrics or list(summary)) if m in summary]
+    methods = list(dict.fromkeys(me for m in metrics for me in summary[m]))
+    bins = [
+        b
+        for b in ("all", *BIN_NAMES, "unknown")
+        if any(b in summary[m].get(me, {}) for m in metrics for me in methods)
+    ]
+    arrows = {True: "↑", False: "↓"}
+    lines = [
+        "| method | \\|yaw\\| | n | "
+        + " | ".join(f"{METRICS[m].label} {arrows[METRICS[m].higher_is_better]}" for m in metrics)
+        + " |",
+        "|---|---|---:|" + "---:|" * len(metrics),
+    ]
+    for method in methods:
+        for b in bins:
+            stats = [summary[m].get(method, {}).get(b) for m in metrics]
+            n = max((s["n"] for s in stats if s), default=0)
+            if n == 0:
+                continue
+            cells = [_md_cell(s, METRICS[m]) for s, m in zip(stats, metrics, strict=True)]
+            lines.append(f"| {method} | {b} | {n} | " + " | ".join(cells) + " |")
+    if kid:
+        lines += ["", "| method | n | KID (FER features) | KID (dlib descriptors) |", "|---|---:|---:|---:|"]
+        for method, row in kid.items():
+            vals = []
+            for kind in ("fer", "dlib"):
+                v, sd = row.get(f"kid_{kind}"), row.get(f"kid_{kind}_std")
+                vals.append(f"{v:.4f} ± {sd:.4f}" if isinstance(v, float) else _plain(v))
+            lines.append(f"| {method} | {row.get('n', '-')} | {vals[0]} | {vals[1]} |")
+    return "\n".join(lines) + "\n"
+
+
 def _extra_html(extra: dict[str, dict[str, str | float]]) -> str:
     cols = list(dict.fromkeys(k for v in extra.values() for k in v))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)

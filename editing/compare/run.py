@@ -37,7 +37,7 @@ import numpy as np
 
 from face3d.batch import BatchItem, BatchSummary, ItemOutcome, make_items, run_batch, write_summary
 from face3d.errors import InputError
-from face3d.io import atomic_write_json, atomic_write_npz, read_image, write_image
+from face3d.io import atomic_write_json, atomic_write_npz, atomic_write_text, read_image, write_image
 
 METHODS: tuple[str, ...] = ("3d", "2d", "3d-gan")
 GENERATOR_KINDS: dict[str, str] = {"2d": "2d", "3d-gan": "texture"}
@@ -63,7 +63,8 @@ class CompareOptions:
 
     Attributes:
         face: index of the face compared in each image (largest first).
-        resume: skip inputs whose ``records/<stem>.json`` exists (their records still count).
+        resume: skip inputs whose ``records/<stem>.json`` holds every method (their records still
+            count); where it holds only some, run just the missing methods (a method added later).
         workers: threads decoding and detecting ahead.
         progress: show a progress bar.
         fer_dir: FER classifier folder (default ``assets/fer``).
@@ -173,6 +174,31 @@ def _real_features(paths: list[Path], fer, detector) -> dict[str, np.ndarray]:
     return {"fer": np.array(fer_feats).reshape(-1, fer.config.feature_dim), "dlib": np.array(dlib_feats)}
 
 
+def _read_json(path: Path):
+    return json.loads(path.read_text())
+
+
+def _earlier_methods(out_dir: Path, stem: str, methods: list[str]) -> dict[str, tuple]:
+    """``--resume`` with methods added: the methods an earlier run already measured on ``stem``
+    -> (its records, its outputs by target label, its feature arrays), so only new ones are run."""
+    path = out_dir / "records" / f"{stem}.json"
+    npz = out_dir / "records" / f"{stem}.npz"
+    if not (path.is_file() and npz.is_file()):
+        return {}
+    records = _read_json(path)
+    with np.load(npz) as z:
+        arrays = {k: z[k] for k in z.files}
+    done = {}
+    for m in methods:
+        recs = [r for r in records if r["method"] == m]
+        keys = (f"{m}__fer", f"{m}__dlib")
+        outputs = {r["target"]: out_dir / r["output"] for r in recs}
+        if not recs or any(k not in arrays for k in keys) or not all(p.is_file() for p in outputs.values()):
+            continue
+        done[m] = (recs, {t: read_image(p) for t, p in outputs.items()}, {k: arrays[k] for k in keys})
+    return done
+
+
 def _load_features(out_dir: Path, stems: list[str], names: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """name ("input" or a method) -> {"fer": (N, 128), "dlib": (N, 128)} from ``records/<stem>.npz``."""
     found: dict[str, dict[str, list]] = {m: {"fer": [], "dlib": []} for m in names}
@@ -231,7 +257,13 @@ def compare_folder(
     """
     from editing.compare.fer import FerClassifier, fer_crop
     from editing.compare.metrics import expression_metrics, identity_metrics, preservation_metrics
-    from editing.compare.report import face_grid, summary_table, write_metrics_csv, write_report
+    from editing.compare.report import (
+        face_grid,
+        summary_markdown,
+        summary_table,
+        write_metrics_csv,
+        write_report,
+    )
     from face3d.detect.dlib_detector import face_descriptor
     from face3d.fit.pipeline import detect_and_landmark, fit_detections
 
@@ -277,7 +309,12 @@ def compare_folder(
         timings["fit_edit3d"] = [(time.perf_counter() - t0) * 1e3]
         records, all_outputs = [], {}
         feats = {"input__fer": fer.features(fer_crop(image, lm_in, fer.config)), "input__dlib": desc_in[None]}
-        for method in methods:
+        done = _earlier_methods(out_dir, item.stem, methods) if options.resume else {}
+        for method, (recs, outputs, method_feats) in done.items():  # from an earlier run: kept
+            records.extend(recs)
+            all_outputs[method] = outputs
+            feats.update(method_feats)
+        for method in [m for m in methods if m not in done]:
             t1 = time.perf_counter()
             outputs = method_outputs(method, bundles.get(method), image, base)
             if method != "3d":  # the plain 3D edit is timed in fit_edit3d
@@ -304,6 +341,8 @@ def compare_folder(
                     rec.update(expression_metrics(probs, classes.index(target), probs_in))
                 records.append(rec)
             feats[f"{method}__fer"], feats[f"{method}__dlib"] = np.array(fer_f), np.array(dlib_f)
+        all_outputs = {m: all_outputs[m] for m in methods}
+        records.sort(key=lambda r: methods.index(r["method"]))
         write_image(out_dir / "grids" / f"{item.stem}.png", face_grid(image, all_outputs, labels, box_in))
         atomic_write_npz(out_dir / "records" / f"{item.stem}.npz", **feats)
         atomic_write_json(out_dir / "records" / f"{item.stem}.json", records)
@@ -311,7 +350,8 @@ def compare_folder(
         return ItemOutcome(outputs=len(records), timings_ms=timings)
 
     def is_done(item: BatchItem) -> bool:
-        return options.resume and (out_dir / "records" / f"{item.stem}.json").is_file()
+        path = out_dir / "records" / f"{item.stem}.json"
+        return options.resume and path.is_file() and set(methods) <= {r["method"] for r in _read_json(path)}
 
     summary = run_batch(
         items, process, prepare, is_done, options.workers, "compare", problems, options.progress
@@ -343,5 +383,6 @@ def compare_folder(
         write_report(out_dir, records, extra=kids, notes=notes, seed=options.seed)
         extra["kid"] = kids
         extra["metrics"] = summary_table(records, options.seed)
+        atomic_write_text(out_dir / "summary.md", summary_markdown(extra["metrics"], kids))
     write_summary(out_dir, summary, "rows", **extra)
     return summary

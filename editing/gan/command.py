@@ -14,10 +14,12 @@ from editing.gan.data import DataConfig, build_cache, load_cache
 from editing.gan.train import LossWeights, TrainConfig, TrainSummary, train
 from face3d.errors import InputError
 
-EXPR_WEIGHT = {"texture": 30.0, "deform": 1000.0}
-"""Default expression-loss weight per path. The 3D path gets its expression from the renderer and
-only needs a nudge; the 2D path has nothing else driving the change (GANimation weighs its AU
-regression 4000 against a cycle weight of 10), and with a weak weight it learns the identity."""
+EXPR_WEIGHT = {"texture": 30.0, "deform": 30.0}
+"""Default weight of the expression loss on the generator's output, per path. The 3D path gets its
+expression from the renderer and only needs a nudge. The 2D path's expression is driven by
+``LossWeights.warp_expr`` on the warped image (GANimation weighs its AU regression 4000 against a
+cycle weight of 10); a large weight on the output lets the texture generator paint adversarial
+patterns for the discriminator's expression head instead of deforming the face."""
 
 
 def train_generators(
@@ -90,6 +92,12 @@ def add_arguments(p) -> None:
         help=f"weight of the expression-regression loss (default {EXPR_WEIGHT['texture']:g} for texture, "
         f"{EXPR_WEIGHT['deform']:g} for deform)",
     )
+    p.add_argument(
+        "--warp-expr-weight",
+        type=float,
+        default=LossWeights.warp_expr,
+        help=f"deform: weight of the expression loss on the warped image (default {LossWeights.warp_expr:g})",
+    )
 
 
 def run_from_args(kind: str, args) -> int:
@@ -107,7 +115,7 @@ def run_from_args(kind: str, args) -> int:
             raise InputError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
     expr = EXPR_WEIGHT[kind] if args.expr_weight is None else args.expr_weight
-    losses = dataclasses.replace(LossWeights(), expr=expr)
+    losses = dataclasses.replace(LossWeights(), expr=expr, warp_expr=args.warp_expr_weight)
     config = TrainConfig(
         kind=kind, steps=args.steps, batch_size=args.batch_size, seed=args.seed, losses=losses
     )

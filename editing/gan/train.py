@@ -70,6 +70,9 @@ class LossWeights:
         mask_tv: total variation of M.
         flow_tv: total variation of the flow (deform path).
         flow_l2: mean squared flow (deform path).
+        warp_expr: deform path: expression regression of the warped input alone, before the texture
+            generator (DefGAN: the deformation must carry the expression; weighted like GANimation's
+            AU term, since a smooth low-resolution flow cannot paint adversarial texture).
     """
 
     adv: float = 1.0
@@ -81,6 +84,7 @@ class LossWeights:
     mask_tv: float = 0.5
     flow_tv: float = 5.0
     flow_l2: float = 1.0
+    warp_expr: float = 1000.0
 
 
 @dataclass(frozen=True)
@@ -353,9 +357,9 @@ def train_step(models: Models, batch: Batch, config: TrainConfig) -> dict[str, f
     else:
         back, m2, flow2, _ = models.edit(out, batch.y_tgt, batch.y_src, batch.region)
         # DefGAN: the deformation alone must already carry the expression (else the texture
-        # generator paints it and the flow stays at zero)
+        # generator paints it, adversarially, and the flow stays at zero)
         terms["warp_expr"] = L.expression_loss(models.disc(warped)[1], batch.y_tgt)
-        weights["warp_expr"] = w.expr
+        weights["warp_expr"] = w.warp_expr
         terms["cycle"] = L.masked_l1(back, batch.x)
         terms["flow_tv"] = L.total_variation(flow) + L.total_variation(flow2)
         terms["flow_l2"] = L.flow_magnitude(flow) + L.flow_magnitude(flow2)

@@ -237,3 +237,20 @@ def test_aflw_ground_truth_yaw_is_read_beside_images(tmp_path):
     yaws = aflw_yaws([str(tmp_path)])
     assert set(yaws) == {"image00001.jpg"}
     assert abs(yaws["image00001.jpg"] + 70.0) < 1e-9
+
+
+def test_summary_markdown_rows_and_values(tmp_path):
+    from editing.compare.report import summary_markdown, summary_table
+
+    recs = _records(tmp_path)
+    table = summary_table(recs, seed=0)
+    md = summary_markdown(
+        table, {"3d": {"n": 3, "kid_fer": 0.0123, "kid_fer_std": 0.001, "kid_dlib": "too few"}}
+    )
+    lines = md.splitlines()
+    rows = [ln for ln in lines if ln.startswith("| 3d |") or ln.startswith("| 2d |")]
+    # two methods x (all + three bins), then the KID row
+    assert len(rows) == 2 * 4 + 1
+    row_3d_mid = next(ln for ln in rows if ln.startswith("| 3d | [30,60) |"))
+    assert "0.400" in row_3d_mid  # identity distance of the 40 degree input: 0.3 + 0.1
+    assert "0.0123 ± 0.0010" in md and "too few" in md
