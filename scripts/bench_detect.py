@@ -142,6 +142,7 @@ def main(argv=None) -> int:
     from face3d.detect import FaceDetector
     from face3d.detect.proposals import ProposalConfig
     from face3d.detect.regressor import LandmarkRegressor
+    from face3d.detect.regressor_aflw import SPLITS, select_split
     from face3d.fit.metrics import load_aflw, yaw_bin
     from face3d.io import atomic_write_json, read_image, resume_jsonl
 
@@ -152,16 +153,20 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--thresholds", default="0.9,0.99,0.999", help="fallback min_confidence values reported")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--weights", default=None, help="regressor weights folder (default assets/regressor)")
+    ap.add_argument(
+        "--split", choices=SPLITS, default="all", help="half of the dev set (regressor_aflw.split_aflw)"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    samples = load_aflw(args.data)
+    samples = select_split(load_aflw(args.data), args.split)
     if not samples:
         print(f"bench_detect: error: no AFLW2000-3D images in {args.data}", file=sys.stderr)
         return 2
     idx = np.unique(np.linspace(0, len(samples) - 1, min(args.n, len(samples))).round().astype(int))
     samples = [samples[i] for i in idx]
     detector = FaceDetector()
-    regressor = LandmarkRegressor.from_pretrained(threads=args.threads, flip=True)
+    regressor = LandmarkRegressor.from_pretrained(args.weights, threads=args.threads, flip=True)
     thresholds = [float(t) for t in args.thresholds.split(",")]
     config = ProposalConfig(min_confidence=0.0)  # thresholds are applied in the summary
     out = Path(args.out)

@@ -9,6 +9,10 @@ Per image: (a) ``regressor``: the regressor's 68 landmarks; (b) ``regressor_fit`
 dlib's points; ``hybrid``/``hybrid_fit``: dlib when the regressor's |yaw| < 30, the regressor
 otherwise. NME per |yaw| bin (% of sqrt(w h) of the GT box) and median ms per face. Results
 stream into ``<out>.jsonl``; ``--resume`` continues a killed run.
+
+``--split train|heldout`` keeps one half of the dev images (:func:`face3d.detect.regressor_aflw.split_aflw`,
+the split the AFLW fine-tune uses; evaluate fine-tuned weights on ``heldout`` only);
+``--regressor-only`` skips dlib and the fits (methods ``regressor`` alone).
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from tqdm import tqdm
 
 from face3d.detect import dlib_box_from_landmark_box, predict_landmarks
 from face3d.detect.regressor import LandmarkRegressor
+from face3d.detect.regressor_aflw import SPLITS, select_split
 from face3d.fit import FitConfig
 from face3d.fit.landmark_fit import fit_landmarks
-from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
+from face3d.fit.metrics import BIN_NAMES, bin_table, load_aflw, nme, stratified, yaw_bin
 from face3d.io import atomic_write_json, read_image, resume_jsonl
 from face3d.model import MorphableModel
 
@@ -35,7 +40,7 @@ METHODS = ("regressor", "regressor_fit", "dlib", "dlib_fit", "hybrid", "hybrid_f
 HYBRID_YAW = 30.0  # hybrid: dlib's points when the regressor's |yaw| is below this, else the regressor's
 
 
-def run_one(sample, model, regressor) -> dict:
+def run_one(sample, model, regressor, regressor_only: bool = False) -> dict:
     image = read_image(sample.image_path)
     H, W = image.shape[:2]
     rec = {"image": sample.image_path.name, "yaw": sample.yaw}
@@ -44,6 +49,8 @@ def run_one(sample, model, regressor) -> dict:
     t1 = time.perf_counter()
     rec["regressor"], rec["regressor_ms"] = nme(out.landmarks, sample.landmarks), (t1 - t0) * 1e3
     rec["regressor_yaw"], rec["regressor_confidence"] = out.yaw, out.confidence
+    if regressor_only:
+        return rec
     tg = torch.as_tensor(out.landmarks[None], dtype=torch.float64)
     fit = fit_landmarks(model, tg, (H, W), FitConfig(silhouette=False))
     t2 = time.perf_counter()
@@ -68,14 +75,25 @@ def add_hybrid(rec: dict) -> dict:
 
 
 def summarise(records: list[dict]) -> dict:
-    records = [add_hybrid(dict(r)) for r in records]
+    full = all("dlib" in r for r in records)
+    records = [add_hybrid(dict(r)) if full else dict(r) for r in records]
     res = {"images": len(records), "hybrid_yaw_threshold": HYBRID_YAW}
-    for name in METHODS:
+    for name in METHODS if full else ("regressor",):
         res[name] = bin_table([(r["yaw"], r.get(name)) for r in records])
         res[f"median_{name}_ms"] = round(float(np.median([r[f"{name}_ms"] for r in records])), 2)
     # AFLW2000-3D's Pose_Para yaw has the opposite sign of face3d's (nose toward image right > 0)
     yaw_err = [abs(r["regressor_yaw"] + r["yaw"]) for r in records]
     res["regressor_median_abs_yaw_error_deg"] = round(float(np.median(yaw_err)), 2)
+    # per |yaw| bin: median |yaw error| and median (|predicted yaw| - |true yaw|) (< 0: underestimated)
+    for key, fn in (
+        ("regressor_median_abs_yaw_error_deg_per_bin", lambda r: abs(r["regressor_yaw"] + r["yaw"])),
+        ("regressor_median_abs_yaw_bias_deg_per_bin", lambda r: abs(r["regressor_yaw"]) - abs(r["yaw"])),
+    ):
+        res[key] = {
+            name: round(float(np.median([fn(r) for r in records if yaw_bin(r["yaw"]) == b])), 2)
+            for b, name in enumerate(BIN_NAMES)
+            if any(yaw_bin(r["yaw"]) == b for r in records)
+        }
     return res
 
 
@@ -88,13 +106,15 @@ def main(argv=None) -> int:
     ap.add_argument("--flip", action="store_true", help="mirrored-crop test-time augmentation")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--split", choices=SPLITS, default="all", help="half of the dev set (regressor_aflw)")
+    ap.add_argument("--regressor-only", action="store_true", help="skip dlib and the 3D fits")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    samples = stratified(load_aflw(args.data), args.per_bin)
+    samples = stratified(select_split(load_aflw(args.data), args.split), args.per_bin)
     if not samples:
         print(f"no AFLW2000-3D images in {args.data}", file=sys.stderr)
         return 2
-    model = MorphableModel.from_dir()
+    model = None if args.regressor_only else MorphableModel.from_dir()
     regressor = LandmarkRegressor.from_pretrained(args.weights, flip=args.flip)
     out = Path(args.out)
     stream = out.with_suffix(".jsonl")
@@ -103,7 +123,7 @@ def main(argv=None) -> int:
     todo = [s for s in samples if s.image_path.name not in done]
     with open(stream, "a") as fh:
         for sample in tqdm(todo, desc="bench_regressor", unit="img"):
-            rec = run_one(sample, model, regressor)
+            rec = run_one(sample, model, regressor, args.regressor_only)
             records.append(rec)
             fh.write(json.dumps(rec) + "\n")
             fh.flush()
@@ -112,6 +132,8 @@ def main(argv=None) -> int:
         "per_bin": args.per_bin,
         "weights": str(args.weights or "assets/regressor"),
         "flip": args.flip,
+        "split": args.split,
+        "regressor_only": args.regressor_only,
         "command": " ".join(sys.argv),
         "results": {"protocol": summarise(records)},
     }

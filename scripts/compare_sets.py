@@ -4,11 +4,13 @@
     .venv/bin/python scripts/compare_sets.py lfw --n 30 --exclude-index out/gan_cache/index.jsonl \
         --out out/compare/lfw
 
-AFLW: ``--per-bin`` images per ground-truth |yaw| bin (the same stratified draw as
-``scripts/bench_fit.py``), binned by the ground-truth yaw. LFW: the first photo of every k-th person
-(sorted), skipping people with any photo in the GAN training cache (``--exclude-index``), binned by
-the fitted yaw. ``--shard i/n`` processes every n-th input (run n processes into the same
-``--out``, then once more without ``--shard`` and with ``--resume`` to write the combined report).
+AFLW: ``--per-bin`` images per ground-truth |yaw| bin of the ``--split`` half (default
+``heldout``, the half the shipped regressor was not fine-tuned on; the same stratified draw as
+``scripts/bench_fit.py --split heldout``), binned by the ground-truth yaw. LFW: the first photo
+of every k-th person (sorted), skipping people with any photo in the GAN training cache
+(``--exclude-index``), binned by the fitted yaw. ``--shard i/n`` processes every n-th input (run
+n processes into the same ``--out``, then once more without ``--shard`` and with ``--resume`` to
+write the combined report).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ import torch
 from editing.api import EditContext
 from editing.compare.run import CompareOptions, aflw_yaws, check_methods, compare_folder, parse_methods
 from editing.expressions import ARKIT_NAMES, parse_expressions
+from face3d.detect.regressor_aflw import SPLITS, select_split
 from face3d.fit.metrics import load_aflw, stratified
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def aflw_inputs(folder: Path, per_bin: int) -> list[Path]:
-    return [s.image_path for s in stratified(load_aflw(folder), per_bin)]
+def aflw_inputs(folder: Path, per_bin: int, split: str = "all") -> list[Path]:
+    return [s.image_path for s in stratified(select_split(load_aflw(folder), split), per_bin)]
 
 
 def lfw_inputs(folder: Path, n: int, exclude_index: Path | None) -> list[Path]:
@@ -56,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--per-bin", type=int, default=60, help="AFLW: images per |yaw| bin")
     ap.add_argument("--n", type=int, default=30, help="LFW: number of photos")
+    ap.add_argument(
+        "--split", choices=SPLITS, default="heldout", help="AFLW: the dev half (the regressor saw 'train')"
+    )
     ap.add_argument("--exclude-index", type=Path, default=None, help="LFW: GAN cache index.jsonl to hold out")
     ap.add_argument("--expressions", default="happy,sad,surprise")
     ap.add_argument("--methods", default="2d,3d,3d-gan")
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = parse_methods(args.methods)
     check_methods(methods)
     if args.set == "aflw":
-        inputs = aflw_inputs(args.data / "aflw2000-3d-dev", args.per_bin)
+        inputs = aflw_inputs(args.data / "aflw2000-3d-dev", args.per_bin, args.split)
     else:
         inputs = lfw_inputs(args.data / "lfw", args.n, args.exclude_index)
     if args.shard:

@@ -6,6 +6,7 @@ CLI and scripts call :func:`train_generators`.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 from pathlib import Path
@@ -14,12 +15,19 @@ from editing.gan.data import DataConfig, build_cache, load_cache
 from editing.gan.train import LossWeights, TrainConfig, TrainSummary, train
 from face3d.errors import InputError
 
-EXPR_WEIGHT = {"texture": 30.0, "deform": 30.0}
+EXPR_WEIGHT = {"texture": 30.0, "deform": 1.0}
 """Default weight of the expression loss on the generator's output, per path. The 3D path gets its
 expression from the renderer and only needs a nudge. The 2D path's expression is driven by
 ``LossWeights.warp_expr`` on the warped image (GANimation weighs its AU regression 4000 against a
 cycle weight of 10); a large weight on the output lets the texture generator paint adversarial
-patterns for the discriminator's expression head instead of deforming the face."""
+patterns for the discriminator's expression head instead of deforming the face. The deform path
+standardises the expression error (``TrainConfig.expr_standardize``: about 30x larger values), so
+its 1.0 weighs about what 30 does on the texture path."""
+
+
+DISC_WARMUP = {"texture": 0, "deform": 1500}
+"""Default discriminator warm-up steps per path (the 2D path's expression comes only from the
+discriminator's expression head, so it must have learnt before the generators follow it)."""
 
 
 def train_generators(
@@ -93,6 +101,20 @@ def add_arguments(p) -> None:
         f"{EXPR_WEIGHT['deform']:g} for deform)",
     )
     p.add_argument(
+        "--disc-warmup",
+        type=int,
+        default=None,
+        help="steps training the discriminator's expression head alone first "
+        f"(default {DISC_WARMUP['texture']} "
+        f"for texture, {DISC_WARMUP['deform']} for deform)",
+    )
+    p.add_argument(
+        "--expr-standardize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="divide each expression weight's error by its spread over the photos (default: on for deform)",
+    )
+    p.add_argument(
         "--warp-expr-weight",
         type=float,
         default=LossWeights.warp_expr,
@@ -116,8 +138,18 @@ def run_from_args(kind: str, args) -> int:
         torch.set_num_threads(args.threads)
     expr = EXPR_WEIGHT[kind] if args.expr_weight is None else args.expr_weight
     losses = dataclasses.replace(LossWeights(), expr=expr, warp_expr=args.warp_expr_weight)
+    warmup = DISC_WARMUP[kind] if args.disc_warmup is None else args.disc_warmup
+    if warmup < 0:
+        raise InputError("--disc-warmup must be >= 0")
+    standardize = (kind == "deform") if args.expr_standardize is None else args.expr_standardize
     config = TrainConfig(
-        kind=kind, steps=args.steps, batch_size=args.batch_size, seed=args.seed, losses=losses
+        kind=kind,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        losses=losses,
+        expr_standardize=standardize,
+        disc_warmup=warmup,
     )
     data_config = DataConfig(max_images=args.max_images, targets_per_image=args.targets)
     command = "face3d " + " ".join(sys.argv[1:]) if sys.argv and "face3d" in sys.argv[0] else ""

@@ -19,9 +19,15 @@ def g_hinge(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
-def expression_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error of (B, K) regressed expression weights against the target weights."""
-    return F.mse_loss(predicted, target)
+def expression_loss(
+    predicted: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean squared error of (B, K) regressed expression weights against the target weights, each
+    weight's error divided by ``scale`` (K,) when given (standardised: the weights that vary across
+    photos count, not the many that are almost always 0)."""
+    if scale is None:
+        return F.mse_loss(predicted, target)
+    return (((predicted - target) / scale) ** 2).mean()
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

@@ -109,6 +109,12 @@ class TrainConfig:
         deform_generator: the deformation generator's architecture (deform path).
         discriminator: the discriminator's architecture.
         losses: :class:`LossWeights`.
+        expr_standardize: divide each expression weight's regression error by its standard
+            deviation over the training photos' fitted weights (floored at 0.05), so the weights
+            that actually vary drive the expression head and the generators.
+        disc_warmup: steps that train only the discriminator's expression head on real photos before
+            the GAN starts (a generator can only follow an expression critic that has learnt
+            something; at the start it predicts the mean).
     """
 
     kind: str = "texture"
@@ -130,6 +136,8 @@ class TrainConfig:
     deform_generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(kind="deform"))
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     losses: LossWeights = field(default_factory=LossWeights)
+    expr_standardize: bool = False
+    disc_warmup: int = 0
 
     def __post_init__(self):
         if self.kind not in ("texture", "deform"):
@@ -189,6 +197,7 @@ class Models:
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(g_params, lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=config.lr_d, betas=betas)
+        self.expr_scale: torch.Tensor | None = None  # (K,) see TrainConfig.expr_standardize
 
     def state_dict(self) -> dict:
         out = {
@@ -335,7 +344,7 @@ def train_step(models: Models, batch: Batch, config: TrainConfig) -> dict[str, f
     d_real, e_real = models.disc(batch.real)
     d_fake, _ = models.disc(out.detach())
     loss_d_adv = L.d_hinge(d_real, d_fake)
-    loss_d_expr = L.expression_loss(e_real, batch.y_real)
+    loss_d_expr = L.expression_loss(e_real, batch.y_real, models.expr_scale)
     models.opt_d.zero_grad(set_to_none=True)
     (loss_d_adv + w.expr * loss_d_expr).backward()
     models.opt_d.step()
@@ -344,7 +353,7 @@ def train_step(models: Models, batch: Batch, config: TrainConfig) -> dict[str, f
     d_fake, e_fake = models.disc(out)
     terms = {
         "g_adv": L.g_hinge(d_fake),
-        "g_expr": L.expression_loss(e_fake, batch.y_tgt),
+        "g_expr": L.expression_loss(e_fake, batch.y_tgt, models.expr_scale),
         "identity": L.low_frequency_l1(out, batch.x),
         "mask": L.mask_sparsity(m, batch.region),
         "mask_tv": L.total_variation(m),
@@ -358,7 +367,7 @@ def train_step(models: Models, batch: Batch, config: TrainConfig) -> dict[str, f
         back, m2, flow2, _ = models.edit(out, batch.y_tgt, batch.y_src, batch.region)
         # DefGAN: the deformation alone must already carry the expression (else the texture
         # generator paints it, adversarially, and the flow stays at zero)
-        terms["warp_expr"] = L.expression_loss(models.disc(warped)[1], batch.y_tgt)
+        terms["warp_expr"] = L.expression_loss(models.disc(warped)[1], batch.y_tgt, models.expr_scale)
         weights["warp_expr"] = w.warp_expr
         terms["cycle"] = L.masked_l1(back, batch.x)
         terms["flow_tv"] = L.total_variation(flow) + L.total_variation(flow2)
@@ -398,6 +407,36 @@ def _fixed_batch(cache, config: TrainConfig, idx: np.ndarray, device) -> Batch:
     return draw_batch(
         cache, forced, np.random.default_rng([config.seed, 7]), 0, len(cache.photo), device, idx
     )
+
+
+def warmup_discriminator(models: Models, cache, config: TrainConfig, device="cpu", progress=True) -> dict:
+    """``config.disc_warmup`` steps of the discriminator's expression head alone on real training
+    photos and their fitted weights; returns its expression loss on the held-out photos before and
+    after (``{"holdout_before", "holdout_after", "train_last"}``), the check that it learnt."""
+    from tqdm import tqdm
+
+    n, B = len(cache.photo), config.batch_size
+
+    def held_out() -> float:
+        idx = np.arange(min(config.holdout, n))
+        with torch.no_grad():
+            pred = models.disc(_to_tensor(cache.photo[idx], device))[1]
+        y = torch.from_numpy(cache.y_src[idx].astype(np.float32)).to(device)
+        return float(L.expression_loss(pred, y, models.expr_scale))
+
+    before, losses = held_out(), []
+    for i in tqdm(range(config.disc_warmup), disable=not progress, desc="warm up D", unit="step"):
+        rng = np.random.default_rng([config.seed, 1, i])
+        idx = rng.integers(config.holdout, n, B)
+        _, e = models.disc(_to_tensor(cache.photo[idx], device))
+        y = torch.from_numpy(cache.y_src[idx].astype(np.float32)).to(device)
+        loss = L.expression_loss(e, y, models.expr_scale)
+        models.opt_d.zero_grad(set_to_none=True)
+        (config.losses.expr * loss).backward()
+        models.opt_d.step()
+        losses.append(loss.item())
+    tail = losses[-20:]
+    return {"holdout_before": before, "holdout_after": held_out(), "train_last": float(np.mean(tail))}
 
 
 def train(
@@ -441,6 +480,11 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cfg_path, config.to_dict())
     meta = {**(meta or {}), "size": int(cache.photo.shape[1]), "train_samples": n_train}
+    if config.expr_standardize:
+        sd = np.maximum(cache.y_src[config.holdout :].std(0), 0.05).astype(np.float32)
+        models.expr_scale = torch.from_numpy(sd).to(device)
+    if start == 0 and config.disc_warmup > 0:
+        meta["disc_warmup"] = warmup_discriminator(models, cache, config, device, progress)
     holdout_idx = np.arange(min(config.holdout, config.n_samples))
     t0, last, done = time.perf_counter(), {}, start
     bar = tqdm(
@@ -464,6 +508,13 @@ def train(
         if done % config.checkpoint_every == 0 or done == config.steps:
             _save_checkpoint(run_dir, models, config, done, meta)
         if done % config.sample_every == 0 or done == config.steps:
+            save_generators(  # a snapshot per sample grid: GAN runs can degrade late
+                run_dir / "snapshots" / f"step_{done:06d}",
+                models.texture,
+                models.deform,
+                int(meta["size"]),
+                {**meta, "step": done},
+            )
             write_image(
                 run_dir / "samples" / f"step_{done:06d}.png",
                 _samples(models, cache, holdout_idx, config, device),

@@ -111,6 +111,14 @@ def test_training_lowers_losses(tmp_path, kind, key):
     assert (tmp_path / kind / "losses.png").is_file()
     bundle = load_generators(tmp_path / kind / "generator")
     assert bundle.kind == ("texture" if kind == "texture" else "2d") and bundle.size == 32
+    # a snapshot per sample grid (sample_every 15), loadable on its own, the last equal to the final
+    snaps = sorted(p.name for p in (tmp_path / kind / "snapshots").iterdir())
+    assert snaps == ["step_000015", "step_000030", "step_000040"]
+    snap = load_generators(tmp_path / kind / "snapshots" / "step_000040")
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(snap.texture.state_dict().values(), bundle.texture.state_dict().values(), strict=True)
+    )
 
 
 def test_resume_is_deterministic(tmp_path):
@@ -169,3 +177,28 @@ def test_train_command_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "deform", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["train", "deform", "--out", str(tmp_path / "r"), "--steps", "-1"]) == 2
+
+
+def test_standardised_expression_loss():
+    from editing.gan.losses import expression_loss
+
+    pred, target = torch.zeros(2, 3), torch.tensor([[0.2, 0.0, 0.4], [0.0, 0.0, 0.0]])
+    assert torch.isclose(expression_loss(pred, target), torch.tensor((0.2**2 + 0.4**2) / 6))
+    scale = torch.tensor([0.1, 1.0, 0.2])
+    # errors 2 and 2 standard deviations in two of six entries
+    assert torch.isclose(expression_loss(pred, target, scale), torch.tensor(8.0 / 6))
+
+
+def test_discriminator_warmup_learns_expressions_it_can_see():
+    from editing.gan.train import Models, warmup_discriminator
+
+    torch.manual_seed(0)
+    cache = tiny_cache(n=48)
+    # the "expression" is visible: weight 0 is the photo's mean brightness
+    cache.y_src[:, 0] = cache.photo.reshape(48, -1).mean(1) / 255.0
+    config = tiny_config(disc_warmup=150, expr_standardize=True, holdout=8, batch_size=8, lr_d=2e-3)
+    models = Models(config)
+    sd = np.maximum(cache.y_src[config.holdout :].std(0), 0.05)
+    models.expr_scale = torch.from_numpy(sd.astype(np.float32))
+    stats = warmup_discriminator(models, cache, config, progress=False)
+    assert stats["holdout_after"] < 0.5 * stats["holdout_before"], stats

@@ -1,0 +1,461 @@
+"""Fine-tuning the landmark/3DMM regressor on real large-pose faces (AFLW2000-3D dev, half of it).
+
+The synthetic "face profiling" data (:mod:`regressor_data`) leaves a domain gap at large yaw; here
+the network also learns from real photos with ground-truth 68 landmarks:
+
+* :func:`split_aflw` halves the dev images deterministically ("train" / "heldout"), per |yaw| bin,
+  by a stable hash of the file name; only the train half is ever read for training.
+* :class:`AFLWCrops` makes crops exactly as :meth:`LandmarkRegressor.crops` does from a landmark
+  box (``crop_scale`` x the box's longer side, ``size`` px, :func:`normalise` later), plus
+  augmentation: box shift/scale jitter (a detector's box is not the landmark box), in-plane
+  rotation, a horizontal flip (landmarks re-indexed by :data:`MIRROR_68`) and colour jitter.
+* :func:`finetune` mixes each batch half AFLW (landmark + weak yaw loss, priors on identity and
+  expression: no 3DMM labels) and half synthetic shards (the full :func:`regressor_train.losses`),
+  on a wall-clock cosine schedule with resumable checkpoints, like :func:`regressor_train.train`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from face3d.detect.regressor import MIRROR_68, RegressorNet, normalise
+from face3d.detect.regressor_data import crop_box, crop_transform
+from face3d.fit.metrics import yaw_bin
+
+SPLITS = ("all", "train", "heldout")
+MAX_YAW_LABEL = 100.0  # |yaw| labels beyond this (a few AFLW2000-3D poses are wrapped or broken) are not used
+
+
+# ----------------------------------------------------------------------------------- split
+def split_aflw(names: Sequence[str], yaws: Sequence[float]) -> np.ndarray:
+    """Deterministic half split, balanced per |yaw| bin: (N,) bool, True = train.
+
+    Inside each bin the images are ordered by the SHA-1 of their file name and alternate
+    train / held-out, so each bin's halves differ by at most one image and the split does not
+    depend on the folder, the order of ``names`` or the other images of other bins.
+    """
+    names = [Path(n).name for n in names]
+    train = np.zeros(len(names), dtype=bool)
+    for b in range(3):
+        idx = [i for i, y in enumerate(yaws) if yaw_bin(y) == b]
+        idx.sort(key=lambda i: (hashlib.sha1(names[i].encode()).hexdigest(), names[i]))
+        train[idx[0::2]] = True
+    return train
+
+
+def select_split(samples: list, split: str) -> list:
+    """The ``split`` ("all", "train", "heldout") part of :func:`face3d.fit.metrics.load_aflw` samples."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split == "all":
+        return list(samples)
+    is_train = split_aflw([s.image_path.name for s in samples], [s.yaw for s in samples])
+    return [s for s, t in zip(samples, is_train, strict=True) if t == (split == "train")]
+
+
+def face3d_yaw(aflw_yaw: float) -> float:
+    """AFLW2000-3D's Pose_Para yaw (degrees) -> face3d's convention (opposite sign), in [-180, 180)."""
+    return float((-aflw_yaw + 180.0) % 360.0 - 180.0)
+
+
+# ------------------------------------------------------------------------------ geometry
+def _h(A: np.ndarray) -> np.ndarray:
+    """(2, 3) affine -> (3, 3) homogeneous."""
+    return np.vstack([A, [0.0, 0.0, 1.0]])
+
+
+def transform_points(A: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) affine to (N, 2) points."""
+    return pts @ A[:, :2].T + A[:, 2]
+
+
+def invert_affine(A: np.ndarray) -> np.ndarray:
+    """Inverse of a (2, 3) affine (crop -> image pixels for a crop transform)."""
+    return np.linalg.inv(_h(A))[:2]
+
+
+def flip_landmarks(lm: np.ndarray, size: int) -> np.ndarray:
+    """(..., 68, 2) crop landmarks of a horizontally mirrored crop: ``x -> size - 1 - x``, and each
+    point takes its mirror partner's index (iBUG 68, :data:`MIRROR_68`). An involution."""
+    out = np.array(lm, dtype=np.float64, copy=True)[..., list(MIRROR_68), :]
+    out[..., 0] = (size - 1) - out[..., 0]
+    return out
+
+
+@dataclass(frozen=True)
+class AugConfig:
+    """Augmentation of the AFLW crops (all off = exactly the inference crop).
+
+    Attributes:
+        shift: crop-centre shift, uniform +- this fraction of the landmark box's longer side.
+        log_scale: crop-side jitter, ``exp(uniform(+-log_scale))``.
+        rotation: in-plane rotation, uniform +- degrees (the box is then the rotated points' box).
+        flip: probability of the horizontal mirror.
+        colour: colour jitter on (contrast, brightness, grey, noise as ``regressor_data``).
+    """
+
+    shift: float = 0.08
+    log_scale: float = 0.12
+    rotation: float = 15.0
+    flip: float = 0.5
+    colour: bool = True
+
+
+NO_AUG = AugConfig(0.0, 0.0, 0.0, 0.0, False)
+
+
+def crop_affine(
+    landmarks: np.ndarray,
+    crop_scale: float,
+    size: int,
+    shift=(0.0, 0.0),
+    log_scale: float = 0.0,
+    angle_deg: float = 0.0,
+    flip: bool = False,
+) -> np.ndarray:
+    """(2, 3) image -> crop affine for (68, 2) image ``landmarks`` (the inference crop when all
+    augmentation arguments are zero: ``crop_transform(*crop_box(landmark box), size)``).
+
+    The image is first rotated by ``angle_deg`` about the landmark box centre, the crop is then
+    made from the rotated points' box with the centre moved by ``shift`` (fractions of the box's
+    longer side) and its side scaled by ``exp(log_scale)``, and ``flip`` mirrors the crop.
+    """
+    lo, hi = landmarks.min(0), landmarks.max(0)
+    c = 0.5 * (lo + hi)
+    t = math.radians(angle_deg)
+    co, si = math.cos(t), math.sin(t)
+    Rot = np.array([[co, -si, c[0] - co * c[0] + si * c[1]], [si, co, c[1] - si * c[0] - co * c[1]]])
+    if angle_deg != 0.0:
+        pts = transform_points(Rot, landmarks)
+        lo, hi = pts.min(0), pts.max(0)
+    cx, cy, side = crop_box((lo[0], lo[1], hi[0], hi[1]), crop_scale)
+    side0 = side / crop_scale
+    A = crop_transform(cx + shift[0] * side0, cy + shift[1] * side0, side * math.exp(log_scale), size)
+    if angle_deg != 0.0:
+        A = (_h(A) @ _h(Rot))[:2]
+    if flip:
+        A = (_h(np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]])) @ _h(A))[:2]
+    return A
+
+
+def shrink(image: np.ndarray, k: float) -> tuple[np.ndarray, float, float]:
+    """The pre-shrink of :func:`regressor_data.warp_crop` for crop scale ``k`` (< 0.7): the image
+    area-resized to ``1.2 k`` of its size, and its x / y factors."""
+    import cv2
+
+    H, W = image.shape[:2]
+    size_s = (max(2, round(W * k * 1.2)), max(2, round(H * k * 1.2)))
+    return cv2.resize(image, size_s, interpolation=cv2.INTER_AREA), size_s[0] / W, size_s[1] / H
+
+
+def warp_affine(image: np.ndarray, A: np.ndarray, size: int, shrunk=None) -> np.ndarray:
+    """:func:`regressor_data.warp_crop` for any (2, 3) affine (rotations and mirrors included):
+    (H, W, 3) uint8 -> (size, size, 3), same area pre-shrink below 0.7x, so it equals
+    ``warp_crop`` on the axis-aligned affines of :func:`crop_transform`. ``shrunk``: a cached
+    :func:`shrink` of ``image`` to use instead (training: one resize per image, not per crop)."""
+    import cv2
+
+    A = np.asarray(A, dtype=np.float64)
+    k = math.hypot(A[0, 0], A[0, 1])
+    if shrunk is not None or k < 0.7:
+        image, fx, fy = shrunk if shrunk is not None else shrink(image, k)
+        unshrink = np.array([[1 / fx, 0.0, 0.5 / fx - 0.5], [0.0, 1 / fy, 0.5 / fy - 0.5]])
+        A = (_h(A) @ _h(unshrink))[:2]
+    return cv2.warpAffine(image, A, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def colour_jitter(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """(S, S, 3) uint8 -> uint8: contrast, brightness, per-channel gain, 15 % grey, Gaussian noise."""
+    x = img.astype(np.float32)
+    x = (x - 128) * rng.uniform(0.7, 1.3) + 128 + rng.uniform(-30, 30)
+    x = x * rng.uniform(0.9, 1.1, 3).astype(np.float32)
+    if rng.random() < 0.15:
+        x = x.mean(-1, keepdims=True).repeat(3, -1)
+    x = x + rng.standard_normal(x.shape, dtype=np.float32) * rng.uniform(0, 6)
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------- dataset
+class AFLWCrops:
+    """Augmented training crops of AFLW2000-3D samples (images held in memory).
+
+    Args:
+        samples: :class:`face3d.fit.metrics.AFLWSample` list (the train half).
+        size / crop_scale: the network's input convention (:class:`RegressorConfig`).
+        aug: :class:`AugConfig`.
+        images: (optional) the (H, W, 3) uint8 images of ``samples`` (default: read from disk).
+    """
+
+    def __init__(self, samples, size=96, crop_scale=1.5, aug: AugConfig = AugConfig(), images=None):
+        from face3d.io import read_image
+
+        self.samples, self.size, self.crop_scale, self.aug = list(samples), size, crop_scale, aug
+        self.images = list(images) if images is not None else [read_image(s.image_path) for s in self.samples]
+        self.bins = np.array([yaw_bin(s.yaw) for s in self.samples])
+        self.yaw = np.array([face3d_yaw(s.yaw) for s in self.samples], dtype=np.float32)
+        self._shrunk: dict[int, tuple] = {}  # image index -> shrink() at its nominal crop scale
+
+    def _cached_shrink(self, i: int):
+        """:func:`shrink` of image ``i`` at its unjittered crop scale (None when that is >= 0.7)."""
+        if i not in self._shrunk:
+            k = crop_affine(self.samples[i].landmarks, self.crop_scale, self.size)[0, 0]
+            self._shrunk[i] = shrink(self.images[i], k) if k < 0.7 else None
+        return self._shrunk[i]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def item(self, i: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+        """One crop: (S, S, 3) uint8, its (68, 2) crop landmarks, face3d yaw (degrees; mirrored
+        with the crop). ``rng=None``: the unaugmented inference crop."""
+        a, S = self.aug if rng is not None else NO_AUG, self.size
+        flip = rng is not None and rng.random() < a.flip
+        A = crop_affine(
+            self.samples[i].landmarks,
+            self.crop_scale,
+            S,
+            shift=tuple(rng.uniform(-a.shift, a.shift, 2)) if rng is not None else (0.0, 0.0),
+            log_scale=rng.uniform(-a.log_scale, a.log_scale) if rng is not None else 0.0,
+            angle_deg=rng.uniform(-a.rotation, a.rotation) if rng is not None else 0.0,
+        )
+        img = warp_affine(self.images[i], A, S, self._cached_shrink(i) if rng is not None else None)
+        lm = transform_points(A, self.samples[i].landmarks)
+        yaw = float(self.yaw[i])
+        if flip:
+            img, lm, yaw = np.ascontiguousarray(img[:, ::-1]), flip_landmarks(lm, S), -yaw
+        if rng is not None and a.colour:
+            img = colour_jitter(rng, img)
+        return img, lm.astype(np.float32), yaw
+
+    def batch(self, rng: np.random.Generator, n: int, balanced: bool = True) -> dict[str, np.ndarray]:
+        """``n`` augmented crops: ``image`` (n, S, S, 3) uint8, ``landmarks`` (n, 68, 2), ``yaw`` (n,)
+        and ``yaw_valid`` (n,) bool. ``balanced``: each |yaw| bin equally likely."""
+        if balanced:
+            present = np.unique(self.bins)
+            b = rng.choice(present, size=n)
+            idx = np.array([rng.choice(np.flatnonzero(self.bins == k)) for k in b])
+        else:
+            idx = rng.integers(0, len(self), n)
+        items = [self.item(int(i), rng) for i in idx]
+        yaw = np.array([it[2] for it in items], dtype=np.float32)
+        return {
+            "image": np.stack([it[0] for it in items]),
+            "landmarks": np.stack([it[1] for it in items]),
+            "yaw": yaw,
+            "yaw_valid": np.abs(yaw) <= MAX_YAW_LABEL,
+        }
+
+
+# -------------------------------------------------------------------------------- losses
+AFLW_WEIGHTS = {
+    "landmarks": 10.0,
+    "yaw": 0.5,
+    "identity_prior": 0.02,
+    "expression_prior": 0.05,
+    "confidence": 0.5,
+}
+
+
+def aflw_losses(out: dict, batch: dict, size: int) -> dict[str, torch.Tensor]:
+    """Loss terms of real faces without 3DMM labels.
+
+    ``batch``: ``landmarks`` (B, 68, 2) crop pixels, ``yaw`` (B,) degrees (face3d convention),
+    ``yaw_valid`` (B,) bool. Terms: landmark L1 / size (as :func:`regressor_train.losses`), yaw L1
+    in radians of the rotation's Euler yaw, the identity prior ``mean(identity^2)``, an L1 pull of
+    the expression weights toward 0 and the face confidence (all AFLW crops hold a face).
+    """
+    from face3d.camera import euler_degrees
+
+    yaw = euler_degrees(out["rotation"])[:, 0]
+    valid = batch["yaw_valid"].float()
+    yaw_err = torch.deg2rad((yaw - batch["yaw"] + 180.0) % 360.0 - 180.0).abs()
+    return {
+        "landmarks": (out["landmarks"] - batch["landmarks"]).abs().mean() / size,
+        "yaw": (yaw_err * valid).sum() / valid.sum().clamp(min=1),
+        "identity_prior": out["identity"].square().mean(),
+        "expression_prior": out["expression"].mean(),
+        "confidence": F.binary_cross_entropy_with_logits(out["logit"], torch.ones_like(out["logit"])),
+    }
+
+
+@torch.no_grad()
+def evaluate_crops(net: RegressorNet, data: AFLWCrops) -> dict[str, float]:
+    """Unaugmented crops (no flip averaging): mean NME (%, GT box) per bin, balanced, median |yaw err|."""
+    from face3d.camera import euler_degrees
+    from face3d.detect.regressor_train import _nme
+
+    was = net.training
+    net.eval()
+    items = [data.item(i) for i in range(len(data))]
+    out = net(normalise(torch.from_numpy(np.stack([it[0] for it in items]))))
+    net.train(was)
+    gt = torch.from_numpy(np.stack([it[1] for it in items]))
+    nme = _nme(out["landmarks"], gt).numpy()
+    yaw_err = np.abs(euler_degrees(out["rotation"])[:, 0].numpy() - np.array([it[2] for it in items]))
+    res = {f"nme_bin{b}": float(nme[data.bins == b].mean()) for b in range(3) if (data.bins == b).any()}
+    res["nme_balanced"] = float(np.mean([res[k] for k in res]))
+    res["yaw_err_median"] = float(np.median(yaw_err))
+    return res
+
+
+# ------------------------------------------------------------------------------ training
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Settings of :func:`finetune` (batch = ``aflw_batch`` AFLW + ``synthetic_batch`` synthetic)."""
+
+    minutes: float = 20.0
+    aflw_batch: int = 32
+    synthetic_batch: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_minutes: float = 0.5
+    threads: int = 1
+    seed: int = 0
+    checkpoint_minutes: float = 4.0
+    log_every: int = 20
+    aflw_weight: float = 1.0  # the AFLW loss relative to the synthetic one
+    aug: AugConfig = AugConfig()
+
+
+LOG_FIELDS = tuple(
+    "step elapsed_s lr split loss syn_loss aflw_loss aflw_landmarks yaw syn_landmarks img_per_s nme "
+    "yaw_err_median nme_bin0 nme_bin1 nme_bin2 nme_balanced".split()
+)
+
+
+def finetune(
+    aflw: AFLWCrops,
+    synthetic_dir,
+    out_dir,
+    init,
+    config: FinetuneConfig = FinetuneConfig(),
+    resume: bool = False,
+    progress: bool = True,
+) -> RegressorNet:
+    """Fine-tune ``init`` (a pretrained folder) into ``out_dir``; returns the network (eval mode).
+
+    ``out_dir`` gets ``checkpoint.pt`` (resumable: model, optimiser, step, elapsed seconds),
+    ``latest/`` and, at the end, ``final/`` (pretrained folders), ``log.csv`` (train rows; per
+    checkpoint a ``val`` row on the synthetic validation shards and an ``aflw_train`` row on the
+    unaugmented AFLW train crops) and ``finetune_config.json``. The AFLW held-out half is not used.
+    """
+    from tqdm import tqdm
+
+    from face3d.detect.regressor_train import (
+        TrainConfig,
+        _load,
+        _synthetic_negatives,
+        _to_batch,
+        evaluate,
+        losses,
+    )
+    from face3d.io import atomic_write_bytes, atomic_write_json
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    net = RegressorNet.from_pretrained(init)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    step, elapsed = 0, 0.0
+    if resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step, elapsed = ck["step"], ck["elapsed"]
+    rng = np.random.default_rng([config.seed, step])
+    atomic_write_json(
+        out_dir / "finetune_config.json",
+        {**asdict(config), "init": str(init), "synthetic": str(synthetic_dir), "aflw_images": len(aflw)},
+    )
+    syn, syn_val = _load(Path(synthetic_dir), 16, config.seed)
+    syn_w = TrainConfig().weights
+    new_log = not resume or not (out_dir / "log.csv").is_file()
+    log_fh = open(out_dir / "log.csv", "w" if new_log else "a", newline="")
+    log = csv.DictWriter(log_fh, LOG_FIELDS, extrasaction="ignore")
+    if new_log:
+        log.writeheader()
+
+    def save():
+        buf = io.BytesIO()
+        torch.save(
+            {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed}, buf
+        )
+        atomic_write_bytes(ckpt_path, buf.getvalue())
+        net.save_pretrained(out_dir / "latest")
+        ev, ev_a = evaluate(net, syn_val), evaluate_crops(net, aflw)
+        r = {"step": step, "elapsed_s": round(elapsed, 1)}
+        log.writerow({**r, "split": "val", **{k: round(v, 4) for k, v in ev.items()}})
+        log.writerow({**r, "split": "aflw_train", **{k: round(v, 4) for k, v in ev_a.items()}})
+        log_fh.flush()
+        return ev, ev_a
+
+    net.train()
+    budget = config.minutes * 60
+    bar = tqdm(total=int(budget), initial=int(elapsed), desc="finetune", unit="s", disable=not progress)
+    t_last, last_ckpt = time.perf_counter(), elapsed
+    acc, acc_n, seen, win_start = {}, 0, 0, elapsed
+    n_a, n_s = config.aflw_batch, config.synthetic_batch
+    while elapsed < budget:
+        warm = min(1.0, elapsed / max(config.warmup_minutes * 60, 1e-6))
+        lr = config.lr * warm * 0.5 * (1 + math.cos(math.pi * elapsed / budget))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        ab = {k: torch.from_numpy(v) for k, v in aflw.batch(rng, n_a).items()}
+        sb = _to_batch(syn, np.sort(rng.choice(len(syn["label"]), n_s, replace=False)))
+        n_neg = max(1, n_s // 16)
+        sb["image"][-n_neg:] = normalise(_synthetic_negatives(rng, n_neg, net.config.size))
+        sb["label"][-n_neg:] = 0
+        out = net(torch.cat([normalise(ab["image"]), sb["image"]]))
+        a_terms = aflw_losses({k: v[:n_a] for k, v in out.items()}, ab, net.config.size)
+        s_terms = losses({k: v[n_a:] for k, v in out.items()}, sb, net.config)
+        a_loss = sum(AFLW_WEIGHTS[k] * v for k, v in a_terms.items())
+        s_loss = sum(syn_w[k] * v for k, v in s_terms.items())
+        loss = config.aflw_weight * a_loss + s_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        step, seen, acc_n = step + 1, seen + n_a + n_s, acc_n + 1
+        vals = dict(loss=loss, syn_loss=s_loss, aflw_loss=a_loss, aflw_landmarks=a_terms["landmarks"])
+        vals.update(yaw=a_terms["yaw"], syn_landmarks=s_terms["landmarks"])
+        for k, v in vals.items():
+            acc[k] = acc.get(k, 0.0) + float(v.detach())
+        now = time.perf_counter()
+        elapsed, t_last = elapsed + now - t_last, now
+        bar.update(int(elapsed) - bar.n)
+        if step % config.log_every == 0:
+            row = {k: round(v / acc_n, 5) for k, v in acc.items()}
+            ips = seen / max(elapsed - win_start, 1e-9)
+            r = {"step": step, "elapsed_s": round(elapsed, 1), "lr": f"{lr:.2e}", "img_per_s": round(ips, 1)}
+            log.writerow({**r, "split": "train", **row})
+            log_fh.flush()
+            bar.set_postfix(
+                loss=f"{row['loss']:.3f}", aflw=f"{row['aflw_landmarks'] * 100:.2f}%", ips=f"{ips:.0f}"
+            )
+            acc, acc_n, seen, win_start = {}, 0, 0, elapsed
+        if elapsed - last_ckpt >= config.checkpoint_minutes * 60:
+            ev, ev_a = save()
+            bar.write(
+                f"step {step} ({elapsed / 60:.1f} min): synthetic val NME {ev['nme']:.2f}%, "
+                f"AFLW train crops NME {ev_a['nme_balanced']:.2f}% balanced"
+            )
+            last_ckpt, t_last = elapsed, time.perf_counter()
+    bar.close()
+    ev, ev_a = save()
+    net.save_pretrained(out_dir / "final")
+    print(f"done: {step} steps; synthetic val NME {ev['nme']:.2f}%; AFLW train crops {ev_a}")
+    log_fh.close()
+    return net.eval()
