@@ -229,6 +229,30 @@ def expression_metrics(probs_out: np.ndarray, target: int, probs_in: np.ndarray 
     return out
 
 
+def refit_metrics(refit: np.ndarray | None, target: np.ndarray, source: np.ndarray) -> dict:
+    """Expression metric (b): the 3DMM expression re-fitted on the output against the target.
+
+    It favours the 3D methods, whose outputs are renders of the very model being re-fitted.
+
+    Args:
+        refit: (K,) weights fitted on the output, or None when no face was found there.
+        target: (K,) target weights; ``source``: (K,) the input's fitted weights.
+
+    Returns:
+        ``{"refit_mae"}``: mean |refit - target|, and ``"refit_gain"``: how much closer to the target
+        than the input's own weights (``mean |source - target| - refit_mae``); both None without a refit.
+    """
+    t, s = np.asarray(target, np.float64), np.asarray(source, np.float64)
+    if t.ndim != 1 or t.shape != s.shape or (refit is not None and np.shape(refit) != t.shape):
+        raise ValueError(
+            f"refit/target/source: expected (K,) each, got {np.shape(refit)}, {t.shape}, {s.shape}"
+        )
+    if refit is None:
+        return {"refit_mae": None, "refit_gain": None}
+    mae = float(np.abs(np.asarray(refit, np.float64) - t).mean())
+    return {"refit_mae": mae, "refit_gain": float(np.abs(s - t).mean()) - mae}
+
+
 # ------------------------------------------------------------------------------ realism
 def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, coef0: float = 1.0) -> np.ndarray:
     """KID's kernel ``(x.y / d + coef0) ** degree``: (N, d), (M, d) -> (N, M) float64."""

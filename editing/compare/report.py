@@ -54,6 +54,8 @@ METRICS: dict[str, MetricSpec] = {
     "p_target": MetricSpec("FER p(target)", True),
     "hit": MetricSpec("FER target = argmax", True, percent=True),
     "p_target_gain": MetricSpec("FER p(target) gain", True),
+    "refit_mae": MetricSpec("3DMM re-fit expression MAE (favours 3D)", False),
+    "refit_gain": MetricSpec("3DMM re-fit: closer to target than input", True),
     "identity_distance": MetricSpec("dlib identity distance", False),
     "same_identity": MetricSpec("same identity (< 0.6)", True, percent=True),
     "face_detected": MetricSpec("face re-detected", True, percent=True),

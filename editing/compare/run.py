@@ -9,14 +9,16 @@ skipped). Per input (one face: ``options.face``, the largest by default):
 2. the 3D edit to every target; the union of its dilated face regions over the targets is THE face
    mask of that input, outside which every method's preservation is measured;
 3. each method's output per target -> ``DIR/<method>/<stem>_<label>.png``, and its metrics
-   (identity, preservation, FER expression; :mod:`editing.compare.metrics`) ->
+   (identity, preservation, FER expression, and the 3DMM re-fitted on the output inside the
+   input's landmark box against the target weights, which favours the 3D methods;
+   :mod:`editing.compare.metrics`) ->
    ``DIR/records/<stem>.json``; a face-crop grid (rows: targets, columns: input | methods) ->
    ``DIR/grids/<stem>.png``; features for KID (input's and outputs') -> ``DIR/records/<stem>.npz``.
 
 Then, over all records (resumed ones included): ``DIR/metrics.csv``, KID per method on FER and dlib
-features against the real inputs (or ``options.real_dir``), ``DIR/report.html`` and
-``DIR/summary.json``. Inputs are copied (as decoded RGB) to ``DIR/inputs/<stem>.png`` so the report is
-self-contained.
+features against the real inputs (or ``options.real_dir``), ``DIR/report.html``,
+``DIR/summary.json`` and ``DIR/summary.md`` (the per-method, per-bin table in Markdown). Inputs
+are copied (as decoded RGB) to ``DIR/inputs/<stem>.png`` so the report is self-contained.
 
 Methods (:func:`method_outputs`): ``3d`` (the 3D re-render, :mod:`editing.api`), ``3d-gan`` (the
 re-render cleaned by the texture generator) and ``2d`` (the 2D-only DefGAN baseline). The learned
@@ -174,6 +176,16 @@ def _real_features(paths: list[Path], fer, detector) -> dict[str, np.ndarray]:
     return {"fer": np.array(fer_feats).reshape(-1, fer.config.feature_dim), "dlib": np.array(dlib_feats)}
 
 
+def _refit(image: np.ndarray, box, ctx) -> np.ndarray | None:
+    """(K,) expression weights of the 3DMM fitted on ``image`` inside the landmark box ``box``
+    (the input's, as in protocol mode: no detection), or None when no landmarks were found."""
+    from face3d.fit.pipeline import detect_and_landmark, fit_detections
+
+    marked = detect_and_landmark(image, ctx.detector, 1, tuple(float(v) for v in box), ctx.regressor)
+    faces = fit_detections(ctx.fit_model, marked, ctx.fit_config)
+    return faces[0].fit.expression[0].detach().cpu().numpy() if faces else None
+
+
 def _read_json(path: Path):
     return json.loads(path.read_text())
 
@@ -256,7 +268,12 @@ def compare_folder(
         Face3DError: no targets, no images, an unknown method, missing generator or FER weights.
     """
     from editing.compare.fer import FerClassifier, fer_crop
-    from editing.compare.metrics import expression_metrics, identity_metrics, preservation_metrics
+    from editing.compare.metrics import (
+        expression_metrics,
+        identity_metrics,
+        preservation_metrics,
+        refit_metrics,
+    )
     from editing.compare.report import (
         face_grid,
         summary_markdown,
@@ -301,6 +318,9 @@ def compare_folder(
         fit, edits = base.faces[0]
         mask = np.logical_or.reduce([e.region for e in edits])
         lm_in, box_in = fit.landmarks_detected, fit.bbox
+        box_lm = (*lm_in.min(0), *lm_in.max(0))  # the re-fits' landmark box (protocol mode)
+        source = fit.fit.expression[0].detach().cpu().numpy()
+        targets = {label: e.target for label, e in zip(labels, edits, strict=True)}
         yaw_fit = float(fit.fit.yaw_pitch_roll[0, 0])
         yaw = (options.yaw_truth or {}).get(item.path.name, yaw_fit)
         desc_in = face_descriptor(image, lm_in)
@@ -336,6 +356,7 @@ def compare_folder(
                 probs = fer.predict(crop)
                 fer_f.append(fer.features(crop)[0])
                 rec["fer_label"] = fer.label(probs)
+                rec.update(refit_metrics(_refit(out, box_lm, ctx), targets[label], source))
                 target = FER_TARGETS.get(label.lower())
                 if target is not None:
                     rec.update(expression_metrics(probs, classes.index(target), probs_in))

@@ -254,3 +254,14 @@ def test_summary_markdown_rows_and_values(tmp_path):
     row_3d_mid = next(ln for ln in rows if ln.startswith("| 3d | [30,60) |"))
     assert "0.400" in row_3d_mid  # identity distance of the 40 degree input: 0.3 + 0.1
     assert "0.0123 ± 0.0010" in md and "too few" in md
+
+
+def test_refit_metrics():
+    from editing.compare.metrics import refit_metrics
+
+    target, source = np.array([0.8, 0.0, 0.4]), np.array([0.0, 0.0, 0.1])
+    m = refit_metrics(np.array([0.6, 0.1, 0.4]), target, source)
+    assert m["refit_mae"] == pytest.approx(0.1) and m["refit_gain"] == pytest.approx(1.1 / 3 - 0.1)
+    assert refit_metrics(None, target, source) == {"refit_mae": None, "refit_gain": None}
+    with pytest.raises(ValueError, match="expected"):
+        refit_metrics(np.zeros(2), target, source)

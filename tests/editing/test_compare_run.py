@@ -35,6 +35,8 @@ def test_compare_then_resume_with_an_added_method(ctx, tmp_path):
     recs = json.loads((out / "records" / "astronaut.json").read_text())
     assert [r["method"] for r in recs] == ["3d"]
     assert recs[0]["face_detected"] and 0.0 <= recs[0]["p_target"] <= 1.0
+    # (b): the 3DMM re-fitted on the 3D output lands nearer the target than the input did
+    assert recs[0]["refit_mae"] is not None and recs[0]["refit_gain"] > 0, recs[0]
     # the plain 3D edit keeps the background exactly (preservation measured outside the region)
     assert recs[0]["psnr_bg"] > 40
     out_3d = out / recs[0]["output"]
