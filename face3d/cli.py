@@ -333,10 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="image files and/or folders (recursive)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--expressions", required=True, help="targets, e.g. happy,sad,surprise")
-    p.add_argument("--methods", default="3d", help="comma list of 2d, 3d, 3d-gan (default: 3d)")
+    p.add_argument(
+        "--methods", default="2d,3d,3d-gan", help="comma list of 2d, 3d, 3d-gan (default: all three)"
+    )
     p.add_argument("--intensity", type=float, default=1.0, help="0: fitted expression, 1: the target")
     p.add_argument("--face", type=int, default=0, help="index of the face compared in each image")
-    p.add_argument("--resume", action="store_true", help="skip inputs already compared")
+    p.add_argument(
+        "--resume", action="store_true", help="skip inputs already compared (runs only methods added since)"
+    )
     p.add_argument("--workers", type=int, default=1, help="threads decoding and detecting ahead")
     p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
