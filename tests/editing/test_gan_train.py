@@ -156,7 +156,7 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
 
 
 def test_degrade_touches_only_moved_pixels():
-    from editing.gan.train import degrade
+    from editing.gan.degrade import degrade
 
     cache = tiny_cache(n=3)
     src = cache.photo.copy()
