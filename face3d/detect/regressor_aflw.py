@@ -16,7 +16,6 @@ the network also learns from real photos with ground-truth 68 landmarks:
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import math
@@ -359,6 +358,7 @@ def finetune(
         _to_batch,
         evaluate,
         losses,
+        open_log,
     )
     from face3d.io import atomic_write_bytes, atomic_write_json
 
@@ -382,11 +382,7 @@ def finetune(
     )
     syn, syn_val = _load(Path(synthetic_dir), 16, config.seed)
     syn_w = TrainConfig().weights
-    new_log = not resume or not (out_dir / "log.csv").is_file()
-    log_fh = open(out_dir / "log.csv", "w" if new_log else "a", newline="")
-    log = csv.DictWriter(log_fh, LOG_FIELDS, extrasaction="ignore")
-    if new_log:
-        log.writeheader()
+    log_fh, log = open_log(out_dir / "log.csv", LOG_FIELDS, resume)
 
     def save():
         buf = io.BytesIO()

@@ -186,6 +186,17 @@ def _load(folder: Path, val_every: int, seed: int):
     return {k: v[idx[n:]] for k, v in data.items()}, {k: v[idx[:n]] for k, v in data.items()}
 
 
+def open_log(path: Path, fields, resume: bool):
+    """(file, csv.DictWriter) appending to ``path`` when resuming an existing log, else a new one
+    with its header; the caller closes the file."""
+    new_log = not resume or not path.is_file()
+    fh = open(path, "w" if new_log else "a", newline="")
+    log = csv.DictWriter(fh, fields, extrasaction="ignore")
+    if new_log:
+        log.writeheader()
+    return fh, log
+
+
 def train(
     data_dir,
     out_dir,
@@ -250,11 +261,7 @@ def train(
         if config.epochs is None
         else max(1, round(config.epochs * len(data["label"]) / config.batch_size))
     )
-    new_log = not (out_dir / "log.csv").is_file() or not resume
-    log_fh = open(out_dir / "log.csv", "w" if new_log else "a", newline="")
-    log = csv.DictWriter(log_fh, LOG_FIELDS, extrasaction="ignore")
-    if new_log:
-        log.writeheader()
+    log_fh, log = open_log(out_dir / "log.csv", LOG_FIELDS, resume)
 
     def save():
         import io
