@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 
@@ -30,8 +31,15 @@ def test_compare_then_resume_with_an_added_method(ctx, tmp_path):
     out = tmp_path / "out"
     specs = parse_expressions("happy", ARKIT_NAMES)
     options = CompareOptions(progress=False)
-    first = compare_folder([str(src)], out, specs, ["3d"], ctx, options)
-    assert not first.failures and first.outputs == 1
+    # a face-free image and a text file named .jpg are recorded as failures; the batch goes on
+    blank, text = tmp_path / "in" / "blank.png", tmp_path / "in" / "notes.jpg"
+    write_image(blank, np.full((120, 160, 3), 128, np.uint8))
+    text.write_text("not an image")
+    first = compare_folder([str(tmp_path / "in")], out, specs, ["3d"], ctx, options)
+    reasons = dict(first.failures)
+    assert first.outputs == 1 and set(reasons) == {str(blank), str(text)}, reasons
+    assert "face" in reasons[str(blank)] and "not an image" in reasons[str(text)]
+    assert json.loads((out / "summary.json").read_text())["failures"]
     recs = json.loads((out / "records" / "astronaut.json").read_text())
     assert [r["method"] for r in recs] == ["3d"]
     assert recs[0]["face_detected"] and 0.0 <= recs[0]["p_target"] <= 1.0
@@ -42,6 +50,8 @@ def test_compare_then_resume_with_an_added_method(ctx, tmp_path):
     out_3d = out / recs[0]["output"]
     stamp = out_3d.stat().st_mtime_ns
 
+    blank.unlink()
+    text.unlink()
     resumed = compare_folder(
         [str(src)], out, specs, ["3d", "3d-gan"], ctx, CompareOptions(progress=False, resume=True)
     )
