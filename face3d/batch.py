@@ -141,8 +141,8 @@ def run_batch(
                 if isinstance(pre, Exception):
                     raise pre
                 outcome = process(item, pre)
-            except Face3DError as err:
-                failures.append((str(item.path), str(err)))
+            except Face3DError as err:  # the file is named beside the reason: not twice
+                failures.append((str(item.path), str(err).removeprefix(f"{item.path}: ")))
             except Exception as err:  # a bad file never stops the batch
                 failures.append((str(item.path), f"{type(err).__name__}: {err}"))
             else:
