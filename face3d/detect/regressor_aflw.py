@@ -17,7 +17,6 @@ the network also learns from real photos with ground-truth 68 landmarks:
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import time
 from collections.abc import Sequence
@@ -359,8 +358,9 @@ def finetune(
         evaluate,
         losses,
         open_log,
+        write_checkpoint,
     )
-    from face3d.io import atomic_write_bytes, atomic_write_json
+    from face3d.io import atomic_write_json
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -385,12 +385,7 @@ def finetune(
     log_fh, log = open_log(out_dir / "log.csv", LOG_FIELDS, resume)
 
     def save():
-        buf = io.BytesIO()
-        torch.save(
-            {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed}, buf
-        )
-        atomic_write_bytes(ckpt_path, buf.getvalue())
-        net.save_pretrained(out_dir / "latest")
+        write_checkpoint(ckpt_path, net, opt, step, elapsed)
         ev, ev_a = evaluate(net, syn_val), evaluate_crops(net, aflw)
         r = {"step": step, "elapsed_s": round(elapsed, 1)}
         log.writerow({**r, "split": "val", **{k: round(v, 4) for k, v in ev.items()}})

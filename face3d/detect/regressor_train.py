@@ -186,6 +186,20 @@ def _load(folder: Path, val_every: int, seed: int):
     return {k: v[idx[n:]] for k, v in data.items()}, {k: v[idx[:n]] for k, v in data.items()}
 
 
+def write_checkpoint(path: Path, net: RegressorNet, opt, step: int, elapsed: float, **extra) -> None:
+    """Atomically write the resumable checkpoint ``path`` (model, optimiser, step, elapsed seconds and
+    ``extra``) and the loadable weights beside it in ``path.parent / "latest"``."""
+    import io
+
+    from face3d.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    state = {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed}
+    torch.save({**state, **extra}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    net.save_pretrained(path.parent / "latest")
+
+
 def open_log(path: Path, fields, resume: bool):
     """(file, csv.DictWriter) appending to ``path`` when resuming an existing log, else a new one
     with its header; the caller closes the file."""
@@ -221,7 +235,7 @@ def train(
     """
     from tqdm import tqdm
 
-    from face3d.io import atomic_write_bytes, atomic_write_json
+    from face3d.io import atomic_write_json
     from face3d.model import MorphableModel
 
     torch.set_num_threads(config.threads)
@@ -264,21 +278,7 @@ def train(
     log_fh, log = open_log(out_dir / "log.csv", LOG_FIELDS, resume)
 
     def save():
-        import io
-
-        buf = io.BytesIO()
-        torch.save(
-            {
-                "model": net.state_dict(),
-                "optimizer": opt.state_dict(),
-                "step": step,
-                "elapsed": elapsed,
-                "net_config": asdict(net.config),
-            },
-            buf,
-        )
-        atomic_write_bytes(ckpt_path, buf.getvalue())
-        net.save_pretrained(out_dir / "latest")
+        write_checkpoint(ckpt_path, net, opt, step, elapsed, net_config=asdict(net.config))
         ev = evaluate(net, val)
         log.writerow(
             {
