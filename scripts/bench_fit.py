@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from face3d.detect import FaceDetector
-from face3d.detect.regressor import LandmarkRegressor
+from face3d.detect.regressor import TTA_SCALES, LandmarkRegressor
 from face3d.detect.regressor_aflw import SPLITS, select_split
 from face3d.fit import FitConfig
 from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     if args.no_regressor:
         regressor = None
     elif args.regressor is not None:
-        regressor = LandmarkRegressor.from_pretrained(args.regressor, flip=True)
+        regressor = LandmarkRegressor.from_pretrained(args.regressor, flip=True, scales=TTA_SCALES)
     else:
         regressor = default_regressor()
     out = Path(args.out)

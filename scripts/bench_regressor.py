@@ -52,7 +52,8 @@ def run_one(sample, model, regressor, regressor_only: bool = False) -> dict:
     if regressor_only:
         return rec
     tg = torch.as_tensor(out.landmarks[None], dtype=torch.float64)
-    fit = fit_landmarks(model, tg, (H, W), FitConfig(silhouette=False))
+    offset = torch.as_tensor(out.landmark_offset)
+    fit = fit_landmarks(model, tg, (H, W), FitConfig(silhouette=False), landmark_offset=offset)
     t2 = time.perf_counter()
     rec["regressor_fit"] = nme(fit.landmarks_fitted[0].numpy(), sample.landmarks)
     rec["regressor_fit_ms"] = (t2 - t1) * 1e3
@@ -104,6 +105,9 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default=None, help="regressor folder (default assets/regressor)")
     ap.add_argument("--per-bin", type=int, default=None, help="at most N images per yaw bin (default all)")
     ap.add_argument("--flip", action="store_true", help="mirrored-crop test-time augmentation")
+    ap.add_argument(
+        "--scales", default="1.0", help="comma list of crop scales averaged (test-time augmentation)"
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--split", choices=SPLITS, default="all", help="half of the dev set (regressor_aflw)")
@@ -115,7 +119,12 @@ def main(argv=None) -> int:
         print(f"no AFLW2000-3D images in {args.data}", file=sys.stderr)
         return 2
     model = None if args.regressor_only else MorphableModel.from_dir()
-    regressor = LandmarkRegressor.from_pretrained(args.weights, flip=args.flip)
+    try:
+        scales = tuple(float(v) for v in args.scales.split(","))
+        regressor = LandmarkRegressor.from_pretrained(args.weights, flip=args.flip, scales=scales)
+    except ValueError as err:
+        print(f"bench_regressor: --scales {args.scales!r}: {err}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     stream = out.with_suffix(".jsonl")
     records = resume_jsonl(stream, args.resume)
@@ -132,6 +141,7 @@ def main(argv=None) -> int:
         "per_bin": args.per_bin,
         "weights": str(args.weights or "assets/regressor"),
         "flip": args.flip,
+        "scales": list(regressor.scales),
         "split": args.split,
         "regressor_only": args.regressor_only,
         "command": " ".join(sys.argv),

@@ -53,21 +53,29 @@ def lfw_images(folder: Path, n: int) -> list[Path]:
     return out
 
 
-def run_face(model, image, fit, cfgs, noise_sigma, rng) -> tuple[dict, dict]:
+def run_face(model, image, fit, cfgs, noise_sigma, rng, landmark_offset=None) -> tuple[dict, dict]:
+    """``landmark_offset``: the fit's landmark convention (the regressor's, None for dlib's points)."""
+    import torch
+
+    from face3d.camera import project
+
+    offset = torch.zeros(68, 3) if landmark_offset is None else torch.as_tensor(landmark_offset)
+    offset = offset.to(fit.rotation.dtype)
     rec, renders = {}, {}
     noisy = np.clip(image / 255.0 + rng.normal(0, noise_sigma, image.shape), 0, 1)
     noisy = (noisy * 255 + 0.5).astype(np.uint8)
     for name, cfg in cfgs.items():
-        res = fit_residual(model, image, fit, cfg)
+        res = fit_residual(model, image, fit, cfg, landmark_offset=landmark_offset)
         refined = fit.with_residual(res.residual)
         img, mask = render_appearance(model, refined, res, cfg)
         rec[f"{name}_psnr"] = psnr(img, mask, image)
         rec[f"{name}_ms"] = res.ms
         rec[f"{name}_residual_max_cm"] = float(res.residual.norm(dim=-1).max())
-        rec[f"{name}_landmarks"] = refined.project_landmarks(model)[0].tolist()
+        cam = refined.vertices_cam(model)[:, model.landmark_ids] + offset @ refined.rotation.transpose(1, 2)
+        rec[f"{name}_landmarks"] = project(cam, refined.intrinsics)[0].tolist()
         renders[name] = (img, mask)
         if noise_sigma > 0:
-            res_n = fit_residual(model, noisy, fit, cfg)
+            res_n = fit_residual(model, noisy, fit, cfg, landmark_offset=landmark_offset)
             img_n, mask_n = render_appearance(model, fit.with_residual(res_n.residual), res_n, cfg)
             rec[f"{name}_noisy_psnr_vs_clean"] = psnr(img_n, mask_n, image)
     return rec, renders
@@ -149,8 +157,9 @@ def main(argv=None) -> int:
         if not marked.detections:
             print(f"[{i + 1}/{len(jobs)}] {path.name}: no face", file=sys.stderr)
             continue
-        fit = fit_detections(model, marked, FitConfig())[0].fit
-        rec, renders = run_face(model, image, fit, cfgs, args.noise, rng)
+        face = fit_detections(model, marked, FitConfig())[0]
+        fit = face.fit
+        rec, renders = run_face(model, image, fit, cfgs, args.noise, rng, face.landmark_offset)
         rec.update({"set": subset, "image": path.name})
         if sample is not None:
             rec["yaw"], rec["fit_nme"] = sample.yaw, nme(fit.landmarks_fitted[0].numpy(), sample.landmarks)

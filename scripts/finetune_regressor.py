@@ -27,16 +27,18 @@ def main(argv=None) -> int:
     ap.add_argument("--aflw-batch", type=int, default=32)
     ap.add_argument("--synthetic-batch", type=int, default=32)
     ap.add_argument("--checkpoint-minutes", type=float, default=4.0)
+    ap.add_argument("--rotation", type=float, default=15.0, help="in-plane rotation augmentation, +- degrees")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--no-calibrate", action="store_true", help="keep the init's landmark-convention offset")
     ap.add_argument("--measure", type=int, default=0, help="only time this many steps (img/s), then exit")
     args = ap.parse_args(argv)
 
     import torch
 
     from face3d.detect.regressor import RegressorNet
-    from face3d.detect.regressor_aflw import AFLWCrops, FinetuneConfig, finetune, select_split
+    from face3d.detect.regressor_aflw import AFLWCrops, AugConfig, FinetuneConfig, finetune, select_split
     from face3d.fit.metrics import load_aflw
 
     torch.set_num_threads(args.threads)
@@ -56,6 +58,8 @@ def main(argv=None) -> int:
         threads=args.threads,
         seed=args.seed,
         checkpoint_minutes=args.checkpoint_minutes,
+        calibrate=not args.no_calibrate,
+        aug=AugConfig(rotation=args.rotation),
     )
     if args.measure:
         _measure(aflw, args, config)

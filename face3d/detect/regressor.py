@@ -2,8 +2,14 @@
 
 The 68 landmarks follow from the parameters through the model's landmark vertices (stored in
 the checkpoint, so no ICT files are needed at inference) under weak perspective in the crop:
-``landmarks = scale * (R @ X(identity, expression))[:, :2] + centre``, with ``R`` the
+``landmarks = scale * (R @ (X(identity, expression) + offset))[:, :2] + centre``, with ``R`` the
 model-to-camera rotation (OpenCV axes) and ``centre`` where the model origin projects.
+
+``offset`` (68, 3) cm, model space, is the *landmark convention*: the 68 points a dataset labels
+are not exactly ICT's landmark vertices (AFLW2000-3D's are another 3DMM's vertices; its jaw points
+lie up to 2.6 cm from ICT's). It is zero for a network trained on synthetic renders only and is
+calibrated on real labelled faces by :func:`face3d.detect.regressor_aflw.calibrate_offset`; the
+synthetic losses use the offset-free ``model_landmarks``.
 
 Crops follow :func:`face3d.detect.regressor_data.crop_box`: a square of ``crop_scale`` times the
 longer side of the 68-landmark box, centred on it. Detector boxes (dlib) are first mapped to
@@ -41,6 +47,9 @@ MIRROR_68 = (
 )
 # fmt: on
 SCALE_REF = 20.0  # scale is predicted as log(scale / size * SCALE_REF)
+#: Crop-scale test-time augmentation of the default pipeline (:func:`face3d.fit.pipeline.default_regressor`):
+#: on the AFLW2000-3D dev held-out half it lowers the balanced NME by about 0.25 points over flip alone.
+TTA_SCALES = (0.9, 1.0, 1.1)
 
 
 class RegressorWeightsError(Face3DError):
@@ -121,6 +130,7 @@ class RegressorNet(nn.Module):
         config: :class:`RegressorConfig`.
         landmark_template: (68, 3) neutral landmark vertices, cm (zeros for a random model).
         landmark_identity: (K_id, 68, 3); landmark_expression: (K_exp, 68, 3).
+        landmark_offset: (68, 3) landmark-convention offset, cm (default zeros; see the module doc).
     """
 
     def __init__(
@@ -129,6 +139,7 @@ class RegressorNet(nn.Module):
         landmark_template=None,
         landmark_identity=None,
         landmark_expression=None,
+        landmark_offset=None,
     ):
         super().__init__()
         self.config = config
@@ -165,6 +176,12 @@ class RegressorNet(nn.Module):
             if landmark_expression is None
             else torch.as_tensor(landmark_expression, dtype=torch.float32).reshape(K_exp, -1).clone(),
         )
+        self.register_buffer(
+            "lm_offset",
+            z(68, 3)
+            if landmark_offset is None
+            else torch.as_tensor(landmark_offset, dtype=torch.float32).reshape(68, 3).clone(),
+        )
 
     @classmethod
     def from_model(cls, config: RegressorConfig, model) -> RegressorNet:
@@ -179,7 +196,9 @@ class RegressorNet(nn.Module):
 
         Returns: dict with ``rotation`` (B, 3, 3) model-to-camera, ``centre`` (B, 2) and
         ``scale`` (B,) in crop pixels (pixels per cm), ``identity`` (B, K_id), ``expression``
-        (B, K_exp) in [0, 1], ``logit`` (B,) face/no-face, ``landmarks`` (B, 68, 2) crop pixels.
+        (B, K_exp) in [0, 1], ``logit`` (B,) face/no-face, ``landmarks`` (B, 68, 2) crop pixels
+        (with the landmark-convention offset) and ``model_landmarks`` (B, 68, 2) (without: ICT's
+        landmark vertices, the convention of the synthetic renders).
         """
         cfg = self.config
         h = self.fc(self.pool(self.features(x)).flatten(1))
@@ -199,12 +218,17 @@ class RegressorNet(nn.Module):
             "expression": expr,
             "logit": out[:, -1],
             "landmarks": self.landmarks(R, centre, scale, ident, expr),
+            "model_landmarks": self.landmarks(R, centre, scale, ident, expr, convention=False),
         }
 
-    def landmarks(self, R, centre, scale, identity, expression) -> torch.Tensor:
-        """Weak-perspective landmarks (B, 68, 2) in crop pixels from the parameters."""
+    def landmarks(self, R, centre, scale, identity, expression, convention: bool = True) -> torch.Tensor:
+        """Weak-perspective landmarks (B, 68, 2) in crop pixels from the parameters; ``convention``
+        adds the landmark-convention offset ``lm_offset``."""
         X = self.lm_template.reshape(1, -1) + identity @ self.lm_identity + expression @ self.lm_expression
-        cam = X.reshape(-1, 68, 3) @ R.transpose(1, 2)
+        X = X.reshape(-1, 68, 3)
+        if convention:
+            X = X + self.lm_offset
+        cam = X @ R.transpose(1, 2)
         return scale[:, None, None] * cam[..., :2] + centre[:, None]
 
     # ------------------------------------------------------------------ checkpoints
@@ -245,6 +269,7 @@ class RegressorNet(nn.Module):
         try:
             state = torch.load(w_path, map_location="cpu", weights_only=True)
             net = cls(config)
+            state.setdefault("lm_offset", net.lm_offset)  # checkpoints from before the offset: zero
             net.load_state_dict(state)
         except Exception as err:  # noqa: BLE001 - torch raises many kinds on a bad file
             raise RegressorWeightsError(f"{w_path}: corrupt or mismatched regressor weights ({err})") from err
@@ -270,6 +295,9 @@ class RegressorOutput:
         scale: weak-perspective scale, image pixels per cm; centre: (2,) image position of the
             model origin, pixels.
         box: the 68-landmark-style box the crop was made from.
+        landmark_offset: (68, 3) cm, the network's landmark convention (``lm_offset``): the
+            landmarks are ICT's landmark vertices plus this model-space offset. Fitters given
+            these landmarks use it (:func:`face3d.fit.landmark_fit.fit_landmarks`).
     """
 
     landmarks: np.ndarray
@@ -283,6 +311,7 @@ class RegressorOutput:
     scale: float
     centre: np.ndarray
     box: tuple[float, float, float, float]
+    landmark_offset: np.ndarray | None = None
 
 
 def landmark_box_from_detector_box(box, mapping_path=None) -> tuple[float, float, float, float]:
@@ -308,18 +337,31 @@ class LandmarkRegressor:
         flip: test-time augmentation: also run the mirrored crop and average landmarks, pose,
             scale, centre and confidence (about twice the time; identity and expression are
             the unmirrored crop's).
+        scales: test-time augmentation: crop sides relative to the trained ``crop_scale``; each
+            face is regressed from one crop per scale (all in one batch) and the results are
+            averaged in image coordinates (landmarks, centre, scale, confidence, identity,
+            expression; rotations by their projected mean). ``(1.0,)``: a single crop.
     """
 
-    def __init__(self, net: RegressorNet | None = None, threads: int | None = None, flip: bool = False):
+    def __init__(
+        self,
+        net: RegressorNet | None = None,
+        threads: int | None = None,
+        flip: bool = False,
+        scales: tuple[float, ...] = (1.0,),
+    ):
         self.net = (net if net is not None else RegressorNet.from_pretrained()).eval()
         self.threads = threads
         self.flip = flip
+        self.scales = tuple(float(v) for v in scales)
+        if not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"scales must be positive crop-side factors, got {scales!r}")
 
     @classmethod
     def from_pretrained(
-        cls, folder=None, threads: int | None = None, flip: bool = False
+        cls, folder=None, threads: int | None = None, flip: bool = False, scales: tuple[float, ...] = (1.0,)
     ) -> LandmarkRegressor:
-        return cls(RegressorNet.from_pretrained(folder), threads, flip)
+        return cls(RegressorNet.from_pretrained(folder), threads, flip, scales)
 
     def _run(self, crops: np.ndarray) -> dict[str, torch.Tensor]:
         """Network outputs for (N, S, S, 3) uint8 crops, mirrored-crop averaged with ``flip``."""
@@ -331,27 +373,40 @@ class LandmarkRegressor:
         out = {k: v[:n] for k, v in both.items()}
         S = self.net.config.size
         M = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
-        lm_f = both["landmarks"][n:][:, list(MIRROR_68)]
-        lm_f = torch.stack([(S - 1) - lm_f[..., 0], lm_f[..., 1]], -1)
         c_f = both["centre"][n:]
-        R = out["rotation"] + M @ both["rotation"][n:] @ M
-        U, _, Vh = torch.linalg.svd(R)
-        D = torch.ones(n, 3)
-        D[:, 2] = torch.linalg.det(U @ Vh).sign()
-        out["rotation"] = U @ torch.diag_embed(D) @ Vh
-        out["landmarks"] = 0.5 * (out["landmarks"] + lm_f)
+        out["rotation"] = mean_rotation(torch.stack([out["rotation"], M @ both["rotation"][n:] @ M], 1))
+        for key in ("landmarks", "model_landmarks"):
+            lm_f = both[key][n:][:, list(MIRROR_68)]
+            lm_f = torch.stack([(S - 1) - lm_f[..., 0], lm_f[..., 1]], -1)
+            out[key] = 0.5 * (out[key] + lm_f)
         out["centre"] = 0.5 * (out["centre"] + torch.stack([(S - 1) - c_f[:, 0], c_f[:, 1]], -1))
         out["scale"] = (0.5 * (out["scale"].log() + both["scale"][n:].log())).exp()
         out["logit"] = 0.5 * (out["logit"] + both["logit"][n:])
         return out
 
-    def crops(self, image: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray]:
-        """(N, S, S, 3) uint8 crops and their (N, 2, 3) image -> crop affines."""
+    def crops(
+        self, image: np.ndarray, boxes, scales: tuple[float, ...] = (1.0,)
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(M * N, S, S, 3) uint8 crops and their (M * N, 2, 3) image -> crop affines, scale-major:
+        for each of the M ``scales`` (crop side factors), one crop per box. A face is area-shrunk
+        once, at its unscaled crop's zoom, for all its scales (as the AFLW fine-tune's crops)."""
+        from face3d.detect.regressor_aflw import shrink, warp_affine
         from face3d.detect.regressor_data import crop_box, crop_transform, warp_crop
 
         cfg = self.net.config
-        As = [crop_transform(*crop_box(b, cfg.crop_scale), cfg.size) for b in boxes]
-        return np.stack([warp_crop(image, A, cfg.size) for A in As]), np.stack(As)
+        crops = np.zeros((len(scales), len(boxes), cfg.size, cfg.size, 3), np.uint8)
+        As = np.zeros((len(scales), len(boxes), 2, 3))
+        for j, b in enumerate(boxes):
+            cx, cy, side = crop_box(b, cfg.crop_scale)
+            k = cfg.size / side
+            shrunk = shrink(image, k) if k < 0.7 else None
+            for i, sc in enumerate(scales):
+                As[i, j] = crop_transform(cx, cy, side * sc, cfg.size)
+                if shrunk is None:
+                    crops[i, j] = warp_crop(image, As[i, j], cfg.size)
+                else:
+                    crops[i, j] = warp_affine(image, As[i, j], cfg.size, shrunk)
+        return crops.reshape(-1, cfg.size, cfg.size, 3), As.reshape(-1, 2, 3)
 
     def predict_batch(self, image: np.ndarray, boxes) -> list[RegressorOutput]:
         """One :class:`RegressorOutput` per 68-landmark-style box ``(x0, y0, x1, y1)``.
@@ -367,7 +422,8 @@ class LandmarkRegressor:
         boxes = [tuple(float(v) for v in b) for b in boxes]
         if not boxes:
             return []
-        crops, As = self.crops(image, boxes)
+        n, m = len(boxes), len(self.scales)
+        crops, As = self.crops(image, boxes, self.scales)  # scale-major order
         old = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -378,10 +434,19 @@ class LandmarkRegressor:
             torch.set_num_threads(old)
         k = As[:, 0, 0]
         off = As[:, :, 2]
-        lm = (out["landmarks"].double().numpy() - off[:, None]) / k[:, None, None]
-        centre = (out["centre"].double().numpy() - off) / k[:, None]
-        ypr = euler_degrees(out["rotation"]).numpy()
-        conf = torch.sigmoid(out["logit"]).numpy()
+
+        def mean(x: np.ndarray) -> np.ndarray:  # (m * n, ...) scale-major -> (n, ...) mean over scales
+            return x.reshape(m, n, *x.shape[1:]).mean(0)
+
+        lm = mean((out["landmarks"].double().numpy() - off[:, None]) / k[:, None, None])
+        centre = mean((out["centre"].double().numpy() - off) / k[:, None])
+        scale = np.exp(mean(np.log(out["scale"].double().numpy() / k)))
+        R = mean_rotation(out["rotation"].double().reshape(m, n, 3, 3).transpose(0, 1))
+        ypr = euler_degrees(R).numpy()
+        conf = torch.sigmoid(torch.from_numpy(mean(out["logit"].double().numpy()))).numpy()
+        ident = mean(out["identity"].double().numpy())
+        expr = mean(out["expression"].double().numpy())
+        offset = self.net.lm_offset.double().numpy()
         return [
             RegressorOutput(
                 landmarks=lm[i],
@@ -389,14 +454,15 @@ class LandmarkRegressor:
                 pitch=float(ypr[i, 1]),
                 roll=float(ypr[i, 2]),
                 confidence=float(conf[i]),
-                identity=out["identity"][i].numpy().astype(np.float64),
-                expression=out["expression"][i].numpy().astype(np.float64),
-                rotation=out["rotation"][i].numpy().astype(np.float64),
-                scale=float(out["scale"][i]) / float(k[i]),
+                identity=ident[i],
+                expression=expr[i],
+                rotation=R[i].numpy(),
+                scale=float(scale[i]),
                 centre=centre[i],
                 box=boxes[i],
+                landmark_offset=offset,
             )
-            for i in range(len(boxes))
+            for i in range(n)
         ]
 
     def predict(self, image: np.ndarray, box) -> RegressorOutput:
@@ -404,42 +470,9 @@ class LandmarkRegressor:
         return self.predict_batch(image, [box])[0]
 
 
-def to_fit_result(outputs: list[RegressorOutput], image_size: tuple[int, int], model, fov_deg: float = 30.0):
-    """Regression-only fits (the ``--fast`` path): a :class:`face3d.fit.FitResult` batch.
-
-    The weak-perspective camera becomes a pinhole camera with ``fov_deg`` over the image's longer
-    side (the fitter's default), placed so that perspective and weak perspective agree at the
-    centroid ``m`` of the rotated landmarks: ``tz = f / scale - m_z``, ``t_xy = (centre - c) /
-    scale``. ``landmarks_target`` holds the regressed 2D landmarks.
-    """
-    from face3d.camera import project, to_camera
-    from face3d.fit.result import FitResult
-
-    H, W = image_size
-    dt = model.template.dtype
-    f = 0.5 * max(H, W) / math.tan(math.radians(fov_deg) / 2)
-    cx, cy = (W - 1) / 2, (H - 1) / 2
-    R = torch.as_tensor(np.stack([o.rotation for o in outputs]), dtype=dt)
-    ident = torch.zeros(len(outputs), model.n_identity, dtype=dt)
-    k = min(model.n_identity, len(outputs[0].identity))
-    ident[:, :k] = torch.as_tensor(np.stack([o.identity[:k] for o in outputs]), dtype=dt)
-    expr = torch.as_tensor(np.stack([o.expression for o in outputs]), dtype=dt)
-    verts = model(ident, expr)
-    m = (model.landmarks(verts) @ R.transpose(1, 2)).mean(1)  # (B, 3) rotated landmark centroid
-    s = torch.as_tensor([o.scale for o in outputs], dtype=dt)
-    c = torch.as_tensor(np.stack([o.centre for o in outputs]), dtype=dt)
-    t = torch.stack([(c[:, 0] - cx) / s, (c[:, 1] - cy) / s, f / s - m[:, 2]], -1)
-    K = torch.tensor([[f, f, cx, cy]], dtype=dt).repeat(len(outputs), 1)
-    fitted = project(model.landmarks(to_camera(verts, R, t)), K)
-    target = torch.as_tensor(np.stack([o.landmarks for o in outputs]), dtype=dt)
-    return FitResult(
-        rotation=R,
-        translation=t,
-        intrinsics=K,
-        identity=ident,
-        expression=expr,
-        landmarks_target=target,
-        landmarks_fitted=fitted,
-        error_px=(fitted - target).norm(dim=-1).mean(-1),
-        image_size=(H, W),
-    )
+def mean_rotation(R: torch.Tensor) -> torch.Tensor:
+    """(N, M, 3, 3) rotations -> (N, 3, 3): the rotation nearest (Frobenius) to each row's mean."""
+    U, _, Vh = torch.linalg.svd(R.mean(1))
+    D = torch.ones(R.shape[0], 3, dtype=R.dtype)
+    D[:, 2] = torch.linalg.det(U @ Vh).sign()
+    return U @ torch.diag_embed(D) @ Vh

@@ -12,10 +12,15 @@ the network also learns from real photos with ground-truth 68 landmarks:
 * :func:`finetune` mixes each batch half AFLW (landmark + weak yaw loss, priors on identity and
   expression: no 3DMM labels) and half synthetic shards (the full :func:`regressor_train.losses`),
   on a wall-clock cosine schedule with resumable checkpoints, like :func:`regressor_train.train`.
+  Before the first step (``FinetuneConfig.calibrate``) the network's landmark-convention offset
+  is fitted to the AFLW train crops (:mod:`face3d.detect.landmark_convention`): the AFLW landmark
+  loss then compares AFLW's points with the offset landmarks, the synthetic loss ICT's with the
+  offset-free ones, so the two sources no longer pull the jaw two ways.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import time
@@ -324,6 +329,7 @@ class FinetuneConfig:
     log_every: int = 20
     aflw_weight: float = 1.0  # the AFLW loss relative to the synthetic one
     aug: AugConfig = AugConfig()
+    calibrate: bool = True  # fit the landmark-convention offset on the AFLW crops first
 
 
 LOG_FIELDS = tuple(
@@ -364,6 +370,8 @@ def finetune(
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    aflw = copy.copy(aflw)  # the same images, augmented as ``config.aug`` says
+    aflw.aug = config.aug
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "checkpoint.pt"
@@ -375,6 +383,14 @@ def finetune(
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step, elapsed = ck["step"], ck["elapsed"]
+    elif config.calibrate:
+        from face3d.detect.landmark_convention import calibrate_offset
+
+        items = [aflw.item(i) for i in range(len(aflw))]
+        offset = calibrate_offset(net, np.stack([it[0] for it in items]), np.stack([it[1] for it in items]))
+        net.lm_offset.copy_(offset)
+        size = offset.norm(dim=-1)
+        print(f"landmark-convention offset: mean {size.mean():.2f} cm, max {size.max():.2f} cm")
     rng = np.random.default_rng([config.seed, step])
     atomic_write_json(
         out_dir / "finetune_config.json",

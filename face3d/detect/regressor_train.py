@@ -91,6 +91,8 @@ def losses(out: dict, batch: dict, config: RegressorConfig) -> dict[str, torch.T
 
     ``batch``: ``landmarks`` (B, 68, 2) crop pixels, ``rotation`` (B, 3, 3), ``centre`` (B, 2),
     ``scale`` (B,), ``identity`` (B, >=K), ``expression`` (B, K_exp), ``label`` (B,) 1 = face.
+    The renders' landmarks are ICT's landmark vertices, so the landmark term compares them with the
+    network's ``model_landmarks`` (no landmark-convention offset).
     """
     S = config.size
     face = batch["label"] > 0
@@ -102,7 +104,7 @@ def losses(out: dict, batch: dict, config: RegressorConfig) -> dict[str, torch.T
     K = config.n_identity
     scale_gt = batch["scale"].clamp(min=1e-3)
     return {
-        "landmarks": masked((out["landmarks"] - batch["landmarks"]).abs() / S),
+        "landmarks": masked((out["model_landmarks"] - batch["landmarks"]).abs() / S),
         "rotation": masked((out["rotation"] - batch["rotation"]).square()),
         "centre": masked((out["centre"] - batch["centre"]).abs() / S),
         "scale": masked((out["scale"].log() - scale_gt.log()).abs()),
@@ -157,7 +159,7 @@ def evaluate(net: RegressorNet, data: dict, batch_size: int = 256) -> dict[str, 
         face = b["label"] > 0
         conf.append(F.binary_cross_entropy_with_logits(out["logit"], face.float(), reduction="none"))
         if face.any():
-            nmes.append(_nme(out["landmarks"][face], b["landmarks"][face]))
+            nmes.append(_nme(out["model_landmarks"][face], b["landmarks"][face]))
             yp = euler_degrees(out["rotation"][face])[:, 0]
             yaw_err.append((yp - euler_degrees(b["rotation"][face])[:, 0]).abs())
     net.train(was)

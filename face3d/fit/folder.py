@@ -71,7 +71,8 @@ def _with_residual(model, image, face, parametrisation: str, out_dir: Path, stem
     from face3d.fit.residual import ResidualConfig, fit_residual
     from face3d.fit.residual_io import save_residual
 
-    res = fit_residual(model, image, face.fit, ResidualConfig(parametrisation=parametrisation))
+    config = ResidualConfig(parametrisation=parametrisation)
+    res = fit_residual(model, image, face.fit, config, landmark_offset=face.landmark_offset)
     fit = face.fit.with_residual(res.residual.to(face.fit.rotation.device))
     save_residual(out_dir, f"{stem}_{face.face_index}", model, fit, res, mesh=False)
     return replace(face, fit=fit, timings_ms={**face.timings_ms, "residual": res.ms})

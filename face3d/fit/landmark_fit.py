@@ -130,8 +130,10 @@ def _pnp_init(template_lm: np.ndarray, targets: np.ndarray, f: float, cx: float,
 class _Problem:
     """Residuals and their analytic Jacobian for a batch (float64, CPU)."""
 
-    def __init__(self, sub: _SubModel, targets, lw, scale, cx, cy, logf0, config: FitConfig):
+    def __init__(self, sub: _SubModel, targets, lw, scale, cx, cy, logf0, config: FitConfig, offset=None):
         self.sub, self.tg, self.lw, self.scale = sub, targets, lw, scale
+        # (B, 68, 3) landmark-convention offsets, model space
+        self.offset = torch.zeros(*targets.shape[:2], 3, dtype=targets.dtype) if offset is None else offset
         self.c = torch.tensor([cx, cy], dtype=targets.dtype)
         self.logf0, self.cfg = logf0, config
         self.flip = torch.tensor(FLIP, dtype=targets.dtype)
@@ -144,7 +146,7 @@ class _Problem:
         idb = s.identity.reshape(-1, V, 3).permute(1, 2, 0)  # (Vs, 3, K)
         exb = s.expression.reshape(-1, V, 3).permute(1, 2, 0)
         self.corr = corr
-        self.T = w * tmpl[corr.a] + (1 - w) * tmpl[corr.b]  # (B, 68, 3)
+        self.T = w * tmpl[corr.a] + (1 - w) * tmpl[corr.b] + self.offset  # (B, 68, 3)
         w4 = w[..., None]
         self.Bid = w4 * idb[corr.a] + (1 - w4) * idb[corr.b]  # (B, 68, 3, K)
         self.Bex = w4 * exb[corr.a] + (1 - w4) * exb[corr.b]  # (B, 68, 3, E)
@@ -251,6 +253,7 @@ def fit_landmarks(
     image_size: tuple[int, int],
     config: FitConfig = FitConfig(),
     weights: torch.Tensor | None = None,
+    landmark_offset: torch.Tensor | None = None,
 ) -> FitResult:
     """Fit the model to 2D landmarks.
 
@@ -260,11 +263,17 @@ def fit_landmarks(
         image_size: (H, W) of the image.
         config: :class:`FitConfig`.
         weights: optional (B, 68) per-landmark confidence in [0, 1].
+        landmark_offset: optional (68, 3) or (B, 68, 3) model-space offset, cm, of the targets'
+            landmark convention (the regressor's :attr:`RegressorOutput.landmark_offset`): the
+            fitted points are the landmark vertices plus it. Anatomical landmarks only, so it
+            needs ``config.silhouette`` off.
     Returns:
-        :class:`FitResult`.
+        :class:`FitResult`; ``landmarks_fitted`` includes the offset.
     """
     if targets.dim() != 3 or targets.shape[1:] != (68, 2):
         raise ValueError(f"targets: expected (B, 68, 2), got {tuple(targets.shape)}")
+    if landmark_offset is not None and config.silhouette:
+        raise ValueError("landmark_offset is for anatomical landmarks: use FitConfig(silhouette=False)")
     dtype = torch.float64
     B = targets.shape[0]
     H, W = image_size
@@ -276,11 +285,17 @@ def fit_landmarks(
     lw = torch.ones(B, 68, dtype=dtype) if weights is None else weights.detach().to(dtype).cpu().clone()
     lw[:, :17] *= config.jaw_weight
     scale = (tg.amax(1) - tg.amin(1)).prod(-1).clamp(min=1.0).sqrt() / 100.0  # residuals in % of face size
+    offset = torch.zeros(B, 68, 3, dtype=dtype)
+    if landmark_offset is not None:
+        lo = torch.as_tensor(landmark_offset, dtype=dtype).cpu()
+        if lo.shape not in ((68, 3), (B, 68, 3)):
+            raise ValueError(f"landmark_offset: expected (68, 3) or (B, 68, 3), got {tuple(lo.shape)}")
+        offset = offset + lo
 
-    tmpl_lm = sub.template[sub.landmarks].numpy()
+    tmpl_lm = sub.template[sub.landmarks]
     Rs, ts = [], []
     for i in range(B):
-        R_pose, t = _pnp_init(tmpl_lm, tg[i].numpy(), f0, cx, cy)
+        R_pose, t = _pnp_init((tmpl_lm + offset[i]).numpy(), tg[i].numpy(), f0, cx, cy)
         Rs.append(torch.from_numpy(R_pose))
         ts.append(torch.from_numpy(t))
     st = _State(
@@ -290,7 +305,7 @@ def fit_landmarks(
         torch.zeros(B, K, dtype=dtype),
         torch.zeros(B, sub.n_expression, dtype=dtype),
     )
-    problem = _Problem(sub, tg, lw, scale, cx, cy, math.log(f0), config)
+    problem = _Problem(sub, tg, lw, scale, cx, cy, math.log(f0), config, offset)
 
     def reselect(st: _State, corr: Correspondences) -> Correspondences:
         verts = sub.vertices(st.ident, st.expr)
@@ -356,8 +371,8 @@ def _result(model, st: _State, problem: _Problem, image_size, cx, cy, targets) -
     R = camera_rotation(st.R_pose)
     f = st.logf.exp()
     intr = torch.stack([f, f, torch.full_like(f, cx), torch.full_like(f, cy)], -1)
-    cam = to_camera(sub.vertices(st.ident, st.expr), R, st.t)
-    fitted = project(cam[:, sub.landmarks], intr)
+    lm3d = sub.vertices(st.ident, st.expr)[:, sub.landmarks] + problem.offset
+    fitted = project(to_camera(lm3d, R, st.t), intr)
     _, _, matched = problem.project(st)
     err = (matched - problem.tg).norm(dim=-1).mean(-1)
     dev, dt = targets.device, model.template.dtype

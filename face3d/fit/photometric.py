@@ -240,7 +240,7 @@ def _rows(model, ops, n_identity: int):
     return ids, local[ops.region_faces], basis
 
 
-def _landmark_problem(model, fit: FitResult, fit_config: FitConfig, silhouette: bool):
+def _landmark_problem(model, fit: FitResult, fit_config: FitConfig, silhouette: bool, landmark_offset=None):
     """The landmark fitter's objective at ``fit`` (its :class:`_Problem` and the input state)."""
     dt = torch.float64
     K = fit.identity.shape[1]
@@ -252,7 +252,8 @@ def _landmark_problem(model, fit: FitResult, fit_config: FitConfig, silhouette: 
     lw = torch.ones(1, 68, dtype=dt)
     lw[:, :17] *= fit_config.jaw_weight
     scale = (tg.amax(1) - tg.amin(1)).prod(-1).clamp(min=1.0).sqrt() / 100.0
-    problem = _Problem(sub, tg, lw, scale, cx, cy, math.log(f0), fit_config)
+    offset = None if landmark_offset is None else torch.as_tensor(landmark_offset, dtype=dt).reshape(1, 68, 3)
+    problem = _Problem(sub, tg, lw, scale, cx, cy, math.log(f0), fit_config, offset)
     R_cam = fit.rotation.detach().to(dt).cpu()
     st = _State(
         camera_to_pose(R_cam),
@@ -288,6 +289,7 @@ def refine_photometric(
     config: PhotometricConfig = PhotometricConfig(),
     fit_config: FitConfig = FitConfig(),
     silhouette: bool = True,
+    landmark_offset=None,
 ) -> PhotometricResult:
     """Refine pose, expression and identity of one fitted face on the photo (see the module doc).
 
@@ -299,6 +301,8 @@ def refine_photometric(
         fit_config: the :class:`FitConfig` of the landmark fit (its priors and robust weights).
         silhouette: the targets follow the visible outline (dlib): re-select the jaw
             correspondences as the landmark fit did (with ``fit_config.silhouette``).
+        landmark_offset: (68, 3) cm, the targets' landmark convention (the regressor's, as given
+            to :func:`face3d.fit.landmark_fit.fit_landmarks`); None: ICT's landmark vertices.
     Returns:
         :class:`PhotometricResult`.
     """
@@ -311,7 +315,7 @@ def refine_photometric(
         raise ValueError(f"image is {image.shape[:2]} but the fit refers to {fit.image_size}")
     cfg = config
     scene = _Scene(model, image, fit, cfg)
-    problem, st0, (cx, cy) = _landmark_problem(model, fit, fit_config, silhouette)
+    problem, st0, (cx, cy) = _landmark_problem(model, fit, fit_config, silhouette, landmark_offset)
     dt = torch.float64
     params = {
         "rotation": torch.zeros(1, 3, dtype=dt),
@@ -382,5 +386,7 @@ def refine_face(model, image: np.ndarray, face, config: PhotometricConfig = Phot
                 fit_config: FitConfig = FitConfig()):  # fmt: skip
     """:func:`refine_photometric` of a :class:`face3d.fit.pipeline.FaceFit`; its time is recorded
     under ``timings_ms["photometric"]``. Returns the updated ``FaceFit``."""
-    res = refine_photometric(model, image, face.fit, config, fit_config, face.landmark_source == "dlib")
+    res = refine_photometric(
+        model, image, face.fit, config, fit_config, face.landmark_source == "dlib", face.landmark_offset
+    )
     return replace(face, fit=res.fit, timings_ms={**face.timings_ms, "photometric": res.ms})

@@ -27,6 +27,8 @@ class FaceFit:
         fit: the fit as a batch of one.
         timings_ms: per stage (``detect`` is shared by the faces of one image).
         landmark_source: ``"dlib"`` or ``"regressor"`` (see :class:`LandmarkConfig`).
+        landmark_offset: (68, 3) cm, the landmark convention of ``landmarks_detected`` when they
+            come from the regressor (:attr:`RegressorOutput.landmark_offset`), else None.
     """
 
     face_index: int
@@ -37,6 +39,7 @@ class FaceFit:
     fit: FitResult
     timings_ms: dict[str, float]
     landmark_source: str = "dlib"
+    landmark_offset: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,8 @@ def fit_detections(
     """Fit every face of a :class:`Landmarked` image (batched per landmark source).
 
     dlib's landmarks follow the visible outline (silhouette handling as configured); the
-    regressor's are anatomical (silhouette handling off). ``fast`` keeps the regression as is.
+    regressor's are anatomical (silhouette handling off) in the network's landmark convention
+    (:attr:`RegressorOutput.landmark_offset`). ``fast`` keeps the regression as is.
     """
     if not marked.detections:
         return []
@@ -168,7 +172,7 @@ def fit_detections(
     t0 = time.perf_counter()
     results: list = [None] * n
     if fast:
-        from face3d.detect.regressor import to_fit_result
+        from face3d.detect.regressor_fit import to_fit_result
 
         if any(r is None for r in marked.regressions) or len(marked.regressions) != n:
             raise ValueError("fast fitting needs the regressor's output for every face")
@@ -181,7 +185,10 @@ def fit_detections(
                 continue
             cfg = config if source == "dlib" else replace(config, silhouette=False)
             targets = torch.as_tensor(np.stack([marked.landmarks[i] for i in idx]), dtype=torch.float64)
-            res = fit_landmarks(model, targets, (H, W), cfg).to(model.template.device)
+            offset = None
+            if source == "regressor" and marked.regressions[idx[0]].landmark_offset is not None:
+                offset = torch.as_tensor(np.stack([marked.regressions[i].landmark_offset for i in idx]))
+            res = fit_landmarks(model, targets, (H, W), cfg, landmark_offset=offset).to(model.template.device)
             for j, i in enumerate(idx):
                 results[i] = res.select(j)
     fit_ms = (time.perf_counter() - t0) * 1e3 / n
@@ -200,21 +207,28 @@ def fit_detections(
                 fit=results[i],
                 timings_ms=timings,
                 landmark_source=sources[i],
+                landmark_offset=(
+                    marked.regressions[i].landmark_offset
+                    if sources[i] == "regressor" and marked.regressions
+                    else None
+                ),
             )
         )
     return out
 
 
 def default_regressor():
-    """The shipped regression network (``assets/regressor``, mirrored-crop averaging on), loaded once;
-    None if not installed."""
+    """The shipped regression network (``assets/regressor``, test-time augmentation on: mirrored crops
+    at the crop scales :data:`face3d.detect.regressor.TTA_SCALES`), loaded once; None if not installed."""
     global _REGRESSOR
     if _REGRESSOR is None:
-        from face3d.detect.regressor import LandmarkRegressor, default_weights_dir
+        from face3d.detect.regressor import TTA_SCALES, LandmarkRegressor, default_weights_dir
 
         folder = default_weights_dir()
         installed = (folder / "config.json").is_file()
-        _REGRESSOR = LandmarkRegressor.from_pretrained(folder, flip=True) if installed else False
+        _REGRESSOR = (
+            LandmarkRegressor.from_pretrained(folder, flip=True, scales=TTA_SCALES) if installed else False
+        )
     return _REGRESSOR or None
 
 

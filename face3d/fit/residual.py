@@ -267,6 +267,7 @@ def fit_residual(
     fit: FitResult,
     config: ResidualConfig = ResidualConfig(),
     appearance: tuple[torch.Tensor, torch.Tensor] | None = None,
+    landmark_offset=None,
 ) -> ResidualResult:
     """Fit a residual geometry (with an albedo x SH-shading appearance) to one face of a photo.
 
@@ -277,6 +278,8 @@ def fit_residual(
         config: :class:`ResidualConfig`.
         appearance: optional known (albedo (V, 3) or (1, V, 3), lighting (9,)) kept fixed instead
             of being estimated (e.g. from an earlier frame; synthetic tests).
+        landmark_offset: (68, 3) cm, the landmark convention of ``fit.landmarks_target`` (the
+            regressor's); None: ICT's landmark vertices.
     Returns:
         :class:`ResidualResult`; ``fit.with_residual(result.residual)`` is the refined face.
     """
@@ -302,6 +305,9 @@ def fit_residual(
     K = torch.tensor([[fx * scale[0], fy * scale[1], cx, cy]])
     targets = _to_crop(fit.landmarks_target[0, list(INNER)].to(f32).cpu(), box, scale)
     lm_ids = model.landmark_ids.cpu()[list(INNER)]
+    lm_offset = torch.zeros(len(INNER), 3)
+    if landmark_offset is not None:
+        lm_offset = torch.as_tensor(landmark_offset, dtype=f32).reshape(68, 3)[list(INNER)]
 
     # photometric weights: region minus features, facing the camera at the initial fit
     n0 = normals(v0, ops)[0]
@@ -377,7 +383,10 @@ def fit_residual(
         err = ((_gather(color, tri, bary) - y) ** 2).sum(-1)
         terms = (
             (err * wpix).sum() / wpix.sum().clamp(min=1.0),
-            ((project(vc[:, lm_ids], K)[0] - targets) ** 2).sum(-1).mean() / float(max(h, w)) ** 2,
+            ((project(to_camera((base + res)[:, lm_ids] + lm_offset, R, t), K)[0] - targets) ** 2)
+            .sum(-1)
+            .mean()
+            / float(max(h, w)) ** 2,
             (res**2).sum(-1).mean(),
             (ops.laplacian(res[0]) ** 2).sum(-1).mean(),
         )

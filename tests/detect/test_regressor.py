@@ -52,6 +52,21 @@ def test_save_load_roundtrip(tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+def test_landmark_offset_round_trips_and_old_checkpoints_load_with_zero(tmp_path):
+    net = _tiny_net()
+    with torch.no_grad():
+        net.lm_offset.copy_(torch.randn(68, 3))
+    net.save_pretrained(tmp_path / "ckpt")
+    assert torch.equal(RegressorNet.from_pretrained(tmp_path / "ckpt").lm_offset, net.lm_offset)
+    state = torch.load(tmp_path / "ckpt" / "weights.pt", weights_only=True)
+    del state["lm_offset"]  # a checkpoint written before the landmark convention existed
+    torch.save(state, tmp_path / "ckpt" / "weights.pt")
+    old = RegressorNet.from_pretrained(tmp_path / "ckpt")
+    assert torch.equal(old.lm_offset, torch.zeros(68, 3))
+    out = LandmarkRegressor(old).predict(np.zeros((64, 64, 3), np.uint8), (10, 10, 50, 50))
+    assert np.array_equal(out.landmark_offset, np.zeros((68, 3)))
+
+
 def test_missing_or_corrupt_checkpoint_names_the_file(tmp_path):
     with pytest.raises(RegressorWeightsError, match="config.json"):
         RegressorNet.from_pretrained(tmp_path)
@@ -140,21 +155,27 @@ def test_heldout_renders(shipped, heldout):
     assert (conf[face] > 0.5).mean() > 0.9 and (conf[~face] < 0.5).mean() > 0.7
 
 
-def test_to_fit_result_matches_regressed_landmarks(ict_model):
-    """The --fast path: the perspective camera built from the weak-perspective output reprojects
-    the model's landmarks close to the regressed ones."""
-    from face3d.detect.regressor import to_fit_result
+def test_scale_augmentation_averages_in_image_space_and_keeps_mirror_equivariance():
+    image = np.random.default_rng(4).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    W, box = image.shape[1], (30.0, 20.0, 70.0, 75.0)
+    net = _tiny_net()
+    one = LandmarkRegressor(net).predict(image, box)
+    same = LandmarkRegressor(net, scales=(1.0, 1.0)).predict(image, box)  # two equal crops: their mean
+    assert np.allclose(one.landmarks, same.landmarks, atol=1e-4) and abs(one.yaw - same.yaw) < 1e-3
+    parts = [LandmarkRegressor(net, scales=(s,)).predict(image, box) for s in (0.9, 1.1)]
+    both = LandmarkRegressor(net, scales=(0.9, 1.1)).predict(image, box)
+    assert np.allclose(both.landmarks, 0.5 * (parts[0].landmarks + parts[1].landmarks), atol=1e-4)
+    assert np.allclose(both.centre, 0.5 * (parts[0].centre + parts[1].centre), atol=1e-4)
+    assert np.allclose(both.expression, 0.5 * (parts[0].expression + parts[1].expression), atol=1e-6)
+    assert np.allclose(both.rotation @ both.rotation.T, np.eye(3), atol=1e-6)  # still a rotation
+    from face3d.detect.regressor import MIRROR_68
 
-    cfg = RegressorConfig(size=32, channels=(8, 8, 16), strides=(2, 2), hidden=16, n_identity=4)
-    reg = LandmarkRegressor(RegressorNet.from_model(cfg, ict_model))  # zero head: a frontal face
-    image = np.zeros((240, 320, 3), np.uint8)
-    outs = reg.predict_batch(image, [(100, 60, 180, 150), (200, 100, 240, 150)])
-    fit = to_fit_result(outs, image.shape[:2], ict_model)
-    assert fit.rotation.shape == (2, 3, 3) and fit.identity.shape == (2, ict_model.n_identity)
-    assert np.allclose(fit.yaw_pitch_roll.numpy(), 0.0, atol=1e-3)
-    for i, o in enumerate(outs):
-        size = np.sqrt(np.prod(o.landmarks.max(0) - o.landmarks.min(0)))
-        assert float(fit.error_px[i]) < 0.05 * size
+    reg = LandmarkRegressor(net, flip=True, scales=(0.9, 1.0, 1.1))
+    a = reg.predict(image, box)
+    b = reg.predict(np.ascontiguousarray(image[:, ::-1]), (W - 1 - box[2], box[1], W - 1 - box[0], box[3]))
+    assert np.allclose(b.landmarks, a.landmarks[list(MIRROR_68)] * [-1, 1] + [W - 1, 0], atol=0.05)
+    with pytest.raises(ValueError, match="scales"):
+        LandmarkRegressor(net, scales=(1.0, 0.0))
 
 
 def test_flip_augmentation_is_mirror_equivariant():

@@ -43,6 +43,37 @@ def test_round_trip_recovers_pose_and_landmarks(ict_model):
     assert float(res.expression.min()) >= 0 and float(res.expression.max()) <= 1
 
 
+def test_landmark_offset_is_part_of_the_fitted_points(ict_model):
+    """Targets in another landmark convention (landmark vertices + a model-space offset): the fit
+    given that offset recovers the pose and reproduces them; without it the jaw is missed."""
+    yaw, pitch, roll = [0.0, 45.0, -70.0], [5.0, -5.0, 0.0], [0.0, 3.0, -3.0]
+    verts, K, _ = _synthetic(ict_model, yaw, pitch, roll)
+    offset = torch.zeros(68, 3, dtype=verts.dtype)
+    offset[:17] = torch.tensor([0.0, -1.0, -1.5])  # jaw points 1.5 cm deeper and 1 cm lower
+    yaw_r, pitch_r, roll_r = (torch.deg2rad(torch.tensor(a)) for a in (yaw, pitch, roll))
+    R = camera_rotation(euler_to_pose_matrix(yaw_r, pitch_r, roll_r))
+    t = torch.tensor([[1.0, -1.5, 65.0]]).repeat(3, 1)
+    g = torch.Generator().manual_seed(0)
+    ident = torch.randn(3, 40, generator=g) * 0.5
+    expr = torch.zeros(3, 53)
+    expr[:, ict_model.expression_index("jawOpen")] = 0.25
+    expr[:, ict_model.expression_index("mouthSmile_L")] = 0.4
+    lm3d = ict_model.landmarks(ict_model(ident, expr)) + offset
+    targets = project(to_camera(lm3d, R, t), K)
+    cfg = FitConfig(silhouette=False)
+    with_offset = fit_landmarks(ict_model, targets, (256, 256), cfg, landmark_offset=offset)
+    without = fit_landmarks(ict_model, targets, (256, 256), cfg)
+    err = (with_offset.landmarks_fitted - targets).norm(dim=-1).mean(-1)
+    err_without = (without.landmarks_fitted - targets).norm(dim=-1)[:, :17].mean(-1)
+    assert float(err.max()) < 1.0, err
+    assert float((with_offset.yaw_pitch_roll - torch.tensor([yaw, pitch, roll]).T).abs().max()) < 3.0
+    assert float(err_without[1:].min()) > 2 * float(err.max()), err_without
+    with pytest.raises(ValueError, match="silhouette=False"):
+        fit_landmarks(ict_model, targets, (256, 256), FitConfig(), landmark_offset=offset)
+    with pytest.raises(ValueError, match="68, 3"):
+        fit_landmarks(ict_model, targets, (256, 256), cfg, landmark_offset=offset[:10])
+
+
 def _outline_targets(model, verts, K, lm, size=256):
     """What a 2D detector reports at large yaw: jaw points of the far side on the visible outline
     (moved horizontally to the edge of the rendered face)."""
@@ -80,3 +111,25 @@ def test_real_photo_gives_a_sane_fit(ict_model):
     x0, y0, x1, y1 = faces[0].bbox
     nose = fit.landmarks_fitted[0, 30]
     assert x0 < float(nose[0]) < x1 and y0 < float(nose[1]) < y1
+
+
+def test_profile_photo_is_fitted_on_the_regressor_landmarks_in_its_convention(ict_model, aflw_dir):
+    """A held-out AFLW2000-3D profile (about 72° of yaw): the default pipeline takes the network's
+    landmarks, carries its landmark convention into the fit and lands near the ground truth."""
+    from face3d.fit import fit_image
+    from face3d.fit.metrics import load_aflw, nme
+    from face3d.fit.pipeline import default_regressor
+    from face3d.io import read_image
+
+    regressor = default_regressor()
+    if regressor is None:
+        pytest.skip("shipped regressor weights (assets/regressor) not available")
+    sample = next(s for s in load_aflw(aflw_dir) if s.image_path.name == "image00022.jpg")
+    faces = fit_image(read_image(sample.image_path), ict_model, box=sample.box)
+    face = faces[0]
+    assert face.landmark_source == "regressor"
+    assert np.array_equal(face.landmark_offset, regressor.net.lm_offset.double().numpy())
+    assert float(np.abs(face.landmark_offset).max()) > 0.5  # a real convention offset, cm
+    assert nme(face.fit.landmarks_fitted[0].numpy(), sample.landmarks) < 8.0
+    # the fitted points follow the targets (the offset is part of them)
+    assert float(face.fit.error_px[0]) < 0.05 * float(np.sqrt(np.prod(np.ptp(sample.landmarks, 0))))

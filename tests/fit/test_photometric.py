@@ -157,3 +157,23 @@ def test_cli_photometric_flag(tmp_path, ict_model, astronaut):
     assert rec["timings_ms"]["photometric"] > 0
     plain = np.asarray(face.fit.landmarks_fitted[0])
     assert np.abs(np.asarray(rec["landmarks_fitted"]) - plain).mean() < 2.0  # refined, not replaced
+
+
+def test_landmark_term_uses_the_targets_landmark_convention(ict_model, synthetic):
+    """Targets in the regressor's convention (landmark vertices + an offset): the refinement's
+    landmark term is zero at the true fit when given that offset, not without it."""
+    from face3d.fit.photometric import _landmark_problem
+
+    truth = synthetic[0]
+    offset = torch.zeros(68, 3)
+    offset[:17] = torch.tensor([0.0, -1.0, -1.5])
+    cam = truth.vertices_cam(ict_model)[:, ict_model.landmark_ids] + offset @ truth.rotation.transpose(1, 2)
+    targets = project(cam, truth.intrinsics)
+    fit = replace(truth, landmarks_target=targets)
+    cfg = FitConfig(silhouette=False)
+    lm_err = []
+    for off in (offset, None):
+        problem, st0, _ = _landmark_problem(ict_model, fit, cfg, False, off)
+        r, _ = problem.residuals(st0, torch.ones(1, 68, dtype=torch.float64), 1.0, jacobian=False)
+        lm_err.append(float(r[:, :136].abs().max()))
+    assert lm_err[0] < 1e-3 < 0.5 < lm_err[1], lm_err
