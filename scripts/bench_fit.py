@@ -33,14 +33,15 @@ from face3d.model import MorphableModel
 PIPELINES = ("dlib_fit", "dlib_fit_no_silhouette", "regressor", "regressor_fit", "default")
 
 
-def run_one(sample, mode, model, detector, regressor, photometric: bool = False) -> dict:
+def run_one(sample, mode, model, detector, regressor, photometric: bool = False, recrop: int = 2) -> dict:
     """NME of every pipeline on one image (the 2D work is shared, each fit timed on its own);
     with ``photometric`` also ``default_photometric``: the default pipeline's fit refined by
     :func:`face3d.fit.photometric.refine_face` (its time includes the landmark fit's)."""
     image = read_image(sample.image_path)
     rec = {"image": sample.image_path.name, "yaw": sample.yaw, "mode": mode}
     box = sample.box if mode == "protocol" else None
-    marked = detect_and_landmark(image, detector, 1, box, regressor, LandmarkConfig(regressor_min_yaw=1e9))
+    lcfg = LandmarkConfig(regressor_min_yaw=1e9, regressor_recrop=recrop)
+    marked = detect_and_landmark(image, detector, 1, box, regressor, lcfg)
     rec["detect_ms"], rec["landmarks_ms"], rec["regress_ms"] = (
         marked.detect_ms,
         marked.landmarks_ms,
@@ -128,6 +129,12 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--photometric", action="store_true", help="also the default fit + photometric refinement"
     )
+    ap.add_argument(
+        "--recrop",
+        type=int,
+        default=LandmarkConfig().regressor_recrop,
+        help="regressor re-crops on its own landmarks from detector boxes (LandmarkConfig.regressor_recrop)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     samples = stratified(select_split(load_aflw(args.data), args.split), args.per_bin)
@@ -149,7 +156,7 @@ def main(argv=None) -> int:
     todo = [(s, m) for m in args.modes.split(",") for s in samples if (s.image_path.name, m) not in done]
     with open(stream, "a") as fh:
         for sample, mode in tqdm(todo, desc="bench_fit", unit="img"):
-            rec = run_one(sample, mode, model, detector, regressor, args.photometric)
+            rec = run_one(sample, mode, model, detector, regressor, args.photometric, args.recrop)
             records.append(rec)
             fh.write(json.dumps(rec) + "\n")
             fh.flush()
@@ -157,6 +164,7 @@ def main(argv=None) -> int:
         "data": str(args.data),
         "per_bin": args.per_bin,
         "split": args.split,
+        "recrop": args.recrop,
         "command": " ".join(sys.argv),
         "results": summarise(records),
     }

@@ -59,6 +59,10 @@ class LandmarkConfig:
             default: the regressor's confidence does not reject face-free photos (see
             ``scripts/bench_detect.py``), so it finds a "face" in most images without one.
         proposals: :class:`face3d.detect.proposals.ProposalConfig` of the fallback.
+        regressor_recrop: how many times the regressor re-runs on the box of its own landmarks
+            when the box came from a detector (a detector box mapped to a landmark box fits the
+            network's crop convention only roughly; never for a box the caller gave). Measured
+            by ``scripts/bench_fit.py --recrop N`` (README, automatic mode).
     """
 
     use_regressor: bool = True
@@ -67,6 +71,7 @@ class LandmarkConfig:
     regressor_min_confidence: float = 0.2
     fallback: bool = False
     proposals: ProposalConfig = ProposalConfig()
+    regressor_recrop: int = 2
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,11 @@ def detect_and_landmark(
         ]
         detections = [detections[i] for i in keep]
         regressions = [regressions[i] for i in keep]
+        if box is None and regressions:
+            from face3d.detect.boxes import landmark_box
+
+            for _ in range(config.regressor_recrop):
+                regressions = regressor.predict_batch(image, [landmark_box(r.landmarks) for r in regressions])
     fallback_s = 0.0
     if regressor is not None and config.fallback and box is None and not detections:
         from face3d.detect.proposals import FALLBACK_SOURCE, propose_faces

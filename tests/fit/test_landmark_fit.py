@@ -133,3 +133,39 @@ def test_profile_photo_is_fitted_on_the_regressor_landmarks_in_its_convention(ic
     assert nme(face.fit.landmarks_fitted[0].numpy(), sample.landmarks) < 8.0
     # the fitted points follow the targets (the offset is part of them)
     assert float(face.fit.error_px[0]) < 0.05 * float(np.sqrt(np.prod(np.ptp(sample.landmarks, 0))))
+
+
+def test_recrop_recovers_from_shifted_detector_boxes(ict_model, aflw_dir):
+    """Detector boxes off the face by a tenth of their size (4 directions): re-running the network
+    on the box of its own landmarks (``LandmarkConfig.regressor_recrop``) brings the landmarks
+    closer on average; a box the caller gives is never re-cropped."""
+    from face3d.detect import Detection, dlib_box_from_landmark_box
+    from face3d.fit.metrics import load_aflw, nme
+    from face3d.fit.pipeline import LandmarkConfig, default_regressor, detect_and_landmark
+    from face3d.io import read_image
+
+    regressor = default_regressor()
+    if regressor is None:
+        pytest.skip("shipped regressor weights (assets/regressor) not available")
+    sample = next(s for s in load_aflw(aflw_dir) if s.image_path.name == "image00022.jpg")
+    image = read_image(sample.image_path)
+    x0, y0, x1, y1 = dlib_box_from_landmark_box(sample.box)
+    w, h = x1 - x0, y1 - y0
+
+    class Shifted:
+        def __init__(self, fx, fy):
+            self.box = (x0 + fx * w, y0 + fy * h, x1 + fx * w, y1 + fy * h)
+
+        def detect(self, image, max_faces=None):
+            return [Detection(self.box, 1.0, "hog")]
+
+    errs = {0: [], 2: []}
+    for fx, fy in ((0.1, 0.0), (-0.1, 0.0), (0.0, 0.1), (0.0, -0.1)):
+        for n in errs:
+            cfg = LandmarkConfig(regressor_min_yaw=0.0, regressor_recrop=n)
+            marked = detect_and_landmark(image, Shifted(fx, fy), 1, None, regressor, cfg)
+            errs[n].append(nme(marked.landmarks[0], sample.landmarks))
+    assert np.mean(errs[2]) < 0.9 * np.mean(errs[0]), errs
+    cfg = LandmarkConfig(regressor_recrop=2)
+    given = detect_and_landmark(image, Shifted(0.1, 0.0), 1, sample.box, regressor, cfg)
+    assert np.allclose(given.regressions[0].box, sample.box)  # not re-cropped
