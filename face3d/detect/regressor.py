@@ -7,8 +7,8 @@ model-to-camera rotation (OpenCV axes) and ``centre`` where the model origin pro
 
 ``offset`` (68, 3) cm, model space, is the *landmark convention*: the 68 points a dataset labels
 are not exactly ICT's landmark vertices (AFLW2000-3D's are another 3DMM's vertices; its jaw points
-lie up to 2.6 cm from ICT's). It is zero for a network trained on synthetic renders only and is
-calibrated on real labelled faces by :func:`face3d.detect.regressor_aflw.calibrate_offset`; the
+lie up to 2.5 cm from ICT's). It is zero for a network trained on synthetic renders only and is
+calibrated on real labelled faces by :func:`face3d.detect.landmark_convention.calibrate_offset`; the
 synthetic losses use the offset-free ``model_landmarks``.
 
 Crops follow :func:`face3d.detect.regressor_data.crop_box`: a square of ``crop_scale`` times the
@@ -210,6 +210,7 @@ class RegressorNet(nn.Module):
         scale = out[:, 8].exp() * S / SCALE_REF
         ident = out[:, 9 : 9 + K]
         expr = torch.sigmoid(out[:, 9 + K : -1])
+        model_lm = self.landmarks(R, centre, scale, ident, expr, convention=False)
         return {
             "rotation": R,
             "centre": centre,
@@ -217,8 +218,9 @@ class RegressorNet(nn.Module):
             "identity": ident,
             "expression": expr,
             "logit": out[:, -1],
-            "landmarks": self.landmarks(R, centre, scale, ident, expr),
-            "model_landmarks": self.landmarks(R, centre, scale, ident, expr, convention=False),
+            # one projection: the offset is linear in the model-space points
+            "landmarks": model_lm + scale[:, None, None] * (self.lm_offset @ R.transpose(1, 2))[..., :2],
+            "model_landmarks": model_lm,
         }
 
     def landmarks(self, R, centre, scale, identity, expression, convention: bool = True) -> torch.Tensor:
