@@ -102,7 +102,8 @@ def detect_and_landmark(
 ) -> Landmarked:
     """Run detection (or take ``box``, the box of the ground-truth 68 points in protocol mode),
     then dlib's 68-point predictor and, with a ``regressor``, the regression network on every
-    face; pick each face's landmark source by ``config``. With ``config.fallback`` and a
+    face (re-run ``config.regressor_recrop`` times on the box of its own landmarks when the box
+    came from the detector); pick each face's landmark source by ``config``. With ``config.fallback`` and a
     regressor, an image where no detection survives is searched by the regressor alone
     (detections of source ``"regressor-fallback"``, timed as detection)."""
     from face3d.detect import Detection, dlib_box_from_landmark_box, predict_landmarks
