@@ -78,8 +78,8 @@ def main(argv=None) -> int:
 
     def crops(split):
         data = AFLWCrops(select_split(samples, split), cfg.size, cfg.crop_scale, NO_AUG)
-        items = [data.item(i) for i in range(len(data))]
-        return np.stack([it[0] for it in items]), np.stack([it[1] for it in items]), data.bins
+        images, points, _ = data.unaugmented()
+        return images, points, data.bins
 
     t0 = time.perf_counter()
     train_x, train_y, _ = crops("train")

@@ -241,6 +241,16 @@ class AFLWCrops:
             img = colour_jitter(rng, img)
         return img, lm.astype(np.float32), yaw
 
+    def unaugmented(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every sample's inference crop: (N, S, S, 3) uint8 crops, (N, 68, 2) crop landmarks and
+        (N,) face3d yaws (:meth:`item` without ``rng``)."""
+        items = [self.item(i) for i in range(len(self))]
+        return (
+            np.stack([it[0] for it in items]),
+            np.stack([it[1] for it in items]),
+            np.array([it[2] for it in items], dtype=np.float32),
+        )
+
     def batch(self, rng: np.random.Generator, n: int, balanced: bool = True) -> dict[str, np.ndarray]:
         """``n`` augmented crops: ``image`` (n, S, S, 3) uint8, ``landmarks`` (n, 68, 2), ``yaw`` (n,)
         and ``yaw_valid`` (n,) bool. ``balanced``: each |yaw| bin equally likely."""
@@ -300,12 +310,11 @@ def evaluate_crops(net: RegressorNet, data: AFLWCrops) -> dict[str, float]:
 
     was = net.training
     net.eval()
-    items = [data.item(i) for i in range(len(data))]
-    out = net(normalise(torch.from_numpy(np.stack([it[0] for it in items]))))
+    crops, landmarks, yaws = data.unaugmented()
+    out = net(normalise(torch.from_numpy(crops)))
     net.train(was)
-    gt = torch.from_numpy(np.stack([it[1] for it in items]))
-    nme = _nme(out["landmarks"], gt).numpy()
-    yaw_err = np.abs(euler_degrees(out["rotation"])[:, 0].numpy() - np.array([it[2] for it in items]))
+    nme = _nme(out["landmarks"], torch.from_numpy(landmarks)).numpy()
+    yaw_err = np.abs(euler_degrees(out["rotation"])[:, 0].numpy() - yaws)
     res = {f"nme_bin{b}": float(nme[data.bins == b].mean()) for b in range(3) if (data.bins == b).any()}
     res["nme_balanced"] = float(np.mean([res[k] for k in res]))
     res["yaw_err_median"] = float(np.median(yaw_err))
@@ -386,8 +395,8 @@ def finetune(
     elif config.calibrate:
         from face3d.detect.landmark_convention import calibrate_offset
 
-        items = [aflw.item(i) for i in range(len(aflw))]
-        offset = calibrate_offset(net, np.stack([it[0] for it in items]), np.stack([it[1] for it in items]))
+        crops, landmarks, _ = aflw.unaugmented()
+        offset = calibrate_offset(net, crops, landmarks)
         net.lm_offset.copy_(offset)
         size = offset.norm(dim=-1)
         print(f"landmark-convention offset: mean {size.mean():.2f} cm, max {size.max():.2f} cm")
