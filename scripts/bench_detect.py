@@ -141,8 +141,8 @@ def main(argv=None) -> int:
 
     from face3d.detect import FaceDetector
     from face3d.detect.proposals import ProposalConfig
-    from face3d.detect.regressor import LandmarkRegressor
     from face3d.detect.regressor_aflw import SPLITS, select_split
+    from face3d.detect.regressor_infer import LandmarkRegressor
     from face3d.fit.metrics import load_aflw, yaw_bin
     from face3d.io import atomic_write_json, read_image, resume_jsonl
 

@@ -22,8 +22,8 @@ import torch
 from tqdm import tqdm
 
 from face3d.detect import FaceDetector
-from face3d.detect.regressor import TTA_SCALES, LandmarkRegressor
 from face3d.detect.regressor_aflw import SPLITS, select_split
+from face3d.detect.regressor_infer import TTA_SCALES, LandmarkRegressor
 from face3d.fit import FitConfig
 from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
 from face3d.fit.pipeline import LandmarkConfig, default_regressor, detect_and_landmark, fit_detections

@@ -28,8 +28,8 @@ import torch
 from tqdm import tqdm
 
 from face3d.detect import dlib_box_from_landmark_box, predict_landmarks
-from face3d.detect.regressor import LandmarkRegressor
 from face3d.detect.regressor_aflw import SPLITS, select_split
+from face3d.detect.regressor_infer import LandmarkRegressor
 from face3d.fit import FitConfig
 from face3d.fit.landmark_fit import fit_landmarks
 from face3d.fit.metrics import BIN_NAMES, bin_table, load_aflw, nme, stratified, yaw_bin

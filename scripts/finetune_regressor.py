@@ -20,6 +20,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/aflw2000-3d-dev", help="AFLW2000-3D dev folder")
     ap.add_argument("--synthetic", default="out/regressor_data", help="synthetic shard folder")
+    ap.add_argument(
+        "--extra-synthetic",
+        action="append",
+        default=[],
+        help="more shard folders added to --synthetic's training shards (e.g. scripts/profile_labelled.py's)",
+    )
     ap.add_argument("--out", default="runs/regressor_aflw")
     ap.add_argument("--init", default="assets/regressor", help="pretrained weights folder to start from")
     ap.add_argument("--minutes", type=float, default=20.0, help="wall-clock training budget")
@@ -64,7 +70,8 @@ def main(argv=None) -> int:
     if args.measure:
         _measure(aflw, args, config)
         return 0
-    finetune(aflw, args.synthetic, args.out, args.init, config, resume=args.resume)
+    synthetic = [args.synthetic, *args.extra_synthetic] if args.extra_synthetic else args.synthetic
+    finetune(aflw, synthetic, args.out, args.init, config, resume=args.resume)
     print(f"weights: {args.out}/final")
     return 0
 

@@ -36,8 +36,8 @@ def main(argv=None) -> int:
 
     import cv2
 
-    from face3d.detect.regressor import TTA_SCALES, LandmarkRegressor
     from face3d.detect.regressor_aflw import select_split
+    from face3d.detect.regressor_infer import TTA_SCALES, LandmarkRegressor
     from face3d.fit.metrics import load_aflw, nme, yaw_bin
     from face3d.io import atomic_write_bytes, read_image
 

@@ -99,7 +99,7 @@ class Proposal:
         detector_box: the same face as a dlib-style detector box (what :class:`Detection` holds).
         confidence: the regressor's face probability of the final crop, [0, 1].
         coarse_confidence: the window's score before refinement.
-        regression: the :class:`face3d.detect.regressor.RegressorOutput` of the final crop.
+        regression: the :class:`face3d.detect.regressor_infer.RegressorOutput` of the final crop.
     """
 
     landmark_box: Box
@@ -191,7 +191,7 @@ def propose_faces(image: np.ndarray, regressor, config: ProposalConfig = Proposa
 
     Args:
         image: (H, W, 3) uint8 RGB.
-        regressor: a :class:`face3d.detect.regressor.LandmarkRegressor`.
+        regressor: a :class:`face3d.detect.regressor_infer.LandmarkRegressor`.
         config: :class:`ProposalConfig`.
 
     Returns:

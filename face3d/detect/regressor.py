@@ -21,13 +21,13 @@ Checkpoints are folders (``save_pretrained``/``from_pretrained``): ``config.json
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,9 +47,6 @@ MIRROR_68 = (
 )
 # fmt: on
 SCALE_REF = 20.0  # scale is predicted as log(scale / size * SCALE_REF)
-#: Crop-scale test-time augmentation of the default pipeline (:func:`face3d.fit.pipeline.default_regressor`):
-#: on the AFLW2000-3D dev held-out half it lowers the balanced NME by about 0.25 points over flip alone.
-TTA_SCALES = (0.9, 1.0, 1.1)
 
 
 class RegressorWeightsError(Face3DError):
@@ -200,8 +197,12 @@ class RegressorNet(nn.Module):
         (with the landmark-convention offset) and ``model_landmarks`` (B, 68, 2) (without: ICT's
         landmark vertices, the convention of the synthetic renders).
         """
+        return self.decode(self.features(x))
+
+    def decode(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The outputs of :meth:`forward` from the last feature map (B, C, h, w)."""
         cfg = self.config
-        h = self.fc(self.pool(self.features(x)).flatten(1))
+        h = self.fc(self.pool(features).flatten(1))
         out = self.head(h)
         S = cfg.size
         K = cfg.n_identity
@@ -232,6 +233,18 @@ class RegressorNet(nn.Module):
             X = X + self.lm_offset
         cam = X @ R.transpose(1, 2)
         return scale[:, None, None] * cam[..., :2] + centre[:, None]
+
+    def fused_features(self) -> nn.Sequential:
+        """An inference copy of :attr:`features` with every BatchNorm folded into the convolution
+        before it (its running statistics; the same outputs to float rounding, about 25 % faster
+        on a CPU). Use as ``net.decode(fused(x))``; it does not follow later weight changes."""
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        fused = copy.deepcopy(self.features).eval()
+        for m in fused.modules():
+            if isinstance(m, nn.Sequential) and len(m) == 3 and isinstance(m[1], nn.BatchNorm2d):
+                m[0], m[1] = fuse_conv_bn_eval(m[0], m[1]), nn.Identity()
+        return fused.requires_grad_(False)
 
     # ------------------------------------------------------------------ checkpoints
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
@@ -281,200 +294,3 @@ class RegressorNet(nn.Module):
 def normalise(crops: torch.Tensor) -> torch.Tensor:
     """(B, S, S, 3) uint8 -> (B, 3, S, S) float, roughly zero-mean unit-range."""
     return (crops.permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.25
-
-
-# ---------------------------------------------------------------------------------- inference
-@dataclass(frozen=True)
-class RegressorOutput:
-    """The regression for one face box, in image coordinates.
-
-    Attributes:
-        landmarks: (68, 2) anatomical iBUG landmarks, image pixels (occluded ones included).
-        yaw, pitch, roll: head pose, degrees (:mod:`face3d.camera` convention).
-        confidence: probability that the box holds a face, [0, 1].
-        identity: (K_id,) first identity weights; expression: (K_exp,) ARKit weights in [0, 1].
-        rotation: (3, 3) model-to-camera rotation (OpenCV axes).
-        scale: weak-perspective scale, image pixels per cm; centre: (2,) image position of the
-            model origin, pixels.
-        box: the 68-landmark-style box the crop was made from.
-        landmark_offset: (68, 3) cm, the network's landmark convention (``lm_offset``): the
-            landmarks are ICT's landmark vertices plus this model-space offset. Fitters given
-            these landmarks use it (:func:`face3d.fit.landmark_fit.fit_landmarks`).
-    """
-
-    landmarks: np.ndarray
-    yaw: float
-    pitch: float
-    roll: float
-    confidence: float
-    identity: np.ndarray
-    expression: np.ndarray
-    rotation: np.ndarray
-    scale: float
-    centre: np.ndarray
-    box: tuple[float, float, float, float]
-    landmark_offset: np.ndarray | None = None
-
-
-def landmark_box_from_detector_box(box, mapping_path=None) -> tuple[float, float, float, float]:
-    """Inverse of :func:`face3d.detect.dlib_box_from_landmark_box`: a dlib-style detector box ->
-    the box its 68 landmarks would have (what the regressor's crops are defined on)."""
-    from face3d.detect.boxes import as_box, load_mapping
-
-    m = load_mapping(mapping_path)
-    x0, y0, x1, y1 = as_box(box)
-    A = np.array([m["w"], m["h"]], dtype=np.float64)  # [w', h'] = A @ [w, h]
-    w, h = np.linalg.solve(A, [x1 - x0, y1 - y0])
-    dc = np.array([m["dcx"], m["dcy"]], dtype=np.float64) @ [w, h]
-    cx, cy = 0.5 * (x0 + x1) - dc[0], 0.5 * (y0 + y1) - dc[1]
-    return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
-
-
-class LandmarkRegressor:
-    """Crop, run and map back: the inference API of :class:`RegressorNet`.
-
-    Args:
-        net: a :class:`RegressorNet` (default: :meth:`RegressorNet.from_pretrained`).
-        threads: torch intra-op threads used while predicting (None: leave as is).
-        flip: test-time augmentation: also run the mirrored crop and average landmarks, pose,
-            scale, centre and confidence (about twice the time; identity and expression are
-            the unmirrored crop's).
-        scales: test-time augmentation: crop sides relative to the trained ``crop_scale``; each
-            face is regressed from one crop per scale (all in one batch) and the results are
-            averaged in image coordinates (landmarks, centre, scale, confidence, identity,
-            expression; rotations by their projected mean). ``(1.0,)``: a single crop.
-    """
-
-    def __init__(
-        self,
-        net: RegressorNet | None = None,
-        threads: int | None = None,
-        flip: bool = False,
-        scales: tuple[float, ...] = (1.0,),
-    ):
-        self.net = (net if net is not None else RegressorNet.from_pretrained()).eval()
-        self.threads = threads
-        self.flip = flip
-        self.scales = tuple(float(v) for v in scales)
-        if not self.scales or min(self.scales) <= 0:
-            raise ValueError(f"scales must be positive crop-side factors, got {scales!r}")
-
-    @classmethod
-    def from_pretrained(
-        cls, folder=None, threads: int | None = None, flip: bool = False, scales: tuple[float, ...] = (1.0,)
-    ) -> LandmarkRegressor:
-        return cls(RegressorNet.from_pretrained(folder), threads, flip, scales)
-
-    def _run(self, crops: np.ndarray) -> dict[str, torch.Tensor]:
-        """Network outputs for (N, S, S, 3) uint8 crops, mirrored-crop averaged with ``flip``."""
-        x = normalise(torch.from_numpy(crops))
-        if not self.flip:
-            return self.net(x)
-        n = x.shape[0]
-        both = self.net(torch.cat([x, x.flip(-1)]))
-        out = {k: v[:n] for k, v in both.items()}
-        S = self.net.config.size
-        M = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
-        c_f = both["centre"][n:]
-        out["rotation"] = mean_rotation(torch.stack([out["rotation"], M @ both["rotation"][n:] @ M], 1))
-        for key in ("landmarks", "model_landmarks"):
-            lm_f = both[key][n:][:, list(MIRROR_68)]
-            lm_f = torch.stack([(S - 1) - lm_f[..., 0], lm_f[..., 1]], -1)
-            out[key] = 0.5 * (out[key] + lm_f)
-        out["centre"] = 0.5 * (out["centre"] + torch.stack([(S - 1) - c_f[:, 0], c_f[:, 1]], -1))
-        out["scale"] = (0.5 * (out["scale"].log() + both["scale"][n:].log())).exp()
-        out["logit"] = 0.5 * (out["logit"] + both["logit"][n:])
-        return out
-
-    def crops(
-        self, image: np.ndarray, boxes, scales: tuple[float, ...] = (1.0,)
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(M * N, S, S, 3) uint8 crops and their (M * N, 2, 3) image -> crop affines, scale-major:
-        for each of the M ``scales`` (crop side factors), one crop per box. A face is area-shrunk
-        once, at its unscaled crop's zoom, for all its scales (as the AFLW fine-tune's crops)."""
-        from face3d.detect.regressor_aflw import shrink, warp_affine
-        from face3d.detect.regressor_data import crop_box, crop_transform, warp_crop
-
-        cfg = self.net.config
-        crops = np.zeros((len(scales), len(boxes), cfg.size, cfg.size, 3), np.uint8)
-        As = np.zeros((len(scales), len(boxes), 2, 3))
-        for j, b in enumerate(boxes):
-            cx, cy, side = crop_box(b, cfg.crop_scale)
-            k = cfg.size / side
-            shrunk = shrink(image, k) if k < 0.7 else None
-            for i, sc in enumerate(scales):
-                As[i, j] = crop_transform(cx, cy, side * sc, cfg.size)
-                if shrunk is None:
-                    crops[i, j] = warp_crop(image, As[i, j], cfg.size)
-                else:
-                    crops[i, j] = warp_affine(image, As[i, j], cfg.size, shrunk)
-        return crops.reshape(-1, cfg.size, cfg.size, 3), As.reshape(-1, 2, 3)
-
-    def predict_batch(self, image: np.ndarray, boxes) -> list[RegressorOutput]:
-        """One :class:`RegressorOutput` per 68-landmark-style box ``(x0, y0, x1, y1)``.
-
-        Args:
-            image: (H, W, 3) uint8 RGB.
-            boxes: sequence of N boxes.
-        """
-        from face3d.camera import euler_degrees
-        from face3d.detect import check_image
-
-        image = check_image(image)
-        boxes = [tuple(float(v) for v in b) for b in boxes]
-        if not boxes:
-            return []
-        n, m = len(boxes), len(self.scales)
-        crops, As = self.crops(image, boxes, self.scales)  # scale-major order
-        old = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                out = self._run(crops)
-        finally:
-            torch.set_num_threads(old)
-        k = As[:, 0, 0]
-        off = As[:, :, 2]
-
-        def mean(x: np.ndarray) -> np.ndarray:  # (m * n, ...) scale-major -> (n, ...) mean over scales
-            return x.reshape(m, n, *x.shape[1:]).mean(0)
-
-        lm = mean((out["landmarks"].double().numpy() - off[:, None]) / k[:, None, None])
-        centre = mean((out["centre"].double().numpy() - off) / k[:, None])
-        scale = np.exp(mean(np.log(out["scale"].double().numpy() / k)))
-        R = mean_rotation(out["rotation"].double().reshape(m, n, 3, 3).transpose(0, 1))
-        ypr = euler_degrees(R).numpy()
-        conf = torch.sigmoid(torch.from_numpy(mean(out["logit"].double().numpy()))).numpy()
-        ident = mean(out["identity"].double().numpy())
-        expr = mean(out["expression"].double().numpy())
-        offset = self.net.lm_offset.double().numpy()
-        return [
-            RegressorOutput(
-                landmarks=lm[i],
-                yaw=float(ypr[i, 0]),
-                pitch=float(ypr[i, 1]),
-                roll=float(ypr[i, 2]),
-                confidence=float(conf[i]),
-                identity=ident[i],
-                expression=expr[i],
-                rotation=R[i].numpy(),
-                scale=float(scale[i]),
-                centre=centre[i],
-                box=boxes[i],
-                landmark_offset=offset,
-            )
-            for i in range(n)
-        ]
-
-    def predict(self, image: np.ndarray, box) -> RegressorOutput:
-        """:meth:`predict_batch` for one box."""
-        return self.predict_batch(image, [box])[0]
-
-
-def mean_rotation(R: torch.Tensor) -> torch.Tensor:
-    """(N, M, 3, 3) rotations -> (N, 3, 3): the rotation nearest (Frobenius) to each row's mean."""
-    U, _, Vh = torch.linalg.svd(R.mean(1))
-    D = torch.ones(R.shape[0], 3, dtype=R.dtype)
-    D[:, 2] = torch.linalg.det(U @ Vh).sign()
-    return U @ torch.diag_embed(D) @ Vh

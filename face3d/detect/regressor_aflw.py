@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from face3d.detect.regressor import MIRROR_68, RegressorNet, normalise
-from face3d.detect.regressor_data import crop_box, crop_transform
+from face3d.detect.regressor_data import crop_box, crop_transform, load_shards
 from face3d.fit.metrics import yaw_bin
 
 SPLITS = ("all", "train", "heldout")
@@ -358,6 +358,10 @@ def finetune(
 ) -> RegressorNet:
     """Fine-tune ``init`` (a pretrained folder) into ``out_dir``; returns the network (eval mode).
 
+    ``synthetic_dir``: a synthetic shard folder (its validation shards validate), or a list of
+    them: the training shards of the others (e.g. :func:`face3d.detect.regressor_profile.profile_labelled`'s
+    renders of the AFLW train half) are added to the first's.
+
     ``out_dir`` gets ``checkpoint.pt`` (resumable: model, optimiser, step, elapsed seconds),
     ``latest/`` and, at the end, ``final/`` (pretrained folders), ``log.csv`` (train rows; per
     checkpoint a ``val`` row on the synthetic validation shards and an ``aflw_train`` row on the
@@ -401,11 +405,25 @@ def finetune(
         size = offset.norm(dim=-1)
         print(f"landmark-convention offset: mean {size.mean():.2f} cm, max {size.max():.2f} cm")
     rng = np.random.default_rng([config.seed, step])
+    dirs = (
+        [Path(synthetic_dir)] if isinstance(synthetic_dir, (str, Path)) else [Path(d) for d in synthetic_dir]
+    )
+    syn, syn_val = _load(dirs[0], 16, config.seed)
+    counts = [len(syn["label"])]
+    for d in dirs[1:]:
+        extra = load_shards(d)
+        counts.append(len(extra["label"]))
+        syn = {k: np.concatenate([v, extra[k]]) for k, v in syn.items()}
     atomic_write_json(
         out_dir / "finetune_config.json",
-        {**asdict(config), "init": str(init), "synthetic": str(synthetic_dir), "aflw_images": len(aflw)},
+        {
+            **asdict(config),
+            "init": str(init),
+            "synthetic": [str(d) for d in dirs],
+            "synthetic_samples": counts,
+            "aflw_images": len(aflw),
+        },
     )
-    syn, syn_val = _load(Path(synthetic_dir), 16, config.seed)
     syn_w = TrainConfig().weights
     log_fh, log = open_log(out_dir / "log.csv", LOG_FIELDS, resume)
 

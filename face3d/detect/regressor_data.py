@@ -29,6 +29,7 @@ from face3d.render.texture_fill import FLAT_COLORS
 KIND_RENDER, KIND_REAL, KIND_NEGATIVE = 0, 1, 2
 EYE_EXTRAS_FIRST = 24591  # ICT's translucent eye parts (lacrimal fluid, eyelashes ...): not rendered
 HEAD_LAST = 11247
+PROFILE_MIN_YAW = 45.0  # lower |yaw| bound of DataConfig.profile_fraction's renders, degrees
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class DataConfig:
         max_yaw / max_pitch / max_roll: pose ranges of the renders, degrees.
         n_identity: identity weights stored (first K modes).
         max_fit_error: photos whose landmark fit error (% of the face size) exceeds this are skipped.
+        profile_fraction: fraction of renders whose |yaw| is drawn uniformly from
+            [``PROFILE_MIN_YAW``, ``max_yaw``] (the rest: uniform in +-``max_yaw`` or near frontal).
     """
 
     size: int = 96
@@ -59,6 +62,7 @@ class DataConfig:
     max_roll: float = 30.0
     n_identity: int = 40
     max_fit_error: float = 4.0
+    profile_fraction: float = 0.0
 
 
 def is_heldout(person: str) -> bool:
@@ -183,13 +187,31 @@ class FaceProfiler:
         return out
 
     # ------------------------------------------------------------------ samples
+    def photo_records(self, rng: np.random.Generator, image: np.ndarray, fit, pool: list[np.ndarray]):
+        """Every sample of one fitted photo (``renders_per_photo`` renders over backgrounds from
+        ``pool``, ``reals_per_photo`` real crops, ``negatives_per_photo`` negatives on average)."""
+        cfg = self.config
+        colors = self.vertex_colors(image, fit)
+        records = [
+            self.render_sample(rng, fit, colors, random_background(rng, pool, cfg.size))
+            for _ in range(cfg.renders_per_photo)
+        ]
+        records += [self.real_sample(rng, image, fit) for _ in range(cfg.reals_per_photo)]
+        lm = fit.landmarks_fitted[0].numpy()
+        n_neg = int(cfg.negatives_per_photo) + (rng.random() < cfg.negatives_per_photo % 1)
+        records += [self.negative_sample(rng, image, (*lm.min(0), *lm.max(0))) for _ in range(n_neg)]
+        return records
+
     def render_sample(self, rng: np.random.Generator, fit, colors: torch.Tensor, background: np.ndarray):
         """One render at a random pose/expression/light over ``background`` (size, size, 3) uint8."""
         import cv2
 
         cfg, S = self.config, self.config.size
         u = rng.uniform
-        yaw = u(-cfg.max_yaw, cfg.max_yaw) if rng.random() < 0.8 else rng.normal(0, 25)
+        if cfg.profile_fraction and rng.random() < cfg.profile_fraction:
+            yaw = rng.choice((-1.0, 1.0)) * u(min(PROFILE_MIN_YAW, cfg.max_yaw), cfg.max_yaw)
+        else:
+            yaw = u(-cfg.max_yaw, cfg.max_yaw) if rng.random() < 0.8 else rng.normal(0, 25)
         pitch = float(np.clip(rng.normal(0, cfg.max_pitch / 2), -cfg.max_pitch, cfg.max_pitch))
         roll = float(np.clip(rng.normal(0, cfg.max_roll / 2), -cfg.max_roll, cfg.max_roll))
         ang = torch.deg2rad(torch.tensor([[float(np.clip(yaw, -cfg.max_yaw, cfg.max_yaw)), pitch, roll]]))
@@ -396,16 +418,7 @@ def generate(
             fit = prof.fit_photo(image)
             if fit is None:
                 continue
-            colors = prof.vertex_colors(image, fit)
-            for _ in range(config.renders_per_photo):
-                bg = random_background(rng, pool, config.size)
-                records.append(prof.render_sample(rng, fit, colors, bg))
-            for _ in range(config.reals_per_photo):
-                records.append(prof.real_sample(rng, image, fit))
-            lm = fit.landmarks_fitted[0].numpy()
-            n_neg = int(config.negatives_per_photo) + (rng.random() < config.negatives_per_photo % 1)
-            for _ in range(n_neg):
-                records.append(prof.negative_sample(rng, image, (*lm.min(0), *lm.max(0))))
+            records += prof.photo_records(rng, image, fit, pool)
         if not records:
             continue
         path = out / f"{prefix}_{i:05d}.npz"

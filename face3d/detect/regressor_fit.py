@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from face3d.detect.regressor import RegressorOutput
+from face3d.detect.regressor_infer import RegressorOutput
 
 
 def to_fit_result(outputs: list[RegressorOutput], image_size: tuple[int, int], model, fov_deg: float = 30.0):

@@ -116,7 +116,7 @@ def detect_and_landmark(
     t1 = time.perf_counter()
     regressions: list = [None] * len(detections)
     if regressor is not None and (config.use_regressor or config.fast) and detections:
-        from face3d.detect.regressor import landmark_box_from_detector_box
+        from face3d.detect.regressor_infer import landmark_box_from_detector_box
 
         boxes = [box if box is not None else landmark_box_from_detector_box(d.box) for d in detections]
         regressions = regressor.predict_batch(image, boxes)
@@ -230,10 +230,12 @@ def fit_detections(
 
 def default_regressor():
     """The shipped regression network (``assets/regressor``, test-time augmentation on: mirrored crops
-    at the crop scales :data:`face3d.detect.regressor.TTA_SCALES`), loaded once; None if not installed."""
+    at the crop scales :data:`face3d.detect.regressor_infer.TTA_SCALES`), loaded once; None if not
+    installed."""
     global _REGRESSOR
     if _REGRESSOR is None:
-        from face3d.detect.regressor import TTA_SCALES, LandmarkRegressor, default_weights_dir
+        from face3d.detect.regressor import default_weights_dir
+        from face3d.detect.regressor_infer import TTA_SCALES, LandmarkRegressor
 
         folder = default_weights_dir()
         installed = (folder / "config.json").is_file()
@@ -266,7 +268,7 @@ def fit_image(
         detector: a :class:`face3d.detect.FaceDetector` (a default one if None).
         max_faces: keep at most this many faces.
         box: protocol mode: the bounding box of the ground-truth 68 points (skips detection).
-        regressor: a :class:`face3d.detect.regressor.LandmarkRegressor`, ``"auto"`` (the shipped
+        regressor: a :class:`face3d.detect.regressor_infer.LandmarkRegressor`, ``"auto"`` (the shipped
             one when installed) or None (dlib landmarks only).
         landmarks: :class:`LandmarkConfig` (landmark source per face, ``fast``).
         photometric: a :class:`face3d.fit.photometric.PhotometricConfig` to refine every fit on

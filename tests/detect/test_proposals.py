@@ -13,7 +13,8 @@ from face3d.detect.proposals import (
     window_crops,
     window_sides,
 )
-from face3d.detect.regressor import LandmarkRegressor, default_weights_dir
+from face3d.detect.regressor import default_weights_dir
+from face3d.detect.regressor_infer import LandmarkRegressor
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,14 @@ import pytest
 import torch
 
 from face3d.detect.regressor import (
-    LandmarkRegressor,
     RegressorConfig,
     RegressorNet,
     RegressorWeightsError,
     default_weights_dir,
-    landmark_box_from_detector_box,
     normalise,
 )
 from face3d.detect.regressor_data import crop_box, crop_transform
+from face3d.detect.regressor_infer import LandmarkRegressor, landmark_box_from_detector_box
 
 TINY = RegressorConfig(size=32, channels=(8, 8, 16), strides=(2, 2), hidden=16, n_identity=4)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from face3d.detect.regressor import MIRROR_68, LandmarkRegressor, RegressorConfig, RegressorNet
+from face3d.detect.regressor import MIRROR_68, RegressorConfig, RegressorNet
 from face3d.detect.regressor_aflw import (
     AFLWCrops,
     AugConfig,
@@ -24,6 +24,7 @@ from face3d.detect.regressor_aflw import (
     warp_affine,
 )
 from face3d.detect.regressor_data import crop_box, crop_transform, warp_crop
+from face3d.detect.regressor_infer import LandmarkRegressor
 from face3d.fit.metrics import AFLWSample, yaw_bin
 
 S = 96
@@ -233,3 +234,28 @@ def test_finetune_calibrates_the_offset_writes_and_resumes(tmp_path):
     )
     assert torch.equal(resumed.lm_offset, offset)  # resuming does not re-calibrate
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == ck["step"]
+
+
+def test_finetune_adds_the_training_shards_of_extra_synthetic_folders(tmp_path):
+    """``synthetic_dir`` as a list: the first folder's validation split stays, the others' shards
+    join its training shards (the run records the counts)."""
+    import json
+
+    from face3d.detect.regressor_aflw import FinetuneConfig, finetune
+
+    rng = np.random.default_rng(6)
+    cfg = RegressorConfig(size=32, channels=(8, 8, 16), strides=(2, 2), hidden=16, n_identity=4)
+    RegressorNet(cfg).save_pretrained(tmp_path / "init")
+    _tiny_shards(tmp_path / "a", rng)
+    _tiny_shards(tmp_path / "b", rng)
+    samples = _samples(6, rng)
+    images = [rng.integers(0, 256, (220, 240, 3), dtype=np.uint8) for _ in samples]
+    aflw = AFLWCrops(samples, 32, 1.5, AugConfig(), images=images)
+    config = FinetuneConfig(
+        minutes=0.01, aflw_batch=2, synthetic_batch=2, checkpoint_minutes=10, calibrate=False
+    )
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    finetune(aflw, dirs, tmp_path / "run", tmp_path / "init", config, progress=False)
+    rec = json.loads((tmp_path / "run" / "finetune_config.json").read_text())
+    assert rec["synthetic"] == [str(d) for d in dirs]
+    assert rec["synthetic_samples"] == [47, 48]  # 3 % of the first folder validates

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from face3d.detect.regressor import LandmarkRegressor, RegressorConfig, RegressorNet
+from face3d.detect.regressor import RegressorConfig, RegressorNet
+from face3d.detect.regressor_infer import LandmarkRegressor
 
 pytestmark = pytest.mark.integration
 

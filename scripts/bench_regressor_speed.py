@@ -1,0 +1,95 @@
+"""Speed of the regressor's inference path against its reference, measured in the same run.
+
+    .venv/bin/python scripts/bench_regressor_speed.py --data ../shared/data/aflw2000-3d-dev \\
+        --images 100 --out out/bench_regressor_speed.json
+
+For each test-time augmentation setting (one crop; mirrored crop; mirrored crop at three crop
+scales, the default pipeline's) and each thread count, every image is predicted by
+:class:`LandmarkRegressor` (BatchNorm folded, region-of-interest shrink) and by
+:class:`ReferenceLandmarkRegressor` (the network as trained, whole-image shrink), alternately, so
+both see the same machine load. Writes median ms per face for both, their ratio (median of the
+per-image ratios) and the largest landmark difference between the two (% of the face box).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+SETTINGS = {"single": (False, (1.0,)), "flip": (True, (1.0,)), "flip_tta": (True, (0.9, 1.0, 1.1))}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="../shared/data/aflw2000-3d-dev", help="AFLW2000-3D dev folder")
+    ap.add_argument("--images", type=int, default=100, help="images timed (the first N, GT boxes)")
+    ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts")
+    ap.add_argument("--repeats", type=int, default=3, help="timed predictions per image (the median is kept)")
+    ap.add_argument("--weights", default=None, help="regressor folder (default assets/regressor)")
+    ap.add_argument("--out", default="out/bench_regressor_speed.json")
+    args = ap.parse_args(argv)
+
+    from tqdm import tqdm
+
+    from face3d.detect.regressor import RegressorNet
+    from face3d.detect.regressor_infer import LandmarkRegressor, ReferenceLandmarkRegressor
+    from face3d.fit.metrics import load_aflw
+    from face3d.io import atomic_write_json, read_image
+
+    samples = load_aflw(args.data)[: args.images]
+    if not samples:
+        print(f"bench_regressor_speed: no AFLW2000-3D images in {args.data}", file=sys.stderr)
+        return 2
+    net = RegressorNet.from_pretrained(args.weights)
+    images = [read_image(s.image_path) for s in samples]
+
+    def timed(reg, image, box) -> tuple[float, np.ndarray]:
+        ts = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            out = reg.predict(image, box)
+            ts.append(time.perf_counter() - t0)
+        return float(np.median(ts)) * 1e3, out.landmarks
+
+    results = {}
+    for threads in (int(t) for t in args.threads.split(",")):
+        for name, (flip, scales) in SETTINGS.items():
+            fast = LandmarkRegressor(net, threads=threads, flip=flip, scales=scales)
+            ref = ReferenceLandmarkRegressor(net, threads=threads, flip=flip, scales=scales)
+            for reg in (fast, ref):  # warm-up (and the folded copy)
+                timed(reg, images[0], samples[0].box)
+            t_fast, t_ref, diff = [], [], []
+            for s, image in tqdm(
+                list(zip(samples, images, strict=True)), desc=f"{name} x{threads}", leave=False
+            ):
+                (tf, lf), (tr, lr) = timed(fast, image, s.box), timed(ref, image, s.box)
+                t_fast.append(tf)
+                t_ref.append(tr)
+                size = np.sqrt(np.prod(s.landmarks.max(0) - s.landmarks.min(0)))
+                diff.append(float(np.linalg.norm(lf - lr, axis=1).max() / size * 100))
+            key = f"{name}_threads{threads}"
+            results[key] = {
+                "crops": len(scales) * (2 if flip else 1),
+                "fast_ms": round(float(np.median(t_fast)), 2),
+                "reference_ms": round(float(np.median(t_ref)), 2),
+                "ratio": round(float(np.median(np.array(t_ref) / np.array(t_fast))), 3),
+                "max_landmark_diff_pct": round(float(np.max(diff)), 4),
+            }
+            r = results[key]
+            print(
+                f"{key:>20}: {r['fast_ms']:.2f} ms (reference {r['reference_ms']:.2f} ms, "
+                f"x{r['ratio']:.2f}); landmarks differ by <= {r['max_landmark_diff_pct']:.3f} % of the box",
+            )
+    atomic_write_json(
+        args.out,
+        {"images": len(samples), "repeats": args.repeats, "data": str(args.data), "results": results},
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

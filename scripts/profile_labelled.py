@@ -1,0 +1,53 @@
+"""Render the AFLW2000-3D train half at new poses: synthetic shards from labelled photos.
+
+    .venv/bin/python scripts/profile_labelled.py --data ../shared/data/aflw2000-3d-dev \\
+        --out out/regressor_data_aflw
+
+Each train-half photo is fitted to its ground-truth landmarks (in the landmark convention stored
+in ``--weights``) and its head re-rendered mostly at |yaw| >= 45 degrees
+(:func:`face3d.detect.regressor_profile.profile_labelled`). The shards are resumable (rerun the
+same command) and feed ``scripts/finetune_regressor.py --extra-synthetic``. The held-out half is
+never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="../shared/data/aflw2000-3d-dev", help="AFLW2000-3D dev folder")
+    ap.add_argument("--out", default="out/regressor_data_aflw", help="shard folder")
+    ap.add_argument(
+        "--weights", default=None, help="regressor folder whose lm_offset is the labels' convention"
+    )
+    ap.add_argument("--renders", type=int, default=None, help="renders per photo (default 16)")
+    ap.add_argument("--profile-fraction", type=float, default=None, help="share of renders at |yaw| >= 45")
+    ap.add_argument("--max-photos", type=int, default=None, help="use at most N photos")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    from face3d.detect.regressor import RegressorNet
+    from face3d.detect.regressor_aflw import select_split
+    from face3d.detect.regressor_profile import LABELLED_CONFIG, profile_labelled
+    from face3d.fit.metrics import load_aflw
+
+    samples = select_split(load_aflw(args.data), "train")[: args.max_photos]
+    if not samples:
+        print(f"profile_labelled: no AFLW2000-3D images in {args.data}", file=sys.stderr)
+        return 2
+    config = LABELLED_CONFIG
+    if args.renders is not None:
+        config = replace(config, renders_per_photo=args.renders)
+    if args.profile_fraction is not None:
+        config = replace(config, profile_fraction=args.profile_fraction)
+    offset = RegressorNet.from_pretrained(args.weights).lm_offset
+    profile_labelled(samples, args.out, config, landmark_offset=offset, seed=args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
