@@ -103,6 +103,6 @@ def test_fast_predictions_match_the_reference():
     for flip, scales in ((False, (1.0,)), (True, (0.9, 1.0, 1.1))):
         fast = LandmarkRegressor(net, flip=flip, scales=scales).predict_batch(image, boxes)
         ref = ReferenceLandmarkRegressor(net, flip=flip, scales=scales).predict_batch(image, boxes)
-        for f, r in zip(fast, ref):
+        for f, r in zip(fast, ref, strict=True):
             assert np.allclose(f.landmarks, r.landmarks, atol=1e-2)
             assert abs(f.yaw - r.yaw) < 1e-2 and abs(f.confidence - r.confidence) < 1e-4
