@@ -1,0 +1,37 @@
+"""Benchmark helper scripts that need no model or data (``scripts/``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_yaw_switch_rescores_the_default_pipeline(tmp_path, capsys):
+    recs = [  # yaw (label), the regressor's yaw, NME of dlib + fit and of regressor + fit
+        {"mode": "protocol", "yaw": 10.0, "regressor_yaw": 12.0, "dlib_fit": 3.0, "regressor_fit": 5.0},
+        {"mode": "protocol", "yaw": 45.0, "regressor_yaw": 25.0, "dlib_fit": 20.0, "regressor_fit": 6.0},
+        {"mode": "protocol", "yaw": -75.0, "regressor_yaw": -70.0, "dlib_fit": 30.0, "regressor_fit": 7.0},
+        {"mode": "protocol", "yaw": 80.0, "regressor_yaw": None, "dlib_fit": None, "regressor_fit": None},
+    ]
+    path = tmp_path / "bench.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = tmp_path / "switch.json"
+    assert _script("yaw_switch").main([str(path), "--thresholds", "0,20,30", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())["results"]["protocol"]
+    assert res["0"] == {"[0,30)": 5.0, "[30,60)": 6.0, "[60,90]": 7.0, "balanced": 6.0}
+    assert res["20"]["[0,30)"] == 3.0 and res["20"]["[30,60)"] == 6.0  # 25 deg stays with the regressor
+    assert res["30"]["[30,60)"] == 20.0 and res["30"]["balanced"] == pytest.approx(10.0)
+    assert _script("yaw_switch").main([str(tmp_path / "missing.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err
