@@ -136,7 +136,7 @@ def test_profile_photo_is_fitted_on_the_regressor_landmarks_in_its_convention(ic
 
 
 def test_recrop_recovers_from_shifted_detector_boxes(ict_model, aflw_dir):
-    """Detector boxes off the face by a tenth of their size (4 directions): re-running the network
+    """Detector boxes off the face by 15 % of their size (4 directions): re-running the network
     on the box of its own landmarks (``LandmarkConfig.regressor_recrop``) brings the landmarks
     closer on average; a box the caller gives is never re-cropped."""
     from face3d.detect import Detection, dlib_box_from_landmark_box
@@ -160,12 +160,12 @@ def test_recrop_recovers_from_shifted_detector_boxes(ict_model, aflw_dir):
             return [Detection(self.box, 1.0, "hog")]
 
     errs = {0: [], 2: []}
-    for fx, fy in ((0.1, 0.0), (-0.1, 0.0), (0.0, 0.1), (0.0, -0.1)):
+    for fx, fy in ((0.15, 0.0), (-0.15, 0.0), (0.0, 0.15), (0.0, -0.15)):
         for n in errs:
             cfg = LandmarkConfig(regressor_min_yaw=0.0, regressor_recrop=n)
             marked = detect_and_landmark(image, Shifted(fx, fy), 1, None, regressor, cfg)
             errs[n].append(nme(marked.landmarks[0], sample.landmarks))
-    assert np.mean(errs[2]) < 0.9 * np.mean(errs[0]), errs
+    assert np.mean(errs[2]) < 0.9 * np.mean(errs[0]) and max(errs[2]) < max(errs[0]), errs
     cfg = LandmarkConfig(regressor_recrop=2)
     given = detect_and_landmark(image, Shifted(0.1, 0.0), 1, sample.box, regressor, cfg)
     assert np.allclose(given.regressions[0].box, sample.box)  # not re-cropped
