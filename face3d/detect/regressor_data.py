@@ -382,9 +382,7 @@ def generate(
     Returns:
         The shard paths written by this call.
     """
-    from tqdm import tqdm
-
-    from face3d.io import atomic_write_json, atomic_write_npz, read_image
+    from face3d.io import atomic_write_json, read_image
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -398,35 +396,54 @@ def generate(
     todo = [i for i in shards if not (out / f"{prefix}_{i:05d}.npz").exists()]
     if not todo:
         return []
+    desc = f"regressor data {worker}/{workers}"
+    return write_shards(
+        photos, read_image, _fit_detected, out, todo, config, seed, prefix, desc, progress, model_dir
+    )[0]
+
+
+def _fit_detected(prof: FaceProfiler, image: np.ndarray, _item):
+    return prof.fit_photo(image)
+
+
+def write_shards(items, read, fit, out, todo, config, seed, prefix, desc, progress=True, model_dir=None):
+    """Write shards ``out/<prefix>_NNNNN.npz`` for the shard indices ``todo`` of ``items``
+    (``config.photos_per_shard`` items each): every item is read (``read(item)`` -> (H, W, 3) uint8),
+    fitted (``fit(profiler, image, item)`` -> ``FitResult`` or None to skip it) and turned into
+    :meth:`FaceProfiler.photo_records` over backgrounds from up to 150 of the items.
+
+    Returns: (the shard paths written, the number of items skipped).
+    """
+    from tqdm import tqdm
+
+    from face3d.io import atomic_write_npz
+
+    P = config.photos_per_shard
     torch.set_num_threads(1)
     prof = FaceProfiler(config, model_dir)
     bg_rng = np.random.default_rng(seed + 1)
-    pool = [
-        read_image(photos[i]) for i in bg_rng.choice(len(photos), size=min(150, len(photos)), replace=False)
-    ]
-    written = []
-    bar = tqdm(
-        total=len(todo) * P, desc=f"regressor data {worker}/{workers}", unit="photo", disable=not progress
-    )
+    pool = [read(items[i]) for i in bg_rng.choice(len(items), size=min(150, len(items)), replace=False)]
+    written, skipped = [], 0
+    bar = tqdm(total=len(todo) * P, desc=desc, unit="photo", disable=not progress)
     for i in todo:
         t0 = time.perf_counter()
         rng = np.random.default_rng([seed, i])
         records = []
-        for path in photos[i * P : (i + 1) * P]:
+        for item in items[i * P : (i + 1) * P]:
             bar.update(1)
-            image = read_image(path)
-            fit = prof.fit_photo(image)
-            if fit is None:
+            image = read(item)
+            face = fit(prof, image, item)
+            if face is None:
+                skipped += 1
                 continue
-            records += prof.photo_records(rng, image, fit, pool)
-        if not records:
-            continue
-        path = out / f"{prefix}_{i:05d}.npz"
-        atomic_write_npz(path, **stack_records(records))
-        written.append(path)
-        bar.set_postfix(samples=len(records), s_per_shard=f"{time.perf_counter() - t0:.0f}")
+            records += prof.photo_records(rng, image, face, pool)
+        if records:
+            path = out / f"{prefix}_{i:05d}.npz"
+            atomic_write_npz(path, **stack_records(records))
+            written.append(path)
+        bar.set_postfix(samples=len(records), skipped=skipped, s_per_shard=f"{time.perf_counter() - t0:.0f}")
     bar.close()
-    return written
+    return written, skipped
 
 
 def load_shards(

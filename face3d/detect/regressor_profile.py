@@ -13,14 +13,13 @@ large yaw (``DataConfig.profile_fraction``). The renders' landmarks are ICT's la
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from face3d.detect.regressor_data import DataConfig, FaceProfiler, stack_records
+from face3d.detect.regressor_data import DataConfig, FaceProfiler, write_shards
 
 #: The labelled photos' defaults: no real crops (the fine-tune already sees the photos with their
 #: labels), two thirds of the renders at |yaw| >= 45 degrees.
@@ -74,9 +73,7 @@ def profile_labelled(
     Returns:
         The shard paths written by this call.
     """
-    from tqdm import tqdm
-
-    from face3d.io import atomic_write_json, atomic_write_npz, read_image
+    from face3d.io import atomic_write_json, read_image
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -96,32 +93,22 @@ def profile_labelled(
     todo = [i for i in range(math.ceil(len(samples) / P)) if not (out / f"shard_{i:05d}.npz").exists()]
     if not todo:
         return []
-    torch.set_num_threads(1)
-    prof = FaceProfiler(config, model_dir)
-    bg_rng = np.random.default_rng(seed + 1)
-    pool = [
-        read_image(samples[i].image_path)
-        for i in bg_rng.choice(len(samples), size=min(150, len(samples)), replace=False)
-    ]
-    written, skipped = [], 0
-    bar = tqdm(total=len(todo) * P, desc="labelled profiling", unit="photo", disable=not progress)
-    for i in todo:
-        t0 = time.perf_counter()
-        rng = np.random.default_rng([seed, i])
-        records = []
-        for s in samples[i * P : (i + 1) * P]:
-            bar.update(1)
-            image = read_image(s.image_path)
-            fit = fit_labelled(prof, image, s.landmarks, landmark_offset, config.max_fit_error)
-            if fit is None:
-                skipped += 1
-                continue
-            records += prof.photo_records(rng, image, fit, pool)
-        if records:
-            path = out / f"shard_{i:05d}.npz"
-            atomic_write_npz(path, **stack_records(records))
-            written.append(path)
-        bar.set_postfix(samples=len(records), skipped=skipped, s_per_shard=f"{time.perf_counter() - t0:.0f}")
-    bar.close()
+
+    def fit(prof, image, sample):
+        return fit_labelled(prof, image, sample.landmarks, landmark_offset, config.max_fit_error)
+
+    written, skipped = write_shards(
+        samples,
+        lambda s: read_image(s.image_path),
+        fit,
+        out,
+        todo,
+        config,
+        seed,
+        "shard",
+        "labelled profiling",
+        progress,
+        model_dir,
+    )
     print(f"labelled profiling: {len(written)} shards written, {skipped} photos skipped (fit error)")
     return written
