@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from face3d.detect.regressor import MIRROR_68, RegressorNet, normalise
-from face3d.detect.regressor_data import crop_box, crop_transform, load_shards
+from face3d.detect.regressor_data import crop_box, crop_transform, load_shards, shrunk_size
 from face3d.fit.metrics import yaw_bin
 
 SPLITS = ("all", "train", "heldout")
@@ -158,7 +158,7 @@ def shrink(image: np.ndarray, k: float) -> tuple[np.ndarray, float, float]:
     import cv2
 
     H, W = image.shape[:2]
-    size_s = (max(2, round(W * k * 1.2)), max(2, round(H * k * 1.2)))
+    size_s = shrunk_size(W, H, k)
     return cv2.resize(image, size_s, interpolation=cv2.INTER_AREA), size_s[0] / W, size_s[1] / H
 
 

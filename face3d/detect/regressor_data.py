@@ -83,6 +83,11 @@ def crop_transform(cx: float, cy: float, side: float, size: int) -> np.ndarray:
     return np.array([[k, 0.0, c - k * cx], [0.0, k, c - k * cy]])
 
 
+def shrunk_size(width: int, height: int, k: float) -> tuple[int, int]:
+    """(width, height) of the area pre-shrink for crop scale ``k`` (< 0.7): ``1.2 k`` of the image."""
+    return max(2, round(width * k * 1.2)), max(2, round(height * k * 1.2))
+
+
 def warp_crop(image: np.ndarray, A: np.ndarray, size: int) -> np.ndarray:
     """Crop ``image`` (H, W, 3) uint8 with affine ``A`` (2, 3) to (size, size, 3) (edges replicated)."""
     import cv2
@@ -91,7 +96,7 @@ def warp_crop(image: np.ndarray, A: np.ndarray, size: int) -> np.ndarray:
     k = A[0, 0]
     if k < 0.7:  # pre-shrink with area averaging so the bilinear warp does not alias
         H, W = image.shape[:2]
-        size_s = (max(2, round(W * k * 1.2)), max(2, round(H * k * 1.2)))
+        size_s = shrunk_size(W, H, k)
         fx, fy = size_s[0] / W, size_s[1] / H
         image = cv2.resize(image, size_s, interpolation=cv2.INTER_AREA)
         # small pixel u_s = (u + 0.5) * f - 0.5  =>  u = (u_s + 0.5) / f - 0.5

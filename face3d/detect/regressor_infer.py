@@ -139,8 +139,7 @@ class LandmarkRegressor:
         """(M * N, S, S, 3) uint8 crops and their (M * N, 2, 3) image -> crop affines, scale-major:
         for each of the M ``scales`` (crop side factors), one crop per box. A face is area-shrunk
         once, at its unscaled crop's zoom, for all its scales (as the AFLW fine-tune's crops)."""
-        import cv2
-
+        from face3d.detect.regressor_aflw import warp_affine
         from face3d.detect.regressor_data import crop_box, crop_transform, warp_crop
 
         cfg = self.net.config
@@ -158,15 +157,10 @@ class LandmarkRegressor:
             # area-shrink only the part of the image the crops read, on the whole-image shrink's grid
             half = 0.5 * side * max(scales)
             part, fx, fy, a, c = shrink_region(image, k, (cx - half, cx + half), (cy - half, cy + half))
-            # part pixel -> whole-image shrink pixel -> image pixel (warp_affine's unshrink)
-            to_image = np.array(
-                [[1 / fx, 0.0, (a + 0.5) / fx - 0.5], [0.0, 1 / fy, (c + 0.5) / fy - 0.5], [0, 0, 1]]
-            )
+            # warp_affine maps shrunk pixels to image pixels; the part starts (a, c) shrunk pixels in
+            shift = np.array([[1.0, 0.0, a / fx], [0.0, 1.0, c / fy], [0.0, 0.0, 1.0]])
             for i in range(len(scales)):
-                A = As[i, j] @ to_image
-                crops[i, j] = cv2.warpAffine(
-                    part, A, (cfg.size, cfg.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-                )
+                crops[i, j] = warp_affine(image, As[i, j] @ shift, cfg.size, (part, fx, fy))
         return crops.reshape(-1, cfg.size, cfg.size, 3), As.reshape(-1, 2, 3)
 
     def predict_batch(self, image: np.ndarray, boxes) -> list[RegressorOutput]:
@@ -281,8 +275,10 @@ def shrink_region(image: np.ndarray, k: float, x_range, y_range):
     (to a grey level where OpenCV's float rounding differs) and ``fx``, ``fy`` are the whole-image
     shrink's factors.
     """
+    from face3d.detect.regressor_data import shrunk_size
+
     H, W = image.shape[:2]
-    dW, dH = max(2, round(W * k * 1.2)), max(2, round(H * k * 1.2))
+    dW, dH = shrunk_size(W, H, k)
 
     def span(lo: float, hi: float, n: int, d: int) -> tuple[int, int]:
         a = min(d - 1, max(0, math.floor(lo * d / n) - 2))
