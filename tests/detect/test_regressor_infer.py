@@ -6,21 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_regressor import _tiny_net  # the sibling module (pytest puts this folder on sys.path)
 
-from face3d.detect.regressor import RegressorConfig, RegressorNet, normalise
+from face3d.detect.regressor import RegressorNet, normalise
 from face3d.detect.regressor_aflw import shrink
 from face3d.detect.regressor_infer import LandmarkRegressor, ReferenceLandmarkRegressor
 
-TINY = RegressorConfig(size=32, channels=(8, 8, 16), strides=(2, 2), hidden=16, n_identity=4)
-
 
 def _net(seed: int = 0) -> RegressorNet:
-    """A tiny network with random weights and non-trivial BatchNorm statistics."""
-    torch.manual_seed(seed)
-    net = RegressorNet(TINY, torch.randn(68, 3), torch.randn(4, 68, 3), torch.randn(53, 68, 3))
+    """:func:`test_regressor._tiny_net` with non-trivial BatchNorm statistics."""
+    net = _tiny_net(seed)
     with torch.no_grad():
-        for p in net.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.normal_(0, 0.3)
