@@ -26,7 +26,13 @@ from face3d.detect.regressor_aflw import SPLITS, select_split
 from face3d.detect.regressor_infer import TTA_SCALES, LandmarkRegressor
 from face3d.fit import FitConfig
 from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
-from face3d.fit.pipeline import LandmarkConfig, default_regressor, detect_and_landmark, fit_detections
+from face3d.fit.pipeline import (
+    LandmarkConfig,
+    default_regressor,
+    detect_and_landmark,
+    fit_detections,
+    prefers_regressor,
+)
 from face3d.io import atomic_write_json, read_image, resume_jsonl
 from face3d.model import MorphableModel
 
@@ -49,6 +55,11 @@ def run_one(sample, mode, model, detector, regressor, photometric: bool = False,
     )
     if not marked.detections:
         return rec
+    if marked.sources[0] != "dlib":  # a face the upright search turned: the dlib columns keep dlib's points
+        from face3d.detect import predict_landmarks
+
+        lm = predict_landmarks(image, marked.detections[0].box)
+        marked = replace(marked, landmarks=(lm,), sources=("dlib",))
     rec["dlib"] = nme(marked.landmarks[0], sample.landmarks)
 
     faces = {}
@@ -67,8 +78,8 @@ def run_one(sample, mode, model, detector, regressor, photometric: bool = False,
         reg_marked = replace(marked, landmarks=(reg.landmarks,), sources=("regressor",))
         run("regressor", reg_marked, fast=True)
         run("regressor_fit", reg_marked)
-        rec["regressor_yaw"] = reg.yaw
-        use_reg = abs(reg.yaw) >= LandmarkConfig().regressor_min_yaw
+        rec["regressor_yaw"], rec["regressor_turns"] = reg.yaw, reg.turns
+        use_reg = prefers_regressor(reg)
         rec["default"] = rec["regressor_fit" if use_reg else "dlib_fit"]
         rec["default_ms"] = rec["regressor_fit_ms" if use_reg else "dlib_fit_ms"] + rec["regress_ms"]
     else:
@@ -76,11 +87,7 @@ def run_one(sample, mode, model, detector, regressor, photometric: bool = False,
     if photometric:
         from face3d.fit.photometric import refine_face
 
-        base = (
-            "regressor_fit"
-            if reg is not None and abs(reg.yaw) >= LandmarkConfig().regressor_min_yaw
-            else "dlib_fit"
-        )
+        base = "regressor_fit" if reg is not None and prefers_regressor(reg) else "dlib_fit"
         t0 = time.perf_counter()
         face = refine_face(model, image, faces[base])
         rec["default_photometric_ms"] = rec["default_ms"] + (time.perf_counter() - t0) * 1e3

@@ -49,6 +49,7 @@ def run_one(sample, model, regressor, regressor_only: bool = False) -> dict:
     t1 = time.perf_counter()
     rec["regressor"], rec["regressor_ms"] = nme(out.landmarks, sample.landmarks), (t1 - t0) * 1e3
     rec["regressor_yaw"], rec["regressor_confidence"] = out.yaw, out.confidence
+    rec["regressor_turns"] = out.turns
     if regressor_only:
         return rec
     tg = torch.as_tensor(out.landmarks[None], dtype=torch.float64)

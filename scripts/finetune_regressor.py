@@ -33,6 +33,19 @@ def main(argv=None) -> int:
     ap.add_argument("--aflw-batch", type=int, default=32)
     ap.add_argument("--synthetic-batch", type=int, default=32)
     ap.add_argument("--checkpoint-minutes", type=float, default=4.0)
+    ap.add_argument(
+        "--upright-batch",
+        type=int,
+        default=8,
+        help="AFLW crops per batch turned 1-3 quarter turns to train the upright head (0: none)",
+    )
+    ap.add_argument("--upright-weight", type=float, default=0.2, help="weight of the upright head's loss")
+    ap.add_argument(
+        "--upright-jitter",
+        action="store_true",
+        help="the upright head's crops jittered like detector boxes (shift 0.2, scale 0.25, rotation 25) "
+        "and a quarter of them upright",
+    )
     ap.add_argument("--rotation", type=float, default=15.0, help="in-plane rotation augmentation, +- degrees")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     ap.add_argument("--seed", type=int, default=0)
@@ -65,6 +78,10 @@ def main(argv=None) -> int:
         seed=args.seed,
         checkpoint_minutes=args.checkpoint_minutes,
         calibrate=not args.no_calibrate,
+        upright_batch=args.upright_batch,
+        upright_weight=args.upright_weight,
+        upright_turns=(0, 1, 2, 3) if args.upright_jitter else (1, 2, 3),
+        upright_aug=AugConfig(shift=0.2, log_scale=0.25, rotation=25.0) if args.upright_jitter else None,
         aug=AugConfig(rotation=args.rotation),
     )
     if args.measure:

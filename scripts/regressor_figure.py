@@ -6,6 +6,11 @@
 Rows: one per weights folder (ground truth in green, the network's points in red, its NME in the
 corner); columns: ``--n`` faces of the held-out half in ``--bin`` (evenly spaced in sorted order),
 cropped to 1.6x the ground-truth box, protocol box, default test-time augmentation.
+``--images`` picks the faces by file name instead; ``--upright-rows`` draws each weights folder
+twice, without the upright search and with it:
+
+    .venv/bin/python scripts/regressor_figure.py --images image00497 image00617 image03116 image04024 \
+        image04157 --upright-rows --labels shipped --out docs/upright_search.png
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ def main(argv=None) -> int:
         "--bin", type=int, default=2, choices=(0, 1, 2), help="|yaw| bin: 0 [0,30) 1 [30,60) 2 [60,90]"
     )
     ap.add_argument("--n", type=int, default=6, help="faces (columns)")
+    ap.add_argument("--images", nargs="*", default=None, help="held-out file names (stems) instead of --bin")
+    ap.add_argument(
+        "--upright-rows", action="store_true", help="each folder without, then with the upright search"
+    )
     ap.add_argument("--size", type=int, default=200, help="tile side, pixels")
     ap.add_argument("--out", default="docs/regressor_profiles.png")
     args = ap.parse_args(argv)
@@ -41,16 +50,32 @@ def main(argv=None) -> int:
     from face3d.fit.metrics import load_aflw, nme, yaw_bin
     from face3d.io import atomic_write_bytes, read_image
 
-    samples = [s for s in select_split(load_aflw(args.data), "heldout") if yaw_bin(s.yaw) == args.bin]
+    held = select_split(load_aflw(args.data), "heldout")
+    if args.images:
+        samples = [s for s in held if s.image_path.stem in set(args.images)]
+    else:
+        samples = [s for s in held if yaw_bin(s.yaw) == args.bin]
     if not samples:
         print(
             f"regressor_figure: no held-out AFLW2000-3D images in {args.data} for that bin", file=sys.stderr
         )
         return 2
-    samples = [samples[i] for i in np.linspace(0, len(samples) - 1, min(args.n, len(samples))).astype(int)]
+    if not args.images:
+        samples = [
+            samples[i] for i in np.linspace(0, len(samples) - 1, min(args.n, len(samples))).astype(int)
+        ]
     rows = []
-    for folder, label in zip(args.weights, labels, strict=True):
-        reg = LandmarkRegressor.from_pretrained(folder, threads=1, flip=True, scales=TTA_SCALES)
+    runs = [(w, lab, True) for w, lab in zip(args.weights, labels, strict=True)]
+    if args.upright_rows:
+        runs = [
+            (w, f"{lab}, {name}", on)
+            for w, lab, _ in runs
+            for name, on in (("no search", False), ("search", True))
+        ]
+    for folder, label, upright in runs:
+        reg = LandmarkRegressor.from_pretrained(
+            folder, threads=1, flip=True, scales=TTA_SCALES, upright=upright
+        )
         tiles = []
         for s in samples:
             image = read_image(s.image_path)

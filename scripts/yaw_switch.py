@@ -45,6 +45,7 @@ def main(argv=None) -> int:
             per = [[], [], []]
             for r in rows:
                 dlib = r.get("regressor_yaw") is not None and abs(r["regressor_yaw"]) < t
+                dlib = dlib and not r.get("regressor_turns")  # turned faces always take the regressor
                 per[yaw_bin(r["yaw"])].append(r["dlib_fit"] if dlib else r["regressor_fit"])
             means = {BIN_NAMES[b]: round(float(np.mean(v)), 2) for b, v in enumerate(per) if v}
             res[f"{t:g}"] = {**means, "balanced": round(float(np.mean(list(means.values()))), 2)}

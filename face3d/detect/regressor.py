@@ -11,6 +11,10 @@ lie up to 2.5 cm from ICT's). It is zero for a network trained on synthetic rend
 calibrated on real labelled faces by :func:`face3d.detect.landmark_convention.calibrate_offset`; the
 synthetic losses use the offset-free ``model_landmarks``.
 
+``upright`` is a linear head on the pooled features telling which quarter turn
+(``np.rot90`` of the upright crop, 0 to 3 times) a crop shows, trained by the AFLW fine-tune on
+turned crops (:mod:`face3d.detect.regressor_upright`; zero, no opinion, in older checkpoints).
+
 Crops follow :func:`face3d.detect.regressor_data.crop_box`: a square of ``crop_scale`` times the
 longer side of the 68-landmark box, centred on it. Detector boxes (dlib) are first mapped to
 landmark boxes with :func:`landmark_box_from_detector_box`.
@@ -148,6 +152,9 @@ class RegressorNet(nn.Module):
         self.fc = nn.Sequential(nn.Linear(c[-1] * 4, config.hidden), nn.ReLU(True))
         self.head = nn.Linear(config.hidden, config.n_outputs)
         nn.init.zeros_(self.head.weight)
+        self.upright = nn.Linear(c[-1] * 4, 4)  # quarter-turn logits (see the module doc)
+        nn.init.zeros_(self.upright.weight)
+        nn.init.zeros_(self.upright.bias)
         with torch.no_grad():  # start at a frontal face filling the crop
             self.head.bias.zero_()
             self.head.bias[:6] = torch.tensor([1.0, 0, 0, 0, -1.0, 0])
@@ -194,15 +201,17 @@ class RegressorNet(nn.Module):
         Returns: dict with ``rotation`` (B, 3, 3) model-to-camera, ``centre`` (B, 2) and
         ``scale`` (B,) in crop pixels (pixels per cm), ``identity`` (B, K_id), ``expression``
         (B, K_exp) in [0, 1], ``logit`` (B,) face/no-face, ``landmarks`` (B, 68, 2) crop pixels
-        (with the landmark-convention offset) and ``model_landmarks`` (B, 68, 2) (without: ICT's
-        landmark vertices, the convention of the synthetic renders).
+        (with the landmark-convention offset), ``model_landmarks`` (B, 68, 2) (without: ICT's
+        landmark vertices, the convention of the synthetic renders) and ``upright`` (B, 4), the
+        logits of the crop showing the upright face turned 0-3 quarter turns.
         """
         return self.decode(self.features(x))
 
     def decode(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         """The outputs of :meth:`forward` from the last feature map (B, C, h, w)."""
         cfg = self.config
-        h = self.fc(self.pool(features).flatten(1))
+        pooled = self.pool(features).flatten(1)
+        h = self.fc(pooled)
         out = self.head(h)
         S = cfg.size
         K = cfg.n_identity
@@ -222,6 +231,7 @@ class RegressorNet(nn.Module):
             # one projection: the offset is linear in the model-space points
             "landmarks": model_lm + scale[:, None, None] * (self.lm_offset @ R.transpose(1, 2))[..., :2],
             "model_landmarks": model_lm,
+            "upright": self.upright(pooled),
         }
 
     def landmarks(self, R, centre, scale, identity, expression, convention: bool = True) -> torch.Tensor:
@@ -284,7 +294,9 @@ class RegressorNet(nn.Module):
         try:
             state = torch.load(w_path, map_location="cpu", weights_only=True)
             net = cls(config)
-            state.setdefault("lm_offset", net.lm_offset)  # checkpoints from before the offset: zero
+            defaults = net.state_dict()
+            for key in ("lm_offset", "upright.weight", "upright.bias"):  # older checkpoints: zeros
+                state.setdefault(key, defaults[key])
             net.load_state_dict(state)
         except Exception as err:  # noqa: BLE001 - torch raises many kinds on a bad file
             raise RegressorWeightsError(f"{w_path}: corrupt or mismatched regressor weights ({err})") from err

@@ -337,13 +337,17 @@ class FinetuneConfig:
     checkpoint_minutes: float = 4.0
     log_every: int = 20
     aflw_weight: float = 1.0  # the AFLW loss relative to the synthetic one
+    upright_batch: int = 8  # extra AFLW crops per batch, turned, for the upright head
+    upright_weight: float = 0.2  # weight of the upright head's cross-entropy
+    upright_turns: tuple[int, ...] = (1, 2, 3)  # the quarter turns drawn for them (0: upright crops too)
+    upright_aug: AugConfig | None = None  # their augmentation (None: ``aug``)
     aug: AugConfig = AugConfig()
     calibrate: bool = True  # fit the landmark-convention offset on the AFLW crops first
 
 
 LOG_FIELDS = tuple(
     "step elapsed_s lr split loss syn_loss aflw_loss aflw_landmarks yaw syn_landmarks img_per_s nme "
-    "yaw_err_median nme_bin0 nme_bin1 nme_bin2 nme_balanced".split()
+    "yaw_err_median nme_bin0 nme_bin1 nme_bin2 nme_balanced upright".split()
 )
 
 
@@ -379,6 +383,7 @@ def finetune(
         open_log,
         write_checkpoint,
     )
+    from face3d.detect.regressor_upright import upright_batch
     from face3d.io import atomic_write_json
 
     torch.set_num_threads(config.threads)
@@ -452,17 +457,28 @@ def finetune(
         n_neg = max(1, n_s // 16)
         sb["image"][-n_neg:] = normalise(_synthetic_negatives(rng, n_neg, net.config.size))
         sb["label"][-n_neg:] = 0
-        out = net(torch.cat([normalise(ab["image"]), sb["image"]]))
+        turned, turns = upright_batch(
+            aflw, rng, config.upright_batch, config.upright_turns, config.upright_aug
+        )
+        out = net(torch.cat([normalise(ab["image"]), sb["image"], normalise(torch.from_numpy(turned))]))
+        n_as = n_a + n_s
         a_terms = aflw_losses({k: v[:n_a] for k, v in out.items()}, ab, net.config.size)
-        s_terms = losses({k: v[n_a:] for k, v in out.items()}, sb, net.config)
+        s_terms = losses({k: v[n_a:n_as] for k, v in out.items()}, sb, net.config)
         a_loss = sum(AFLW_WEIGHTS[k] * v for k, v in a_terms.items())
         s_loss = sum(syn_w[k] * v for k, v in s_terms.items())
         loss = config.aflw_weight * a_loss + s_loss
+        if config.upright_batch:  # upright AFLW and synthetic faces: turn 0; the turned crops: theirs
+            ones = torch.ones(n_a + len(turns), dtype=torch.bool)
+            faces = torch.cat([ones[:n_a], sb["label"] > 0.5, ones[n_a:]])
+            labels = torch.cat([torch.zeros(n_as, dtype=torch.long), torch.from_numpy(turns)])
+            u_loss = F.cross_entropy(out["upright"][faces], labels[faces])
+            loss = loss + config.upright_weight * u_loss
+            acc["upright"] = acc.get("upright", 0.0) + float(u_loss.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
-        step, seen, acc_n = step + 1, seen + n_a + n_s, acc_n + 1
+        step, seen, acc_n = step + 1, seen + n_as + len(turns), acc_n + 1
         vals = dict(loss=loss, syn_loss=s_loss, aflw_loss=a_loss, aflw_landmarks=a_terms["landmarks"])
         vals.update(yaw=a_terms["yaw"], syn_landmarks=s_terms["landmarks"])
         for k, v in vals.items():

@@ -3,6 +3,8 @@ crop a face box, run the network (BatchNorm folded into the convolutions), undo 
 
 :class:`LandmarkRegressor` returns one :class:`RegressorOutput` per box, in image coordinates,
 optionally averaged over test-time augmentations (the mirrored crop, several crop scales).
+A face the network's upright head finds lying on its side or upside down is regressed again from
+its crops turned back (:mod:`face3d.detect.regressor_upright`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class RegressorOutput:
         landmark_offset: (68, 3) cm, the network's landmark convention (``lm_offset``): the
             landmarks are ICT's landmark vertices plus this model-space offset. Fitters given
             these landmarks use it (:func:`face3d.fit.landmark_fit.fit_landmarks`).
+        turns: quarter turns (``np.rot90``, 0-3) of the crops the face was regressed from: 0 for
+            an upright face, else the upright search turned them.
     """
 
     landmarks: np.ndarray
@@ -50,6 +54,7 @@ class RegressorOutput:
     centre: np.ndarray
     box: tuple[float, float, float, float]
     landmark_offset: np.ndarray | None = None
+    turns: int = 0
 
 
 def landmark_box_from_detector_box(box, mapping_path=None) -> tuple[float, float, float, float]:
@@ -79,6 +84,12 @@ class LandmarkRegressor:
             face is regressed from one crop per scale (all in one batch) and the results are
             averaged in image coordinates (landmarks, centre, scale, confidence, identity,
             expression; rotations by their projected mean). ``(1.0,)``: a single crop.
+        upright: upright search: a face whose crops the network's upright head does not find
+            upright (probability below :data:`face3d.detect.regressor_upright.UPRIGHT_SEARCH_BELOW`)
+            is regressed again from its crops turned 1, 2 and 3 quarter turns, and the result
+            the head finds most upright is kept if the head finds it upright and clearly more
+            so than the first (:mod:`face3d.detect.regressor_upright`). Faces the head finds
+            upright cost nothing extra.
     """
 
     def __init__(
@@ -87,10 +98,12 @@ class LandmarkRegressor:
         threads: int | None = None,
         flip: bool = False,
         scales: tuple[float, ...] = (1.0,),
+        upright: bool = True,
     ):
         self.net = (net if net is not None else RegressorNet.from_pretrained()).eval()
         self.threads = threads
         self.flip = flip
+        self.upright = upright
         self.scales = tuple(float(v) for v in scales)
         if not self.scales or min(self.scales) <= 0:
             raise ValueError(f"scales must be positive crop-side factors, got {scales!r}")
@@ -98,9 +111,14 @@ class LandmarkRegressor:
 
     @classmethod
     def from_pretrained(
-        cls, folder=None, threads: int | None = None, flip: bool = False, scales: tuple[float, ...] = (1.0,)
+        cls,
+        folder=None,
+        threads: int | None = None,
+        flip: bool = False,
+        scales: tuple[float, ...] = (1.0,),
+        upright: bool = True,
     ) -> LandmarkRegressor:
-        return cls(RegressorNet.from_pretrained(folder), threads, flip, scales)
+        return cls(RegressorNet.from_pretrained(folder), threads, flip, scales, upright)
 
     def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``self.net(x)`` in eval mode through BN-folded features (:meth:`RegressorNet.fused_features`),
@@ -131,6 +149,7 @@ class LandmarkRegressor:
         out["centre"] = 0.5 * (out["centre"] + torch.stack([(S - 1) - c_f[:, 0], c_f[:, 1]], -1))
         out["scale"] = (0.5 * (out["scale"].log() + both["scale"][n:].log())).exp()
         out["logit"] = 0.5 * (out["logit"] + both["logit"][n:])
+        out["upright"] = 0.5 * (out["upright"] + both["upright"][n:][:, [0, 3, 2, 1]])  # mirror: t -> -t
         return out
 
     def crops(
@@ -184,41 +203,57 @@ class LandmarkRegressor:
             torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
-                out = self._run(crops)
+                res = _to_image(self._run(crops), As, m, n)
+                turns = np.zeros(n, np.int64)
+                head = self.net.upright
+                if self.upright and bool(head.weight.any() or head.bias.any()):  # a silent head: no search
+                    res, turns = self._upright_search(res, crops, As, m, n)
         finally:
             torch.set_num_threads(old)
-        k = As[:, 0, 0]
-        off = As[:, :, 2]
-
-        def mean(x: np.ndarray) -> np.ndarray:  # (m * n, ...) scale-major -> (n, ...) mean over scales
-            return x.reshape(m, n, *x.shape[1:]).mean(0)
-
-        lm = mean((out["landmarks"].double().numpy() - off[:, None]) / k[:, None, None])
-        centre = mean((out["centre"].double().numpy() - off) / k[:, None])
-        scale = np.exp(mean(np.log(out["scale"].double().numpy() / k)))
-        R = mean_rotation(out["rotation"].double().reshape(m, n, 3, 3).transpose(0, 1))
-        ypr = euler_degrees(R).numpy()
-        conf = torch.sigmoid(torch.from_numpy(mean(out["logit"].double().numpy()))).numpy()
-        ident = mean(out["identity"].double().numpy())
-        expr = mean(out["expression"].double().numpy())
+        ypr = euler_degrees(torch.from_numpy(res["rotation"])).numpy()
         offset = self.net.lm_offset.double().numpy()
         return [
             RegressorOutput(
-                landmarks=lm[i],
+                landmarks=res["landmarks"][i],
                 yaw=float(ypr[i, 0]),
                 pitch=float(ypr[i, 1]),
                 roll=float(ypr[i, 2]),
-                confidence=float(conf[i]),
-                identity=ident[i],
-                expression=expr[i],
-                rotation=R[i].numpy(),
-                scale=float(scale[i]),
-                centre=centre[i],
+                confidence=float(res["confidence"][i]),
+                identity=res["identity"][i],
+                expression=res["expression"][i],
+                rotation=res["rotation"][i],
+                scale=float(res["scale"][i]),
+                centre=res["centre"][i],
                 box=boxes[i],
                 landmark_offset=offset,
+                turns=int(turns[i]),
             )
             for i in range(n)
         ]
+
+    def _upright_search(self, res: dict, crops: np.ndarray, As: np.ndarray, m: int, n: int):
+        """Regress again, from their crops turned each other way (1-3 quarter turns), the faces
+        the upright head does not find upright; keep for each the turn the head finds most upright
+        if the head finds it upright and clearly more so than the crops as they were (the
+        thresholds of :mod:`face3d.detect.regressor_upright`). Returns the results and each face's turns."""
+        from face3d.detect import regressor_upright as up
+
+        turns = np.zeros(n, np.int64)
+        redo = np.flatnonzero(res["upright"][:, 0] < up.UPRIGHT_SEARCH_BELOW)
+        if len(redo) == 0:
+            return res, turns
+        bar = np.maximum(res["upright"][redo, 0] + up.UPRIGHT_MARGIN, up.UPRIGHT_ACCEPT_ABOVE)
+        sel = (np.arange(m)[:, None] * n + redo[None]).reshape(-1)  # their crops, scale-major
+        S = self.net.config.size
+        for t in (1, 2, 3):
+            A2 = np.stack([_compose(up.quarter_turn_affine(t, S), A) for A in As[sel]])
+            new = _to_image(self._run(up.turn_crops(crops[sel], t)), A2, m, len(redo))
+            better = new["upright"][:, 0] > bar
+            for key in res:
+                res[key][redo[better]] = new[key][better]
+            turns[redo[better]] = t
+            bar = np.where(better, new["upright"][:, 0], bar)
+        return res, turns
 
     def predict(self, image: np.ndarray, box) -> RegressorOutput:
         """:meth:`predict_batch` for one box."""
@@ -250,6 +285,46 @@ class ReferenceLandmarkRegressor(LandmarkRegressor):
                     else warp_crop(image, As[-1], S)
                 )
         return np.stack(crops), np.stack(As)
+
+
+def _compose(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """(2, 3) affines: ``A`` after ``B``."""
+    return A[:, :2] @ B + np.concatenate([np.zeros((2, 2)), A[:, 2:]], 1)
+
+
+def _to_image(out: dict[str, torch.Tensor], As: np.ndarray, m: int, n: int) -> dict[str, np.ndarray]:
+    """Network outputs of ``m * n`` crops (scale-major: ``m`` crops of each of ``n`` faces) made with
+    image -> crop affines ``As`` (similarities: rotation, scale, shift) -> per face, in image
+    coordinates and averaged over its crops: ``landmarks`` (n, 68, 2), ``centre`` (n, 2),
+    ``scale`` (n,), ``rotation`` (n, 3, 3) (projected mean), ``confidence`` (n,), ``identity``,
+    ``expression`` and ``upright`` (n, 4) probabilities."""
+    k = np.hypot(As[:, 0, 0], As[:, 0, 1])  # crop pixels per image pixel
+    Q = As[:, :, :2] / k[:, None, None]  # the crop's in-plane rotation
+    Ainv = np.linalg.inv(np.concatenate([As, np.tile([0.0, 0.0, 1.0], (len(As), 1, 1))], 1))[:, :2]
+
+    def mean(x: np.ndarray) -> np.ndarray:  # (m * n, ...) scale-major -> (n, ...) mean over scales
+        return x.reshape(m, n, *x.shape[1:]).mean(0)
+
+    def back(pts: np.ndarray) -> np.ndarray:  # (m * n, ..., 2) crop -> image pixels
+        return np.einsum("nij,n...j->n...i", Ainv[:, :, :2], pts) + Ainv[:, None, :, 2].reshape(
+            len(As), *([1] * (pts.ndim - 2)), 2
+        )
+
+    R = out["rotation"].double().numpy()
+    R_img = R.copy()
+    R_img[:, :2] = np.einsum("nji,njk->nik", Q, R[:, :2])  # undo the crop's in-plane rotation
+    R_mean = mean_rotation(torch.from_numpy(R_img).reshape(m, n, 3, 3).transpose(0, 1)).numpy()
+    logit = mean(out["logit"].double().numpy())
+    return {
+        "landmarks": mean(back(out["landmarks"].double().numpy())),
+        "centre": mean(back(out["centre"].double().numpy()[:, None])[:, 0]),
+        "scale": np.exp(mean(np.log(out["scale"].double().numpy() / k))),
+        "rotation": R_mean,
+        "confidence": 1.0 / (1.0 + np.exp(-logit)),
+        "identity": mean(out["identity"].double().numpy()),
+        "expression": mean(out["expression"].double().numpy()),
+        "upright": torch.softmax(torch.from_numpy(mean(out["upright"].double().numpy())), -1).numpy(),
+    }
 
 
 def _area_taps(a: int, b: int, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:

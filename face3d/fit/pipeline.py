@@ -50,7 +50,8 @@ class LandmarkConfig:
         use_regressor: run the regression network on every face when a regressor is given.
         regressor_min_yaw: use the regressor's anatomical landmarks instead of dlib's when the
             regressed |yaw| is at least this (degrees): dlib's predictor is reliable only near
-            frontal. 0 always uses the regressor.
+            frontal. 0 always uses the regressor. A face the regressor's upright search turned
+            (lying on its side or upside down) always takes the regressor's landmarks.
         fast: regression only (``face3d fit --fast``): no dlib predictor, no optimiser.
         regressor_min_confidence: faces the regressor scores below this are dropped (only for
             detector boxes, never for a box the caller gave).
@@ -90,6 +91,13 @@ class Landmarked:
     sources: tuple[str, ...] = ()
     regressions: tuple = ()
     regress_ms: float = 0.0
+
+
+def prefers_regressor(regression, config: LandmarkConfig = LandmarkConfig()) -> bool:
+    """Whether a face takes the regressor's landmarks rather than dlib's (``config.fast`` aside):
+    its regressed |yaw| is at least ``config.regressor_min_yaw``, or the upright search turned it.
+    ``regression``: a :class:`face3d.detect.regressor_infer.RegressorOutput`."""
+    return abs(regression.yaw) >= config.regressor_min_yaw or regression.turns != 0
 
 
 def detect_and_landmark(
@@ -147,7 +155,7 @@ def detect_and_landmark(
     t2 = time.perf_counter()
     landmarks, sources = [], []
     for d, r in zip(detections, regressions, strict=True):
-        if r is not None and (config.fast or abs(r.yaw) >= config.regressor_min_yaw):
+        if r is not None and (config.fast or prefers_regressor(r, config)):
             landmarks.append(r.landmarks)
             sources.append("regressor")
         else:

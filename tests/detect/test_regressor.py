@@ -28,6 +28,8 @@ def _tiny_net(seed: int = 0) -> RegressorNet:
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.1)
+        net.upright.weight.zero_()  # a silent upright head: the upright search stays off
+        net.upright.bias.zero_()
     return net.eval()
 
 

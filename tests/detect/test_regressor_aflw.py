@@ -224,6 +224,7 @@ def test_finetune_calibrates_the_offset_writes_and_resumes(tmp_path):
     net = finetune(aflw, tmp_path / "shards", tmp_path / "run", tmp_path / "init", config, progress=False)
     offset = net.lm_offset.clone()
     assert float(offset.abs().max()) > 0.1
+    assert bool(net.upright.weight.ne(0).any())  # turned crops trained the upright head
     assert torch.allclose(symmetrise_offset(offset), offset, atol=1e-6)
     assert aflw.aug == AugConfig()  # the caller's crops are not changed
     back = RegressorNet.from_pretrained(tmp_path / "run" / "final")
@@ -252,10 +253,11 @@ def test_finetune_adds_the_training_shards_of_extra_synthetic_folders(tmp_path):
     images = [rng.integers(0, 256, (220, 240, 3), dtype=np.uint8) for _ in samples]
     aflw = AFLWCrops(samples, 32, 1.5, AugConfig(), images=images)
     config = FinetuneConfig(
-        minutes=0.01, aflw_batch=2, synthetic_batch=2, checkpoint_minutes=10, calibrate=False
+        minutes=0.01, aflw_batch=2, synthetic_batch=2, checkpoint_minutes=10, calibrate=False, upright_batch=0
     )
     dirs = [tmp_path / "a", tmp_path / "b"]
-    finetune(aflw, dirs, tmp_path / "run", tmp_path / "init", config, progress=False)
+    net = finetune(aflw, dirs, tmp_path / "run", tmp_path / "init", config, progress=False)
+    assert not net.upright.weight.any()  # no turned crops: the upright head stays silent
     rec = json.loads((tmp_path / "run" / "finetune_config.json").read_text())
     assert rec["synthetic"] == [str(d) for d in dirs]
     assert rec["synthetic_samples"] == [47, 48]  # 3 % of the first folder validates

@@ -169,3 +169,32 @@ def test_recrop_recovers_from_shifted_detector_boxes(ict_model, aflw_dir):
     cfg = LandmarkConfig(regressor_recrop=2)
     given = detect_and_landmark(image, Shifted(0.1, 0.0), 1, sample.box, regressor, cfg)
     assert np.allclose(given.regressions[0].box, sample.box)  # not re-cropped
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_turned_photo_is_regressed_upright(aflw_dir, turns):
+    """A near-frontal photo turned whole (``np.rot90``): the regressor's upright search turns its
+    crops back, the pipeline takes the regressor's landmarks (dlib's predictor cannot read a
+    turned face), and they are about as good as on the upright photo."""
+    from face3d.detect.boxes import landmark_box
+    from face3d.detect.regressor_upright import quarter_turn_affine
+    from face3d.fit.metrics import load_aflw, nme
+    from face3d.fit.pipeline import default_regressor, detect_and_landmark
+    from face3d.io import read_image
+
+    regressor = default_regressor()
+    if regressor is None:
+        pytest.skip("shipped regressor weights (assets/regressor) not available")
+    sample = next(s for s in load_aflw(aflw_dir) if s.image_path.name == "image00064.jpg")
+    image = read_image(sample.image_path)
+    up = detect_and_landmark(image, None, 1, sample.box, regressor).regressions[0]
+    assert up.turns == 0
+    H, W = image.shape[:2]
+    A = quarter_turn_affine(turns, W, H)
+    gt = sample.landmarks @ A[:, :2].T + A[:, 2]
+    marked = detect_and_landmark(
+        np.ascontiguousarray(np.rot90(image, turns)), None, 1, landmark_box(gt), regressor
+    )
+    assert marked.sources == ("regressor",)
+    assert marked.regressions[0].turns == (4 - turns) % 4
+    assert nme(marked.landmarks[0], gt) < nme(up.landmarks, sample.landmarks) + 1.0
