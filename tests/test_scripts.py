@@ -24,6 +24,16 @@ def test_yaw_switch_rescores_the_default_pipeline(tmp_path, capsys):
         {"mode": "protocol", "yaw": 45.0, "regressor_yaw": 25.0, "dlib_fit": 20.0, "regressor_fit": 6.0},
         {"mode": "protocol", "yaw": -75.0, "regressor_yaw": -70.0, "dlib_fit": 30.0, "regressor_fit": 7.0},
         {"mode": "protocol", "yaw": 80.0, "regressor_yaw": None, "dlib_fit": None, "regressor_fit": None},
+        # a face the upright search turned: the regressor's at any threshold, whatever its yaw
+        {
+            "mode": "auto",
+            "yaw": 5.0,
+            "regressor_yaw": 3.0,
+            "regressor_turns": 2,
+            "dlib_fit": 60.0,
+            "regressor_fit": 8.0,
+        },
+        {"mode": "auto", "yaw": 6.0, "regressor_yaw": 4.0, "dlib_fit": 2.0, "regressor_fit": 4.0},
     ]
     path = tmp_path / "bench.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
@@ -33,5 +43,7 @@ def test_yaw_switch_rescores_the_default_pipeline(tmp_path, capsys):
     assert res["0"] == {"[0,30)": 5.0, "[30,60)": 6.0, "[60,90]": 7.0, "balanced": 6.0}
     assert res["20"]["[0,30)"] == 3.0 and res["20"]["[30,60)"] == 6.0  # 25 deg stays with the regressor
     assert res["30"]["[30,60)"] == 20.0 and res["30"]["balanced"] == pytest.approx(10.0)
+    auto = json.loads(out.read_text())["results"]["auto"]
+    assert auto["30"]["[0,30)"] == 5.0 and auto["0"]["[0,30)"] == 6.0  # (8 + 2) / 2, (8 + 4) / 2
     assert _script("yaw_switch").main([str(tmp_path / "missing.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
