@@ -78,6 +78,11 @@ def _h(A: np.ndarray) -> np.ndarray:
     return np.vstack([A, [0.0, 0.0, 1.0]])
 
 
+def compose_affine(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """(2, 3) affines -> the (2, 3) affine of ``A`` after ``B``."""
+    return (_h(A) @ _h(B))[:2]
+
+
 def transform_points(A: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Apply a (2, 3) affine to (N, 2) points."""
     return pts @ A[:, :2].T + A[:, 2]
@@ -146,9 +151,9 @@ def crop_affine(
     side0 = side / crop_scale
     A = crop_transform(cx + shift[0] * side0, cy + shift[1] * side0, side * math.exp(log_scale), size)
     if angle_deg != 0.0:
-        A = (_h(A) @ _h(Rot))[:2]
+        A = compose_affine(A, Rot)
     if flip:
-        A = (_h(np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]])) @ _h(A))[:2]
+        A = compose_affine(np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]]), A)
     return A
 
 
@@ -174,7 +179,7 @@ def warp_affine(image: np.ndarray, A: np.ndarray, size: int, shrunk=None) -> np.
     if shrunk is not None or k < 0.7:
         image, fx, fy = shrunk if shrunk is not None else shrink(image, k)
         unshrink = np.array([[1 / fx, 0.0, 0.5 / fx - 0.5], [0.0, 1 / fy, 0.5 / fy - 0.5]])
-        A = (_h(A) @ _h(unshrink))[:2]
+        A = compose_affine(A, unshrink)
     return cv2.warpAffine(image, A, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 

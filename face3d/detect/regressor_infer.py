@@ -237,6 +237,7 @@ class LandmarkRegressor:
         if the head finds it upright and clearly more so than the crops as they were (the
         thresholds of :mod:`face3d.detect.regressor_upright`). Returns the results and each face's turns."""
         from face3d.detect import regressor_upright as up
+        from face3d.detect.regressor_aflw import compose_affine
 
         turns = np.zeros(n, np.int64)
         redo = np.flatnonzero(res["upright"][:, 0] < up.UPRIGHT_SEARCH_BELOW)
@@ -246,7 +247,7 @@ class LandmarkRegressor:
         sel = (np.arange(m)[:, None] * n + redo[None]).reshape(-1)  # their crops, scale-major
         S = self.net.config.size
         for t in (1, 2, 3):
-            A2 = np.stack([_compose(up.quarter_turn_affine(t, S), A) for A in As[sel]])
+            A2 = np.stack([compose_affine(up.quarter_turn_affine(t, S), A) for A in As[sel]])
             new = _to_image(self._run(up.turn_crops(crops[sel], t)), A2, m, len(redo))
             better = new["upright"][:, 0] > bar
             for key in res:
@@ -287,20 +288,17 @@ class ReferenceLandmarkRegressor(LandmarkRegressor):
         return np.stack(crops), np.stack(As)
 
 
-def _compose(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """(2, 3) affines: ``A`` after ``B``."""
-    return A[:, :2] @ B + np.concatenate([np.zeros((2, 2)), A[:, 2:]], 1)
-
-
 def _to_image(out: dict[str, torch.Tensor], As: np.ndarray, m: int, n: int) -> dict[str, np.ndarray]:
     """Network outputs of ``m * n`` crops (scale-major: ``m`` crops of each of ``n`` faces) made with
     image -> crop affines ``As`` (similarities: rotation, scale, shift) -> per face, in image
     coordinates and averaged over its crops: ``landmarks`` (n, 68, 2), ``centre`` (n, 2),
     ``scale`` (n,), ``rotation`` (n, 3, 3) (projected mean), ``confidence`` (n,), ``identity``,
     ``expression`` and ``upright`` (n, 4) probabilities."""
+    from face3d.detect.regressor_aflw import invert_affine
+
     k = np.hypot(As[:, 0, 0], As[:, 0, 1])  # crop pixels per image pixel
     Q = As[:, :, :2] / k[:, None, None]  # the crop's in-plane rotation
-    Ainv = np.linalg.inv(np.concatenate([As, np.tile([0.0, 0.0, 1.0], (len(As), 1, 1))], 1))[:, :2]
+    Ainv = np.stack([invert_affine(A) for A in As])
 
     def mean(x: np.ndarray) -> np.ndarray:  # (m * n, ...) scale-major -> (n, ...) mean over scales
         return x.reshape(m, n, *x.shape[1:]).mean(0)

@@ -10,7 +10,8 @@ import pytest
 import torch
 from test_regressor import _tiny_net  # the sibling module (pytest puts this folder on sys.path)
 
-from face3d.detect.regressor_infer import LandmarkRegressor, _compose, _to_image
+from face3d.detect.regressor_aflw import compose_affine
+from face3d.detect.regressor_infer import LandmarkRegressor, _to_image
 from face3d.detect.regressor_upright import quarter_turn_affine, turn_crops, upright_batch
 
 S = 32
@@ -71,7 +72,7 @@ def test_to_image_undoes_turned_crop_affines():
     A0 = np.array([[0.4, 0.0, -3.0], [0.0, 0.4, 2.0]])  # image -> crop: scale 0.4 and a shift
     As, lms, Rs = [], [], []
     for t in range(4):
-        A = _compose(quarter_turn_affine(t, S), A0)
+        A = compose_affine(quarter_turn_affine(t, S), A0)
         Q = A[:, :2] / 0.4
         As.append(A)
         lms.append(pts @ A[:, :2].T + A[:, 2])
