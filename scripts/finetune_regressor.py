@@ -57,7 +57,8 @@ def main(argv=None) -> int:
     import torch
 
     from face3d.detect.regressor import RegressorNet
-    from face3d.detect.regressor_aflw import AFLWCrops, AugConfig, FinetuneConfig, finetune, select_split
+    from face3d.detect.regressor_aflw import AFLWCrops, AugConfig, select_split
+    from face3d.detect.regressor_finetune import FinetuneConfig, finetune
     from face3d.fit.metrics import load_aflw
 
     torch.set_num_threads(args.threads)

@@ -7,7 +7,7 @@ so their textures include real half-profiles; their heads are re-rendered like L
 large yaw (``DataConfig.profile_fraction``). The renders' landmarks are ICT's landmark vertices
 (the synthetic convention, without the offset), so the shards are ordinary synthetic shards
 (:func:`face3d.detect.regressor_data.load_shards`) and mix with LFW's in
-:func:`face3d.detect.regressor_aflw.finetune`.
+:func:`face3d.detect.regressor_finetune.finetune`.
 """
 
 from __future__ import annotations
