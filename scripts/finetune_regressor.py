@@ -46,6 +46,22 @@ def main(argv=None) -> int:
         help="the upright head's crops jittered like detector boxes (shift 0.2, scale 0.25, rotation 25) "
         "and a quarter of them upright",
     )
+    ap.add_argument(
+        "--negative-batch",
+        type=int,
+        default=0,
+        help="face-free windows of the AFLW photos per batch, confidence 0 (regressor_negatives.py)",
+    )
+    ap.add_argument("--negative-weight", type=float, default=1.0, help="weight of their confidence loss")
+    ap.add_argument(
+        "--negative-pool",
+        type=int,
+        default=0,
+        help="draw this many face-free windows per batch and train on the --negative-batch most face-like",
+    )
+    ap.add_argument(
+        "--negative-clutter", type=float, default=0.0, help="fraction of them drawn as synthetic clutter"
+    )
     ap.add_argument("--rotation", type=float, default=15.0, help="in-plane rotation augmentation, +- degrees")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     ap.add_argument("--seed", type=int, default=0)
@@ -59,6 +75,7 @@ def main(argv=None) -> int:
     from face3d.detect.regressor import RegressorNet
     from face3d.detect.regressor_aflw import AFLWCrops, AugConfig, select_split
     from face3d.detect.regressor_finetune import FinetuneConfig, finetune
+    from face3d.detect.regressor_negatives import NegativeConfig
     from face3d.fit.metrics import load_aflw
 
     torch.set_num_threads(args.threads)
@@ -83,6 +100,10 @@ def main(argv=None) -> int:
         upright_weight=args.upright_weight,
         upright_turns=(0, 1, 2, 3) if args.upright_jitter else (1, 2, 3),
         upright_aug=AugConfig(shift=0.2, log_scale=0.25, rotation=25.0) if args.upright_jitter else None,
+        negative_batch=args.negative_batch,
+        negative_weight=args.negative_weight,
+        negative_pool=args.negative_pool,
+        negatives=NegativeConfig(clutter=args.negative_clutter),
         aug=AugConfig(rotation=args.rotation),
     )
     if args.measure:

@@ -3,7 +3,8 @@
 :func:`finetune` mixes each batch half AFLW crops (:class:`face3d.detect.regressor_aflw.AFLWCrops`;
 landmark + weak yaw loss, priors on identity and expression: no 3DMM labels) and half synthetic
 shards (the full :func:`face3d.detect.regressor_train.losses`), plus turned AFLW crops for the
-upright head (:mod:`face3d.detect.regressor_upright`), on a wall-clock cosine schedule with
+upright head (:mod:`face3d.detect.regressor_upright`) and face-free windows of the AFLW photos for
+the face confidence (:mod:`face3d.detect.regressor_negatives`), on a wall-clock cosine schedule with
 resumable checkpoints, like :func:`face3d.detect.regressor_train.train`. Before the first step
 (``FinetuneConfig.calibrate``) the network's landmark-convention offset is fitted to the AFLW train
 crops (:mod:`face3d.detect.landmark_convention`): the AFLW landmark loss then compares AFLW's
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from face3d.detect.regressor import RegressorNet, normalise
 from face3d.detect.regressor_aflw import AFLW_WEIGHTS, AFLWCrops, AugConfig, aflw_losses, evaluate_crops
 from face3d.detect.regressor_data import load_shards
+from face3d.detect.regressor_negatives import NegativeConfig
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,18 @@ class FinetuneConfig:
     upright_weight: float = 0.2  # weight of the upright head's cross-entropy
     upright_turns: tuple[int, ...] = (1, 2, 3)  # the quarter turns drawn for them (0: upright crops too)
     upright_aug: AugConfig | None = None  # their augmentation (None: ``aug``)
+    negative_batch: int = 0  # extra face-free windows of the AFLW photos per batch (regressor_negatives);
+    # with them, the upright head's crops (any turn, jittered) also train the confidence as faces
+    negative_weight: float = 1.0  # weight of their confidence loss (label 0)
+    negative_pool: int = 0  # > negative_batch: draw this many, train on the most face-like (mining)
+    negatives: NegativeConfig = NegativeConfig()  # how they are drawn
     aug: AugConfig = AugConfig()
     calibrate: bool = True  # fit the landmark-convention offset on the AFLW crops first
 
 
 LOG_FIELDS = tuple(
     "step elapsed_s lr split loss syn_loss aflw_loss aflw_landmarks yaw syn_landmarks img_per_s nme "
-    "yaw_err_median nme_bin0 nme_bin1 nme_bin2 nme_balanced upright".split()
+    "yaw_err_median nme_bin0 nme_bin1 nme_bin2 nme_balanced upright negative".split()
 )
 
 
@@ -79,6 +86,7 @@ def finetune(
     """
     from tqdm import tqdm
 
+    from face3d.detect.regressor_negatives import mine_negatives
     from face3d.detect.regressor_train import (
         TrainConfig,
         _load,
@@ -166,8 +174,12 @@ def finetune(
         turned, turns = upright_batch(
             aflw, rng, config.upright_batch, config.upright_turns, config.upright_aug
         )
-        out = net(torch.cat([normalise(ab["image"]), sb["image"], normalise(torch.from_numpy(turned))]))
-        n_as = n_a + n_s
+        negatives = mine_negatives(
+            net, aflw, rng, config.negative_batch, config.negative_pool, config.negatives
+        )
+        extra = normalise(torch.from_numpy(np.concatenate([turned, negatives])))
+        out = net(torch.cat([normalise(ab["image"]), sb["image"], extra]))
+        n_as, n_t = n_a + n_s, len(turns)
         a_terms = aflw_losses({k: v[:n_a] for k, v in out.items()}, ab, net.config.size)
         s_terms = losses({k: v[n_a:n_as] for k, v in out.items()}, sb, net.config)
         a_loss = sum(AFLW_WEIGHTS[k] * v for k, v in a_terms.items())
@@ -177,14 +189,20 @@ def finetune(
             ones = torch.ones(n_a + len(turns), dtype=torch.bool)
             faces = torch.cat([ones[:n_a], sb["label"] > 0.5, ones[n_a:]])
             labels = torch.cat([torch.zeros(n_as, dtype=torch.long), torch.from_numpy(turns)])
-            u_loss = F.cross_entropy(out["upright"][faces], labels[faces])
+            u_loss = F.cross_entropy(out["upright"][: n_as + n_t][faces], labels[faces])
             loss = loss + config.upright_weight * u_loss
             acc["upright"] = acc.get("upright", 0.0) + float(u_loss.detach())
+        if config.negative_batch:  # face-free windows: confidence 0; the turned (jittered) faces: 1
+            logit = out["logit"][n_as:]
+            target = torch.cat([torch.ones(n_t), torch.zeros(len(logit) - n_t)])
+            n_loss = F.binary_cross_entropy_with_logits(logit, target)
+            loss = loss + config.negative_weight * n_loss
+            acc["negative"] = acc.get("negative", 0.0) + float(n_loss.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
-        step, seen, acc_n = step + 1, seen + n_as + len(turns), acc_n + 1
+        step, seen, acc_n = step + 1, seen + n_as + n_t + config.negative_batch, acc_n + 1
         vals = dict(loss=loss, syn_loss=s_loss, aflw_loss=a_loss, aflw_landmarks=a_terms["landmarks"])
         vals.update(yaw=a_terms["yaw"], syn_landmarks=s_terms["landmarks"])
         for k, v in vals.items():
