@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from face3d.detect.regressor_data import crop_box, crop_transform
+from face3d.detect.regressor_data import crop_box
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,30 @@ def face_free_window(
     return None
 
 
+def _cut(image: np.ndarray, cx: float, cy: float, side: float, size: int) -> np.ndarray:
+    """The square ``side`` px around (cx, cy) (edges replicated), area-resized to ``size``: the
+    crop of :func:`face3d.detect.proposals.window_crops` (a whole-image resize, then a slice) to
+    within a pixel, without resizing the whole photo."""
+    import cv2
+
+    H, W = image.shape[:2]
+    n = max(1, int(round(side)))
+    x0, y0 = int(round(cx - (n - 1) / 2)), int(round(cy - (n - 1) / 2))  # centre of pixels x0..x0+n-1
+    xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + n, W), min(y0 + n, H)
+    if xb <= xa or yb <= ya:
+        raise ValueError(f"window ({cx:.0f}, {cy:.0f}, {side:.0f}) lies outside the {W}x{H} photo")
+    region = cv2.copyMakeBorder(
+        image[ya:yb, xa:xb], ya - y0, y0 + n - yb, xa - x0, x0 + n - xb, cv2.BORDER_REPLICATE
+    )
+    return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA if n > size else cv2.INTER_LINEAR)
+
+
 def negative_batch(
     aflw, rng: np.random.Generator, n: int, config: NegativeConfig = NegativeConfig()
 ) -> np.ndarray:
     """``n`` face-free crops (n, S, S, 3) uint8 of the photos of ``aflw`` (a
     :class:`face3d.detect.regressor_aflw.AFLWCrops`), cut as the network's crops are."""
-    from face3d.detect.regressor_aflw import colour_jitter, warp_affine
+    from face3d.detect.regressor_aflw import colour_jitter
 
     S = aflw.size
     out = np.zeros((n, S, S, 3), np.uint8)
@@ -113,7 +131,7 @@ def negative_batch(
         if win is None:
             misses += 1
             continue
-        crop = warp_affine(img, crop_transform(*win, S), S)
+        crop = _cut(img, *win, S)
         if (crop.max(-1) < 8).mean() > config.max_padding:
             misses += 1
             continue

@@ -176,3 +176,24 @@ def test_mining_keeps_the_most_face_like_of_the_pool():
     # no pool: the plain draw
     assert np.array_equal(mine_negatives(net, aflw, np.random.default_rng(9), 6, 0, cfg),
                           negative_batch(aflw, np.random.default_rng(9), 6, cfg))  # fmt: skip
+
+
+def test_cut_matches_the_network_crop_of_the_window():
+    """``_cut`` (slice, then area-resize) against ``warp_affine`` of ``crop_transform`` (the
+    inference crop), inside the photo and over its edges, on a smooth image."""
+    import cv2
+
+    from face3d.detect.regressor_aflw import warp_affine
+    from face3d.detect.regressor_data import crop_transform
+    from face3d.detect.regressor_negatives import _cut
+
+    rng = np.random.default_rng(0)
+    img = cv2.resize(
+        rng.integers(0, 256, (15, 20, 3), dtype=np.uint8), (400, 300), interpolation=cv2.INTER_CUBIC
+    )
+    for win in [(100.3, 120.7, 200.2), (200.0, 150.0, 290.0), (20.0, 30.0, 150.6), (390.0, 280.0, 64.0)]:
+        a, b = _cut(img, *win, 48).astype(float), warp_affine(img, crop_transform(*win, 48), 48).astype(float)
+        assert a.shape == (48, 48, 3)
+        assert np.abs(a - b).mean() < 4.0  # windows snap to whole pixels: up to half a pixel off
+    with pytest.raises(ValueError, match="outside"):
+        _cut(img, -500.0, 10.0, 100.0, 48)
