@@ -50,7 +50,7 @@ class FinetuneConfig:
     upright_turns: tuple[int, ...] = (1, 2, 3)  # the quarter turns drawn for them (0: upright crops too)
     upright_aug: AugConfig | None = None  # their augmentation (None: ``aug``)
     negative_batch: int = 0  # extra face-free windows of the AFLW photos per batch (regressor_negatives);
-    # with them, the upright head's crops (any turn, jittered) also train the confidence as faces
+    # with them, the upright head's crops left upright (jittered) also train the confidence as faces
     negative_weight: float = 1.0  # weight of their confidence loss (label 0)
     negative_pool: int = 0  # > negative_batch: draw this many, train on the most face-like (mining)
     negatives: NegativeConfig = NegativeConfig()  # how they are drawn
@@ -192,9 +192,10 @@ def finetune(
             u_loss = F.cross_entropy(out["upright"][: n_as + n_t][faces], labels[faces])
             loss = loss + config.upright_weight * u_loss
             acc["upright"] = acc.get("upright", 0.0) + float(u_loss.detach())
-        if config.negative_batch:  # face-free windows: confidence 0; the turned (jittered) faces: 1
-            logit = out["logit"][n_as:]
-            target = torch.cat([torch.ones(n_t), torch.zeros(len(logit) - n_t)])
+        if config.negative_batch:  # face-free windows: confidence 0; the upright head's upright crops: 1
+            upright = torch.from_numpy(turns == 0)
+            logit = torch.cat([out["logit"][n_as : n_as + n_t][upright], out["logit"][n_as + n_t :]])
+            target = torch.cat([torch.ones(int(upright.sum())), torch.zeros(config.negative_batch)])
             n_loss = F.binary_cross_entropy_with_logits(logit, target)
             loss = loss + config.negative_weight * n_loss
             acc["negative"] = acc.get("negative", 0.0) + float(n_loss.detach())
