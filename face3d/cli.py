@@ -84,13 +84,19 @@ def cmd_fit(args) -> int:
         raise Face3DError("--max-faces must be at least 1")
     if args.workers < 1:
         raise Face3DError("--workers must be at least 1")
+    if args.fast and args.no_regressor:
+        raise Face3DError("--fast is regression only: it cannot be combined with --no-regressor")
+    if args.detect_fallback and args.no_regressor:
+        raise Face3DError("--detect-fallback searches with the regressor: not with --no-regressor")
     _check_inputs(args.inputs)
     model = _model(args)
     from face3d.fit.pipeline import LandmarkConfig
 
     options = FolderOptions(
         landmarks=LandmarkConfig(
-            use_regressor=not args.no_regressor, fast=args.fast, fallback=args.detect_fallback
+            use_regressor=not args.no_regressor,
+            fast=args.fast,
+            fallback=not args.no_regressor if args.detect_fallback is None else args.detect_fallback,
         ),
         max_faces=args.max_faces,
         bbox_file=args.bbox_file,
@@ -102,10 +108,6 @@ def cmd_fit(args) -> int:
         residual=args.residual,
         photometric=args.photometric,
     )
-    if args.fast and args.no_regressor:
-        raise Face3DError("--fast is regression only: it cannot be combined with --no-regressor")
-    if args.detect_fallback and args.no_regressor:
-        raise Face3DError("--detect-fallback searches with the regressor: not with --no-regressor")
     regressor = None if args.no_regressor else "auto"
     summary = fit_folder(args.inputs, args.out, model, _fit_config(args), options, regressor=regressor)
     print(summary.line("faces"))
@@ -281,9 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-regressor", action="store_true", help="dlib landmarks only, at every pose")
     p.add_argument(
         "--detect-fallback",
-        action="store_true",
-        help="when dlib finds no face, search with the regression network (finds profiles dlib misses, "
-        "but also 'faces' in most face-free photos)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="when dlib finds no face, search with the regression network (profiles dlib misses; "
+        "default: on, unless --no-regressor)",
     )
     p.add_argument(
         "--residual",

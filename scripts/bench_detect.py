@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="out/bench_detect.json")
     ap.add_argument("--n", type=int, default=300, help="AFLW images, evenly subsampled (default 300)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
-    ap.add_argument("--thresholds", default="0.9,0.99,0.999", help="fallback min_confidence values reported")
+    ap.add_argument("--thresholds", default="0.9,0.99,0.999,0.9999", help="fallback min_confidence values")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--weights", default=None, help="regressor weights folder (default assets/regressor)")
     ap.add_argument(

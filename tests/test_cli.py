@@ -171,3 +171,41 @@ def test_fit_residual_is_saved_and_applied(tmp_path, ict_model):
     mesh = trimesh.load(out / "a_0.obj", process=False, force="mesh")
     faces = ict_model.faces.numpy()
     np.testing.assert_allclose(mesh.vertices[mesh.faces], (linear + residual)[faces], atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    "flags, fallback",
+    [
+        ((), True),
+        (("--no-detect-fallback",), False),
+        (("--detect-fallback",), True),
+        (("--no-regressor",), False),
+    ],
+)
+def test_fit_detect_fallback_flag(tmp_path, monkeypatch, flags, fallback):
+    """The detection fallback is on by default, off with --no-detect-fallback or --no-regressor
+    (it searches with the regressor); asking for both is a one-line error."""
+    import face3d.cli as cli
+    import face3d.fit as fit
+
+    seen = {}
+
+    class _Summary:
+        failures, exit_code = [], 0
+
+        def line(self, what):
+            return "ok"
+
+    def fake_fit_folder(inputs, out, model, config, options, regressor=None):
+        seen["options"], seen["regressor"] = options, regressor
+        return _Summary()
+
+    monkeypatch.setattr(fit, "fit_folder", fake_fit_folder)
+    monkeypatch.setattr(cli, "_model", lambda args, subset="face_head": None)
+    write_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
+    assert main(["fit", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), *flags]) == 0
+    assert seen["options"].landmarks.fallback is fallback
+    assert (seen["regressor"] is None) == ("--no-regressor" in flags)
+    both = ("--detect-fallback", "--no-regressor")
+    r = _run("fit", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), *both)
+    assert r.returncode == 2 and "--detect-fallback" in r.stderr and "Traceback" not in r.stderr

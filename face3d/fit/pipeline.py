@@ -56,9 +56,9 @@ class LandmarkConfig:
         regressor_min_confidence: faces the regressor scores below this are dropped (only for
             detector boxes, never for a box the caller gave).
         fallback: when dlib finds no face (or the regressor rejects all it found), look for one
-            with the regressor alone (:func:`face3d.detect.proposals.propose_faces`). Off by
-            default: the regressor's confidence does not reject face-free photos (see
-            ``scripts/bench_detect.py``), so it finds a "face" in most images without one.
+            with the regressor alone (:func:`face3d.detect.proposals.propose_faces`, at its strict
+            default ``min_confidence``: see ``scripts/bench_detect.py`` and the README). Only with a
+            regressor; such faces are marked ``"regressor-fallback"``.
         proposals: :class:`face3d.detect.proposals.ProposalConfig` of the fallback.
         regressor_recrop: how many times the regressor re-runs on the box of its own landmarks
             when the box came from a detector (a detector box mapped to a landmark box fits the
@@ -70,7 +70,7 @@ class LandmarkConfig:
     regressor_min_yaw: float = 30.0
     fast: bool = False
     regressor_min_confidence: float = 0.2
-    fallback: bool = False
+    fallback: bool = True
     proposals: ProposalConfig = ProposalConfig()
     regressor_recrop: int = 2
 
