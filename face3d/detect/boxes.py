@@ -90,14 +90,17 @@ def box_area(box) -> float:
     return (x1 - x0) * (y1 - y0)
 
 
-def iou(a, b) -> float:
-    """Intersection over union of two boxes, 0 when either is empty."""
+def intersection_area(a, b) -> float:
+    """Area of the overlap of two boxes (0 when they do not overlap)."""
     ax0, ay0, ax1, ay1 = as_box(a)
     bx0, by0, bx1, by1 = as_box(b)
-    iw = max(0.0, min(ax1, bx1) - max(ax0, bx0))
-    ih = max(0.0, min(ay1, by1) - max(ay0, by0))
-    inter = iw * ih
-    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two boxes, 0 when either is empty."""
+    inter = intersection_area(a, b)
+    union = box_area(a) + box_area(b) - inter
     return inter / union if union > 0 else 0.0
 
 

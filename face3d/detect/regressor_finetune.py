@@ -186,7 +186,7 @@ def finetune(
         s_loss = sum(syn_w[k] * v for k, v in s_terms.items())
         loss = config.aflw_weight * a_loss + s_loss
         if config.upright_batch:  # upright AFLW and synthetic faces: turn 0; the turned crops: theirs
-            ones = torch.ones(n_a + len(turns), dtype=torch.bool)
+            ones = torch.ones(n_a + n_t, dtype=torch.bool)
             faces = torch.cat([ones[:n_a], sb["label"] > 0.5, ones[n_a:]])
             labels = torch.cat([torch.zeros(n_as, dtype=torch.long), torch.from_numpy(turns)])
             u_loss = F.cross_entropy(out["upright"][: n_as + n_t][faces], labels[faces])

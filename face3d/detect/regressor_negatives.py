@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from face3d.detect.boxes import box_area, intersection_area, landmark_box
 from face3d.detect.regressor_data import crop_box
 
 
@@ -64,10 +65,7 @@ class NegativeConfig:
 
 def covered_fraction(region, box) -> float:
     """Fraction of ``box``'s area (x0, y0, x1, y1) inside ``region`` (x0, y0, x1, y1)."""
-    w = min(region[2], box[2]) - max(region[0], box[0])
-    h = min(region[3], box[3]) - max(region[1], box[1])
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    return max(w, 0.0) * max(h, 0.0) / max(area, 1e-9)
+    return intersection_area(region, box) / max(box_area(box), 1e-9)
 
 
 def face_free_window(
@@ -125,8 +123,8 @@ def negative_batch(
         if misses > 10 * n + 100:
             raise ValueError("no face-free windows: the faces fill their photos")
         i = int(rng.integers(len(aflw)))
-        img, lm = aflw.images[i], aflw.samples[i].landmarks
-        face = (*lm.min(0), *lm.max(0))
+        img = aflw.images[i]
+        face = landmark_box(aflw.samples[i].landmarks)
         win = face_free_window(rng, img.shape[1], img.shape[0], face, aflw.crop_scale, config)
         if win is None:
             misses += 1
