@@ -209,10 +209,13 @@ class RegressorNet(nn.Module):
 
     def decode(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         """The outputs of :meth:`forward` from the last feature map (B, C, h, w)."""
-        cfg = self.config
         pooled = self.pool(features).flatten(1)
-        h = self.fc(pooled)
-        out = self.head(h)
+        return self.outputs(self.head(self.fc(pooled)), self.upright(pooled))
+
+    def outputs(self, out: torch.Tensor, upright: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The outputs of :meth:`forward` from the raw head outputs (B, n_outputs) and the upright
+        logits (B, 4) (what :class:`InferenceTrunk` computes)."""
+        cfg = self.config
         S = cfg.size
         K = cfg.n_identity
         R = rotation_6d_to_matrix(out[:, :6])
@@ -231,7 +234,7 @@ class RegressorNet(nn.Module):
             # one projection: the offset is linear in the model-space points
             "landmarks": model_lm + scale[:, None, None] * (self.lm_offset @ R.transpose(1, 2))[..., :2],
             "model_landmarks": model_lm,
-            "upright": self.upright(pooled),
+            "upright": upright,
         }
 
     def landmarks(self, R, centre, scale, identity, expression, convention: bool = True) -> torch.Tensor:
@@ -255,6 +258,11 @@ class RegressorNet(nn.Module):
             if isinstance(m, nn.Sequential) and len(m) == 3 and isinstance(m[1], nn.BatchNorm2d):
                 m[0], m[1] = fuse_conv_bn_eval(m[0], m[1]), nn.Identity()
         return fused.requires_grad_(False)
+
+    def inference_trunk(self) -> InferenceTrunk:
+        """:class:`InferenceTrunk` of this network (BN-folded; a copy, it does not follow later
+        weight changes)."""
+        return InferenceTrunk(self)
 
     # ------------------------------------------------------------------ checkpoints
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
@@ -301,6 +309,31 @@ class RegressorNet(nn.Module):
         except Exception as err:  # noqa: BLE001 - torch raises many kinds on a bad file
             raise RegressorWeightsError(f"{w_path}: corrupt or mismatched regressor weights ({err})") from err
         return net.eval()
+
+
+class InferenceTrunk(nn.Module):
+    """Crops -> ``(head outputs (B, n_outputs), upright logits (B, 4))`` for
+    :meth:`RegressorNet.outputs`: the network's convolutions with every BatchNorm folded in
+    (:meth:`RegressorNet.fused_features`), its pooling and its linear heads, in eval mode, as one
+    graph for :func:`face3d.detect.regressor_infer.compiled_trunk`. The 2 x 2 adaptive average
+    pool is written as the plain average pool with the same windows (kernel ``ceil(n / 2)``,
+    stride ``floor(n / 2)`` on an n x n map), which oneDNN graphs accept."""
+
+    def __init__(self, net: RegressorNet):
+        super().__init__()
+        self.features = net.fused_features()
+        self.fc, self.head, self.upright = (copy.deepcopy(m) for m in (net.fc, net.head, net.upright))
+        n = net.config.size
+        for s in (2, *net.config.strides):  # the stem, then each stage (padding k // 2)
+            n = (n - 1) // s + 1
+        if n < 2:
+            raise ValueError(f"the last feature map is {n} x {n}: too small for the 2 x 2 pool")
+        self.kernel, self.stride = (n + 1) // 2, n // 2
+        self.eval().requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = F.avg_pool2d(self.features(x), self.kernel, self.stride).flatten(1)
+        return self.head(self.fc(pooled)), self.upright(pooled)
 
 
 def normalise(crops: torch.Tensor) -> torch.Tensor:

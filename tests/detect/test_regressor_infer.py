@@ -3,6 +3,8 @@ convolutions against the plain network, region-of-interest crops against whole-i
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from test_regressor import _tiny_net  # the sibling module (pytest puts this fol
 
 from face3d.detect.regressor import RegressorNet, normalise
 from face3d.detect.regressor_aflw import shrink
-from face3d.detect.regressor_infer import LandmarkRegressor, ReferenceLandmarkRegressor
+from face3d.detect.regressor_infer import LandmarkRegressor, ReferenceLandmarkRegressor, compiled_trunk
 
 
 def _net(seed: int = 0) -> RegressorNet:
@@ -35,8 +37,50 @@ def test_fused_features_match_the_network():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.fused_features().modules())
 
 
+@pytest.mark.parametrize("size", [16, 24, 32, 40])  # last feature maps 2, 3, 4, 5 pixels wide
+def test_inference_trunk_matches_the_network(size):
+    """The trunk's plain average pool has the adaptive 2 x 2 pool's windows on even and odd maps."""
+    torch.manual_seed(0)
+    net = _net()
+    net = RegressorNet(
+        replace(net.config, size=size),
+        net.lm_template,
+        net.lm_identity.reshape(-1, 68, 3),
+        net.lm_expression.reshape(-1, 68, 3),
+    )
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    net.eval()
+    x = torch.randn(3, 3, size, size)
+    with torch.no_grad():
+        ref, fast = net(x), net.outputs(*net.inference_trunk()(x))
+    for key in ("landmarks", "rotation", "logit", "expression", "upright"):
+        assert torch.allclose(ref[key], fast[key], atol=1e-4), key
+
+
+def test_compiled_trunk_matches_the_trunk_or_falls_back(monkeypatch):
+    net = _net()
+    trunk = net.inference_trunk()
+    compiled = compiled_trunk(trunk, net.config.size)
+    x = torch.randn(6, 3, net.config.size, net.config.size)  # traced at batch 1: any batch runs
+    with torch.no_grad():
+        for a, b in zip(trunk(x), compiled(x), strict=True):
+            assert torch.allclose(a, b, atol=1e-4)
+    if torch.backends.mkldnn.is_available():
+        assert isinstance(compiled, torch.jit.ScriptModule)
+    assert compiled_trunk(trunk.to("meta"), net.config.size) is trunk  # weights off the CPU: as is
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no TorchScript here")
+
+    monkeypatch.setattr(torch.jit, "trace", broken)
+    eager = net.inference_trunk()
+    assert compiled_trunk(eager, net.config.size) is eager
+
+
 def test_predictions_follow_weight_changes_after_the_first_call():
-    """The folded copy is rebuilt when the network's feature weights change in place."""
+    """The compiled trunk is rebuilt when the network's weights change in place."""
     image = np.random.default_rng(1).integers(0, 256, (60, 70, 3), dtype=np.uint8)
     net = _net()
     reg = LandmarkRegressor(net)
@@ -44,7 +88,11 @@ def test_predictions_follow_weight_changes_after_the_first_call():
     with torch.no_grad():
         net.features[0][0].weight.mul_(1.5)
         net.features[0][1].running_mean.add_(0.2)
-    after = reg.predict(image, (10, 10, 50, 50)).landmarks
+    after = reg.predict(image, (10, 10, 50, 50))
+    with torch.no_grad():
+        net.head.bias[-1] += 3.0  # a head weight: the face confidence goes up
+    assert reg.predict(image, (10, 10, 50, 50)).confidence > after.confidence + 0.05
+    after = after.landmarks
     crop = normalise(torch.from_numpy(reg.crops(image, [(10, 10, 50, 50)])[0]))
     with torch.no_grad():
         want = net(crop)["landmarks"][0].double().numpy()

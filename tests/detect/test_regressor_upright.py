@@ -80,14 +80,14 @@ def test_to_image_undoes_turned_crop_affines():
         R[:2] = Q @ R_img[:2]  # the head as the turned crop shows it
         Rs.append(R)
     out = {
-        "landmarks": torch.tensor(np.stack(lms)),
-        "centre": torch.tensor(np.stack(lms)[:, 30]),
-        "scale": torch.full((4,), 0.4 * 2.5, dtype=torch.float64),
-        "rotation": torch.tensor(np.stack(Rs)),
-        "logit": torch.zeros(4),
-        "identity": torch.zeros(4, 3),
-        "expression": torch.zeros(4, 2),
-        "upright": torch.zeros(4, 4),
+        "landmarks": np.stack(lms),
+        "centre": np.stack(lms)[:, 30],
+        "scale": np.full(4, 0.4 * 2.5),
+        "rotation": np.stack(Rs),
+        "logit": np.zeros(4),
+        "identity": np.zeros((4, 3)),
+        "expression": np.zeros((4, 2)),
+        "upright": np.zeros((4, 4)),
     }
     res = _to_image(out, np.stack(As), 4, 1)  # four "scales" of one face: all must agree
     assert np.allclose(res["landmarks"][0], pts)
