@@ -46,7 +46,7 @@ def run_one(sample, mode, model, detector, regressor, photometric: bool = False,
     image = read_image(sample.image_path)
     rec = {"image": sample.image_path.name, "yaw": sample.yaw, "mode": mode}
     box = sample.box if mode == "protocol" else None
-    lcfg = LandmarkConfig(regressor_min_yaw=1e9, regressor_recrop=recrop)
+    lcfg = LandmarkConfig(regressor_min_yaw=1e9, given_box_min_yaw=1e9, regressor_recrop=recrop)  # dlib's
     marked = detect_and_landmark(image, detector, 1, box, regressor, lcfg)
     rec["detect_ms"], rec["landmarks_ms"], rec["regress_ms"] = (
         marked.detect_ms,
@@ -79,7 +79,7 @@ def run_one(sample, mode, model, detector, regressor, photometric: bool = False,
         run("regressor", reg_marked, fast=True)
         run("regressor_fit", reg_marked)
         rec["regressor_yaw"], rec["regressor_turns"] = reg.yaw, reg.turns
-        use_reg = prefers_regressor(reg)
+        use_reg = prefers_regressor(reg, given_box=box is not None)
         rec["default"] = rec["regressor_fit" if use_reg else "dlib_fit"]
         rec["default_ms"] = rec["regressor_fit_ms" if use_reg else "dlib_fit_ms"] + rec["regress_ms"]
     else:
@@ -87,7 +87,11 @@ def run_one(sample, mode, model, detector, regressor, photometric: bool = False,
     if photometric:
         from face3d.fit.photometric import refine_face
 
-        base = "regressor_fit" if reg is not None and prefers_regressor(reg) else "dlib_fit"
+        base = (
+            "regressor_fit"
+            if reg is not None and prefers_regressor(reg, given_box=box is not None)
+            else "dlib_fit"
+        )
         t0 = time.perf_counter()
         face = refine_face(model, image, faces[base])
         rec["default_photometric_ms"] = rec["default_ms"] + (time.perf_counter() - t0) * 1e3

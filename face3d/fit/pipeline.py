@@ -52,6 +52,10 @@ class LandmarkConfig:
             regressed |yaw| is at least this (degrees): dlib's predictor is reliable only near
             frontal. 0 always uses the regressor. A face the regressor's upright search turned
             (lying on its side or upside down) always takes the regressor's landmarks.
+        given_box_min_yaw: ``regressor_min_yaw`` for a box the caller gave (protocol mode,
+            ``face3d fit --bbox-file``). dlib's predictor was trained on its own detector's boxes
+            and is poor on others even near frontal; the default 0 always takes the regressor's
+            landmarks there (chosen on the AFLW2000-3D dev set's train half; README).
         fast: regression only (``face3d fit --fast``): no dlib predictor, no optimiser.
         regressor_min_confidence: faces the regressor scores below this are dropped (only for
             detector boxes, never for a box the caller gave).
@@ -68,6 +72,7 @@ class LandmarkConfig:
 
     use_regressor: bool = True
     regressor_min_yaw: float = 30.0
+    given_box_min_yaw: float = 0.0
     fast: bool = False
     regressor_min_confidence: float = 0.2
     fallback: bool = True
@@ -93,11 +98,13 @@ class Landmarked:
     regress_ms: float = 0.0
 
 
-def prefers_regressor(regression, config: LandmarkConfig = LandmarkConfig()) -> bool:
+def prefers_regressor(regression, config: LandmarkConfig = LandmarkConfig(), given_box: bool = False) -> bool:
     """Whether a face takes the regressor's landmarks rather than dlib's (``config.fast`` aside):
-    its regressed |yaw| is at least ``config.regressor_min_yaw``, or the upright search turned it.
+    its regressed |yaw| is at least ``config.regressor_min_yaw`` (``config.given_box_min_yaw``
+    for a box the caller gave), or the upright search turned it.
     ``regression``: a :class:`face3d.detect.regressor_infer.RegressorOutput`."""
-    return abs(regression.yaw) >= config.regressor_min_yaw or regression.turns != 0
+    min_yaw = config.given_box_min_yaw if given_box else config.regressor_min_yaw
+    return abs(regression.yaw) >= min_yaw or regression.turns != 0
 
 
 def detect_and_landmark(
@@ -155,7 +162,7 @@ def detect_and_landmark(
     t2 = time.perf_counter()
     landmarks, sources = [], []
     for d, r in zip(detections, regressions, strict=True):
-        if r is not None and (config.fast or prefers_regressor(r, config)):
+        if r is not None and (config.fast or prefers_regressor(r, config, given_box=box is not None)):
             landmarks.append(r.landmarks)
             sources.append("regressor")
         else:

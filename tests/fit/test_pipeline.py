@@ -1,0 +1,42 @@
+"""The landmark-source switch of the default pipeline (face3d.fit.pipeline)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from face3d.fit.pipeline import LandmarkConfig, prefers_regressor
+
+
+def test_switch_by_yaw_turns_and_box_origin():
+    """Detector boxes switch to the regressor at 30 degrees; a box the caller gave always takes
+    it (dlib's predictor is poor on boxes not its own); a turned face always does."""
+    near, far = SimpleNamespace(yaw=-12.0, turns=0), SimpleNamespace(yaw=31.0, turns=0)
+    turned = SimpleNamespace(yaw=5.0, turns=1)
+    assert not prefers_regressor(near) and prefers_regressor(far) and prefers_regressor(turned)
+    assert prefers_regressor(near, given_box=True)
+    strict = LandmarkConfig(given_box_min_yaw=15.0)
+    assert not prefers_regressor(near, strict, given_box=True) and prefers_regressor(
+        far, strict, given_box=True
+    )
+    assert prefers_regressor(turned, LandmarkConfig(given_box_min_yaw=1e9), given_box=True)
+
+
+@pytest.mark.integration
+def test_given_box_takes_the_regressors_landmarks(aflw_dir):
+    """A near-frontal face: dlib's points on a detector-style run, the network's on a given box
+    (unless the config says otherwise)."""
+    from face3d.fit.metrics import load_aflw
+    from face3d.fit.pipeline import default_regressor, detect_and_landmark
+    from face3d.io import read_image
+
+    regressor = default_regressor()
+    if regressor is None:
+        pytest.skip("shipped regressor weights (assets/regressor) not available")
+    sample = next(s for s in load_aflw(aflw_dir) if s.image_path.name == "image00002.jpg")
+    image = read_image(sample.image_path)
+    marked = detect_and_landmark(image, None, 1, sample.box, regressor)
+    assert abs(marked.regressions[0].yaw) < 30 and marked.sources == ("regressor",)
+    old = detect_and_landmark(image, None, 1, sample.box, regressor, LandmarkConfig(given_box_min_yaw=30.0))
+    assert old.sources == ("dlib",)
