@@ -5,10 +5,12 @@
 
 For each test-time augmentation setting (one crop; mirrored crop; mirrored crop at three crop
 scales, the default pipeline's) and each thread count, every image is predicted by
-:class:`LandmarkRegressor` (BatchNorm folded, region-of-interest shrink) and by
-:class:`ReferenceLandmarkRegressor` (the network as trained, whole-image shrink), alternately, so
-both see the same machine load. Writes median ms per face for both, their ratio (median of the
-per-image ratios) and the largest landmark difference between the two (% of the face box).
+:class:`LandmarkRegressor` (BatchNorm folded, compiled trunk, region-of-interest shrink), by the
+same with the folded trunk run eagerly (``compile=False``) and by
+:class:`ReferenceLandmarkRegressor` (the network as trained, whole-image shrink), in turn, so all
+see the same machine load. Writes median ms per face for each, the ratios to the fast path
+(median of the per-image ratios) and the largest landmark difference between the fast path and
+the reference (% of the face box).
 """
 
 from __future__ import annotations
@@ -58,14 +60,16 @@ def main(argv=None) -> int:
     for threads in (int(t) for t in args.threads.split(",")):
         for name, (flip, scales) in SETTINGS.items():
             fast = LandmarkRegressor(net, threads=threads, flip=flip, scales=scales)
+            eager = LandmarkRegressor(net, threads=threads, flip=flip, scales=scales, compile=False)
             ref = ReferenceLandmarkRegressor(net, threads=threads, flip=flip, scales=scales)
-            for reg in (fast, ref):  # warm-up (and the folded copy)
+            for reg in (fast, eager, ref):  # warm-up (and the folded, compiled copy)
                 timed(reg, images[0], samples[0].box)
-            t_fast, t_ref, diff = [], [], []
+            t_fast, t_eager, t_ref, diff = [], [], [], []
             for s, image in tqdm(
                 list(zip(samples, images, strict=True)), desc=f"{name} x{threads}", leave=False
             ):
                 (tf, lf), (tr, lr) = timed(fast, image, s.box), timed(ref, image, s.box)
+                t_eager.append(timed(eager, image, s.box)[0])
                 t_fast.append(tf)
                 t_ref.append(tr)
                 size = np.sqrt(np.prod(s.landmarks.max(0) - s.landmarks.min(0)))
@@ -76,12 +80,15 @@ def main(argv=None) -> int:
                 "fast_ms": round(float(np.median(t_fast)), 2),
                 "reference_ms": round(float(np.median(t_ref)), 2),
                 "ratio": round(float(np.median(np.array(t_ref) / np.array(t_fast))), 3),
+                "eager_trunk_ms": round(float(np.median(t_eager)), 2),
+                "eager_ratio": round(float(np.median(np.array(t_eager) / np.array(t_fast))), 3),
                 "max_landmark_diff_pct": round(float(np.max(diff)), 4),
             }
             r = results[key]
             print(
-                f"{key:>20}: {r['fast_ms']:.2f} ms (reference {r['reference_ms']:.2f} ms, "
-                f"x{r['ratio']:.2f}); landmarks differ by <= {r['max_landmark_diff_pct']:.3f} % of the box",
+                f"{key:>20}: {r['fast_ms']:.2f} ms (reference {r['reference_ms']:.2f} ms, x{r['ratio']:.2f}; "
+                f"eager trunk {r['eager_trunk_ms']:.2f} ms, x{r['eager_ratio']:.2f}); "
+                f"landmarks differ by <= {r['max_landmark_diff_pct']:.3f} % of the box",
             )
     atomic_write_json(
         args.out,

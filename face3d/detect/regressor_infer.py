@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from face3d.detect.regressor import MIRROR_68, InferenceTrunk, RegressorNet, normalise
+from face3d.detect.regressor import MIRROR_68, InferenceTrunk, RegressorNet
 
 #: Crop-scale test-time augmentation of the default pipeline (:func:`face3d.fit.pipeline.default_regressor`):
 #: on the AFLW2000-3D dev held-out half it lowers the balanced NME by about 0.25 points over flip alone.
@@ -91,6 +91,9 @@ class LandmarkRegressor:
             the head finds most upright is kept if the head finds it upright and clearly more
             so than the first (:mod:`face3d.detect.regressor_upright`). Faces the head finds
             upright cost nothing extra.
+        compile: run the BN-folded network as a compiled TorchScript graph
+            (:func:`compiled_trunk`); False runs the same folded trunk eagerly (the same outputs
+            to 1e-5, slower; ``scripts/bench_regressor_speed.py`` times both).
     """
 
     def __init__(
@@ -100,11 +103,13 @@ class LandmarkRegressor:
         flip: bool = False,
         scales: tuple[float, ...] = (1.0,),
         upright: bool = True,
+        compile: bool = True,
     ):
         self.net = (net if net is not None else RegressorNet.from_pretrained()).eval()
         self.threads = threads
         self.flip = flip
         self.upright = upright
+        self.compile = compile
         self.scales = tuple(float(v) for v in scales)
         if not self.scales or min(self.scales) <= 0:
             raise ValueError(f"scales must be positive crop-side factors, got {scales!r}")
@@ -123,12 +128,13 @@ class LandmarkRegressor:
 
     def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``self.net(x)`` in eval mode through the network's :class:`InferenceTrunk` (BatchNorm
-        folded) compiled by :func:`compiled_trunk`, rebuilt whenever the weights change (in
-        place, or the network is replaced)."""
+        folded; compiled by :func:`compiled_trunk` with ``compile``), rebuilt whenever the weights
+        change (in place, or the network is replaced)."""
         f = self._fused
         if f is None or f[0] is not self.net or f[2] != tuple(t._version for t in f[1]):
             tensors = (*self.net.parameters(), *self.net.buffers())
-            trunk = compiled_trunk(self.net.inference_trunk(), self.net.config.size)
+            trunk = self.net.inference_trunk()
+            trunk = compiled_trunk(trunk, self.net.config.size) if self.compile else trunk
             f = self._fused = (self.net, tensors, tuple(t._version for t in tensors), trunk)
         return self.net.outputs(*f[3](x))
 
@@ -136,8 +142,7 @@ class LandmarkRegressor:
         """Network outputs (float64 arrays, the keys of :data:`_RUN_KEYS`) for (N, S, S, 3) uint8
         crops, mirrored-crop averaged with ``flip`` (identity and expression: the crop's own)."""
         n = crops.shape[0]
-        x = np.concatenate([crops, crops[:, :, ::-1]]) if self.flip else crops
-        res = self._forward(normalised(x))
+        res = self._forward(normalised(crops, mirrored=self.flip))
         out = {k: res[k].double().numpy() for k in _RUN_KEYS}
         if not self.flip:
             return out
@@ -329,10 +334,17 @@ def _to_image(out: dict[str, np.ndarray], As: np.ndarray, m: int, n: int) -> dic
     }
 
 
-def normalised(crops: np.ndarray) -> torch.Tensor:
-    """(B, S, S, 3) uint8 crops -> contiguous (B, 3, S, S) float32,
-    :func:`face3d.detect.regressor.normalise` (the compiled trunk takes contiguous input faster)."""
-    return normalise(torch.from_numpy(np.ascontiguousarray(crops))).contiguous()
+def normalised(crops: np.ndarray, mirrored: bool = False) -> torch.Tensor:
+    """(B, S, S, 3) uint8 crops -> contiguous (B, 3, S, S) float32, bit for bit
+    :func:`face3d.detect.regressor.normalise` (the same float32 operations, in place on a
+    channel-first copy: a third of the time). ``mirrored`` appends the B crops mirrored left-right
+    (2B in all)."""
+    B, S = crops.shape[0], crops.shape[1]
+    x = np.empty((2 * B if mirrored else B, 3, S, crops.shape[2]), np.uint8)
+    x[:B] = crops.transpose(0, 3, 1, 2)
+    if mirrored:
+        x[B:] = x[:B, :, :, ::-1]
+    return torch.from_numpy(x).float().div_(255.0).sub_(0.5).div_(0.25)
 
 
 def compiled_trunk(trunk: InferenceTrunk, size: int) -> torch.nn.Module:
@@ -399,7 +411,8 @@ def shrink_region(image: np.ndarray, k: float, x_range, y_range):
     tmp = np.matmul(yw[:, None], rows).reshape(h, roi.shape[1], 3).transpose(1, 0, 2)
     cols = np.ascontiguousarray(tmp)[xi].reshape(w, xi.shape[1], -1)
     part = np.matmul(xw[:, None], cols).reshape(w, h, 3).transpose(1, 0, 2)
-    return np.clip(np.rint(part), 0, 255).astype(np.uint8), dW / W, dH / H, a, c
+    part = np.clip(np.rint(part), 0, 255).astype(np.uint8, order="C")  # OpenCV reads it 3 times: C order
+    return part, dW / W, dH / H, a, c
 
 
 def mean_rotation(R: np.ndarray) -> np.ndarray:

@@ -150,3 +150,23 @@ def test_fast_predictions_match_the_reference():
         for f, r in zip(fast, ref, strict=True):
             assert np.allclose(f.landmarks, r.landmarks, atol=1e-2)
             assert abs(f.yaw - r.yaw) < 1e-2 and abs(f.confidence - r.confidence) < 1e-4
+
+
+def test_eager_trunk_option_gives_the_same_predictions():
+    image = np.random.default_rng(5).integers(0, 256, (80, 90, 3), dtype=np.uint8)
+    net = _net()
+    fast = LandmarkRegressor(net, flip=True, scales=(0.9, 1.1)).predict(image, (10, 10, 60, 70))
+    eager_reg = LandmarkRegressor(net, flip=True, scales=(0.9, 1.1), compile=False)
+    eager = eager_reg.predict(image, (10, 10, 60, 70))
+    assert not isinstance(eager_reg._fused[3], torch.jit.ScriptModule)
+    assert np.allclose(fast.landmarks, eager.landmarks, atol=1e-3) and abs(fast.yaw - eager.yaw) < 1e-3
+
+
+def test_normalised_is_normalise_bit_for_bit():
+    from face3d.detect.regressor_infer import normalised
+
+    crops = np.random.default_rng(6).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    assert torch.equal(normalised(crops), normalise(torch.from_numpy(crops)))
+    both = np.concatenate([crops, crops[:, :, ::-1]])
+    x = normalised(crops, mirrored=True)
+    assert x.is_contiguous() and torch.equal(x, normalise(torch.from_numpy(both)))
