@@ -88,6 +88,8 @@ def cmd_fit(args) -> int:
         raise Face3DError("--fast is regression only: it cannot be combined with --no-regressor")
     if args.detect_fallback and args.no_regressor:
         raise Face3DError("--detect-fallback searches with the regressor: not with --no-regressor")
+    if args.landmark_blend is not None and not 0.0 <= args.landmark_blend <= 1.0:
+        raise Face3DError(f"--landmark-blend must be in [0, 1], got {args.landmark_blend}")
     _check_inputs(args.inputs)
     model = _model(args)
     from face3d.fit.pipeline import LandmarkConfig
@@ -97,6 +99,7 @@ def cmd_fit(args) -> int:
             use_regressor=not args.no_regressor,
             fast=args.fast,
             fallback=not args.no_regressor if args.detect_fallback is None else args.detect_fallback,
+            **({} if args.landmark_blend is None else {"blend": args.landmark_blend}),
         ),
         max_faces=args.max_faces,
         bbox_file=args.bbox_file,
@@ -287,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="when dlib finds no face, search with the regression network (profiles dlib misses; "
         "default: on, unless --no-regressor)",
+    )
+    p.add_argument(
+        "--landmark-blend",
+        type=float,
+        default=None,
+        metavar="W",
+        help="near frontal on a detector's box, fit (1 - W) dlib's landmarks + W the network's "
+        "(default 0.5; 0: dlib's alone)",
     )
     p.add_argument(
         "--residual",

@@ -28,6 +28,7 @@ from face3d.fit import FitConfig
 from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
 from face3d.fit.pipeline import (
     LandmarkConfig,
+    blend_landmarks,
     default_regressor,
     detect_and_landmark,
     fit_detections,
@@ -35,6 +36,8 @@ from face3d.fit.pipeline import (
 )
 from face3d.io import atomic_write_json, read_image, resume_jsonl
 from face3d.model import MorphableModel
+
+DEFAULT_LANDMARKS = LandmarkConfig()  # the default pipeline's switch and blend
 
 PIPELINES = ("dlib_fit", "dlib_fit_no_silhouette", "regressor", "regressor_fit", "default")
 
@@ -46,7 +49,8 @@ def run_one(sample, mode, model, detector, regressor, photometric: bool = False,
     image = read_image(sample.image_path)
     rec = {"image": sample.image_path.name, "yaw": sample.yaw, "mode": mode}
     box = sample.box if mode == "protocol" else None
-    lcfg = LandmarkConfig(regressor_min_yaw=1e9, given_box_min_yaw=1e9, regressor_recrop=recrop)  # dlib's
+    # dlib's points for the dlib columns; the default pipeline's choice is re-made below
+    lcfg = LandmarkConfig(regressor_min_yaw=1e9, given_box_min_yaw=1e9, blend=0.0, regressor_recrop=recrop)
     marked = detect_and_landmark(image, detector, 1, box, regressor, lcfg)
     rec["detect_ms"], rec["landmarks_ms"], rec["regress_ms"] = (
         marked.detect_ms,
@@ -80,18 +84,19 @@ def run_one(sample, mode, model, detector, regressor, photometric: bool = False,
         run("regressor_fit", reg_marked)
         rec["regressor_yaw"], rec["regressor_turns"] = reg.yaw, reg.turns
         use_reg = prefers_regressor(reg, given_box=box is not None)
-        rec["default"] = rec["regressor_fit" if use_reg else "dlib_fit"]
-        rec["default_ms"] = rec["regressor_fit_ms" if use_reg else "dlib_fit_ms"] + rec["regress_ms"]
+        base = "regressor_fit" if use_reg else "dlib_fit"
+        if not use_reg and box is None and DEFAULT_LANDMARKS.blend > 0:  # dlib's points blended
+            lm = blend_landmarks(marked.landmarks[0], reg.landmarks, DEFAULT_LANDMARKS.blend)
+            run("blend_fit", replace(marked, landmarks=(lm,), sources=("blend",)))
+            base = "blend_fit"
+        rec["default"], rec["default_source"] = rec[base], base
+        rec["default_ms"] = rec[f"{base}_ms"] + rec["regress_ms"]
     else:
         rec["default"], rec["default_ms"] = rec["dlib_fit"], rec["dlib_fit_ms"]
     if photometric:
         from face3d.fit.photometric import refine_face
 
-        base = (
-            "regressor_fit"
-            if reg is not None and prefers_regressor(reg, given_box=box is not None)
-            else "dlib_fit"
-        )
+        base = rec.get("default_source", "dlib_fit")
         t0 = time.perf_counter()
         face = refine_face(model, image, faces[base])
         rec["default_photometric_ms"] = rec["default_ms"] + (time.perf_counter() - t0) * 1e3

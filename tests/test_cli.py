@@ -173,18 +173,9 @@ def test_fit_residual_is_saved_and_applied(tmp_path, ict_model):
     np.testing.assert_allclose(mesh.vertices[mesh.faces], (linear + residual)[faces], atol=2e-3)
 
 
-@pytest.mark.parametrize(
-    "flags, fallback",
-    [
-        ((), True),
-        (("--no-detect-fallback",), False),
-        (("--detect-fallback",), True),
-        (("--no-regressor",), False),
-    ],
-)
-def test_fit_detect_fallback_flag(tmp_path, monkeypatch, flags, fallback):
-    """The detection fallback is on by default, off with --no-detect-fallback or --no-regressor
-    (it searches with the regressor); asking for both is a one-line error."""
+def _capture_fit_folder(tmp_path, monkeypatch, flags) -> dict:
+    """Run ``face3d fit`` on a blank image with ``flags``, the folder runner and the model load
+    stubbed; returns the options and regressor the runner was given."""
     import face3d.cli as cli
     import face3d.fit as fit
 
@@ -204,8 +195,33 @@ def test_fit_detect_fallback_flag(tmp_path, monkeypatch, flags, fallback):
     monkeypatch.setattr(cli, "_model", lambda args, subset="face_head": None)
     write_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
     assert main(["fit", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), *flags]) == 0
+    return seen
+
+
+@pytest.mark.parametrize(
+    "flags, fallback",
+    [
+        ((), True),
+        (("--no-detect-fallback",), False),
+        (("--detect-fallback",), True),
+        (("--no-regressor",), False),
+    ],
+)
+def test_fit_detect_fallback_flag(tmp_path, monkeypatch, flags, fallback):
+    """The detection fallback is on by default, off with --no-detect-fallback or --no-regressor
+    (it searches with the regressor); asking for both is a one-line error."""
+    seen = _capture_fit_folder(tmp_path, monkeypatch, flags)
     assert seen["options"].landmarks.fallback is fallback
     assert (seen["regressor"] is None) == ("--no-regressor" in flags)
     both = ("--detect-fallback", "--no-regressor")
     r = _run("fit", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), *both)
     assert r.returncode == 2 and "--detect-fallback" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fit_landmark_blend_flag(tmp_path, monkeypatch):
+    """--landmark-blend sets LandmarkConfig.blend (default 0.5); outside [0, 1] it is a one-line error."""
+    assert _capture_fit_folder(tmp_path, monkeypatch, ())["options"].landmarks.blend == 0.5
+    off = _capture_fit_folder(tmp_path, monkeypatch, ("--landmark-blend", "0"))
+    assert off["options"].landmarks.blend == 0.0
+    r = _run("fit", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--landmark-blend", "1.5")
+    assert r.returncode == 2 and "--landmark-blend" in r.stderr and "Traceback" not in r.stderr

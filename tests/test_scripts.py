@@ -47,3 +47,13 @@ def test_yaw_switch_rescores_the_default_pipeline(tmp_path, capsys):
     assert auto["30"]["[0,30)"] == 5.0 and auto["0"]["[0,30)"] == 6.0  # (8 + 2) / 2, (8 + 4) / 2
     assert _script("yaw_switch").main([str(tmp_path / "missing.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_landmark_blend_rejects_bad_arguments(tmp_path, capsys):
+    """Checked before anything loads: a weight outside [0, 1], an unknown split."""
+    blend = _script("landmark_blend")
+    assert blend.main(["--weights", "0,1.5", "--out", str(tmp_path / "b.json")]) == 2
+    assert "[0, 1]" in capsys.readouterr().err
+    assert blend.main(["--split", "valid", "--out", str(tmp_path / "b.json")]) == 2
+    assert "--split" in capsys.readouterr().err
+    assert not (tmp_path / "b.json").exists()

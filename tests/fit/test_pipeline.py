@@ -40,3 +40,44 @@ def test_given_box_takes_the_regressors_landmarks(aflw_dir):
     assert abs(marked.regressions[0].yaw) < 30 and marked.sources == ("regressor",)
     old = detect_and_landmark(image, None, 1, sample.box, regressor, LandmarkConfig(given_box_min_yaw=30.0))
     assert old.sources == ("dlib",)
+
+
+def test_blend_landmarks_and_its_weight():
+    import numpy as np
+
+    from face3d.fit.pipeline import blend_landmarks
+
+    a, b = np.zeros((68, 2)), np.full((68, 2), 4.0)
+    assert np.allclose(blend_landmarks(a, b, 0.25), 1.0) and np.allclose(blend_landmarks(a, b, 0.0), a)
+    with pytest.raises(ValueError, match="blend"):
+        blend_landmarks(a, b, 1.5)
+    with pytest.raises(ValueError, match="blend"):
+        LandmarkConfig(blend=-0.1)
+
+
+@pytest.mark.integration
+def test_detector_box_blends_dlib_and_the_network_near_frontal(aflw_dir, ict_model):
+    """On a detector's box a near-frontal face takes the blend of dlib's and the network's points
+    and is fitted in the network's convention; blend 0 gives dlib's points alone."""
+    import numpy as np
+
+    from face3d.detect import FaceDetector, predict_landmarks
+    from face3d.fit.metrics import load_aflw, nme
+    from face3d.fit.pipeline import default_regressor, detect_and_landmark, fit_detections
+    from face3d.io import read_image
+
+    regressor = default_regressor()
+    if regressor is None:
+        pytest.skip("shipped regressor weights (assets/regressor) not available")
+    sample = next(s for s in load_aflw(aflw_dir) if s.image_path.name == "image00002.jpg")
+    image = read_image(sample.image_path)
+    marked = detect_and_landmark(image, FaceDetector(), 1, None, regressor)
+    assert marked.sources == ("blend",)
+    dlib_points = predict_landmarks(image, marked.detections[0].box)
+    want = 0.5 * (dlib_points + marked.regressions[0].landmarks)
+    assert np.allclose(marked.landmarks[0], want)
+    face = fit_detections(ict_model, marked)[0]
+    assert face.landmark_source == "blend" and face.landmark_offset is not None
+    assert nme(face.fit.landmarks_fitted[0].numpy(), sample.landmarks) < 5.0
+    plain = detect_and_landmark(image, FaceDetector(), 1, None, regressor, LandmarkConfig(blend=0.0))
+    assert plain.sources == ("dlib",) and np.allclose(plain.landmarks[0], dlib_points)
