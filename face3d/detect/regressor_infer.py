@@ -123,8 +123,9 @@ class LandmarkRegressor:
         flip: bool = False,
         scales: tuple[float, ...] = (1.0,),
         upright: bool = True,
+        compile: bool = True,
     ) -> LandmarkRegressor:
-        return cls(RegressorNet.from_pretrained(folder), threads, flip, scales, upright)
+        return cls(RegressorNet.from_pretrained(folder), threads, flip, scales, upright, compile)
 
     def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``self.net(x)`` in eval mode through the network's :class:`InferenceTrunk` (BatchNorm
