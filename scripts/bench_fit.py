@@ -29,10 +29,10 @@ from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
 from face3d.fit.pipeline import (
     LandmarkConfig,
     blend_landmarks,
+    choose_landmark_source,
     default_regressor,
     detect_and_landmark,
     fit_detections,
-    prefers_regressor,
 )
 from face3d.io import atomic_write_json, read_image, resume_jsonl
 from face3d.model import MorphableModel
@@ -83,12 +83,11 @@ def run_one(sample, mode, model, detector, regressor, photometric: bool = False,
         run("regressor", reg_marked, fast=True)
         run("regressor_fit", reg_marked)
         rec["regressor_yaw"], rec["regressor_turns"] = reg.yaw, reg.turns
-        use_reg = prefers_regressor(reg, given_box=box is not None)
-        base = "regressor_fit" if use_reg else "dlib_fit"
-        if not use_reg and box is None and DEFAULT_LANDMARKS.blend > 0:  # dlib's points blended
+        source = choose_landmark_source(reg, DEFAULT_LANDMARKS, given_box=box is not None)
+        if source == "blend":  # dlib's points blended with the network's
             lm = blend_landmarks(marked.landmarks[0], reg.landmarks, DEFAULT_LANDMARKS.blend)
             run("blend_fit", replace(marked, landmarks=(lm,), sources=("blend",)))
-            base = "blend_fit"
+        base = f"{source}_fit"
         rec["default"], rec["default_source"] = rec[base], base
         rec["default_ms"] = rec[f"{base}_ms"] + rec["regress_ms"]
     else:

@@ -55,7 +55,6 @@ def main(argv=None) -> int:
         default_regressor,
         detect_and_landmark,
         fit_detections,
-        prefers_regressor,
     )
     from face3d.io import atomic_write_json, read_image
     from face3d.model import MorphableModel
@@ -76,8 +75,6 @@ def main(argv=None) -> int:
         if not marked.detections or marked.sources[0] != "dlib":
             continue  # no face, or one the pipeline gives the network's points
         dlib_points, reg = marked.landmarks[0], marked.regressions[0]
-        if reg is None or prefers_regressor(reg, dlib_only):
-            continue
         for w in weights:
             raw[w].append((s.yaw, nme(blend_landmarks(dlib_points, reg.landmarks, w), s.landmarks)))
         blend = blend_landmarks(dlib_points, reg.landmarks, args.fit_weight)

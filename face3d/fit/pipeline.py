@@ -117,6 +117,19 @@ def prefers_regressor(regression, config: LandmarkConfig = LandmarkConfig(), giv
     return abs(regression.yaw) >= min_yaw or regression.turns != 0
 
 
+def choose_landmark_source(
+    regression, config: LandmarkConfig = LandmarkConfig(), given_box: bool = False
+) -> str:
+    """Where a face's landmarks come from: ``"regressor"`` (``config.fast``, or
+    :func:`prefers_regressor`), ``"blend"`` (on a detector's box with ``config.blend`` > 0) or
+    ``"dlib"`` (also for a face without a regression, ``regression`` None)."""
+    if regression is None:
+        return "dlib"
+    if config.fast or prefers_regressor(regression, config, given_box):
+        return "regressor"
+    return "blend" if not given_box and config.blend > 0 else "dlib"
+
+
 def blend_landmarks(dlib_points: np.ndarray, regressor_points: np.ndarray, weight: float) -> np.ndarray:
     """(68, 2) ``(1 - weight) * dlib_points + weight * regressor_points`` (pixels)."""
     if not 0.0 <= weight <= 1.0:
@@ -181,15 +194,14 @@ def detect_and_landmark(
     t2 = time.perf_counter()
     landmarks, sources = [], []
     for d, r in zip(detections, regressions, strict=True):
-        if r is not None and (config.fast or prefers_regressor(r, config, given_box=box is not None)):
+        source = choose_landmark_source(r, config, given_box=box is not None)
+        if source == "regressor":
             landmarks.append(r.landmarks)
-            sources.append("regressor")
-        elif r is not None and box is None and config.blend > 0:
+        elif source == "blend":
             landmarks.append(blend_landmarks(predict_landmarks(image, d.box), r.landmarks, config.blend))
-            sources.append("blend")
         else:
             landmarks.append(predict_landmarks(image, d.box))
-            sources.append("dlib")
+        sources.append(source)
     t3 = time.perf_counter()
     return Landmarked(
         image,

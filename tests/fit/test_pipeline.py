@@ -23,6 +23,19 @@ def test_switch_by_yaw_turns_and_box_origin():
     assert prefers_regressor(turned, LandmarkConfig(given_box_min_yaw=1e9), given_box=True)
 
 
+def test_landmark_source_per_face():
+    """Detector boxes: the network beyond the switch, the blend below it (dlib's points alone with
+    blend 0 or without a regression); given boxes: the network; --fast: always the network."""
+    from face3d.fit.pipeline import choose_landmark_source as choose
+
+    near, far = SimpleNamespace(yaw=10.0, turns=0), SimpleNamespace(yaw=-45.0, turns=0)
+    assert choose(far) == "regressor" and choose(near) == "blend" and choose(None) == "dlib"
+    assert choose(near, LandmarkConfig(blend=0.0)) == "dlib"
+    assert choose(near, given_box=True) == "regressor"
+    assert choose(near, LandmarkConfig(given_box_min_yaw=30.0), given_box=True) == "dlib"
+    assert choose(near, LandmarkConfig(fast=True)) == "regressor"
+
+
 @pytest.mark.integration
 def test_given_box_takes_the_regressors_landmarks(aflw_dir):
     """A near-frontal face: dlib's points on a detector-style run, the network's on a given box
