@@ -33,9 +33,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="out/landmark_blend.json")
     args = ap.parse_args(argv)
 
-    splits = ("all", "train", "heldout")  # face3d.detect.regressor_aflw.SPLITS
-    if args.split not in splits:
-        print(f"landmark_blend: --split must be one of {', '.join(splits)}", file=sys.stderr)
+    from face3d.detect.regressor_aflw import SPLITS, select_split
+
+    if args.split not in SPLITS:
+        print(f"landmark_blend: --split must be one of {', '.join(SPLITS)}", file=sys.stderr)
         return 2
     try:
         weights = [float(v) for v in args.weights.split(",")]
@@ -46,7 +47,6 @@ def main(argv=None) -> int:
         return 2
 
     from face3d.detect import FaceDetector
-    from face3d.detect.regressor_aflw import select_split
     from face3d.fit import FitConfig
     from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
     from face3d.fit.pipeline import (

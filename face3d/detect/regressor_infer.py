@@ -113,7 +113,7 @@ class LandmarkRegressor:
         self.scales = tuple(float(v) for v in scales)
         if not self.scales or min(self.scales) <= 0:
             raise ValueError(f"scales must be positive crop-side factors, got {scales!r}")
-        self._fused = None  # (network, its tensors, versions, compiled trunk): first prediction
+        self._trunk = None  # (network, its tensors, versions, compiled trunk): first prediction
 
     @classmethod
     def from_pretrained(
@@ -131,12 +131,12 @@ class LandmarkRegressor:
         """``self.net(x)`` in eval mode through the network's :class:`InferenceTrunk` (BatchNorm
         folded; compiled by :func:`compiled_trunk` with ``compile``), rebuilt whenever the weights
         change (in place, or the network is replaced)."""
-        f = self._fused
+        f = self._trunk
         if f is None or f[0] is not self.net or f[2] != tuple(t._version for t in f[1]):
             tensors = (*self.net.parameters(), *self.net.buffers())
             trunk = self.net.inference_trunk()
             trunk = compiled_trunk(trunk, self.net.config.size) if self.compile else trunk
-            f = self._fused = (self.net, tensors, tuple(t._version for t in tensors), trunk)
+            f = self._trunk = (self.net, tensors, tuple(t._version for t in tensors), trunk)
         return self.net.outputs(*f[3](x))
 
     def _run(self, crops: np.ndarray) -> dict[str, np.ndarray]:

@@ -158,7 +158,7 @@ def test_eager_trunk_option_gives_the_same_predictions():
     fast = LandmarkRegressor(net, flip=True, scales=(0.9, 1.1)).predict(image, (10, 10, 60, 70))
     eager_reg = LandmarkRegressor(net, flip=True, scales=(0.9, 1.1), compile=False)
     eager = eager_reg.predict(image, (10, 10, 60, 70))
-    assert not isinstance(eager_reg._fused[3], torch.jit.ScriptModule)
+    assert not isinstance(eager_reg._trunk[3], torch.jit.ScriptModule)
     assert np.allclose(fast.landmarks, eager.landmarks, atol=1e-3) and abs(fast.yaw - eager.yaw) < 1e-3
 
 
