@@ -128,16 +128,16 @@ class LandmarkRegressor:
         return cls(RegressorNet.from_pretrained(folder), threads, flip, scales, upright, compile)
 
     def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``self.net(x)`` in eval mode through the network's :class:`InferenceTrunk` (BatchNorm
-        folded; compiled by :func:`compiled_trunk` with ``compile``), rebuilt whenever the weights
-        change (in place, or the network is replaced)."""
+        """The :data:`_RUN_KEYS` outputs of ``self.net(x)`` in eval mode, through the network's
+        :class:`DecodedTrunk` (BatchNorm folded; compiled by :func:`compiled_trunk` with
+        ``compile``), rebuilt whenever the weights change (in place, or the network is replaced)."""
         f = self._trunk
         if f is None or f[0] is not self.net or f[2] != tuple(t._version for t in f[1]):
             tensors = (*self.net.parameters(), *self.net.buffers())
-            trunk = self.net.inference_trunk()
+            trunk = DecodedTrunk(self.net)
             trunk = compiled_trunk(trunk, self.net.config.size) if self.compile else trunk
             f = self._trunk = (self.net, tensors, tuple(t._version for t in tensors), trunk)
-        return self.net.outputs(*f[3](x))
+        return dict(zip(_RUN_KEYS, f[3](x), strict=True))
 
     def _run(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         """Network outputs (float64 arrays, the keys of :data:`_RUN_KEYS`) for (N, S, S, 3) uint8
@@ -300,6 +300,22 @@ class ReferenceLandmarkRegressor(LandmarkRegressor):
 _RUN_KEYS = ("rotation", "centre", "scale", "identity", "expression", "logit", "landmarks", "upright")
 
 
+class DecodedTrunk(torch.nn.Module):
+    """Crops (B, 3, S, S) -> the :data:`_RUN_KEYS` outputs of :meth:`RegressorNet.forward`, in that
+    order: the network's :class:`InferenceTrunk` followed by :meth:`RegressorNet.outputs`, so that
+    :func:`compiled_trunk` makes the decoding (rotation, landmarks) part of the same graph. The
+    landmark rows are the network's own buffers (a compiled copy freezes them)."""
+
+    def __init__(self, net: RegressorNet):
+        super().__init__()
+        self.trunk = net.inference_trunk()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.net.outputs(*self.trunk(x))
+        return tuple(out[k] for k in _RUN_KEYS)
+
+
 def _to_image(out: dict[str, np.ndarray], As: np.ndarray, m: int, n: int) -> dict[str, np.ndarray]:
     """Network outputs (float64 arrays, :data:`_RUN_KEYS`) of ``m * n`` crops (scale-major: ``m``
     crops of each of ``n`` faces) made with image -> crop affines ``As`` (similarities: rotation,
@@ -390,6 +406,8 @@ def shrink_region(image: np.ndarray, k: float, x_range, y_range):
     (to a grey level where OpenCV's float rounding differs) and ``fx``, ``fy`` are the whole-image
     shrink's factors.
     """
+    import cv2
+
     from face3d.detect.regressor_data import shrunk_size
 
     H, W = image.shape[:2]
@@ -407,12 +425,14 @@ def shrink_region(image: np.ndarray, k: float, x_range, y_range):
     xi, yi, xw, yw = xi - x0, yi - y0, xw.astype(np.float32), yw.astype(np.float32)
     # rows first (numpy gathers rows much faster than columns): each output row is a (1, T) x
     # (T, w_roi * 3) product; then the columns, gathered as rows of the transposed, smaller array
+    # (OpenCV transposes 3-channel images several times faster than a numpy copy)
     h, w = yi.shape[0], xi.shape[0]
     rows = roi[yi].reshape(h, yi.shape[1], -1).astype(np.float32)
-    tmp = np.matmul(yw[:, None], rows).reshape(h, roi.shape[1], 3).transpose(1, 0, 2)
-    cols = np.ascontiguousarray(tmp)[xi].reshape(w, xi.shape[1], -1)
-    part = np.matmul(xw[:, None], cols).reshape(w, h, 3).transpose(1, 0, 2)
-    part = np.clip(np.rint(part), 0, 255).astype(np.uint8, order="C")  # OpenCV reads it 3 times: C order
+    tmp = cv2.transpose(np.matmul(yw[:, None], rows).reshape(h, roi.shape[1], 3))  # (w_roi, h, 3)
+    part = np.matmul(xw[:, None], tmp[xi].reshape(w, xi.shape[1], -1)).reshape(w, h, 3)
+    # rounded to nearest (even) and saturated to uint8 (the weights are >= 0), then C-ordered rows
+    # again: OpenCV reads the part three times, and copies a non-C-ordered one each time
+    part = cv2.transpose(cv2.convertScaleAbs(part))
     return part, dW / W, dH / H, a, c
 
 

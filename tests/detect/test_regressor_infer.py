@@ -79,6 +79,24 @@ def test_compiled_trunk_matches_the_trunk_or_falls_back(monkeypatch):
     assert compiled_trunk(eager, net.config.size) is eager
 
 
+def test_decoded_trunk_gives_the_network_outputs_compiled_or_not():
+    """One graph from crops to the decoded outputs (rotation, landmarks with the convention offset)."""
+    from face3d.detect.regressor_infer import _RUN_KEYS, DecodedTrunk
+
+    net = _net()
+    with torch.no_grad():
+        net.lm_offset.normal_(0, 0.5)
+    x = torch.randn(4, 3, net.config.size, net.config.size)
+    decoded = DecodedTrunk(net)
+    with torch.no_grad():
+        ref = net(x)
+        for module in (decoded, compiled_trunk(decoded, net.config.size)):
+            out = module(x)
+            assert len(out) == len(_RUN_KEYS)
+            for key, value in zip(_RUN_KEYS, out, strict=True):
+                assert value.shape == ref[key].shape and torch.allclose(value, ref[key], atol=1e-4), key
+
+
 def test_predictions_follow_weight_changes_after_the_first_call():
     """The compiled trunk is rebuilt when the network's weights change in place."""
     image = np.random.default_rng(1).integers(0, 256, (60, 70, 3), dtype=np.uint8)
