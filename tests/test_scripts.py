@@ -49,6 +49,19 @@ def test_yaw_switch_rescores_the_default_pipeline(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+def test_recrop_scale_rejects_bad_arguments(tmp_path, capsys):
+    """Checked before anything loads: a non-positive scale, no re-crop steps, an unknown split."""
+    recrop = _script("recrop_scale")
+    out = str(tmp_path / "r.json")
+    assert recrop.main(["--scales", "1,0", "--out", out]) == 2
+    assert "--scales" in capsys.readouterr().err
+    assert recrop.main(["--steps", "0", "--out", out]) == 2
+    assert "--steps" in capsys.readouterr().err
+    assert recrop.main(["--split", "valid", "--out", out]) == 2
+    assert "--split" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_landmark_blend_rejects_bad_arguments(tmp_path, capsys):
     """Checked before anything loads: a weight outside [0, 1], an unknown split."""
     blend = _script("landmark_blend")

@@ -104,6 +104,13 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def grow_box(box, factor: float) -> Box:
+    """The box scaled by ``factor`` about its centre (width and height times ``factor``)."""
+    x0, y0, x1, y1 = as_box(box)
+    cx, cy, hw, hh = 0.5 * (x0 + x1), 0.5 * (y0 + y1), 0.5 * factor * (x1 - x0), 0.5 * factor * (y1 - y0)
+    return cx - hw, cy - hh, cx + hw, cy + hh
+
+
 def scale_box(box, factor: float) -> Box:
     """Map a box found in an image resized by ``factor`` (new = old * factor, e.g. by ``cv2.resize``)
     back to the original: points ``x_old = (x_new + 0.5) / factor - 0.5``."""

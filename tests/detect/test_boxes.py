@@ -42,6 +42,14 @@ def test_landmark_box_and_iou():
         landmark_box(np.zeros((68, 3)))
 
 
+def test_grow_box_scales_about_the_centre():
+    from face3d.detect.boxes import grow_box
+
+    assert np.allclose(grow_box((10, 20, 30, 60), 1.5), (5, 10, 35, 70))
+    assert np.allclose(grow_box((10, 20, 30, 60), 1.0), (10, 20, 30, 60))
+    assert np.allclose(grow_box(grow_box((1, 2, 5, 3), 2.0), 0.5), (1, 2, 5, 3))
+
+
 def test_scale_box_inverts_a_resize_of_pixel_centres():
     # pixel centre x in the original -> (x + 0.5) * f - 0.5 after resizing by f
     box = (100.0, 50.0, 200.0, 150.0)

@@ -36,6 +36,55 @@ def test_landmark_source_per_face():
     assert choose(near, LandmarkConfig(fast=True)) == "regressor"
 
 
+def test_recrops_run_on_the_grown_box_of_the_landmarks():
+    """Each re-crop regresses from the previous landmarks' box grown about its centre; a detector
+    box is re-cropped ``regressor_recrop`` times, a given box never."""
+    import numpy as np
+
+    from face3d.detect import Detection
+    from face3d.fit.pipeline import detect_and_landmark, recrop_regressions
+
+    class Fake:  # landmarks spanning 80 % of the box it is given, centred on it
+        def __init__(self):
+            self.boxes = []
+
+        def predict_batch(self, image, boxes):
+            self.boxes.append([tuple(b) for b in boxes])
+            out = []
+            for x0, y0, x1, y1 in boxes:
+                c, h = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), 0.4 * np.array([x1 - x0, y1 - y0])
+                pts = c + h * np.array([[-1, -1], [1, 1], [0, 0]])
+                out.append(SimpleNamespace(landmarks=pts, confidence=1.0, yaw=50.0, turns=0))
+            return out
+
+    fake = Fake()
+    first = fake.predict_batch(None, [(0.0, 0.0, 100.0, 50.0)])
+    final = recrop_regressions(None, fake, first, 2, 1.25)  # 0.8 x 1.25: a fixed point
+    assert np.allclose(fake.boxes[1][0], (0, 0, 100, 50)) and np.allclose(fake.boxes[2][0], (0, 0, 100, 50))
+    assert np.allclose(final[0].landmarks[:2], [[10, 5], [90, 45]])
+    recrop_regressions(None, fake, first, 1, 1.0)  # bare landmark boxes shrink
+    assert np.allclose(fake.boxes[-1][0], (10, 5, 90, 45))
+
+    class Detector:
+        def detect(self, image, max_faces=None):
+            return [Detection((100.0, 100.0, 200.0, 200.0), 1.0, "hog")]
+
+    image = np.zeros((300, 300, 3), np.uint8)
+    fake = Fake()
+    marked = detect_and_landmark(image, Detector(), 1, None, fake, LandmarkConfig(regressor_recrop=3))
+    assert len(fake.boxes) == 1 + 3 and marked.sources == ("regressor",)
+    fake = Fake()
+    detect_and_landmark(image, Detector(), 1, (100.0, 100.0, 200.0, 200.0), fake, LandmarkConfig())
+    assert len(fake.boxes) == 1
+
+
+def test_recrop_settings_are_checked():
+    with pytest.raises(ValueError, match="regressor_recrop_scale"):
+        LandmarkConfig(regressor_recrop_scale=0.0)
+    with pytest.raises(ValueError, match="regressor_recrop must"):
+        LandmarkConfig(regressor_recrop=-1)
+
+
 @pytest.mark.integration
 def test_given_box_takes_the_regressors_landmarks(aflw_dir):
     """A near-frontal face: dlib's points on a detector-style run, the network's on a given box
