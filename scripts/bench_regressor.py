@@ -4,7 +4,7 @@
         --out out/bench_regressor.json
 
 Per image: (a) ``regressor``: the regressor's 68 landmarks; (b) ``regressor_fit``: the LM fitter
-(``FitConfig(silhouette=False)``, the regressor predicts anatomical points) on those landmarks;
+(``FitConfig().for_source("regressor")``, as ``face3d fit`` fits them) on those landmarks;
 ``dlib``: dlib's shape predictor in the mapped landmark box; ``dlib_fit``: the default fitter on
 dlib's points; ``hybrid``/``hybrid_fit``: dlib when the regressor's |yaw| < 30, the regressor
 otherwise. NME per |yaw| bin (% of sqrt(w h) of the GT box) and median ms per face. Results
@@ -54,7 +54,7 @@ def run_one(sample, model, regressor, regressor_only: bool = False) -> dict:
         return rec
     tg = torch.as_tensor(out.landmarks[None], dtype=torch.float64)
     offset = torch.as_tensor(out.landmark_offset)
-    fit = fit_landmarks(model, tg, (H, W), FitConfig(silhouette=False), landmark_offset=offset)
+    fit = fit_landmarks(model, tg, (H, W), FitConfig().for_source("regressor"), landmark_offset=offset)
     t2 = time.perf_counter()
     rec["regressor_fit"] = nme(fit.landmarks_fitted[0].numpy(), sample.landmarks)
     rec["regressor_fit_ms"] = (t2 - t1) * 1e3

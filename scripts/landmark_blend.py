@@ -7,7 +7,8 @@ whose face the default pipeline would give dlib's landmarks (the regressor's |ya
 ``regressor_min_yaw``, not turned), the NME (%) per |yaw| bin of the raw 68 points blended as
 ``(1 - w) dlib + w regressor`` for each ``--weights`` w (0: dlib's alone, 1: the network's), and
 of the 3D fit on the ``--fit-weight`` blend fitted both ways: as dlib's points (silhouette
-re-selection, no landmark convention) and as the regressor's (its convention, no silhouette).
+re-selection, no landmark convention) and as the pipeline fits a blend (the network's convention,
+no silhouette), both with ``--jaw-weight``.
 Choose on ``--split train`` (the network was fine-tuned on it, which favours larger w), report
 on ``heldout``.
 """
@@ -21,32 +22,33 @@ from dataclasses import replace
 import torch
 from tqdm import tqdm
 
+from face3d.argtypes import float_in, float_list
+from face3d.detect.regressor_aflw import SPLITS, select_split
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/aflw2000-3d-dev")
-    ap.add_argument("--split", default="train", help="train, heldout or all")
+    ap.add_argument("--split", default="train", choices=SPLITS)
     ap.add_argument("--per-bin", type=int, default=None, help="at most N images per yaw bin (default all)")
-    ap.add_argument("--weights", default="0,0.3,0.5,0.7,1", help="comma list of blend weights w")
-    ap.add_argument("--fit-weight", type=float, default=0.5, help="the blend fitted both ways")
+    ap.add_argument(
+        "--weights", type=float_list(0, 1), default="0,0.3,0.5,0.7,1", help="comma list of blend weights w"
+    )
+    ap.add_argument("--fit-weight", type=float_in(0, 1), default=0.5, help="the blend fitted both ways")
+    ap.add_argument(
+        "--jaw-weight",
+        type=float_in(0),
+        default=None,
+        help="FitConfig.jaw_weight of the blend's fits (default FitConfig's)",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="out/landmark_blend.json")
     args = ap.parse_args(argv)
-
-    from face3d.detect.regressor_aflw import SPLITS, select_split
-
-    if args.split not in SPLITS:
-        print(f"landmark_blend: --split must be one of {', '.join(SPLITS)}", file=sys.stderr)
-        return 2
-    try:
-        weights = [float(v) for v in args.weights.split(",")]
-    except ValueError:
-        weights = [-1.0]
-    if not all(0.0 <= w <= 1.0 for w in [*weights, args.fit_weight]):
-        print("landmark_blend: blend weights must be in [0, 1]", file=sys.stderr)
-        return 2
+    weights, fit_weight = args.weights, args.fit_weight
 
     from face3d.detect import FaceDetector
+    from face3d.detect.boxes import best_match
+    from face3d.detect.regressor_infer import landmark_box_from_detector_box
     from face3d.fit import FitConfig
     from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
     from face3d.fit.pipeline import (
@@ -67,35 +69,37 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     model, detector = MorphableModel.from_dir(), FaceDetector()
     dlib_only = LandmarkConfig(blend=0.0)
+    fit_cfg = FitConfig() if args.jaw_weight is None else FitConfig(jaw_weight=args.jaw_weight)
     raw: dict[float, list] = {w: [] for w in weights}
     fitted: dict[str, list] = {"as_dlib": [], "as_regressor": []}
     for s in tqdm(samples, desc="landmark_blend"):
         image = read_image(s.image_path)
-        marked = detect_and_landmark(image, detector, 1, None, regressor, dlib_only)
-        if not marked.detections or marked.sources[0] != "dlib":
-            continue  # no face, or one the pipeline gives the network's points
+        marked = detect_and_landmark(image, detector, None, None, regressor, dlib_only)
+        match = best_match([landmark_box_from_detector_box(d.box) for d in marked.detections], s.box)
+        if match is None or marked.sources[match] != "dlib":
+            continue  # the labelled face not found, or one the pipeline gives the network's points
+        marked = marked.select(match)
         dlib_points, reg = marked.landmarks[0], marked.regressions[0]
         for w in weights:
             raw[w].append((s.yaw, nme(blend_landmarks(dlib_points, reg.landmarks, w), s.landmarks)))
-        blend = blend_landmarks(dlib_points, reg.landmarks, args.fit_weight)
+        blend = blend_landmarks(dlib_points, reg.landmarks, fit_weight)
         for name, source in (("as_dlib", "dlib"), ("as_regressor", "blend")):
-            face = fit_detections(model, replace(marked, landmarks=(blend,), sources=(source,)), FitConfig())[
-                0
-            ]
+            face = fit_detections(model, replace(marked, landmarks=(blend,), sources=(source,)), fit_cfg)[0]
             fitted[name].append((s.yaw, nme(face.fit.landmarks_fitted[0].numpy(), s.landmarks)))
     out = {
         "split": args.split,
         "images": len(samples),
         "faces": len(raw[weights[0]]),
         "raw": {f"{w:g}": bin_table(v) for w, v in raw.items()},
-        "fit_weight": args.fit_weight,
+        "fit_weight": fit_weight,
+        "jaw_weight": fit_cfg.jaw_weight,
         "fitted": {k: bin_table(v) for k, v in fitted.items()},
     }
     for w in weights:
         print(f"raw w={w:g}: " + "  ".join(f"{b} {c['nme']:.2f}" for b, c in _bins(out["raw"][f"{w:g}"])))
     for k in fitted:
         print(
-            f"fit {k} (w={args.fit_weight:g}): "
+            f"fit {k} (w={fit_weight:g}): "
             + "  ".join(f"{b} {c['nme']:.2f}" for b, c in _bins(out["fitted"][k]))
         )
     atomic_write_json(args.out, out)

@@ -8,10 +8,12 @@ detection, as ``face3d fit``): every AFLW2000-3D image of the split is detected 
 detection of the labelled face is the one whose box, mapped to a landmark box, overlaps the ground-
 truth box most (at least ``--min-iou``, else the face counts as missed). The network regresses it
 from that box, then re-crops ``--steps`` times on the box of its own landmarks grown by each
-``--scales`` factor (:func:`face3d.fit.pipeline.recrop_regressions`). Writes the network's landmark
-NME (%) per |yaw| bin after each re-crop, for each factor. Choose on ``--split train`` (the network
-was fine-tuned on it), report on ``heldout``. Per-image records stream to ``<out>.jsonl``
-(``--resume`` continues them).
+``--scales`` factor (:func:`face3d.fit.pipeline.recrop_regressions`). ``--protocol`` starts from
+the ground-truth box instead (``face3d fit --bbox-file``, where the pipeline does not re-crop).
+Writes the network's landmark NME (%) per |yaw| bin after each re-crop, for each factor (the
+first pass under ``detector_box``, whichever box it started from). Choose on ``--split train``
+(the network was fine-tuned on it), report on ``heldout``. Per-image records stream to
+``<out>.jsonl`` (``--resume`` continues them).
 """
 
 from __future__ import annotations
@@ -24,39 +26,38 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from face3d.argtypes import float_list, int_at_least
+from face3d.detect.regressor_aflw import SPLITS, select_split
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/aflw2000-3d-dev")
-    ap.add_argument("--split", default="train", help="train, heldout or all")
+    ap.add_argument("--split", default="train", choices=SPLITS)
     ap.add_argument("--per-bin", type=int, default=None, help="at most N images per yaw bin (default all)")
-    ap.add_argument("--scales", default="1,1.035,1.05,1.07,1.1", help="comma list of box growth factors")
-    ap.add_argument("--steps", type=int, default=4, help="re-crops after the detector's box (>= 1)")
+    ap.add_argument(
+        "--scales",
+        type=float_list(0, open_low=True),
+        default="1,1.035,1.05,1.07,1.1",
+        help="comma list of box growth factors",
+    )
+    ap.add_argument("--steps", type=int_at_least(1), default=4, help="re-crops after the detector's box")
     ap.add_argument(
         "--min-iou", type=float, default=0.2, help="overlap a detection needs with the labelled face"
+    )
+    ap.add_argument(
+        "--protocol", action="store_true", help="start from the ground-truth box instead of a detection"
     )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--resume", action="store_true", help="continue <out>.jsonl")
     ap.add_argument("--out", default="out/recrop_scale.json")
     args = ap.parse_args(argv)
-
-    from face3d.detect.regressor_aflw import SPLITS, select_split
-
-    if args.split not in SPLITS:
-        print(f"recrop_scale: --split must be one of {', '.join(SPLITS)}", file=sys.stderr)
-        return 2
-    try:
-        scales = [float(v) for v in args.scales.split(",")]
-    except ValueError:
-        scales = [0.0]
-    if not all(k > 0 for k in scales) or args.steps < 1:
-        print("recrop_scale: --scales must be positive numbers and --steps >= 1", file=sys.stderr)
-        return 2
+    scales = args.scales
 
     from face3d.detect import FaceDetector
-    from face3d.detect.boxes import iou
+    from face3d.detect.boxes import best_match, iou
     from face3d.detect.regressor_infer import landmark_box_from_detector_box
-    from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
+    from face3d.fit.metrics import bin_line, bin_table, load_aflw, nme, stratified
     from face3d.fit.pipeline import default_regressor, recrop_regressions
     from face3d.io import atomic_write_json, read_image, resume_jsonl
 
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
         print("recrop_scale: needs the AFLW2000-3D dev set and the shipped regressor", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    detector = FaceDetector()
+    detector = None if args.protocol else FaceDetector()
     stream = Path(args.out).with_suffix(".jsonl")
     records = resume_jsonl(stream, args.resume)
     done = {r["image"] for r in records}
@@ -74,12 +75,15 @@ def main(argv=None) -> int:
         for s in tqdm([s for s in samples if s.image_path.name not in done], desc="recrop_scale"):
             image = read_image(s.image_path)
             rec: dict = {"image": s.image_path.name, "yaw": float(s.yaw), "iou": 0.0, "nme": None}
-            boxes = [landmark_box_from_detector_box(d.box) for d in detector.detect(image)]
-            overlaps = [iou(b, s.box) for b in boxes]
-            if overlaps and max(overlaps) >= args.min_iou:
-                box = boxes[max(range(len(boxes)), key=overlaps.__getitem__)]
-                first = regressor.predict(image, box)
-                rec["iou"], rec["nme"] = max(overlaps), {"detector_box": nme(first.landmarks, s.landmarks)}
+            if args.protocol:
+                boxes = [s.box]
+            else:
+                boxes = [landmark_box_from_detector_box(d.box) for d in detector.detect(image)]
+            match = best_match(boxes, s.box, args.min_iou)
+            if match is not None:
+                first = regressor.predict(image, boxes[match])
+                rec["iou"] = iou(boxes[match], s.box)
+                rec["nme"] = {"detector_box": nme(first.landmarks, s.landmarks)}
                 for k in scales:
                     reg, traj = [first], []
                     for _ in range(args.steps):
@@ -99,6 +103,7 @@ def main(argv=None) -> int:
 
     out = {
         "split": args.split,
+        "protocol": args.protocol,
         "images": len(records),
         "min_iou": args.min_iou,
         "detector_box": table("detector_box", None),
@@ -106,10 +111,7 @@ def main(argv=None) -> int:
     }
     for k, rows in out["recrops"].items():
         for n, t in rows.items():
-            bins = " / ".join(
-                f"{c['nme']:.2f}" for b, c in t.items() if isinstance(c, dict) and c["nme"] is not None
-            )
-            print(f"scale {k:>6} re-crops {n}: {bins} (balanced {t['balanced']})")
+            print(f"scale {k:>6} re-crops {n}: {bin_line(t)}")
     atomic_write_json(args.out, out)
     print(f"wrote {args.out}")
     return 0

@@ -49,24 +49,42 @@ def test_yaw_switch_rescores_the_default_pipeline(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+def _usage_error(main, argv, capsys) -> str:
+    """argparse's one-line error for ``argv`` (exit status 2), checked before anything loads."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
 def test_recrop_scale_rejects_bad_arguments(tmp_path, capsys):
-    """Checked before anything loads: a non-positive scale, no re-crop steps, an unknown split."""
-    recrop = _script("recrop_scale")
-    out = str(tmp_path / "r.json")
-    assert recrop.main(["--scales", "1,0", "--out", out]) == 2
-    assert "--scales" in capsys.readouterr().err
-    assert recrop.main(["--steps", "0", "--out", out]) == 2
-    assert "--steps" in capsys.readouterr().err
-    assert recrop.main(["--split", "valid", "--out", out]) == 2
-    assert "--split" in capsys.readouterr().err
+    """A non-positive scale, no re-crop steps, an unknown split: usage errors, nothing written."""
+    main, out = _script("recrop_scale").main, str(tmp_path / "r.json")
+    assert "--scales: 0 is outside (0, inf]" in _usage_error(main, ["--scales", "1,0", "--out", out], capsys)
+    assert "--scales: expected a number, got 'x'" in _usage_error(main, ["--scales", "1,x"], capsys)
+    assert "--steps: must be >= 1, got 0" in _usage_error(main, ["--steps", "0", "--out", out], capsys)
+    assert "--split: invalid choice: 'valid'" in _usage_error(
+        main, ["--split", "valid", "--out", out], capsys
+    )
     assert not (tmp_path / "r.json").exists()
 
 
 def test_landmark_blend_rejects_bad_arguments(tmp_path, capsys):
-    """Checked before anything loads: a weight outside [0, 1], an unknown split."""
-    blend = _script("landmark_blend")
-    assert blend.main(["--weights", "0,1.5", "--out", str(tmp_path / "b.json")]) == 2
-    assert "[0, 1]" in capsys.readouterr().err
-    assert blend.main(["--split", "valid", "--out", str(tmp_path / "b.json")]) == 2
-    assert "--split" in capsys.readouterr().err
+    """A weight outside [0, 1], an unknown split: usage errors, nothing written."""
+    main, out = _script("landmark_blend").main, str(tmp_path / "b.json")
+    assert "--weights: 1.5 is outside [0, 1]" in _usage_error(
+        main, ["--weights", "0,1.5", "--out", out], capsys
+    )
+    assert "--fit-weight: -0.1 is outside [0, 1]" in _usage_error(main, ["--fit-weight", "-0.1"], capsys)
+    assert "--split: invalid choice" in _usage_error(main, ["--split", "valid", "--out", out], capsys)
     assert not (tmp_path / "b.json").exists()
+
+
+def test_fit_jaw_weight_rejects_bad_arguments(tmp_path, capsys):
+    """A negative jaw weight, an unknown split: usage errors, nothing written."""
+    main, out = _script("fit_jaw_weight").main, str(tmp_path / "j.json")
+    assert "--weights: -1 is outside [0, inf]" in _usage_error(
+        main, ["--weights", "1,-1", "--out", out], capsys
+    )
+    assert "--split: invalid choice" in _usage_error(main, ["--split", "all2", "--out", out], capsys)
+    assert not (tmp_path / "j.json").exists()

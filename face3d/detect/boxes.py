@@ -104,6 +104,15 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def best_match(boxes, target, min_iou: float = 0.2) -> int | None:
+    """Index of the box in ``boxes`` that overlaps ``target`` most (IoU), None when none reaches
+    ``min_iou``: which of an image's detections is the labelled face (benchmarks, automatic mode)."""
+    overlaps = [iou(b, target) for b in boxes]
+    if not overlaps or max(overlaps) < min_iou:
+        return None
+    return int(np.argmax(overlaps))
+
+
 def grow_box(box, factor: float) -> Box:
     """The box scaled by ``factor`` about its centre (width and height times ``factor``)."""
     x0, y0, x1, y1 = as_box(box)

@@ -247,6 +247,17 @@ def _lm(problem: _Problem, st: _State, iters: int, free: torch.Tensor, active, r
     return st
 
 
+def landmark_weights(config: FitConfig, batch: int, confidence: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 68) float64 weights of the landmark residuals: ``confidence`` (B, 68) or ones, the 17
+    jaw points times ``config.jaw_weight``."""
+    if confidence is None:
+        lw = torch.ones(batch, 68, dtype=torch.float64)
+    else:
+        lw = confidence.detach().to(torch.float64).cpu().clone()
+    lw[:, :17] *= config.jaw_weight
+    return lw
+
+
 def fit_landmarks(
     model,
     targets: torch.Tensor,
@@ -282,8 +293,7 @@ def fit_landmarks(
     tg = targets.detach().to(dtype).cpu()
     f0 = 0.5 * max(H, W) / math.tan(math.radians(config.fov_deg) / 2)
     cx, cy = (W - 1) / 2, (H - 1) / 2
-    lw = torch.ones(B, 68, dtype=dtype) if weights is None else weights.detach().to(dtype).cpu().clone()
-    lw[:, :17] *= config.jaw_weight
+    lw = landmark_weights(config, B, weights)
     scale = (tg.amax(1) - tg.amin(1)).prod(-1).clamp(min=1.0).sqrt() / 100.0  # residuals in % of face size
     offset = torch.zeros(B, 68, 3, dtype=dtype)
     if landmark_offset is not None:

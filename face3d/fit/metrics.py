@@ -93,3 +93,12 @@ def bin_table(values: list[tuple[float, float | None]]) -> dict:
             means.append(mean)
     table["balanced"] = round(float(np.mean(means)), 3) if len(means) == 3 else None
     return table
+
+
+def bin_line(table: dict) -> str:
+    """A :func:`bin_table` as one line, ``"a / b / c (balanced x)"``: the mean NME of each bin that
+    has one, for the scripts' printouts."""
+    bins = " / ".join(
+        f"{c['nme']:.2f}" for c in table.values() if isinstance(c, dict) and c["nme"] is not None
+    )
+    return f"{bins} (balanced {table['balanced']})"

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from face3d.camera import axis_angle_to_matrix, camera_to_pose, euler_degrees, project, to_camera
 from face3d.fit.appearance import albedo_operator, grid_smoothness, sh_shading, solve_appearance
 from face3d.fit.config import FitConfig
-from face3d.fit.landmark_fit import _Problem, _result, _State, _sub_model
+from face3d.fit.landmark_fit import _Problem, _result, _State, _sub_model, landmark_weights
 from face3d.fit.residual import ResidualConfig, _cached, _crop, _gather, _to_crop, mesh_operators
 from face3d.fit.result import FitResult
 from face3d.fit.silhouette import Correspondences, select_outline
@@ -249,8 +249,7 @@ def _landmark_problem(model, fit: FitResult, fit_config: FitConfig, silhouette: 
     H, W = fit.image_size
     f, _, cx, cy = fit.intrinsics[0].detach().to(dt).cpu().tolist()
     f0 = 0.5 * max(H, W) / math.tan(math.radians(fit_config.fov_deg) / 2)
-    lw = torch.ones(1, 68, dtype=dt)
-    lw[:, :17] *= fit_config.jaw_weight
+    lw = landmark_weights(fit_config, 1)
     scale = (tg.amax(1) - tg.amin(1)).prod(-1).clamp(min=1.0).sqrt() / 100.0
     offset = None if landmark_offset is None else torch.as_tensor(landmark_offset, dtype=dt).reshape(1, 68, 3)
     problem = _Problem(sub, tg, lw, scale, cx, cy, math.log(f0), fit_config, offset)
@@ -386,6 +385,7 @@ def refine_face(model, image: np.ndarray, face, config: PhotometricConfig = Phot
                 fit_config: FitConfig = FitConfig()):  # fmt: skip
     """:func:`refine_photometric` of a :class:`face3d.fit.pipeline.FaceFit`; its time is recorded
     under ``timings_ms["photometric"]``. Returns the updated ``FaceFit``."""
+    fit_config = fit_config.for_source(face.landmark_source)  # the settings of its landmark fit
     res = refine_photometric(
         model, image, face.fit, config, fit_config, face.landmark_source == "dlib", face.landmark_offset
     )

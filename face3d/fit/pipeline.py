@@ -118,6 +118,22 @@ class Landmarked:
     regressions: tuple = ()
     regress_ms: float = 0.0
 
+    def select(self, i: int) -> Landmarked:
+        """The same image with face ``i`` alone (the times stay the whole image's)."""
+        if not 0 <= i < len(self.detections):
+            raise IndexError(f"face {i} of {len(self.detections)}")
+
+        def pick(items: tuple) -> tuple:
+            return (items[i],) if items else ()
+
+        return replace(
+            self,
+            detections=(self.detections[i],),
+            landmarks=(self.landmarks[i],),
+            sources=pick(self.sources),
+            regressions=pick(self.regressions),
+        )
+
 
 def prefers_regressor(regression, config: LandmarkConfig = LandmarkConfig(), given_box: bool = False) -> bool:
     """Whether a face takes the regressor's landmarks rather than dlib's (``config.fast`` aside):
@@ -268,7 +284,7 @@ def fit_detections(
             idx = [i for i in range(n) if sources[i] == source]
             if not idx:
                 continue
-            cfg = config if source == "dlib" else replace(config, silhouette=False)
+            cfg = config.for_source(source)
             targets = torch.as_tensor(np.stack([marked.landmarks[i] for i in idx]), dtype=torch.float64)
             offset = None
             if source != "dlib" and marked.regressions[idx[0]].landmark_offset is not None:

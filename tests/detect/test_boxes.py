@@ -50,6 +50,17 @@ def test_grow_box_scales_about_the_centre():
     assert np.allclose(grow_box(grow_box((1, 2, 5, 3), 2.0), 0.5), (1, 2, 5, 3))
 
 
+def test_best_match_picks_the_labelled_face_not_the_largest():
+    from face3d.detect.boxes import best_match
+
+    gt = (100, 100, 150, 150)
+    boxes = [(0, 0, 400, 400), (105, 98, 152, 149), (300, 300, 320, 320)]  # largest first
+    assert best_match(boxes, gt) == 1
+    assert best_match(boxes[::2], gt) is None  # the big box overlaps it by 2500 / 160000 < 0.2
+    assert best_match(boxes[::2], gt, min_iou=0.01) == 0
+    assert best_match([], gt) is None
+
+
 def test_scale_box_inverts_a_resize_of_pixel_centres():
     # pixel centre x in the original -> (x + 0.5) * f - 0.5 after resizing by f
     box = (100.0, 50.0, 200.0, 150.0)

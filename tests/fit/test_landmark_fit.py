@@ -198,3 +198,27 @@ def test_turned_photo_is_regressed_upright(aflw_dir, turns):
     assert marked.sources == ("regressor",)
     assert marked.regressions[0].turns == (4 - turns) % 4
     assert nme(marked.landmarks[0], gt) < nme(up.landmarks, sample.landmarks) + 1.0
+
+
+def test_regressor_points_are_fitted_with_their_jaw_weight(ict_model):
+    """fit_detections fits the network's own points with FitConfig.regressor_jaw_weight (a blend
+    with dlib's keeps jaw_weight): with the jaw points pushed off, a heavier jaw follows them closer."""
+    from types import SimpleNamespace
+
+    from face3d.fit.pipeline import Landmarked, fit_detections
+
+    _, _, lm = _synthetic(ict_model, [60.0], [0.0], [0.0])
+    targets = lm[0].numpy().copy()
+    targets[:17] += torch.randn(17, 2, generator=torch.Generator().manual_seed(3)).numpy() * 4.0
+    reg = SimpleNamespace(landmark_offset=torch.zeros(68, 3, dtype=torch.float64).numpy())
+    image = torch.zeros(256, 256, 3, dtype=torch.uint8).numpy()
+
+    def jaw_error(source, cfg):
+        marked = Landmarked(image, (SimpleNamespace(box=(0, 0, 1, 1), source="given", score=1.0),),
+                            (targets,), 0.0, 0.0, (source,), (reg,))  # fmt: skip
+        fitted = fit_detections(ict_model, marked, cfg)[0].fit.landmarks_fitted[0].numpy()
+        return float(((fitted[:17] - targets[:17]) ** 2).sum(-1).mean())
+
+    heavy, light = FitConfig(regressor_jaw_weight=4.0), FitConfig(regressor_jaw_weight=0.1)
+    assert jaw_error("regressor", heavy) < 0.8 * jaw_error("regressor", light)
+    assert jaw_error("blend", heavy) == pytest.approx(jaw_error("blend", light))

@@ -143,3 +143,22 @@ def test_detector_box_blends_dlib_and_the_network_near_frontal(aflw_dir, ict_mod
     assert nme(face.fit.landmarks_fitted[0].numpy(), sample.landmarks) < 5.0
     plain = detect_and_landmark(image, FaceDetector(), 1, None, regressor, LandmarkConfig(blend=0.0))
     assert plain.sources == ("dlib",) and np.allclose(plain.landmarks[0], dlib_points)
+
+
+def test_landmarked_select_keeps_one_face():
+    """Landmarked.select(i): that face's detection, points, source and regression, the image's times."""
+    import numpy as np
+
+    from face3d.fit.pipeline import Landmarked
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    pts = (np.zeros((68, 2)), np.ones((68, 2)))
+    marked = Landmarked(image, ("d0", "d1"), pts, 5.0, 2.0, ("dlib", "blend"), ("r0", "r1"), 3.0)
+    one = marked.select(1)
+    assert one.detections == ("d1",) and one.sources == ("blend",) and one.regressions == ("r1",)
+    assert one.landmarks[0] is pts[1] and one.image is image
+    assert (one.detect_ms, one.landmarks_ms, one.regress_ms) == (5.0, 2.0, 3.0)
+    bare = Landmarked(image, ("d0",), pts[:1], 1.0, 1.0).select(0)  # no sources, no regressions
+    assert bare.sources == () and bare.regressions == ()
+    with pytest.raises(IndexError, match="face 2 of 2"):
+        marked.select(2)
