@@ -27,7 +27,7 @@ from face3d.argtypes import float_in
 from face3d.detect import FaceDetector
 from face3d.detect.boxes import best_match, iou
 from face3d.detect.regressor_aflw import SPLITS, select_split
-from face3d.detect.regressor_infer import TTA_SCALES, LandmarkRegressor, landmark_box_from_detector_box
+from face3d.detect.regressor_infer import default_tta, landmark_box_from_detector_box
 from face3d.fit import FitConfig
 from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
 from face3d.fit.pipeline import (
@@ -198,7 +198,7 @@ def main(argv=None) -> int:
     if args.no_regressor:
         regressor = None
     elif args.regressor is not None:
-        regressor = LandmarkRegressor.from_pretrained(args.regressor, flip=True, scales=TTA_SCALES)
+        regressor = default_tta(args.regressor)
     else:
         regressor = default_regressor()
     out = Path(args.out)

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from face3d.detect import dlib_box_from_landmark_box, predict_landmarks
 from face3d.detect.regressor_aflw import SPLITS, select_split
 from face3d.detect.regressor_infer import LandmarkRegressor
+from face3d.detect.regressor_views import PROFILE_VIEWS
 from face3d.fit import FitConfig
 from face3d.fit.landmark_fit import fit_landmarks
 from face3d.fit.metrics import BIN_NAMES, bin_table, load_aflw, nme, stratified, yaw_bin
@@ -109,6 +110,11 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--scales", default="1.0", help="comma list of crop scales averaged (test-time augmentation)"
     )
+    ap.add_argument(
+        "--profile-views",
+        action="store_true",
+        help="also the profile views for faces at |yaw| >= 30 (regressor_views.PROFILE_VIEWS)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--split", choices=SPLITS, default="all", help="half of the dev set (regressor_aflw)")
@@ -122,7 +128,10 @@ def main(argv=None) -> int:
     model = None if args.regressor_only else MorphableModel.from_dir()
     try:
         scales = tuple(float(v) for v in args.scales.split(","))
-        regressor = LandmarkRegressor.from_pretrained(args.weights, flip=args.flip, scales=scales)
+        views = PROFILE_VIEWS if args.profile_views else ()
+        regressor = LandmarkRegressor.from_pretrained(
+            args.weights, flip=args.flip, scales=scales, profile_views=views
+        )
     except ValueError as err:
         print(f"bench_regressor: --scales {args.scales!r}: {err}", file=sys.stderr)
         return 2
@@ -143,6 +152,7 @@ def main(argv=None) -> int:
         "weights": str(args.weights or "assets/regressor"),
         "flip": args.flip,
         "scales": list(regressor.scales),
+        "profile_views": args.profile_views,
         "split": args.split,
         "regressor_only": args.regressor_only,
         "command": " ".join(sys.argv),

@@ -4,14 +4,16 @@
         --images 100 --out out/bench_regressor_speed.json
 
 For each test-time augmentation setting (one crop; mirrored crop; mirrored crop at three crop
-scales, the default pipeline's) and each thread count, every image is predicted by
+scales; the same with the profile views for faces at |yaw| >= 30, the default pipeline's) and
+each thread count, every image is predicted by
 :class:`LandmarkRegressor` (BatchNorm folded, compiled trunk, region-of-interest shrink), by the
 same with the folded trunk run eagerly (``compile=False``) and by
 :class:`ReferenceLandmarkRegressor` (the network as trained, whole-image shrink), in turn, so all
 see the same machine load; then the fast path alone, image after image (``fast_alone_ms``: what a
 folder run sees, without the other two evicting its caches). Writes median ms per face for each,
 the ratios to the fast path (median of the per-image ratios) and the largest landmark difference
-between the fast path and the reference (% of the face box).
+between the fast path and the reference (% of the face box), and the fast path's median per
+ground-truth |yaw| bin (the profile views cost only at large yaw).
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ import time
 
 import numpy as np
 
-SETTINGS = {"single": (False, (1.0,)), "flip": (True, (1.0,)), "flip_tta": (True, (0.9, 1.0, 1.1))}
+SETTINGS = {
+    "single": (False, (1.0,), False),
+    "flip": (True, (1.0,), False),
+    "flip_tta": (True, (0.9, 1.0, 1.1), False),
+    "flip_tta_profile": (True, (0.9, 1.0, 1.1), True),  # the default (regressor_infer.default_tta)
+}
 
 
 def main(argv=None) -> int:
@@ -39,7 +46,8 @@ def main(argv=None) -> int:
 
     from face3d.detect.regressor import RegressorNet
     from face3d.detect.regressor_infer import LandmarkRegressor, ReferenceLandmarkRegressor
-    from face3d.fit.metrics import load_aflw
+    from face3d.detect.regressor_views import PROFILE_VIEWS
+    from face3d.fit.metrics import BIN_NAMES, load_aflw, yaw_bin
     from face3d.io import atomic_write_json, read_image
 
     samples = load_aflw(args.data)[: args.images]
@@ -48,6 +56,7 @@ def main(argv=None) -> int:
         return 2
     net = RegressorNet.from_pretrained(args.weights)
     images = [read_image(s.image_path) for s in samples]
+    bins = np.array([yaw_bin(s.yaw) for s in samples])
 
     def timed(reg, image, box) -> tuple[float, np.ndarray]:
         ts = []
@@ -59,10 +68,12 @@ def main(argv=None) -> int:
 
     results = {}
     for threads in (int(t) for t in args.threads.split(",")):
-        for name, (flip, scales) in SETTINGS.items():
-            fast = LandmarkRegressor(net, threads=threads, flip=flip, scales=scales)
-            eager = LandmarkRegressor(net, threads=threads, flip=flip, scales=scales, compile=False)
-            ref = ReferenceLandmarkRegressor(net, threads=threads, flip=flip, scales=scales)
+        for name, (flip, scales, profile) in SETTINGS.items():
+            opts = {"threads": threads, "flip": flip, "scales": scales}
+            opts["profile_views"] = PROFILE_VIEWS if profile else ()
+            fast = LandmarkRegressor(net, **opts)
+            eager = LandmarkRegressor(net, **opts, compile=False)
+            ref = ReferenceLandmarkRegressor(net, **opts)
             for reg in (fast, eager, ref):  # warm-up (and the folded, compiled copy)
                 timed(reg, images[0], samples[0].box)
             t_fast, t_eager, t_ref, diff = [], [], [], []
@@ -81,6 +92,7 @@ def main(argv=None) -> int:
             key = f"{name}_threads{threads}"
             results[key] = {
                 "crops": len(scales) * (2 if flip else 1),
+                "profile_crops": len(opts["profile_views"]) * (2 if flip else 1),
                 "fast_ms": round(float(np.median(t_fast)), 2),
                 "fast_alone_ms": round(float(np.median(t_alone)), 2),
                 "reference_ms": round(float(np.median(t_ref)), 2),
@@ -88,6 +100,11 @@ def main(argv=None) -> int:
                 "eager_trunk_ms": round(float(np.median(t_eager)), 2),
                 "eager_ratio": round(float(np.median(np.array(t_eager) / np.array(t_fast))), 3),
                 "max_landmark_diff_pct": round(float(np.max(diff)), 4),
+                "fast_ms_per_bin": {
+                    bin_name: round(float(np.median(np.array(t_fast)[bins == i])), 2)
+                    for i, bin_name in enumerate(BIN_NAMES)
+                    if np.any(bins == i)
+                },
             }
             r = results[key]
             print(

@@ -8,7 +8,8 @@ AFLW: ``--per-bin`` images per ground-truth |yaw| bin of the ``--split`` half (d
 ``heldout``, the half the shipped regressor was not fine-tuned on; the same stratified draw as
 ``scripts/bench_fit.py --split heldout``), binned by the ground-truth yaw. LFW: the first photo
 of every k-th person (sorted), skipping people with any photo in the GAN training cache
-(``--exclude-index``), binned by the fitted yaw. ``--shard i/n`` processes every n-th input (run
+(``--exclude-index``, or ``--exclude-cache-selection 1200`` for the shipped generators' cache
+without it at hand), binned by the fitted yaw. ``--shard i/n`` processes every n-th input (run
 n processes into the same ``--out``, then once more without ``--shard`` and with ``--resume`` to
 write the combined report).
 """
@@ -35,12 +36,21 @@ def aflw_inputs(folder: Path, per_bin: int, split: str = "all") -> list[Path]:
     return [s.image_path for s in stratified(select_split(load_aflw(folder), split), per_bin)]
 
 
-def lfw_inputs(folder: Path, n: int, exclude_index: Path | None) -> list[Path]:
+def lfw_inputs(
+    folder: Path, n: int, exclude_index: Path | None, exclude_selection: int | None = None
+) -> list[Path]:
+    """``n`` LFW people spread over the sorted list, one photo each, none of them a person of the GAN
+    cache: those in its ``exclude_index`` (``index.jsonl``), or all that a cache of
+    ``--max-images exclude_selection`` built from ``folder`` selects (no cache needed)."""
     banned: set[str] = set()
     if exclude_index is not None:
         for line in exclude_index.read_text().splitlines():
             if line.strip():
                 banned.add(Path(json.loads(line)["name"]).parent.name)
+    if exclude_selection is not None:
+        from editing.gan.data import selected_images
+
+        banned.update(p.parent.name for p in selected_images([str(folder)], exclude_selection))
     people = sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in banned)
     step = max(1, len(people) // max(n, 1))
     out = []
@@ -63,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         "--split", choices=SPLITS, default="heldout", help="AFLW: the dev half (the regressor saw 'train')"
     )
     ap.add_argument("--exclude-index", type=Path, default=None, help="LFW: GAN cache index.jsonl to hold out")
+    ap.add_argument(
+        "--exclude-cache-selection",
+        type=int,
+        default=None,
+        metavar="N",
+        help="LFW: hold out the people a GAN cache built with --max-images N selects (needs no cache)",
+    )
     ap.add_argument("--expressions", default="happy,sad,surprise")
     ap.add_argument("--methods", default="2d,3d,3d-gan")
     ap.add_argument("--shard", default=None, help="i/n: every n-th input, starting at i")
@@ -76,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.set == "aflw":
         inputs = aflw_inputs(args.data / "aflw2000-3d-dev", args.per_bin, args.split)
     else:
-        inputs = lfw_inputs(args.data / "lfw", args.n, args.exclude_index)
+        inputs = lfw_inputs(args.data / "lfw", args.n, args.exclude_index, args.exclude_cache_selection)
     if args.shard:
         i, n = (int(v) for v in args.shard.split("/"))
         inputs = inputs[i::n]

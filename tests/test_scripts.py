@@ -88,3 +88,13 @@ def test_fit_jaw_weight_rejects_bad_arguments(tmp_path, capsys):
     )
     assert "--split: invalid choice" in _usage_error(main, ["--split", "all2", "--out", out], capsys)
     assert not (tmp_path / "j.json").exists()
+
+
+def test_profile_views_rejects_bad_arguments(tmp_path, capsys):
+    """A negative threshold, an unknown split: usage errors, nothing written."""
+    main, out = _script("profile_views").main, str(tmp_path / "v.json")
+    assert "--thresholds: -5 is outside [0, inf]" in _usage_error(
+        main, ["--thresholds", "-5", "--out", out], capsys
+    )
+    assert "--split: invalid choice" in _usage_error(main, ["--split", "x", "--out", out], capsys)
+    assert not (tmp_path / "v.json").exists()

@@ -196,6 +196,14 @@ def select_evenly(n: int, max_images: int | None) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, max_images)).astype(int))
 
 
+def selected_images(inputs: list[str], max_images: int | None) -> list[Path]:
+    """The image files a cache built from ``inputs`` with ``DataConfig(max_images=...)`` draws
+    from (:func:`build_cache`'s selection, whether or not each one was then fitted): what a
+    benchmark holds out without the cache at hand."""
+    items, _ = make_items(inputs)
+    return [items[i].path for i in select_evenly(len(items), max_images)]
+
+
 def make_sample(
     image: np.ndarray,
     face,

@@ -215,9 +215,10 @@ def propose_faces(image: np.ndarray, regressor, config: ProposalConfig = Proposa
     current = [tuple(boxes_all[i]) for i in picked]
     outs = []
     for _ in range(config.refine_steps):
-        outs = regressor.predict_batch(image, current)
+        outs = regressor.predict_batch(image, current, profile=False)
         current = [landmark_box(o.landmarks) for o in outs]
-    final = regressor.predict_batch(image, current)
+    # without the profile views: min_confidence was chosen on the plain crops' confidence
+    final = regressor.predict_batch(image, current, profile=False)
     conf = np.array([o.confidence for o in final])
     ok = np.flatnonzero(conf >= config.min_confidence)
     rank = conf + 1e-6 * np.tanh(logits[picked] / 50)  # ties of saturated confidences: coarse logit

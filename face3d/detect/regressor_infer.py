@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from face3d.detect.regressor import MIRROR_68, InferenceTrunk, RegressorNet
+from face3d.detect.regressor_views import PROFILE_MIN_YAW, View, add_profile_views, as_views
 
 #: Crop-scale test-time augmentation of the default pipeline (:func:`face3d.fit.pipeline.default_regressor`):
 #: on the AFLW2000-3D dev held-out half it lowers the balanced NME by about 0.25 points over flip alone.
@@ -72,6 +73,17 @@ def landmark_box_from_detector_box(box, mapping_path=None) -> tuple[float, float
     return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
 
 
+def default_tta(folder=None, **kwargs) -> LandmarkRegressor:
+    """:meth:`LandmarkRegressor.from_pretrained` with the default test-time augmentation, what
+    ``face3d fit`` runs: mirrored crops at the crop scales :data:`TTA_SCALES`, and the
+    :data:`~face3d.detect.regressor_views.PROFILE_VIEWS` for faces at |yaw| >= 30 degrees.
+    ``kwargs`` go to ``from_pretrained`` (``threads``, ``upright``, ...)."""
+    from face3d.detect.regressor_views import PROFILE_VIEWS
+
+    options = {"flip": True, "scales": TTA_SCALES, "profile_views": PROFILE_VIEWS, **kwargs}
+    return LandmarkRegressor.from_pretrained(folder, **options)
+
+
 class LandmarkRegressor:
     """Crop, run and map back: the inference API of :class:`RegressorNet`.
 
@@ -81,16 +93,21 @@ class LandmarkRegressor:
         flip: test-time augmentation: also run the mirrored crop and average landmarks, pose,
             scale, centre and confidence (about twice the time; identity and expression are
             the unmirrored crop's).
-        scales: test-time augmentation: crop sides relative to the trained ``crop_scale``; each
-            face is regressed from one crop per scale (all in one batch) and the results are
-            averaged in image coordinates (landmarks, centre, scale, confidence, identity,
-            expression; rotations by their projected mean). ``(1.0,)``: a single crop.
+        scales: test-time augmentation: crop sides relative to the trained ``crop_scale`` (or
+            :class:`face3d.detect.regressor_views.View` crops); each face is regressed from one
+            crop per scale (all in one batch) and the results are averaged in image coordinates
+            (landmarks, centre, scale, confidence, identity, expression; rotations by their
+            projected mean). ``(1.0,)``: a single crop.
         upright: upright search: a face whose crops the network's upright head does not find
             upright (probability below :data:`face3d.detect.regressor_upright.UPRIGHT_SEARCH_BELOW`)
             is regressed again from its crops turned 1, 2 and 3 quarter turns, and the result
             the head finds most upright is kept if the head finds it upright and clearly more
             so than the first (:mod:`face3d.detect.regressor_upright`). Faces the head finds
             upright cost nothing extra.
+        profile_views: extra :class:`face3d.detect.regressor_views.View` crops (e.g.
+            :data:`~face3d.detect.regressor_views.PROFILE_VIEWS`) for a face the first pass puts
+            at |yaw| >= ``profile_min_yaw`` degrees, averaged with the first pass's
+            (:func:`~face3d.detect.regressor_views.add_profile_views`); () for none.
         compile: run the BN-folded network as a compiled TorchScript graph
             (:func:`compiled_trunk`); False runs the same folded trunk eagerly (the same outputs
             to 1e-5, slower; ``scripts/bench_regressor_speed.py`` times both).
@@ -104,14 +121,18 @@ class LandmarkRegressor:
         scales: tuple[float, ...] = (1.0,),
         upright: bool = True,
         compile: bool = True,
+        profile_views: tuple = (),
+        profile_min_yaw: float = PROFILE_MIN_YAW,
     ):
         self.net = (net if net is not None else RegressorNet.from_pretrained()).eval()
         self.threads = threads
         self.flip = flip
         self.upright = upright
         self.compile = compile
-        self.scales = tuple(float(v) for v in scales)
-        if not self.scales or min(self.scales) <= 0:
+        self.profile_views = as_views(profile_views) if profile_views else ()
+        self.profile_min_yaw = float(profile_min_yaw)
+        self.scales = tuple(v if isinstance(v, View) else float(v) for v in scales)
+        if not self.scales or any(not isinstance(v, View) and v <= 0 for v in self.scales):
             raise ValueError(f"scales must be positive crop-side factors, got {scales!r}")
         self._trunk = None  # (network, its tensors, versions, compiled trunk): first prediction
 
@@ -124,8 +145,11 @@ class LandmarkRegressor:
         scales: tuple[float, ...] = (1.0,),
         upright: bool = True,
         compile: bool = True,
+        profile_views: tuple = (),
+        profile_min_yaw: float = PROFILE_MIN_YAW,
     ) -> LandmarkRegressor:
-        return cls(RegressorNet.from_pretrained(folder), threads, flip, scales, upright, compile)
+        net = RegressorNet.from_pretrained(folder)
+        return cls(net, threads, flip, scales, upright, compile, profile_views, profile_min_yaw)
 
     def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The :data:`_RUN_KEYS` outputs of ``self.net(x)`` in eval mode, through the network's
@@ -160,42 +184,45 @@ class LandmarkRegressor:
         out["upright"] = 0.5 * (out["upright"] + f["upright"][:, [0, 3, 2, 1]])  # mirror: t -> -t
         return out
 
-    def crops(
-        self, image: np.ndarray, boxes, scales: tuple[float, ...] = (1.0,)
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(M * N, S, S, 3) uint8 crops and their (M * N, 2, 3) image -> crop affines, scale-major:
-        for each of the M ``scales`` (crop side factors), one crop per box. A face is area-shrunk
-        once, at its unscaled crop's zoom, for all its scales (as the AFLW fine-tune's crops)."""
+    def crops(self, image: np.ndarray, boxes, scales=(1.0,)) -> tuple[np.ndarray, np.ndarray]:
+        """(M * N, S, S, 3) uint8 crops and their (M * N, 2, 3) image -> crop affines, view-major:
+        for each of the M ``scales`` (crop side factors, or :class:`View` crops), one crop per box.
+        A face is area-shrunk once, at its unscaled crop's zoom, for all its views (as the AFLW
+        fine-tune's crops)."""
         from face3d.detect.regressor_aflw import warp_affine
-        from face3d.detect.regressor_data import crop_box, crop_transform, warp_crop
+        from face3d.detect.regressor_data import crop_box, warp_crop
 
         cfg = self.net.config
-        crops = np.zeros((len(scales), len(boxes), cfg.size, cfg.size, 3), np.uint8)
-        As = np.zeros((len(scales), len(boxes), 2, 3))
+        views = as_views(scales)
+        crops = np.zeros((len(views), len(boxes), cfg.size, cfg.size, 3), np.uint8)
+        As = np.zeros((len(views), len(boxes), 2, 3))
+        reach = max(v.reach for v in views)
         for j, b in enumerate(boxes):
             cx, cy, side = crop_box(b, cfg.crop_scale)
             k = cfg.size / side
-            for i, sc in enumerate(scales):
-                As[i, j] = crop_transform(cx, cy, side * sc, cfg.size)
+            for i, v in enumerate(views):
+                As[i, j] = v.affine(cx, cy, side, cfg.size)
             if k >= 0.7:
-                for i in range(len(scales)):
+                for i in range(len(views)):
                     crops[i, j] = warp_crop(image, As[i, j], cfg.size)
                 continue
             # area-shrink only the part of the image the crops read, on the whole-image shrink's grid
-            half = 0.5 * side * max(scales)
+            half = 0.5 * side * reach
             part, fx, fy, a, c = shrink_region(image, k, (cx - half, cx + half), (cy - half, cy + half))
             # warp_affine maps shrunk pixels to image pixels; the part starts (a, c) shrunk pixels in
             shift = np.array([[1.0, 0.0, a / fx], [0.0, 1.0, c / fy], [0.0, 0.0, 1.0]])
-            for i in range(len(scales)):
+            for i in range(len(views)):
                 crops[i, j] = warp_affine(image, As[i, j] @ shift, cfg.size, (part, fx, fy))
         return crops.reshape(-1, cfg.size, cfg.size, 3), As.reshape(-1, 2, 3)
 
-    def predict_batch(self, image: np.ndarray, boxes) -> list[RegressorOutput]:
+    def predict_batch(self, image: np.ndarray, boxes, profile: bool = True) -> list[RegressorOutput]:
         """One :class:`RegressorOutput` per 68-landmark-style box ``(x0, y0, x1, y1)``.
 
         Args:
             image: (H, W, 3) uint8 RGB.
             boxes: sequence of N boxes.
+            profile: add the ``profile_views`` of large-yaw faces (False: a pass whose result
+                only places the next crop, :func:`face3d.fit.pipeline.recrop_regressions`).
         """
         from face3d.camera import euler_degrees
         from face3d.detect import check_image
@@ -205,17 +232,20 @@ class LandmarkRegressor:
         if not boxes:
             return []
         n, m = len(boxes), len(self.scales)
-        crops, As = self.crops(image, boxes, self.scales)  # scale-major order
+        crops, As = self.crops(image, boxes, self.scales)  # view-major order
         old = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
-                res = _to_image(self._run(crops), As, m, n)
+                raw = self._run(crops)
+                res = _to_image(raw, As, m, n)
                 turns = np.zeros(n, np.int64)
                 head = self.net.upright
                 if self.upright and bool(head.weight.any() or head.bias.any()):  # a silent head: no search
                     res, turns = self._upright_search(res, crops, As, m, n)
+                if profile and self.profile_views:
+                    res = add_profile_views(self, image, boxes, raw, As, res, turns)
         finally:
             torch.set_num_threads(old)
         ypr = euler_degrees(torch.from_numpy(res["rotation"])).numpy()
@@ -277,17 +307,17 @@ class ReferenceLandmarkRegressor(LandmarkRegressor):
     def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net(x)
 
-    def crops(self, image, boxes, scales: tuple[float, ...] = (1.0,)) -> tuple[np.ndarray, np.ndarray]:
+    def crops(self, image, boxes, scales=(1.0,)) -> tuple[np.ndarray, np.ndarray]:
         from face3d.detect.regressor_aflw import shrink, warp_affine
-        from face3d.detect.regressor_data import crop_box, crop_transform, warp_crop
+        from face3d.detect.regressor_data import crop_box, warp_crop
 
         S = self.net.config.size
         crops, As = [], []
-        for sc in scales:
+        for v in as_views(scales):
             for b in boxes:
                 cx, cy, side = crop_box(b, self.net.config.crop_scale)
                 k = S / side
-                As.append(crop_transform(cx, cy, side * sc, S))
+                As.append(v.affine(cx, cy, side, S))
                 crops.append(
                     warp_affine(image, As[-1], S, shrink(image, k))
                     if k < 0.7

@@ -169,14 +169,15 @@ def blend_landmarks(dlib_points: np.ndarray, regressor_points: np.ndarray, weigh
 def recrop_regressions(image: np.ndarray, regressor, regressions, steps: int, scale: float) -> list:
     """Re-run ``regressor`` ``steps`` times on each face's box of its own regressed landmarks,
     grown by ``scale`` about its centre (``LandmarkConfig.regressor_recrop`` /
-    ``regressor_recrop_scale``). ``regressions``: :class:`RegressorOutput` per face."""
+    ``regressor_recrop_scale``); only the last pass adds the regressor's profile views.
+    ``regressions``: :class:`RegressorOutput` per face."""
     from face3d.detect.boxes import grow_box, landmark_box
 
     regressions = list(regressions)
-    for _ in range(steps):
-        regressions = regressor.predict_batch(
-            image, [grow_box(landmark_box(r.landmarks), scale) for r in regressions]
-        )
+    for step in range(steps):
+        boxes = [grow_box(landmark_box(r.landmarks), scale) for r in regressions]
+        # only the last pass's landmarks are kept: the earlier ones skip the profile views
+        regressions = regressor.predict_batch(image, boxes, profile=step == steps - 1)
     return regressions
 
 
@@ -207,7 +208,8 @@ def detect_and_landmark(
         from face3d.detect.regressor_infer import landmark_box_from_detector_box
 
         boxes = [box if box is not None else landmark_box_from_detector_box(d.box) for d in detections]
-        regressions = regressor.predict_batch(image, boxes)
+        recrops = box is None and config.regressor_recrop > 0  # then only the last pass has the profile views
+        regressions = regressor.predict_batch(image, boxes, profile=not recrops)
         keep = [
             i
             for i, r in enumerate(regressions)
@@ -319,19 +321,16 @@ def fit_detections(
 
 
 def default_regressor():
-    """The shipped regression network (``assets/regressor``, test-time augmentation on: mirrored crops
-    at the crop scales :data:`face3d.detect.regressor_infer.TTA_SCALES`), loaded once; None if not
-    installed."""
+    """The shipped regression network (``assets/regressor``) with the default test-time augmentation
+    (:func:`face3d.detect.regressor_infer.default_tta`), loaded once; None if not installed."""
     global _REGRESSOR
     if _REGRESSOR is None:
         from face3d.detect.regressor import default_weights_dir
-        from face3d.detect.regressor_infer import TTA_SCALES, LandmarkRegressor
+        from face3d.detect.regressor_infer import default_tta
 
         folder = default_weights_dir()
         installed = (folder / "config.json").is_file()
-        _REGRESSOR = (
-            LandmarkRegressor.from_pretrained(folder, flip=True, scales=TTA_SCALES) if installed else False
-        )
+        _REGRESSOR = default_tta(folder) if installed else False
     return _REGRESSOR or None
 
 

@@ -37,6 +37,31 @@ def test_select_evenly_spreads_over_the_list():
     assert idx.tolist() == [0, 250, 500, 749, 999]
 
 
+def test_selected_images_are_the_caches_draw_and_compare_sets_holds_them_out(tmp_path):
+    """selected_images: build_cache's even draw over the sorted files, no cache needed; the LFW
+    compare set then skips every person of that draw."""
+    import importlib.util
+    from pathlib import Path
+
+    from editing.gan.data import selected_images
+
+    people = [f"P{i}" for i in range(6)]
+    for name in people:
+        (tmp_path / name).mkdir()
+        for k in (1, 2):
+            (tmp_path / name / f"{name}_{k:04d}.jpg").write_bytes(b"x")
+    picked = selected_images([str(tmp_path)], 3)  # 12 files: indices 0, 6 (5.5 rounded), 11
+    assert [p.name for p in picked] == ["P0_0001.jpg", "P3_0001.jpg", "P5_0002.jpg"]
+    assert len(selected_images([str(tmp_path)], None)) == 12
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("compare_sets", root / "scripts" / "compare_sets.py")
+    compare_sets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare_sets)
+    chosen = compare_sets.lfw_inputs(tmp_path, 10, None, exclude_selection=3)
+    assert [p.parent.name for p in chosen] == ["P1", "P2", "P4"]
+    assert [p.name for p in chosen] == ["P1_0001.jpg", "P2_0001.jpg", "P4_0001.jpg"]
+
+
 def test_load_cache_errors(tmp_path):
     with pytest.raises(InputError, match="not a GAN cache"):
         load_cache(tmp_path)

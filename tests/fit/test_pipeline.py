@@ -46,10 +46,11 @@ def test_recrops_run_on_the_grown_box_of_the_landmarks():
 
     class Fake:  # landmarks spanning 80 % of the box it is given, centred on it
         def __init__(self):
-            self.boxes = []
+            self.boxes, self.profile = [], []
 
-        def predict_batch(self, image, boxes):
+        def predict_batch(self, image, boxes, profile=True):
             self.boxes.append([tuple(b) for b in boxes])
+            self.profile.append(profile)
             out = []
             for x0, y0, x1, y1 in boxes:
                 c, h = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), 0.4 * np.array([x1 - x0, y1 - y0])
@@ -73,9 +74,13 @@ def test_recrops_run_on_the_grown_box_of_the_landmarks():
     fake = Fake()
     marked = detect_and_landmark(image, Detector(), 1, None, fake, LandmarkConfig(regressor_recrop=3))
     assert len(fake.boxes) == 1 + 3 and marked.sources == ("regressor",)
+    assert fake.profile == [False, False, False, True]  # the profile views on the kept pass only
+    fake = Fake()
+    detect_and_landmark(image, Detector(), 1, None, fake, LandmarkConfig(regressor_recrop=0))
+    assert fake.profile == [True]
     fake = Fake()
     detect_and_landmark(image, Detector(), 1, (100.0, 100.0, 200.0, 200.0), fake, LandmarkConfig())
-    assert len(fake.boxes) == 1
+    assert len(fake.boxes) == 1 and fake.profile == [True]
 
 
 def test_recrop_settings_are_checked():
