@@ -22,7 +22,13 @@ from face3d.camera import project
 from face3d.fit.pipeline import FaceFit
 from face3d.render import RenderConfig, atlas_corner_uvs, extract_texture, rasterize, uv_layout
 from face3d.render.shading import PhongShader, UVTextureShader, VertexColorShader, vertex_normals
-from face3d.render.texture_fill import FLAT_COLORS, fill_from_mirror, inpaint_texture, mirror_vertices
+from face3d.render.texture_fill import (
+    FLAT_COLORS,
+    fill_from_mirror,
+    inpaint_texture,
+    mirror_vertices,
+    toned_flat_colors,
+)
 
 EYE_EXTRAS_FIRST = 24591  # lacrimal fluid, eye blend, occlusion, eyelashes: translucent in ICT
 FACE_LAST = 9408
@@ -145,7 +151,8 @@ class Editor3D:
                 frags.pix_to_face[..., 0] >= 0,
             )
         texture = inpaint_texture(texture, known, self.layout.valid)
-        colors = torch.where(tex.vertex_visible[0][:, None], tex.vertex_colors[0], self.flat_colors)
+        flat = toned_flat_colors(self.flat_colors, crop_img)  # grey in a greyscale photo
+        colors = torch.where(tex.vertex_visible[0][:, None], tex.vertex_colors[0], flat)
         colors[: HEAD_LAST + 1] = tex.vertex_colors[0][: HEAD_LAST + 1]  # unused: skin is textured
         return texture, colors
 

@@ -88,6 +88,8 @@ def cmd_fit(args) -> int:
         raise Face3DError("--fast is regression only: it cannot be combined with --no-regressor")
     if args.detect_fallback and args.no_regressor:
         raise Face3DError("--detect-fallback searches with the regressor: not with --no-regressor")
+    if args.no_profile_views and args.no_regressor:
+        raise Face3DError("--no-profile-views is a setting of the regressor: not with --no-regressor")
     if args.landmark_blend is not None and not 0.0 <= args.landmark_blend <= 1.0:
         raise Face3DError(f"--landmark-blend must be in [0, 1], got {args.landmark_blend}")
     _check_inputs(args.inputs)
@@ -112,6 +114,10 @@ def cmd_fit(args) -> int:
         photometric=args.photometric,
     )
     regressor = None if args.no_regressor else "auto"
+    if args.no_profile_views:
+        from face3d.fit.pipeline import default_regressor
+
+        regressor = default_regressor(profile_views=False)
     summary = fit_folder(args.inputs, args.out, model, _fit_config(args), options, regressor=regressor)
     print(summary.line("faces"))
     for file, reason in summary.failures[:20]:
@@ -290,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="when dlib finds no face, search with the regression network (profiles dlib misses; "
         "default: on, unless --no-regressor)",
+    )
+    p.add_argument(
+        "--no-profile-views",
+        action="store_true",
+        help="no extra test-time crops for faces at |yaw| >= 30 (faster on profiles, less accurate)",
     )
     p.add_argument(
         "--landmark-blend",

@@ -138,8 +138,23 @@ def test_fit_protocol_mode_and_workers(tmp_path, ict_model, aflw_dir):
     (tmp_path / "boxes.json").write_text(json.dumps(boxes))
     args = [str(s.image_path) for s in samples]
     out = tmp_path / "out"
-    assert main(["fit", *args, "--out", str(out), "--bbox-file", str(tmp_path / "boxes.json"),
-                 "--workers", "2", "--no-mesh", "--no-overlay"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                *args,
+                "--out",
+                str(out),
+                "--bbox-file",
+                str(tmp_path / "boxes.json"),
+                "--workers",
+                "2",
+                "--no-mesh",
+                "--no-overlay",
+            ]
+        )
+        == 0
+    )
     for s in samples:
         rec = json.loads((out / f"{s.image_path.stem}_0.json").read_text())
         assert rec["detector"] == "given"
@@ -225,3 +240,18 @@ def test_fit_landmark_blend_flag(tmp_path, monkeypatch):
     assert off["options"].landmarks.blend == 0.0
     r = _run("fit", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--landmark-blend", "1.5")
     assert r.returncode == 2 and "--landmark-blend" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fit_no_profile_views_flag(tmp_path, monkeypatch):
+    """--no-profile-views gives the runner the shipped regressor without the extra views of
+    large-yaw faces (the default: "auto", with them); with --no-regressor it is a one-line error."""
+    from face3d.detect.regressor import default_weights_dir
+
+    assert _capture_fit_folder(tmp_path, monkeypatch, ())["regressor"] == "auto"
+    if (default_weights_dir() / "config.json").is_file():
+        reg = _capture_fit_folder(tmp_path, monkeypatch, ("--no-profile-views",))["regressor"]
+        assert reg.profile_views == () and reg.scales == (0.9, 1.0, 1.1) and reg.flip
+    both = ("--no-profile-views", "--no-regressor")
+    r = _run("fit", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), *both)
+    assert r.returncode == 2 and "--no-profile-views" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -49,52 +49,27 @@ def test_yaw_switch_rescores_the_default_pipeline(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
-def _usage_error(main, argv, capsys) -> str:
-    """argparse's one-line error for ``argv`` (exit status 2), checked before anything loads."""
+BAD_ARGUMENTS = [
+    ("recrop_scale", ["--scales", "1,0"], "--scales: 0 is outside (0, inf]"),
+    ("recrop_scale", ["--scales", "1,x"], "--scales: expected a number, got 'x'"),
+    ("recrop_scale", ["--steps", "0"], "--steps: must be >= 1, got 0"),
+    ("recrop_scale", ["--split", "valid"], "--split: invalid choice: 'valid'"),
+    ("landmark_blend", ["--weights", "0,1.5"], "--weights: 1.5 is outside [0, 1]"),
+    ("landmark_blend", ["--fit-weight", "-0.1"], "--fit-weight: -0.1 is outside [0, 1]"),
+    ("landmark_blend", ["--split", "valid"], "--split: invalid choice"),
+    ("fit_jaw_weight", ["--weights", "1,-1"], "--weights: -1 is outside [0, inf]"),
+    ("fit_jaw_weight", ["--split", "all2"], "--split: invalid choice"),
+    ("profile_views", ["--thresholds", "-5"], "--thresholds: -5 is outside [0, inf]"),
+    ("profile_views", ["--split", "x"], "--split: invalid choice"),
+]
+
+
+@pytest.mark.parametrize("script,argv,message", BAD_ARGUMENTS)
+def test_tuning_scripts_reject_bad_arguments(tmp_path, capsys, script, argv, message):
+    """Checked before anything loads: argparse's one-line usage error (exit 2), nothing written."""
+    out = tmp_path / "r.json"
     with pytest.raises(SystemExit) as exc:
-        main(argv)
+        _script(script).main([*argv, "--out", str(out)])
     assert exc.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
-
-
-def test_recrop_scale_rejects_bad_arguments(tmp_path, capsys):
-    """A non-positive scale, no re-crop steps, an unknown split: usage errors, nothing written."""
-    main, out = _script("recrop_scale").main, str(tmp_path / "r.json")
-    assert "--scales: 0 is outside (0, inf]" in _usage_error(main, ["--scales", "1,0", "--out", out], capsys)
-    assert "--scales: expected a number, got 'x'" in _usage_error(main, ["--scales", "1,x"], capsys)
-    assert "--steps: must be >= 1, got 0" in _usage_error(main, ["--steps", "0", "--out", out], capsys)
-    assert "--split: invalid choice: 'valid'" in _usage_error(
-        main, ["--split", "valid", "--out", out], capsys
-    )
-    assert not (tmp_path / "r.json").exists()
-
-
-def test_landmark_blend_rejects_bad_arguments(tmp_path, capsys):
-    """A weight outside [0, 1], an unknown split: usage errors, nothing written."""
-    main, out = _script("landmark_blend").main, str(tmp_path / "b.json")
-    assert "--weights: 1.5 is outside [0, 1]" in _usage_error(
-        main, ["--weights", "0,1.5", "--out", out], capsys
-    )
-    assert "--fit-weight: -0.1 is outside [0, 1]" in _usage_error(main, ["--fit-weight", "-0.1"], capsys)
-    assert "--split: invalid choice" in _usage_error(main, ["--split", "valid", "--out", out], capsys)
-    assert not (tmp_path / "b.json").exists()
-
-
-def test_fit_jaw_weight_rejects_bad_arguments(tmp_path, capsys):
-    """A negative jaw weight, an unknown split: usage errors, nothing written."""
-    main, out = _script("fit_jaw_weight").main, str(tmp_path / "j.json")
-    assert "--weights: -1 is outside [0, inf]" in _usage_error(
-        main, ["--weights", "1,-1", "--out", out], capsys
-    )
-    assert "--split: invalid choice" in _usage_error(main, ["--split", "all2", "--out", out], capsys)
-    assert not (tmp_path / "j.json").exists()
-
-
-def test_profile_views_rejects_bad_arguments(tmp_path, capsys):
-    """A negative threshold, an unknown split: usage errors, nothing written."""
-    main, out = _script("profile_views").main, str(tmp_path / "v.json")
-    assert "--thresholds: -5 is outside [0, inf]" in _usage_error(
-        main, ["--thresholds", "-5", "--out", out], capsys
-    )
-    assert "--split: invalid choice" in _usage_error(main, ["--split", "x", "--out", out], capsys)
-    assert not (tmp_path / "v.json").exists()
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not out.exists()

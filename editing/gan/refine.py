@@ -25,6 +25,7 @@ from editing.composite import paste
 from editing.gan.checkpoint import GeneratorBundle
 from editing.gan.crop import aligned_box, crop_matrix, crop_square
 from editing.gan.networks import apply_attention
+from face3d.render.texture_fill import grey_levels, is_greyscale
 
 DEFAULT_SCALE = 1.6
 """Crop scale (box side / landmark box side) used when a checkpoint does not record its own."""
@@ -73,7 +74,10 @@ def _texture_pass(
     maps = torch.cat([tex, m], 1)[0].permute(1, 2, 0).cpu().numpy()
     full, inside = uncrop(maps, box, image.shape[:2])
     m_full = 1 - (1 - full[..., 3:]) * inside[..., None]  # outside the crop: keep the input
-    return full[..., :3], m_full
+    texture = full[..., :3]
+    if is_greyscale(x[0].permute(1, 2, 0)):  # trained on colour photos: its grey levels in a grey one
+        texture = grey_levels(torch.from_numpy(texture)).numpy()
+    return texture, m_full
 
 
 def _attend(image: np.ndarray, texture: np.ndarray, mask: np.ndarray) -> np.ndarray:

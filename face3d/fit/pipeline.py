@@ -320,21 +320,23 @@ def fit_detections(
     return out
 
 
-def default_regressor():
+def default_regressor(profile_views: bool = True):
     """The shipped regression network (``assets/regressor``) with the default test-time augmentation
-    (:func:`face3d.detect.regressor_infer.default_tta`), loaded once; None if not installed."""
-    global _REGRESSOR
-    if _REGRESSOR is None:
+    (:func:`face3d.detect.regressor_infer.default_tta`; ``profile_views=False`` leaves out the
+    extra views of large-yaw faces, ``face3d fit --no-profile-views``), loaded once; None if not
+    installed."""
+    if profile_views not in _REGRESSORS:
         from face3d.detect.regressor import default_weights_dir
         from face3d.detect.regressor_infer import default_tta
 
         folder = default_weights_dir()
         installed = (folder / "config.json").is_file()
-        _REGRESSOR = default_tta(folder) if installed else False
-    return _REGRESSOR or None
+        options = {} if profile_views else {"profile_views": ()}
+        _REGRESSORS[profile_views] = default_tta(folder, **options) if installed else None
+    return _REGRESSORS[profile_views]
 
 
-_REGRESSOR = None
+_REGRESSORS: dict[bool, object] = {}
 
 
 def fit_image(

@@ -26,6 +26,30 @@ FLAT_COLORS = {
 }
 
 
+#: A photo whose colour channels differ by less than this on average (0-1 scale) is greyscale.
+GREY_TOLERANCE = 2.0 / 255.0
+
+
+def is_greyscale(photo) -> bool:
+    """Whether a photo ((..., 3) tensor or array, 0-1) is greyscale: its colour channels differ by
+    less than :data:`GREY_TOLERANCE` on average."""
+    p = torch.as_tensor(photo).reshape(-1, 3).to(torch.float64)
+    return len(p) > 0 and float((p.amax(1) - p.amin(1)).mean()) < GREY_TOLERANCE
+
+
+def grey_levels(colors: torch.Tensor) -> torch.Tensor:
+    """(..., 3) colours -> their grey levels (Rec. 601 luma) in all three channels."""
+    luma = colors @ torch.tensor([0.299, 0.587, 0.114], dtype=colors.dtype, device=colors.device)
+    return luma[..., None].expand_as(colors).clone()
+
+
+def toned_flat_colors(colors: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """(..., 3) flat interior colours as a photo shows them: their grey levels in a greyscale
+    ``photo`` (:func:`is_greyscale`), so a mouth opened in a black-and-white photo is not drawn
+    red; unchanged in a colour photo."""
+    return grey_levels(colors) if is_greyscale(photo) else colors
+
+
 def mirror_vertices(template: torch.Tensor) -> torch.Tensor:
     """(V,) index of the vertex nearest each vertex mirrored through the x = 0 plane."""
     from scipy.spatial import cKDTree

@@ -143,3 +143,19 @@ def test_synthetic_edit_then_refit_recovers_mouth_weights(ctx, astronaut_fit):
     mouth = [i for i, n in enumerate(names) if n.startswith(("mouth", "jaw"))]
     err = np.abs(got[mouth] - want[mouth])
     assert float(err.mean()) < 0.1, float(err.mean())
+
+
+@pytest.mark.parametrize("refine", ["none", "auto"])
+def test_a_greyscale_photo_stays_grey(ctx, astronaut_fit, refine):
+    """An opened mouth in a black-and-white photo is drawn in grey (not the flat red interior),
+    with the texture generator's clean-up too."""
+    from editing.api import EditContext, edit_fitted
+
+    image, faces = astronaut_fit
+    grey = np.repeat(np.round(image @ np.array([0.299, 0.587, 0.114]))[..., None], 3, -1).astype(np.uint8)
+    run = ctx if refine == "none" else EditContext.from_dir(refine="auto")
+    specs = parse_expressions("surprise", run.fit_model.expression_names)
+    res = edit_fitted(grey, faces, specs, run)
+    out = res.outputs["surprise"].astype(int)
+    assert (out != grey).any(-1).sum() > 500  # the face did change
+    assert (out.max(-1) - out.min(-1)).max() == 0
