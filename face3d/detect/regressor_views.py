@@ -25,7 +25,8 @@ class View:
 
     Attributes:
         scale: crop side relative to the trained ``crop_scale`` crop.
-        angle: in-plane turn of the crop about its centre, degrees (counter-clockwise in the image).
+        angle: in-plane turn of the crop about its centre, degrees (the crop's content turns from
+            image x toward image y).
         shift: (x, y) move of the crop centre, in sides of the unscaled crop.
     """
 
