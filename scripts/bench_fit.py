@@ -178,13 +178,13 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--recrop",
         type=int,
-        default=LandmarkConfig().regressor_recrop,
+        default=DEFAULT_LANDMARKS.regressor_recrop,
         help="regressor re-crops on its own landmarks from detector boxes (LandmarkConfig.regressor_recrop)",
     )
     ap.add_argument(
         "--recrop-scale",
         type=float_in(0, open_low=True),
-        default=LandmarkConfig().regressor_recrop_scale,
+        default=DEFAULT_LANDMARKS.regressor_recrop_scale,
         help="growth of each re-crop box (LandmarkConfig.regressor_recrop_scale)",
     )
     args = ap.parse_args(argv)

@@ -46,20 +46,20 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="out/profile_views.json")
     args = ap.parse_args(argv)
 
-    from face3d.detect.regressor import default_weights_dir
-    from face3d.detect.regressor_infer import TTA_SCALES, LandmarkRegressor
+    from face3d.detect.regressor_infer import LandmarkRegressor
     from face3d.fit.metrics import bin_line, bin_table, load_aflw, nme, stratified
+    from face3d.fit.pipeline import default_regressor
     from face3d.io import atomic_write_json, read_image
 
     samples = stratified(select_split(load_aflw(args.data), args.split), args.per_bin)
-    if not samples or not (default_weights_dir() / "config.json").is_file():
+    first = default_regressor(profile_views=False)  # the mirrored 3-scale crops alone
+    if not samples or first is None:
         print("profile_views: needs the AFLW2000-3D dev set and the shipped regressor", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    first = LandmarkRegressor.from_pretrained(flip=True, scales=TTA_SCALES)
     passes = {
         name: LandmarkRegressor(
-            first.net, flip=True, scales=TTA_SCALES, profile_views=views, profile_min_yaw=0.0
+            first.net, flip=True, scales=first.scales, profile_views=views, profile_min_yaw=0.0
         )
         for name, views in CANDIDATES.items()
     }
