@@ -15,6 +15,8 @@ import argparse
 import sys
 import time
 
+from face3d.argtypes import float_in
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -63,6 +65,18 @@ def main(argv=None) -> int:
         "--negative-clutter", type=float, default=0.0, help="fraction of them drawn as synthetic clutter"
     )
     ap.add_argument("--rotation", type=float, default=15.0, help="in-plane rotation augmentation, +- degrees")
+    ap.add_argument(
+        "--ema",
+        type=float_in(0.0, 0.9999),
+        default=0.0,
+        help="also keep a moving average of the weights with this decay per step (out/final_ema; 0: off)",
+    )
+    ap.add_argument(
+        "--erase",
+        type=float_in(0.0, 1.0),
+        default=0.0,
+        help="probability of an occluding rectangle per AFLW crop",
+    )
     ap.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -104,7 +118,8 @@ def main(argv=None) -> int:
         negative_weight=args.negative_weight,
         negative_pool=args.negative_pool,
         negatives=NegativeConfig(clutter=args.negative_clutter),
-        aug=AugConfig(rotation=args.rotation),
+        aug=AugConfig(rotation=args.rotation, erase=args.erase),
+        ema=args.ema,
     )
     if args.measure:
         _measure(aflw, args, config)

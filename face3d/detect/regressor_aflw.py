@@ -107,6 +107,7 @@ class AugConfig:
         rotation: in-plane rotation, uniform +- degrees (the box is then the rotated points' box).
         flip: probability of the horizontal mirror.
         colour: colour jitter on (contrast, brightness, grey, noise as ``regressor_data``).
+        erase: probability of an occluder: one rectangle of the crop (:func:`random_erase`).
     """
 
     shift: float = 0.08
@@ -114,6 +115,7 @@ class AugConfig:
     rotation: float = 15.0
     flip: float = 0.5
     colour: bool = True
+    erase: float = 0.0
 
 
 NO_AUG = AugConfig(0.0, 0.0, 0.0, 0.0, False)
@@ -190,6 +192,24 @@ def colour_jitter(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     return np.clip(x + 0.5, 0, 255).astype(np.uint8)
 
 
+def random_erase(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """(S, S, 3) uint8 -> a copy with one rectangle (4-25 % of the crop, aspect 1:2 to 2:1, inside
+    the crop) filled with a flat random colour or noise: a hand, a microphone, hair (random erasing,
+    Zhong et al. 2020). The landmarks keep their positions (the occluded ones included)."""
+    S = img.shape[0]
+    area = rng.uniform(0.04, 0.25) * S * S
+    aspect = math.exp(rng.uniform(-math.log(2), math.log(2)))
+    h = int(min(S, round(math.sqrt(area * aspect))))
+    w = int(min(S, round(math.sqrt(area / aspect))))
+    y, x = int(rng.integers(0, S - h + 1)), int(rng.integers(0, S - w + 1))
+    out = img.copy()
+    if rng.random() < 0.5:
+        out[y : y + h, x : x + w] = rng.integers(0, 256, 3, dtype=np.uint8)
+    else:
+        out[y : y + h, x : x + w] = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return out
+
+
 # ------------------------------------------------------------------------------- dataset
 class AFLWCrops:
     """Augmented training crops of AFLW2000-3D samples (images held in memory).
@@ -240,6 +260,8 @@ class AFLWCrops:
             img, lm, yaw = np.ascontiguousarray(img[:, ::-1]), flip_landmarks(lm, S), -yaw
         if rng is not None and a.colour:
             img = colour_jitter(rng, img)
+        if rng is not None and a.erase and rng.random() < a.erase:
+            img = random_erase(rng, img)
         return img, lm.astype(np.float32), yaw
 
     def unaugmented(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -56,6 +56,8 @@ class FinetuneConfig:
     negatives: NegativeConfig = NegativeConfig()  # how they are drawn
     aug: AugConfig = AugConfig()
     calibrate: bool = True  # fit the landmark-convention offset on the AFLW crops first
+    ema: float = 0.0  # > 0: also keep an exponential moving average of the weights with this decay
+    # per step (regressor_average.ema_update), written to ``latest_ema/`` and ``final_ema/``
 
 
 LOG_FIELDS = tuple(
@@ -82,10 +84,13 @@ def finetune(
     ``out_dir`` gets ``checkpoint.pt`` (resumable: model, optimiser, step, elapsed seconds),
     ``latest/`` and, at the end, ``final/`` (pretrained folders), ``log.csv`` (train rows; per
     checkpoint a ``val`` row on the synthetic validation shards and an ``aflw_train`` row on the
-    unaugmented AFLW train crops) and ``finetune_config.json``. The AFLW held-out half is not used.
+    unaugmented AFLW train crops) and ``finetune_config.json``. With ``config.ema`` the weights'
+    moving average is kept too (in the checkpoint, ``latest_ema/``, ``final_ema/`` and an
+    ``aflw_train_ema`` log row). The AFLW held-out half is not used.
     """
     from tqdm import tqdm
 
+    from face3d.detect.regressor_average import ema_copy, ema_update
     from face3d.detect.regressor_negatives import mine_negatives
     from face3d.detect.regressor_train import (
         TrainConfig,
@@ -109,7 +114,7 @@ def finetune(
     ckpt_path = out_dir / "checkpoint.pt"
     net = RegressorNet.from_pretrained(init)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    step, elapsed = 0, 0.0
+    step, elapsed, ck = 0, 0.0, {}
     if resume and ckpt_path.is_file():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         net.load_state_dict(ck["model"])
@@ -123,6 +128,9 @@ def finetune(
         net.lm_offset.copy_(offset)
         size = offset.norm(dim=-1)
         print(f"landmark-convention offset: mean {size.mean():.2f} cm, max {size.max():.2f} cm")
+    ema = ema_copy(net) if config.ema else None
+    if ema is not None and "ema" in ck:
+        ema.load_state_dict(ck["ema"])
     rng = np.random.default_rng([config.seed, step])
     dirs = (
         [Path(synthetic_dir)] if isinstance(synthetic_dir, (str, Path)) else [Path(d) for d in synthetic_dir]
@@ -147,11 +155,15 @@ def finetune(
     log_fh, log = open_log(out_dir / "log.csv", LOG_FIELDS, resume)
 
     def save():
-        write_checkpoint(ckpt_path, net, opt, step, elapsed)
+        write_checkpoint(ckpt_path, net, opt, step, elapsed, **({"ema": ema.state_dict()} if ema else {}))
         ev, ev_a = evaluate(net, syn_val), evaluate_crops(net, aflw)
         r = {"step": step, "elapsed_s": round(elapsed, 1)}
         log.writerow({**r, "split": "val", **{k: round(v, 4) for k, v in ev.items()}})
         log.writerow({**r, "split": "aflw_train", **{k: round(v, 4) for k, v in ev_a.items()}})
+        if ema is not None:
+            ema.save_pretrained(out_dir / "latest_ema")
+            ev_e = evaluate_crops(ema, aflw)
+            log.writerow({**r, "split": "aflw_train_ema", **{k: round(v, 4) for k, v in ev_e.items()}})
         log_fh.flush()
         return ev, ev_a
 
@@ -203,6 +215,8 @@ def finetune(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
+        if ema is not None:
+            ema_update(ema, net, config.ema)
         step, seen, acc_n = step + 1, seen + n_as + n_t + config.negative_batch, acc_n + 1
         vals = dict(loss=loss, syn_loss=s_loss, aflw_loss=a_loss, aflw_landmarks=a_terms["landmarks"])
         vals.update(yaw=a_terms["yaw"], syn_landmarks=s_terms["landmarks"])
@@ -231,6 +245,8 @@ def finetune(
     bar.close()
     ev, ev_a = save()
     net.save_pretrained(out_dir / "final")
+    if ema is not None:
+        ema.save_pretrained(out_dir / "final_ema")
     print(f"done: {step} steps; synthetic val NME {ev['nme']:.2f}%; AFLW train crops {ev_a}")
     log_fh.close()
     return net.eval()

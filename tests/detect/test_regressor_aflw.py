@@ -18,6 +18,7 @@ from face3d.detect.regressor_aflw import (
     face3d_yaw,
     flip_landmarks,
     invert_affine,
+    random_erase,
     select_split,
     split_aflw,
     transform_points,
@@ -152,6 +153,32 @@ def test_batch_shapes_and_balanced_bins():
     assert all(np.array_equal(a[k], c[k]) for k in a)  # seeded
     bins = {yaw_bin(-y) for y in data.batch(np.random.default_rng(1), 60)["yaw"]}
     assert bins == {yaw_bin(s.yaw) for s in samples}
+
+
+def test_random_erase_covers_one_rectangle_and_the_erase_option_uses_it():
+    """One axis-aligned rectangle of 4-25 % of the crop changes, the rest is the input (not
+    overwritten); ``AugConfig.erase`` 1 occludes every crop, 0 leaves the random stream as it was."""
+    rng = np.random.default_rng(3)
+    img = np.full((S, S, 3), 7, np.uint8)
+    for _ in range(50):
+        out = random_erase(rng, img)
+        ys, xs = np.nonzero((out != img).any(-1))
+        if len(ys) == 0:  # a flat fill may draw the input's own colour (1 in 2**24)
+            continue
+        h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+        assert 0.03 * S * S <= h * w <= 0.26 * S * S and 0.45 <= h / w <= 2.2
+        assert len(ys) >= 0.9 * h * w  # a filled rectangle (noise may repeat the input's value)
+    assert (img == 7).all()
+    samples = _samples(6, rng)
+    images = [rng.integers(0, 256, (240, 240, 3), dtype=np.uint8) for _ in samples]
+    plain = AFLWCrops(samples, S, 1.5, AugConfig(colour=False), images=images)
+    erased = AFLWCrops(samples, S, 1.5, AugConfig(colour=False, erase=1.0), images=images)
+    off = AFLWCrops(samples, S, 1.5, AugConfig(colour=False, erase=0.0), images=images)
+    a, b, c = (d.batch(np.random.default_rng(0), 8) for d in (plain, erased, off))
+    assert np.array_equal(a["image"], c["image"])
+    assert np.array_equal(a["landmarks"][0], b["landmarks"][0])  # the first crop is drawn the same way
+    changed = (a["image"] != b["image"]).any(-1).mean((1, 2))
+    assert changed[0] >= 0.03 and (changed > 0.03).mean() >= 0.5
 
 
 def test_aflw_loss_is_zero_at_the_labels_and_differentiable():

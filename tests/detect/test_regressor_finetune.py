@@ -94,3 +94,44 @@ def test_finetune_adds_the_training_shards_of_extra_synthetic_folders(tmp_path):
     rec = json.loads((tmp_path / "run" / "finetune_config.json").read_text())
     assert rec["synthetic"] == [str(d) for d in dirs]
     assert rec["synthetic_samples"] == [47, 48]  # 3 % of the first folder validates
+
+
+def test_finetune_keeps_a_moving_average_of_the_weights(tmp_path):
+    """``FinetuneConfig.ema``: ``final_ema/`` holds weights between the init and the trained ones
+    (a moving average), and the checkpoint carries them so a resumed run continues the same average."""
+    rng = np.random.default_rng(7)
+    cfg = RegressorConfig(size=32, channels=(8, 8, 16), strides=(2, 2), hidden=16, n_identity=4)
+    torch.manual_seed(1)
+    init = RegressorNet(cfg)
+    init.save_pretrained(tmp_path / "init")
+    _tiny_shards(tmp_path / "shards", rng)
+    samples = _samples(6, rng)
+    images = [rng.integers(0, 256, (220, 240, 3), dtype=np.uint8) for _ in samples]
+    aflw = AFLWCrops(samples, 32, 1.5, AugConfig(), images=images)
+    config = FinetuneConfig(
+        minutes=0.02,
+        aflw_batch=2,
+        synthetic_batch=2,
+        checkpoint_minutes=10,
+        calibrate=False,
+        upright_batch=0,
+        ema=0.9,
+        lr=1e-2,
+    )
+    net = finetune(aflw, tmp_path / "shards", tmp_path / "run", tmp_path / "init", config, progress=False)
+    ema = RegressorNet.from_pretrained(tmp_path / "run" / "final_ema")
+    w0, w1, we = (m.fc[0].weight.detach() for m in (init, net, ema))
+    assert not torch.equal(we, w1) and not torch.equal(we, w0)
+    assert float((we - w0).norm()) < float((w1 - w0).norm())  # the average lags behind the weights
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert torch.equal(ck["ema"]["fc.0.weight"], we)
+    (tmp_path / "run" / "final_ema" / "weights.pt").unlink()
+    finetune(
+        aflw, tmp_path / "shards", tmp_path / "run", tmp_path / "init", config, resume=True, progress=False
+    )
+    back = RegressorNet.from_pretrained(
+        tmp_path / "run" / "final_ema"
+    )  # the budget was spent: the same average
+    assert torch.equal(back.fc[0].weight, we)
+    logged = (tmp_path / "run" / "log.csv").read_text()
+    assert "aflw_train_ema" in logged
