@@ -73,3 +73,37 @@ def test_tuning_scripts_reject_bad_arguments(tmp_path, capsys, script, argv, mes
     assert exc.value.code == 2
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
     assert not out.exists()
+
+
+def test_soup_regressor_averages_folders_and_refuses_bad_input(tmp_path, capsys):
+    """The soup script writes the mean of its inputs; a missing folder is a one-line error (exit 2),
+    an output that is an input or a weight count that differs is an argparse usage error."""
+    import torch
+
+    from face3d.detect.regressor import RegressorConfig, RegressorNet
+
+    cfg = RegressorConfig(size=32, channels=(8, 8, 16), strides=(2, 2), hidden=16, n_identity=4)
+    nets = []
+    for i in range(2):
+        torch.manual_seed(i)
+        net = RegressorNet(cfg)
+        with torch.no_grad():
+            net.head.weight.normal_()
+        net.save_pretrained(tmp_path / f"w{i}")
+        nets.append(net)
+    soup = _script("soup_regressor")
+    args = [str(tmp_path / "w0"), str(tmp_path / "w1")]
+    assert soup.main([*args, "--weights", "3,1", "--out", str(tmp_path / "s")]) == 0
+    back = RegressorNet.from_pretrained(tmp_path / "s")
+    torch.testing.assert_close(back.head.weight, 0.75 * nets[0].head.weight + 0.25 * nets[1].head.weight)
+    assert soup.main([str(tmp_path / "w0"), str(tmp_path / "nope"), "--out", str(tmp_path / "t")]) == 2
+    assert "regressor checkpoint file missing" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+    for argv, message in (
+        ([*args, "--out", str(tmp_path / "w1")], "--out: is one of the input folders"),
+        ([*args, "--weights", "1", "--out", str(tmp_path / "u")], "--weights: 1 weights for 2 folders"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            soup.main(argv)
+        assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert torch.equal(RegressorNet.from_pretrained(tmp_path / "w1").head.weight, nets[1].head.weight)
