@@ -52,11 +52,13 @@ class ProposalConfig:
         top_k: windows refined (the best after NMS of the coarse scores).
         coarse_min_confidence: windows scoring below this are not refined.
         refine_steps: re-centring steps per refined window (>= 1).
-        min_confidence: a refined box must score at least this to be reported as a face. 0.9999:
-            the highest of 0.9, 0.99, 0.999, 0.9999 that keeps every face the fallback finds
-            where dlib finds none in the AFLW2000-3D train half (``scripts/bench_detect.py
-            --split train``). On the held-out half it then finds 1 of the 10 faces dlib misses and
-            no "face" in 57 face-free images (0.999: 3 and 6 of 57; 0.9: 6 and 19 of 57).
+        min_confidence: a refined box must score at least this to be reported as a face. 0.9999,
+            precision first: with the previous weights it was the highest of 0.9, 0.99, 0.999,
+            0.9999 keeping every face the fallback finds where dlib finds none in the AFLW2000-3D
+            train half (``scripts/bench_detect.py --split train``). With the shipped weights
+            that rule would pick 0.9 (of the 5 train faces dlib misses, 3 found at 0.9, 1 at
+            0.9999); on the held-out half 0.9999 finds 2 of the 10 faces dlib misses with 1
+            "face" in 57 face-free images (0.999: 4 and 4 of 57; 0.9: 5 and 21 of 57).
         nms_iou: boxes overlapping a better one by more than this IoU are dropped.
         max_faces: report at most this many faces (best first).
         batch_size: windows per network call (bounds memory).
