@@ -16,6 +16,8 @@ import argparse
 import sys
 from dataclasses import replace
 
+from face3d.argtypes import float_in
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -26,6 +28,12 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--renders", type=int, default=None, help="renders per photo (default 16)")
     ap.add_argument("--profile-fraction", type=float, default=None, help="share of renders at |yaw| >= 45")
+    ap.add_argument(
+        "--max-pitch",
+        type=float_in(0, 90),
+        default=None,
+        help="pitch range of the renders, degrees (default 30; drawn from N(0, max/2), clipped)",
+    )
     ap.add_argument("--max-photos", type=int, default=None, help="use at most N photos")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -44,6 +52,8 @@ def main(argv=None) -> int:
         config = replace(config, renders_per_photo=args.renders)
     if args.profile_fraction is not None:
         config = replace(config, profile_fraction=args.profile_fraction)
+    if args.max_pitch is not None:
+        config = replace(config, max_pitch=args.max_pitch)
     offset = RegressorNet.from_pretrained(args.weights).lm_offset
     profile_labelled(samples, args.out, config, landmark_offset=offset, seed=args.seed)
     return 0

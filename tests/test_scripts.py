@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +62,7 @@ BAD_ARGUMENTS = [
     ("fit_jaw_weight", ["--split", "all2"], "--split: invalid choice"),
     ("profile_views", ["--thresholds", "-5"], "--thresholds: -5 is outside [0, inf]"),
     ("profile_views", ["--split", "x"], "--split: invalid choice"),
+    ("profile_labelled", ["--max-pitch", "100"], "--max-pitch: 100 is outside [0, 90]"),
 ]
 
 
@@ -107,3 +109,32 @@ def test_soup_regressor_averages_folders_and_refuses_bad_input(tmp_path, capsys)
             soup.main(argv)
         assert exc.value.code == 2 and message in capsys.readouterr().err
     assert torch.equal(RegressorNet.from_pretrained(tmp_path / "w1").head.weight, nets[1].head.weight)
+
+
+def test_pitch_breakdown_bins_the_records_by_labelled_pitch(tmp_path, capsys):
+    from scipy.io import savemat
+
+    data = tmp_path / "aflw"
+    data.mkdir()
+    for i, pitch in enumerate([5.0, -20.0, 40.0, -70.0]):
+        (data / f"image{i:05d}.jpg").write_bytes(b"")
+        pose = np.deg2rad([[pitch, 10.0, 0.0, 0, 0, 0, 1]])
+        savemat(data / f"image{i:05d}.mat", {"pt3d_68": np.zeros((3, 68)), "Pose_Para": pose})
+    recs = tmp_path / "r.jsonl"
+    nmes = [2.0, 4.0, 6.0, 8.0]
+    lines = [json.dumps({"image": f"image{i:05d}.jpg", "regressor": e}) for i, e in enumerate(nmes)]
+    recs.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "p.json"
+    script = _script("pitch_breakdown")
+    assert script.main([str(recs), "--edges", "0,30,60", "--data", str(data), "--out", str(out)]) == 0
+    table = json.loads(out.read_text())["results"][str(recs)]
+    assert table["[0,30)"] == {"n": 2, "nme": 3.0, "median_nme": 3.0, "share": 0.3}
+    assert table["[30,60)"]["nme"] == 6.0
+    assert table["[60,inf)"] == {"n": 1, "nme": 8.0, "median_nme": 8.0, "share": 0.4}
+    other = tmp_path / "o.jsonl"
+    other.write_text(json.dumps({"image": "image09999.jpg", "regressor": 1.0}) + "\n")
+    assert script.main([str(other), "--data", str(data), "--out", str(tmp_path / "x.json")]) == 2
+    assert "1 images not in" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main([str(recs), "--edges", "30,0", "--data", str(data)])
+    assert "--edges: must be ascending" in capsys.readouterr().err

@@ -74,3 +74,21 @@ def test_profile_labelled_writes_resumable_large_yaw_shards(ict_model, train_sam
     err = np.linalg.norm(weak.numpy() - lm, axis=-1).mean(1) / box * 100
     assert np.median(err) < 4.0, err
     assert profile_labelled(train_samples, tmp_path, config, offset, seed=2, progress=False) == []  # resumes
+
+
+def test_profile_labelled_pitch_range_follows_the_config(ict_model, train_samples, tmp_path):
+    """``max_pitch`` widens the renders' pitch (N(0, max/2), clipped): past the default 30 degrees
+    for some renders, never past the range."""
+    from face3d.detect.regressor import RegressorNet
+    from face3d.detect.regressor_data import load_shards
+    from face3d.detect.regressor_profile import LABELLED_CONFIG, profile_labelled
+
+    offset = RegressorNet.from_pretrained().lm_offset
+    pitches = {}
+    for max_pitch in (30.0, 60.0):
+        config = replace(LABELLED_CONFIG, renders_per_photo=8, negatives_per_photo=0.0, max_pitch=max_pitch)
+        out = tmp_path / f"p{max_pitch:g}"
+        profile_labelled(train_samples, out, config, offset, seed=3, progress=False)
+        pitches[max_pitch] = np.abs(load_shards(out)["euler"][:, 1])
+    assert (pitches[30.0] <= 30.0 + 0.5).all() and (pitches[60.0] <= 60.0 + 0.5).all()
+    assert (pitches[60.0] > 30.5).any()
