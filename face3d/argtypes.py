@@ -67,3 +67,30 @@ def int_at_least(low: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def int_list(low: int | None = None) -> Callable[[str], list[int]]:
+    """A ``type=`` for a comma list of integers, each >= ``low`` (when given).
+
+    >>> int_list(0)("4,5,5")
+    [4, 5, 5]
+    """
+    one = int_at_least(low) if low is not None else None
+
+    def parse(text: str) -> list[int]:
+        values = []
+        for v in (t.strip() for t in text.split(",")):
+            if not v:
+                continue
+            if one is not None:
+                values.append(one(v))
+                continue
+            try:
+                values.append(int(v))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected an integer, got {v!r}") from None
+        if not values:
+            raise argparse.ArgumentTypeError("expected at least one integer")
+        return values
+
+    return parse

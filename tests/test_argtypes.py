@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from face3d.argtypes import float_in, float_list, int_at_least
+from face3d.argtypes import float_in, float_list, int_at_least, int_list
 
 
 def test_float_in_bounds():
@@ -34,6 +34,17 @@ def test_int_at_least():
         int_at_least(1)("0")
     with pytest.raises(argparse.ArgumentTypeError, match="expected an integer"):
         int_at_least(1)("1.5")
+
+
+def test_int_list():
+    assert int_list(0)("4, 5,5") == [4, 5, 5]
+    assert int_list()("-2,3") == [-2, 3]
+    with pytest.raises(argparse.ArgumentTypeError, match="must be >= 0, got -1"):
+        int_list(0)("1,-1")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected an integer, got 'x'"):
+        int_list()("1,x")
+    with pytest.raises(argparse.ArgumentTypeError, match="at least one integer"):
+        int_list(0)(",")
 
 
 def test_parser_turns_them_into_usage_errors(capsys):

@@ -138,3 +138,32 @@ def test_pitch_breakdown_bins_the_records_by_labelled_pitch(tmp_path, capsys):
     with pytest.raises(SystemExit):
         script.main([str(recs), "--edges", "30,0", "--data", str(data)])
     assert "--edges: must be ascending" in capsys.readouterr().err
+
+
+def test_grow_regressor_writes_a_loadable_wider_network_and_refuses_bad_input(tmp_path, capsys):
+    import torch
+
+    from face3d.detect.regressor import RegressorConfig, RegressorNet
+
+    cfg = RegressorConfig(size=32, channels=(8, 8, 16), strides=(2, 2), hidden=16, n_identity=4)
+    torch.manual_seed(0)
+    RegressorNet(cfg).eval().save_pretrained(tmp_path / "w")
+    grow = _script("grow_regressor")
+    out = tmp_path / "g"
+    argv = ["--init", str(tmp_path / "w"), "--width", "2", "--extra-after", "1", "--out", str(out)]
+    assert grow.main(argv) == 0
+    big = RegressorNet.from_pretrained(out)
+    assert big.config.channels == (16, 16, 32, 32) and big.config.strides == (2, 2, 1)
+    assert big.config.hidden == 32
+    assert grow.main(["--init", str(tmp_path / "nope"), "--out", str(tmp_path / "h")]) == 2
+    assert "regressor checkpoint file missing" in capsys.readouterr().err
+    for argv, message in (
+        (["--width", "0.5"], "--width: 0.5 is outside [1, 8]"),
+        (["--extra-after", "1,x"], "--extra-after: expected an integer, got 'x'"),
+        (["--extra-after", "7"], "stage indices are 0..1, got [7]"),
+        (["--out", str(tmp_path / "w")], "--out: is the --init folder"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            grow.main(["--init", str(tmp_path / "w"), "--out", str(tmp_path / "k"), *argv])
+        assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "k").exists()
