@@ -1,5 +1,8 @@
 """Grow a trained regressor into a wider and deeper one with the same outputs (thin wrapper).
 
+``--size`` also enlarges its input crops (that changes the outputs: fine-tune it on shards made
+with the same ``--size``).
+
     .venv/bin/python scripts/grow_regressor.py --init assets/regressor --width 2 --hidden 512 \
         --extra-after 4,5,6 --out runs/grown
 
@@ -25,6 +28,9 @@ def main(argv=None) -> int:
         "--hidden", type=int_at_least(1), default=None, help="fully connected width (default: scaled)"
     )
     ap.add_argument("--extra-after", type=int_list(0), default=[], help="comma list of stage indices")
+    ap.add_argument(
+        "--size", type=int_at_least(1), default=None, help="input crop side (changes the outputs)"
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of the new weights")
     args = ap.parse_args(argv)
     out = Path(args.out).resolve()
@@ -41,13 +47,14 @@ def main(argv=None) -> int:
         print(f"grow_regressor: error: {err}", file=sys.stderr)
         return err.code
     try:
-        grown = grow(net, args.width, args.hidden, args.extra_after, args.seed)
+        grown = grow(net, args.width, args.hidden, args.extra_after, args.seed, args.size)
     except ValueError as err:
         ap.error(str(err))
     grown.save_pretrained(out)
     print(
         f"{parameter_count(net):,} -> {parameter_count(grown):,} parameters, "
-        f"channels {list(grown.config.channels)}, hidden {grown.config.hidden}: {out}"
+        f"channels {list(grown.config.channels)}, hidden {grown.config.hidden}, "
+        f"input {grown.config.size} px: {out}"
     )
     return 0
 

@@ -16,7 +16,7 @@ import argparse
 import sys
 from dataclasses import replace
 
-from face3d.argtypes import float_in
+from face3d.argtypes import float_in, int_at_least
 
 
 def main(argv=None) -> int:
@@ -35,6 +35,7 @@ def main(argv=None) -> int:
         help="pitch range of the renders, degrees (default 30; drawn from N(0, max/2), clipped)",
     )
     ap.add_argument("--max-photos", type=int, default=None, help="use at most N photos")
+    ap.add_argument("--size", type=int_at_least(32), default=None, help="crop side, pixels (default 96)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
@@ -52,6 +53,8 @@ def main(argv=None) -> int:
         config = replace(config, renders_per_photo=args.renders)
     if args.profile_fraction is not None:
         config = replace(config, profile_fraction=args.profile_fraction)
+    if args.size is not None:
+        config = replace(config, size=args.size)
     if args.max_pitch is not None:
         config = replace(config, max_pitch=args.max_pitch)
     offset = RegressorNet.from_pretrained(args.weights).lm_offset

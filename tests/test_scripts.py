@@ -63,6 +63,7 @@ BAD_ARGUMENTS = [
     ("profile_views", ["--thresholds", "-5"], "--thresholds: -5 is outside [0, inf]"),
     ("profile_views", ["--split", "x"], "--split: invalid choice"),
     ("profile_labelled", ["--max-pitch", "100"], "--max-pitch: 100 is outside [0, 90]"),
+    ("profile_labelled", ["--size", "8"], "--size: must be >= 32, got 8"),
 ]
 
 
@@ -151,9 +152,10 @@ def test_grow_regressor_writes_a_loadable_wider_network_and_refuses_bad_input(tm
     grow = _script("grow_regressor")
     out = tmp_path / "g"
     argv = ["--init", str(tmp_path / "w"), "--width", "2", "--extra-after", "1", "--out", str(out)]
-    assert grow.main(argv) == 0
+    assert grow.main([*argv, "--size", "40"]) == 0
     big = RegressorNet.from_pretrained(out)
     assert big.config.channels == (16, 16, 32, 32) and big.config.strides == (2, 2, 1)
+    assert big.config.size == 40
     assert big.config.hidden == 32
     assert grow.main(["--init", str(tmp_path / "nope"), "--out", str(tmp_path / "h")]) == 2
     assert "regressor checkpoint file missing" in capsys.readouterr().err

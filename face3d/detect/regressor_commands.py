@@ -22,6 +22,7 @@ def add_data_arguments(p: argparse.ArgumentParser, workers: bool = True) -> None
     """Options of the data step (the photo folder and the output are added by the caller);
     ``workers``: also ``--workers``/``--worker`` (several processes sharing the shards)."""
     p.add_argument("--max-photos", type=int, default=None, help="use at most N photos (default all)")
+    p.add_argument("--size", type=int, default=96, help="crop side of the renders, pixels (default 96)")
     if workers:
         p.add_argument("--workers", type=int, default=1, help="data processes sharing the shards")
         p.add_argument("--worker", type=int, default=0, help="index of this data process")
@@ -70,13 +71,16 @@ def train_config_from_args(args):
 
 def generate_from_args(photos, shards, args, heldout: bool = False, model_dir=None) -> list[Path]:
     """Synthetic shards from the photos in ``photos`` (LFW layout or a flat folder) into ``shards``."""
-    from face3d.detect.regressor_data import generate, list_photos
+    from face3d.detect.regressor_data import DataConfig, generate, list_photos
 
     photos = Path(photos)
     if not photos.is_dir():
         raise InputError(f"{photos}: no such folder of photos")
     if args.max_photos is not None and args.max_photos < 1:
         raise InputError(f"--max-photos must be at least 1, got {args.max_photos}")
+    size = getattr(args, "size", 96)
+    if not 32 <= size <= 512:
+        raise InputError(f"--size must be in [32, 512] pixels, got {size}")
     worker, workers = getattr(args, "worker", 0), getattr(args, "workers", 1)
     if not 0 <= worker < workers:
         raise InputError(f"--worker must be in [0, --workers), got {worker} of {workers}")
@@ -85,6 +89,7 @@ def generate_from_args(photos, shards, args, heldout: bool = False, model_dir=No
     return generate(
         photos,
         shards,
+        DataConfig(size=size),
         max_photos=args.max_photos,
         seed=args.seed,
         worker=worker,

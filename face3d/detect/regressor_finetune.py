@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from face3d.detect.regressor import RegressorNet, normalise
 from face3d.detect.regressor_aflw import AFLW_WEIGHTS, AFLWCrops, AugConfig, aflw_losses, evaluate_crops
-from face3d.detect.regressor_data import load_shards
+from face3d.detect.regressor_data import check_shard_size, load_shards
 from face3d.detect.regressor_negatives import NegativeConfig
 
 
@@ -136,9 +136,11 @@ def finetune(
         [Path(synthetic_dir)] if isinstance(synthetic_dir, (str, Path)) else [Path(d) for d in synthetic_dir]
     )
     syn, syn_val = _load(dirs[0], 16, config.seed)
+    check_shard_size(syn, net.config.size, dirs[0])
     counts = [len(syn["label"])]
     for d in dirs[1:]:
         extra = load_shards(d)
+        check_shard_size(extra, net.config.size, d)
         counts.append(len(extra["label"]))
         syn = {k: np.concatenate([v, extra[k]]) for k, v in syn.items()}
     atomic_write_json(

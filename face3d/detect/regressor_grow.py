@@ -15,6 +15,12 @@ not fit a 2-core CPU session, but a trained small network can be *grown* (Net2Ne
   exactly zero would make the block exactly the identity but dead: ReLU6's gradient at 0 is zero,
   so it could never start learning.)
 
+- **larger input** (``size``): the crop side grows (the crop still covers ``crop_scale`` times the
+  landmark box, so the face gets more pixels). The convolutions do not depend on the input size
+  and the pooling is adaptive, so every weight is kept, but a face now spans more pixels than the
+  filters were trained on: unlike the two above, this changes the outputs, and the fine-tune has
+  to adapt them (with shards made at the new size: ``--size`` of the data scripts).
+
 Widened only, the grown network (eval mode, the old running statistics) gives the old network's
 outputs to float rounding; each inserted block moves them by about ``INSERTED_SCALE`` of the
 normalised activations (about 1e-4 of each output's range on the tests' small networks).
@@ -43,7 +49,11 @@ def _widen(c: int, width: float) -> int:
 
 
 def grown_config(
-    config: RegressorConfig, width: float = 1.0, hidden: int | None = None, extra_after: Sequence[int] = ()
+    config: RegressorConfig,
+    width: float = 1.0,
+    hidden: int | None = None,
+    extra_after: Sequence[int] = (),
+    size: int | None = None,
 ) -> tuple[RegressorConfig, list[int]]:
     """The grown architecture and where each old layer went.
 
@@ -55,6 +65,7 @@ def grown_config(
         extra_after: indices of the old stages (0 = the first depthwise-separable stage, up to
             ``len(config.strides) - 1``) after which one identity block is inserted; an index given
             twice inserts two.
+        size: new input crop side, pixels, >= ``config.size`` (default: unchanged; see the module doc).
 
     Returns:
         ``(config, where)``: the new config, and for each old layer (the stem first, then each
@@ -66,6 +77,9 @@ def grown_config(
     bad = [i for i in extra_after if not 0 <= int(i) < n_stages]
     if bad:
         raise ValueError(f"extra_after: stage indices are 0..{n_stages - 1}, got {bad}")
+    new_size = config.size if size is None else int(size)
+    if new_size < config.size:
+        raise ValueError(f"size must be >= {config.size} (growing only), got {new_size}")
     new_hidden = _widen(config.hidden, width) if hidden is None else int(hidden)
     if new_hidden < config.hidden:
         raise ValueError(f"hidden must be >= {config.hidden} (growing only), got {new_hidden}")
@@ -79,7 +93,8 @@ def grown_config(
         for _ in range(sum(int(j) == i for j in extra_after)):
             channels.append(channels[-1])
             strides.append(1)
-    return replace(config, channels=tuple(channels), strides=tuple(strides), hidden=new_hidden), where
+    shape = {"channels": tuple(channels), "strides": tuple(strides), "hidden": new_hidden, "size": new_size}
+    return replace(config, **shape), where
 
 
 @torch.no_grad()
@@ -111,13 +126,14 @@ def grow(
     hidden: int | None = None,
     extra_after: Sequence[int] = (),
     seed: int = 0,
+    size: int | None = None,
 ) -> RegressorNet:
-    """A wider and deeper copy of ``net`` with (almost) the same outputs (see the module doc), in
-    eval mode.
+    """A wider and deeper copy of ``net`` with (almost) the same outputs (see the module doc; not
+    when ``size`` grows), in eval mode.
 
     Args: as :func:`grown_config`; ``seed`` seeds the new weights' initialisation.
     """
-    config, where = grown_config(net.config, width, hidden, extra_after)
+    config, where = grown_config(net.config, width, hidden, extra_after, size)
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:

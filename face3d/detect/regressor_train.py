@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from face3d.detect.regressor import RegressorConfig, RegressorNet, normalise
-from face3d.detect.regressor_data import load_shards
+from face3d.detect.regressor_data import check_shard_size, load_shards, shard_size
 
 LOG_FIELDS = (
     "step",
@@ -57,7 +57,7 @@ class TrainConfig:
         checkpoint_minutes / reload_minutes: checkpoint and data-reload periods.
         log_every: steps between CSV rows.
         weights: loss weights by term.
-        net: :class:`RegressorConfig` of a fresh model.
+        net: :class:`RegressorConfig` of a fresh model (its ``size`` is the shards' crop side).
     """
 
     minutes: float = 45.0
@@ -248,7 +248,9 @@ def train(
     if init is not None:
         net = RegressorNet.from_pretrained(init)
     else:
-        net = RegressorNet.from_model(config.net, MorphableModel.from_dir(model_dir))
+        net = RegressorNet.from_model(
+            replace(config.net, size=shard_size(data_dir)), MorphableModel.from_dir(model_dir)
+        )
     device = torch.device(config.device)
     net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -270,6 +272,7 @@ def train(
     atomic_write_json(out_dir / "train_config.json", asdict(config))
     net.train()
     data, val = _load(data_dir, 16, config.seed)
+    check_shard_size(data, net.config.size, data_dir)
     n_shards = len(list(data_dir.glob("shard_*.npz")))
     budget = config.minutes * 60
     total_steps = (

@@ -217,6 +217,10 @@ def test_train_cli_bad_data_is_one_line_exit_2(tmp_path, capsys):
         "0",
     ]
     assert main(args) == 2 and "--epochs must be positive" in capsys.readouterr().err
+    args = ["train", "regressor", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "s")]
+    assert main([*args, "--size", "8"]) == 2
+    assert "--size must be in [32, 512] pixels, got 8" in capsys.readouterr().err
+    assert not (tmp_path / "s" / "data").exists()
 
 
 @pytest.mark.integration
@@ -237,14 +241,15 @@ def test_train_cli_tiny_run_writes_reloadable_weights(tmp_path, ict_model, capsy
         shutil.copy(src, photos / src.name)
     run = tmp_path / "run"
     args = ["train", "regressor", "--data", str(photos), "--out", str(run), "--epochs", "1", "--seed", "3"]
-    assert main(args) == 0
-    assert len(list((run / "data").glob("shard_*.npz"))) == 1
+    assert main([*args, "--size", "64"]) == 0  # the fresh network takes the renders' crop size
+    shards = list((run / "data").glob("shard_*.npz"))
+    assert len(shards) == 1 and np.load(shards[0])["image"].shape[1:] == (64, 64, 3)
     assert (run / "checkpoint.pt").is_file() and (run / "log.csv").is_file()
     net = RegressorNet.from_pretrained(run / "final")
-    assert net.config == RegressorConfig()
+    assert net.config == RegressorConfig(size=64)
     assert torch.equal(net.lm_template, ict_model.template[ict_model.landmark_ids].float())
     ck = torch.load(run / "checkpoint.pt", weights_only=False)
     assert ck["step"] == 1
     capsys.readouterr()
-    assert main([*args, "--resume"]) == 0
+    assert main([*args, "--size", "64", "--resume"]) == 0
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 1

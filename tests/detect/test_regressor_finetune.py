@@ -135,3 +135,25 @@ def test_finetune_keeps_a_moving_average_of_the_weights(tmp_path):
     assert torch.equal(back.fc[0].weight, we)
     logged = (tmp_path / "run" / "log.csv").read_text()
     assert "aflw_train_ema" in logged
+
+
+def test_finetune_refuses_shards_of_another_crop_size(tmp_path):
+    """Shards rendered at another size than the network's input: a one-line InputError naming the
+    folder and both sizes, before any training."""
+    import pytest
+
+    from face3d.errors import InputError
+
+    rng = np.random.default_rng(7)
+    cfg = RegressorConfig(size=32, channels=(8, 8, 16), strides=(2, 2), hidden=16, n_identity=4)
+    RegressorNet(cfg).save_pretrained(tmp_path / "init")
+    _tiny_shards(tmp_path / "a", rng)
+    _tiny_shards(tmp_path / "b", rng, size=40)
+    samples = _samples(4, rng)
+    images = [rng.integers(0, 256, (220, 240, 3), dtype=np.uint8) for _ in samples]
+    aflw = AFLWCrops(samples, 32, 1.5, AugConfig(), images=images)
+    config = FinetuneConfig(minutes=0.01, aflw_batch=2, synthetic_batch=2, calibrate=False, upright_batch=0)
+    for dirs in ([tmp_path / "b"], [tmp_path / "a", tmp_path / "b"]):
+        with pytest.raises(InputError, match=r"b: shards of 40 px crops for a network of 32 px input"):
+            finetune(aflw, dirs, tmp_path / "run", tmp_path / "init", config, progress=False)
+    assert not (tmp_path / "run" / "final").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -35,12 +37,25 @@ def test_grown_config_widths_depth_and_where():
     assert where == [0, 1, 2, 4]  # the stem, then each old stage's new index
     assert cfg.hidden == 24 and cfg.size == CFG.size and cfg.n_identity == CFG.n_identity
     assert grown_config(CFG)[0] == CFG  # nothing asked: the same network
+    assert grown_config(CFG, size=48)[0] == replace(CFG, size=48)
     with pytest.raises(ValueError, match="width must be >= 1"):
         grown_config(CFG, width=0.5)
     with pytest.raises(ValueError, match=r"stage indices are 0\.\.2, got \[3\]"):
         grown_config(CFG, extra_after=(3,))
     with pytest.raises(ValueError, match="hidden must be >= 16"):
         grown_config(CFG, hidden=8)
+    with pytest.raises(ValueError, match="size must be >= 32"):
+        grown_config(CFG, size=24)
+
+
+def test_larger_input_keeps_every_weight_and_takes_the_larger_crops():
+    net = _trained_looking()
+    big = grow(net, 1.0, size=48)
+    assert big.config.size == 48
+    for (k, a), (_, b) in zip(net.state_dict().items(), big.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    out = big(torch.randn(2, 3, 48, 48))
+    assert out["landmarks"].shape == (2, 68, 2)
 
 
 def _max_rel_change(a: RegressorNet, b: RegressorNet, x: torch.Tensor) -> float:
