@@ -1,4 +1,4 @@
-"""Growing a trained regressor into a wider and deeper one that computes (almost) the same function.
+"""Growing a trained regressor: wider and deeper (computing almost the same function), or larger crops.
 
 Training a network of the size the design asks for (a few million parameters) from scratch does
 not fit a 2-core CPU session, but a trained small network can be *grown* (Net2Net; Chen et al.
@@ -14,7 +14,6 @@ not fit a 2-core CPU session, but a trained small network can be *grown* (Net2Ne
   the scale ``INSERTED_SCALE`` (1e-3), so a block adds almost nothing to its input. (A scale of
   exactly zero would make the block exactly the identity but dead: ReLU6's gradient at 0 is zero,
   so it could never start learning.)
-
 - **larger input** (``size``): the crop side grows (the crop still covers ``crop_scale`` times the
   landmark box, so the face gets more pixels). The convolutions do not depend on the input size
   and the pooling is adaptive, so every weight is kept, but a face now spans more pixels than the
