@@ -54,15 +54,15 @@ def float_list(
     return parse
 
 
-def int_at_least(low: int) -> Callable[[str], int]:
-    """A ``type=`` for an integer >= ``low``."""
+def int_at_least(low: int | None) -> Callable[[str], int]:
+    """A ``type=`` for an integer >= ``low`` (any integer when ``low`` is None)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
+        if low is not None and value < low:
             raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
         return value
 
@@ -75,20 +75,10 @@ def int_list(low: int | None = None) -> Callable[[str], list[int]]:
     >>> int_list(0)("4,5,5")
     [4, 5, 5]
     """
-    one = int_at_least(low) if low is not None else None
+    one = int_at_least(low)
 
     def parse(text: str) -> list[int]:
-        values = []
-        for v in (t.strip() for t in text.split(",")):
-            if not v:
-                continue
-            if one is not None:
-                values.append(one(v))
-                continue
-            try:
-                values.append(int(v))
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"expected an integer, got {v!r}") from None
+        values = [one(v.strip()) for v in text.split(",") if v.strip()]
         if not values:
             raise argparse.ArgumentTypeError("expected at least one integer")
         return values

@@ -78,9 +78,8 @@ def generate_from_args(photos, shards, args, heldout: bool = False, model_dir=No
         raise InputError(f"{photos}: no such folder of photos")
     if args.max_photos is not None and args.max_photos < 1:
         raise InputError(f"--max-photos must be at least 1, got {args.max_photos}")
-    size = getattr(args, "size", 96)
-    if not 32 <= size <= 512:
-        raise InputError(f"--size must be in [32, 512] pixels, got {size}")
+    if not 32 <= args.size <= 512:
+        raise InputError(f"--size must be in [32, 512] pixels, got {args.size}")
     worker, workers = getattr(args, "worker", 0), getattr(args, "workers", 1)
     if not 0 <= worker < workers:
         raise InputError(f"--worker must be in [0, --workers), got {worker} of {workers}")
@@ -89,7 +88,7 @@ def generate_from_args(photos, shards, args, heldout: bool = False, model_dir=No
     return generate(
         photos,
         shards,
-        DataConfig(size=size),
+        DataConfig(size=args.size),
         max_photos=args.max_photos,
         seed=args.seed,
         worker=worker,

@@ -451,16 +451,6 @@ def write_shards(items, read, fit, out, todo, config, seed, prefix, desc, progre
     return written, skipped
 
 
-def shard_size(folder: str | Path, prefix: str = "shard") -> int:
-    """Side of the crops in ``folder``'s first ``<prefix>_*.npz`` shard, pixels (FileNotFoundError
-    if there is none)."""
-    paths = sorted(Path(folder).glob(f"{prefix}_*.npz"))
-    if not paths:
-        raise FileNotFoundError(f"no {prefix}_*.npz shards in {folder}")
-    with np.load(paths[0]) as z:
-        return int(z["image"].shape[1])
-
-
 def check_shard_size(data: dict[str, np.ndarray], size: int, folder: str | Path) -> None:
     """Raise :class:`face3d.errors.InputError` unless the shards' crops (``data["image"]``,
     (N, S, S, 3)) are ``size`` pixels square, the network's input (:class:`RegressorConfig.size`)."""

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from face3d.detect.regressor import RegressorConfig, RegressorNet, normalise
-from face3d.detect.regressor_data import check_shard_size, load_shards, shard_size
+from face3d.detect.regressor_data import check_shard_size, load_shards
 
 LOG_FIELDS = (
     "step",
@@ -245,12 +245,12 @@ def train(
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "checkpoint.pt"
+    data, val = _load(data_dir, 16, config.seed)
     if init is not None:
         net = RegressorNet.from_pretrained(init)
-    else:
-        net = RegressorNet.from_model(
-            replace(config.net, size=shard_size(data_dir)), MorphableModel.from_dir(model_dir)
-        )
+    else:  # a fresh network takes the shards' crop size
+        size = data["image"].shape[1]
+        net = RegressorNet.from_model(replace(config.net, size=size), MorphableModel.from_dir(model_dir))
     device = torch.device(config.device)
     net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -271,7 +271,6 @@ def train(
         rng = np.random.default_rng([config.seed, step])
     atomic_write_json(out_dir / "train_config.json", asdict(config))
     net.train()
-    data, val = _load(data_dir, 16, config.seed)
     check_shard_size(data, net.config.size, data_dir)
     n_shards = len(list(data_dir.glob("shard_*.npz")))
     budget = config.minutes * 60
