@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from face3d.assets import asset_path
 from face3d.errors import InputError
 
 #: The 53 ICT-FaceKit expression shapes in model order (``vertex_indices.json``).
@@ -114,9 +115,8 @@ _PRESET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 # ------------------------------------------------------------------ presets
 def default_presets_path() -> Path:
     """``assets/expressions/presets.json`` of this source tree."""
-    import editing
 
-    return Path(editing.__file__).resolve().parent.parent / "assets" / "expressions" / "presets.json"
+    return asset_path("expressions", "presets.json")
 
 
 def load_presets(path: str | Path | None = None) -> dict[str, dict[str, float]]:

@@ -200,7 +200,7 @@ def cmd_demo(args) -> int:
 
 # ---------------------------------------------------------------------------------------- train
 def _train_regressor(args) -> int:
-    from face3d.detect.regressor_commands import train_regressor
+    from face3d.train.commands import train_regressor
 
     return train_regressor(args)
 
@@ -227,7 +227,7 @@ def cmd_train(args) -> int:
 
 def _add_train_parser(sub, common) -> None:
     """``face3d train`` with one sub-subcommand per target (add new targets next to ``regressor``)."""
-    from face3d.detect.regressor_commands import add_data_arguments, add_train_arguments
+    from face3d.train.commands import add_data_arguments, add_train_arguments
 
     p = sub.add_parser("train", help="train a network of the project (see face3d train -h)")
     train_sub = p.add_subparsers(dest="what", required=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from face3d.assets import asset_path
 from face3d.errors import ModelFormatError, ModelNotFoundError
 from face3d.io import atomic_write_npz
 
@@ -104,7 +105,7 @@ def default_search_paths() -> list[Path]:
     if env:
         paths.append(Path(env).expanduser())
     root = _project_root()
-    paths.append(root / "assets" / "ICT-FaceKit")
+    paths.append(asset_path("ICT-FaceKit"))
     paths.append(root.parent / "shared" / "ICT-FaceKit" / "FaceXModel.tar.xz")
     paths.append(Path.cwd().parent / "shared" / "ICT-FaceKit" / "FaceXModel.tar.xz")
     return paths

@@ -32,12 +32,12 @@ def main(argv=None) -> int:
     import torch
     from bench_detect import no_face_images  # scripts/ is on sys.path when run as a script
 
-    from face3d.detect.proposals import ProposalConfig, coarse_logits, window_crops, window_sides
-    from face3d.detect.regressor_aflw import AFLWCrops, AugConfig, select_split
-    from face3d.detect.regressor_infer import LandmarkRegressor
-    from face3d.detect.regressor_negatives import NegativeConfig, confidence_report, negative_batch
-    from face3d.fit.metrics import load_aflw
+    from face3d.eval.aflw import load_aflw, select_split
     from face3d.io import atomic_write_json
+    from face3d.regress.infer import LandmarkRegressor
+    from face3d.regress.proposals import ProposalConfig, coarse_logits, window_crops, window_sides
+    from face3d.train.aflw import AFLWCrops, AugConfig
+    from face3d.train.negatives import NegativeConfig, confidence_report, negative_batch
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/aflw2000-3d-dev")

@@ -60,7 +60,7 @@ def no_face_images(seed: int = 0):
 
 def run_one(image, detector, regressor, config, gt=None) -> dict:
     """Boxes and times of HOG, CNN (when HOG finds none) and the fallback (when HOG finds none)."""
-    from face3d.detect.proposals import propose_faces
+    from face3d.regress.proposals import propose_faces
 
     rec: dict = {}
     t0 = time.perf_counter()
@@ -140,11 +140,11 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from face3d.detect import FaceDetector
-    from face3d.detect.proposals import ProposalConfig
-    from face3d.detect.regressor_aflw import SPLITS, select_split
-    from face3d.detect.regressor_infer import LandmarkRegressor
-    from face3d.fit.metrics import load_aflw, yaw_bin
+    from face3d.eval.aflw import SPLITS, load_aflw, select_split
+    from face3d.eval.metrics import yaw_bin
     from face3d.io import atomic_write_json, read_image, resume_jsonl
+    from face3d.regress.infer import LandmarkRegressor
+    from face3d.regress.proposals import ProposalConfig
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/aflw2000-3d-dev")

@@ -26,10 +26,9 @@ from tqdm import tqdm
 from face3d.argtypes import float_in
 from face3d.detect import FaceDetector
 from face3d.detect.boxes import best_match, iou
-from face3d.detect.regressor_aflw import SPLITS, select_split
-from face3d.detect.regressor_infer import default_tta, landmark_box_from_detector_box
+from face3d.eval.aflw import SPLITS, load_aflw, select_split, stratified
+from face3d.eval.metrics import bin_table, nme
 from face3d.fit import FitConfig
-from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
 from face3d.fit.pipeline import (
     LandmarkConfig,
     blend_landmarks,
@@ -40,6 +39,7 @@ from face3d.fit.pipeline import (
 )
 from face3d.io import atomic_write_json, read_image, resume_jsonl
 from face3d.model import MorphableModel
+from face3d.regress.infer import default_tta, landmark_box_from_detector_box
 
 DEFAULT_LANDMARKS = LandmarkConfig()  # the default pipeline's switch and blend
 
@@ -169,7 +169,7 @@ def main(argv=None) -> int:
         "--split",
         choices=SPLITS,
         default="all",
-        help="half of the dev set (face3d.detect.regressor_aflw.split_aflw); the shipped regressor was "
+        help="half of the dev set (face3d.eval.aflw.split_aflw); the shipped regressor was "
         "fine-tuned on 'train', so measure it on 'heldout'",
     )
     ap.add_argument(

@@ -10,7 +10,7 @@ dlib's points; ``hybrid``/``hybrid_fit``: dlib when the regressor's |yaw| < 30, 
 otherwise. NME per |yaw| bin (% of sqrt(w h) of the GT box) and median ms per face. Results
 stream into ``<out>.jsonl``; ``--resume`` continues a killed run.
 
-``--split train|heldout`` keeps one half of the dev images (:func:`face3d.detect.regressor_aflw.split_aflw`,
+``--split train|heldout`` keeps one half of the dev images (:func:`face3d.eval.aflw.split_aflw`,
 the split the AFLW fine-tune uses; evaluate fine-tuned weights on ``heldout`` only);
 ``--regressor-only`` skips dlib and the fits (methods ``regressor`` alone).
 """
@@ -28,14 +28,14 @@ import torch
 from tqdm import tqdm
 
 from face3d.detect import dlib_box_from_landmark_box, predict_landmarks
-from face3d.detect.regressor_aflw import SPLITS, select_split
-from face3d.detect.regressor_infer import LandmarkRegressor
-from face3d.detect.regressor_views import PROFILE_VIEWS
+from face3d.eval.aflw import SPLITS, load_aflw, select_split, stratified
+from face3d.eval.metrics import BIN_NAMES, bin_table, nme, yaw_bin
 from face3d.fit import FitConfig
 from face3d.fit.landmark_fit import fit_landmarks
-from face3d.fit.metrics import BIN_NAMES, bin_table, load_aflw, nme, stratified, yaw_bin
 from face3d.io import atomic_write_json, read_image, resume_jsonl
 from face3d.model import MorphableModel
+from face3d.regress.infer import LandmarkRegressor
+from face3d.regress.views import PROFILE_VIEWS
 
 METHODS = ("regressor", "regressor_fit", "dlib", "dlib_fit", "hybrid", "hybrid_fit")
 HYBRID_YAW = 30.0  # hybrid: dlib's points when the regressor's |yaw| is below this, else the regressor's

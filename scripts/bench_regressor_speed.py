@@ -44,11 +44,12 @@ def main(argv=None) -> int:
 
     from tqdm import tqdm
 
-    from face3d.detect.regressor import RegressorNet
-    from face3d.detect.regressor_infer import LandmarkRegressor, ReferenceLandmarkRegressor
-    from face3d.detect.regressor_views import PROFILE_VIEWS
-    from face3d.fit.metrics import BIN_NAMES, load_aflw, yaw_bin
+    from face3d.eval.aflw import load_aflw
+    from face3d.eval.metrics import BIN_NAMES, yaw_bin
     from face3d.io import atomic_write_json, read_image
+    from face3d.regress.infer import LandmarkRegressor, ReferenceLandmarkRegressor
+    from face3d.regress.network import RegressorNet
+    from face3d.regress.views import PROFILE_VIEWS
 
     samples = load_aflw(args.data)[: args.images]
     if not samples:

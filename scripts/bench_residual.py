@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from face3d.detect import FaceDetector
+from face3d.eval.aflw import load_aflw, stratified
+from face3d.eval.metrics import bin_table, nme
 from face3d.fit import FitConfig
-from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
 from face3d.fit.pipeline import default_regressor, detect_and_landmark, fit_detections
 from face3d.fit.residual import ResidualConfig, fit_residual, render_appearance
 from face3d.io import atomic_write_json, read_image, write_image
@@ -111,7 +112,7 @@ def summarise(records: list[dict]) -> dict:
     for name in VARIANTS:
         res = {}
         if aflw:
-            res["nme"] = bin_table([(r["yaw"], r.get(f"{name}_nme")) for r in aflw])
+            res["nme"] = bin_table([(r["yaw"], r.get(f"{name}nme")) for r in aflw])
         for key in ("psnr", "noisy_psnr_vs_clean", "ms", "residual_max_cm"):
             for subset, recs in (
                 ("all", records),
@@ -164,7 +165,7 @@ def main(argv=None) -> int:
         if sample is not None:
             rec["yaw"], rec["fit_nme"] = sample.yaw, nme(fit.landmarks_fitted[0].numpy(), sample.landmarks)
             for name in VARIANTS:
-                rec[f"{name}_nme"] = nme(np.asarray(rec[f"{name}_landmarks"]), sample.landmarks)
+                rec[f"{name}nme"] = nme(np.asarray(rec[f"{name}_landmarks"]), sample.landmarks)
         records.append(rec)
         if len(rows) < args.figure_faces:
             rows.append(figure_rows(image, renders))

@@ -7,7 +7,7 @@ Every image is turned whole (``np.rot90``, its ground truth with it) and regress
 pipeline's regressor (mirrored crop, three crop scales) with the upright search and without it.
 Writes the NME per |yaw| bin and turn for both (and the mean over all images), how often the
 search turned the crops (it should turn every turned face and no upright one), and the upright
-head's accuracy on single unaugmented crops (:func:`face3d.detect.regressor_upright.upright_accuracy`).
+head's accuracy on single unaugmented crops (:func:`face3d.regress.upright.upright_accuracy`).
 """
 
 from __future__ import annotations
@@ -34,12 +34,13 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from face3d.detect.boxes import landmark_box
-    from face3d.detect.regressor import RegressorNet
-    from face3d.detect.regressor_aflw import AFLWCrops, select_split
-    from face3d.detect.regressor_infer import TTA_SCALES, LandmarkRegressor
-    from face3d.detect.regressor_upright import quarter_turn_affine, upright_accuracy
-    from face3d.fit.metrics import bin_table, load_aflw, nme
+    from face3d.eval.aflw import load_aflw, select_split
+    from face3d.eval.metrics import bin_table, nme
     from face3d.io import atomic_write_json, read_image
+    from face3d.regress.infer import TTA_SCALES, LandmarkRegressor
+    from face3d.regress.network import RegressorNet
+    from face3d.regress.upright import quarter_turn_affine, upright_accuracy
+    from face3d.train.aflw import AFLWCrops
 
     torch.set_num_threads(args.threads)
     samples = select_split(load_aflw(args.data), args.split)[: args.images]

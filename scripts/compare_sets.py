@@ -26,8 +26,7 @@ import torch
 from editing.api import EditContext
 from editing.compare.run import CompareOptions, aflw_yaws, check_methods, compare_folder, parse_methods
 from editing.expressions import ARKIT_NAMES, parse_expressions
-from face3d.detect.regressor_aflw import SPLITS, select_split
-from face3d.fit.metrics import load_aflw, stratified
+from face3d.eval.aflw import SPLITS, load_aflw, select_split, stratified
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -24,9 +24,9 @@ def main(argv=None) -> int:
     import torch
     from bench_detect import no_face_images  # scripts/ is on sys.path when run as a script
 
-    from face3d.detect.proposals import ProposalConfig, propose_faces
-    from face3d.detect.regressor_infer import LandmarkRegressor
     from face3d.io import write_image
+    from face3d.regress.infer import LandmarkRegressor
+    from face3d.regress.proposals import ProposalConfig, propose_faces
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", nargs="+", default=[None], help="weights folders, one row each")

@@ -86,11 +86,11 @@ def main(argv=None) -> int:
 
     import torch
 
-    from face3d.detect.regressor import RegressorNet
-    from face3d.detect.regressor_aflw import AFLWCrops, AugConfig, select_split
-    from face3d.detect.regressor_finetune import FinetuneConfig, finetune
-    from face3d.detect.regressor_negatives import NegativeConfig
-    from face3d.fit.metrics import load_aflw
+    from face3d.eval.aflw import load_aflw, select_split
+    from face3d.regress.network import RegressorNet
+    from face3d.train.aflw import AFLWCrops, AugConfig
+    from face3d.train.finetune import FinetuneConfig, finetune
+    from face3d.train.negatives import NegativeConfig
 
     torch.set_num_threads(args.threads)
     samples = select_split(load_aflw(args.data), "train")
@@ -137,9 +137,9 @@ def _measure(aflw, args, config) -> None:
     import numpy as np
     import torch
 
-    from face3d.detect.regressor import RegressorNet, normalise
-    from face3d.detect.regressor_aflw import aflw_losses
-    from face3d.detect.regressor_train import _load, _to_batch, losses
+    from face3d.regress.network import RegressorNet, normalise
+    from face3d.train.aflw import aflw_losses
+    from face3d.train.regressor import _load, _to_batch, losses
 
     net = RegressorNet.from_pretrained(args.init).train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-5)

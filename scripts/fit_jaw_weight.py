@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from face3d.argtypes import float_list
-from face3d.detect.regressor_aflw import SPLITS, select_split
+from face3d.eval.aflw import SPLITS, select_split
 
 
 def main(argv=None) -> int:
@@ -34,9 +34,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="out/fit_jaw_weight.json")
     args = ap.parse_args(argv)
 
+    from face3d.eval.aflw import load_aflw, stratified
+    from face3d.eval.metrics import bin_line, bin_table, nme
     from face3d.fit import FitConfig
     from face3d.fit.landmark_fit import fit_landmarks
-    from face3d.fit.metrics import bin_line, bin_table, load_aflw, nme, stratified
     from face3d.fit.pipeline import default_regressor
     from face3d.io import atomic_write_json, read_image
     from face3d.model import MorphableModel

@@ -7,7 +7,7 @@ with the same ``--size``).
         --extra-after 4,5,6 --out runs/grown
 
 The grown folder is an ordinary pretrained folder: fine-tune it with ``finetune_regressor.py
---init``. See :mod:`face3d.detect.regressor_grow`.
+--init``. See :mod:`face3d.train.grow`.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def main(argv=None) -> int:
     if out == Path(args.init).resolve():
         ap.error("--out: is the --init folder (inputs are never overwritten)")
 
-    from face3d.detect.regressor import RegressorNet
-    from face3d.detect.regressor_grow import grow, parameter_count
     from face3d.errors import Face3DError
+    from face3d.regress.network import RegressorNet
+    from face3d.train.grow import grow, parameter_count
 
     try:
         net = RegressorNet.from_pretrained(args.init)

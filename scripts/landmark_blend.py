@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from face3d.argtypes import float_in, float_list
-from face3d.detect.regressor_aflw import SPLITS, select_split
+from face3d.eval.aflw import SPLITS, select_split
 
 
 def main(argv=None) -> int:
@@ -48,9 +48,9 @@ def main(argv=None) -> int:
 
     from face3d.detect import FaceDetector
     from face3d.detect.boxes import best_match
-    from face3d.detect.regressor_infer import landmark_box_from_detector_box
+    from face3d.eval.aflw import load_aflw, stratified
+    from face3d.eval.metrics import bin_table, nme
     from face3d.fit import FitConfig
-    from face3d.fit.metrics import bin_table, load_aflw, nme, stratified
     from face3d.fit.pipeline import (
         LandmarkConfig,
         blend_landmarks,
@@ -60,6 +60,7 @@ def main(argv=None) -> int:
     )
     from face3d.io import atomic_write_json, read_image
     from face3d.model import MorphableModel
+    from face3d.regress.infer import landmark_box_from_detector_box
 
     samples = stratified(select_split(load_aflw(args.data), args.split), args.per_bin)
     regressor = default_regressor()

@@ -1,5 +1,5 @@
 """How well the regressor's landmark model explains AFLW2000-3D's labels, with and without a
-landmark-convention offset (``face3d.detect.landmark_convention``).
+landmark-convention offset (``face3d.train.convention``).
 
     .venv/bin/python scripts/landmark_convention.py --data ../shared/data/aflw2000-3d-dev \\
         --out out/landmark_convention.json
@@ -28,8 +28,8 @@ def _network_errors(net, crops, landmarks, bins) -> dict:
     [60,90], the mean signed x error of the 17 jaw points toward the side the face turns to."""
     import torch
 
-    from face3d.detect.regressor import normalise
-    from face3d.fit.metrics import BIN_NAMES
+    from face3d.eval.metrics import BIN_NAMES
+    from face3d.regress.network import normalise
 
     with torch.no_grad():
         pred = net.eval()(normalise(torch.from_numpy(crops)))["landmarks"].double().numpy()
@@ -61,12 +61,12 @@ def main(argv=None) -> int:
 
     import torch
 
-    from face3d.detect.landmark_convention import calibrate_offset, fit_faces
-    from face3d.detect.regressor import RegressorNet
-    from face3d.detect.regressor_aflw import NO_AUG, AFLWCrops, select_split
-    from face3d.detect.regressor_train import _nme
-    from face3d.fit.metrics import BIN_NAMES, load_aflw
+    from face3d.eval.aflw import load_aflw, select_split
+    from face3d.eval.metrics import BIN_NAMES, nme
     from face3d.io import atomic_write_json
+    from face3d.regress.network import RegressorNet
+    from face3d.train.aflw import NO_AUG, AFLWCrops
+    from face3d.train.convention import calibrate_offset, fit_faces
 
     torch.set_num_threads(args.threads)
     samples = load_aflw(args.data)
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     results = {}
     for name, off in (("no_offset", torch.zeros(68, 3)), ("calibrated", offset), ("weights", net.lm_offset)):
         _, fitted = fit_faces(net, held_x, held_y, off, args.iterations)
-        err = _nme(fitted, torch.as_tensor(held_y, dtype=torch.float32)).numpy()
+        err = nme(fitted, torch.as_tensor(held_y, dtype=torch.float32)).numpy()
         present = [b for b in range(3) if (bins == b).any()]
         per_bin = {BIN_NAMES[b]: round(float(err[bins == b].mean()), 3) for b in present}
         results[name] = {**per_bin, "balanced": round(float(np.mean(list(per_bin.values()))), 3)}

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     if list(args.edges) != sorted(args.edges):
         ap.error("--edges: must be ascending")
 
-    from face3d.fit.metrics import load_aflw
+    from face3d.eval.aflw import load_aflw
     from face3d.io import atomic_write_json
 
     streams = {}

@@ -5,7 +5,7 @@
 
 Each train-half photo is fitted to its ground-truth landmarks (in the landmark convention stored
 in ``--weights``) and its head re-rendered mostly at |yaw| >= 45 degrees
-(:func:`face3d.detect.regressor_profile.profile_labelled`). The shards are resumable (rerun the
+(:func:`face3d.train.profile.profile_labelled`). The shards are resumable (rerun the
 same command) and feed ``scripts/finetune_regressor.py --extra-synthetic``. The held-out half is
 never read.
 """
@@ -39,10 +39,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
-    from face3d.detect.regressor import RegressorNet
-    from face3d.detect.regressor_aflw import select_split
-    from face3d.detect.regressor_profile import LABELLED_CONFIG, profile_labelled
-    from face3d.fit.metrics import load_aflw
+    from face3d.eval.aflw import load_aflw, select_split
+    from face3d.regress.network import RegressorNet
+    from face3d.train.profile import LABELLED_CONFIG, profile_labelled
 
     samples = select_split(load_aflw(args.data), "train")[: args.max_photos]
     if not samples:

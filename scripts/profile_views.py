@@ -21,8 +21,8 @@ import torch
 from tqdm import tqdm
 
 from face3d.argtypes import float_list
-from face3d.detect.regressor_aflw import SPLITS, select_split
-from face3d.detect.regressor_views import PROFILE_VIEWS, View
+from face3d.eval.aflw import SPLITS, select_split
+from face3d.regress.views import PROFILE_VIEWS, View
 
 SHIFTS = tuple(View(shift=d) for d in ((0.04, 0.0), (-0.04, 0.0), (0.0, 0.04), (0.0, -0.04)))
 TURNS = (View(angle=8.0), View(angle=-8.0))
@@ -46,10 +46,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="out/profile_views.json")
     args = ap.parse_args(argv)
 
-    from face3d.detect.regressor_infer import LandmarkRegressor
-    from face3d.fit.metrics import bin_line, bin_table, load_aflw, nme, stratified
+    from face3d.eval.aflw import load_aflw, stratified
+    from face3d.eval.metrics import bin_line, bin_table, nme
     from face3d.fit.pipeline import default_regressor
     from face3d.io import atomic_write_json, read_image
+    from face3d.regress.infer import LandmarkRegressor
 
     samples = stratified(select_split(load_aflw(args.data), args.split), args.per_bin)
     first = default_regressor(profile_views=False)  # the mirrored 3-scale crops alone

@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from face3d.argtypes import float_list, int_at_least
-from face3d.detect.regressor_aflw import SPLITS, select_split
+from face3d.eval.aflw import SPLITS, select_split
 
 
 def main(argv=None) -> int:
@@ -56,10 +56,11 @@ def main(argv=None) -> int:
 
     from face3d.detect import FaceDetector
     from face3d.detect.boxes import best_match, iou
-    from face3d.detect.regressor_infer import landmark_box_from_detector_box
-    from face3d.fit.metrics import bin_line, bin_table, load_aflw, nme, stratified
+    from face3d.eval.aflw import load_aflw, stratified
+    from face3d.eval.metrics import bin_line, bin_table, nme
     from face3d.fit.pipeline import default_regressor, recrop_regressions
     from face3d.io import atomic_write_json, read_image, resume_jsonl
+    from face3d.regress.infer import landmark_box_from_detector_box
 
     samples = stratified(select_split(load_aflw(args.data), args.split), args.per_bin)
     regressor = default_regressor()

@@ -45,10 +45,10 @@ def main(argv=None) -> int:
 
     import cv2
 
-    from face3d.detect.regressor_aflw import select_split
-    from face3d.detect.regressor_infer import TTA_SCALES, LandmarkRegressor
-    from face3d.fit.metrics import load_aflw, nme, yaw_bin
+    from face3d.eval.aflw import load_aflw, select_split
+    from face3d.eval.metrics import nme, yaw_bin
     from face3d.io import atomic_write_bytes, read_image
+    from face3d.regress.infer import TTA_SCALES, LandmarkRegressor
 
     held = select_split(load_aflw(args.data), "heldout")
     if args.images:

@@ -4,7 +4,7 @@
 
 Each argument is a pretrained folder (``config.json`` + ``weights.pt``); ``--weights`` gives their
 relative weights (default equal). The output folder must not be one of the inputs. See
-:mod:`face3d.detect.regressor_average`.
+:mod:`face3d.train.average`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def main(argv=None) -> int:
     if any(Path(f).resolve() == out for f in args.folders):
         ap.error("--out: is one of the input folders (inputs are never overwritten)")
 
-    from face3d.detect.regressor_average import soup
     from face3d.errors import Face3DError
+    from face3d.train.average import soup
 
     try:
         net = soup(args.folders, args.weights)

@@ -14,8 +14,8 @@ import sys
 
 
 def main(argv=None) -> int:
-    from face3d.detect import regressor_commands as rc
     from face3d.errors import Face3DError
+    from face3d.train import commands as rc
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)

@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="out/yaw_switch.json")
     args = ap.parse_args(argv)
 
-    from face3d.fit.metrics import BIN_NAMES, yaw_bin
+    from face3d.eval.metrics import BIN_NAMES, yaw_bin
     from face3d.io import atomic_write_json
 
     path = Path(args.records)

@@ -131,7 +131,8 @@ def test_edit_bad_spec_is_one_line_exit_2(tmp_path, spec, needle):
 
 @pytest.mark.integration
 def test_fit_protocol_mode_and_workers(tmp_path, ict_model, aflw_dir):
-    from face3d.fit.metrics import load_aflw, nme
+    from face3d.eval.aflw import load_aflw
+    from face3d.eval.metrics import nme
 
     samples = load_aflw(aflw_dir)[:3]
     boxes = {s.image_path.name: list(s.box) for s in samples}
@@ -245,7 +246,7 @@ def test_fit_landmark_blend_flag(tmp_path, monkeypatch):
 def test_fit_no_profile_views_flag(tmp_path, monkeypatch):
     """--no-profile-views gives the runner the shipped regressor without the extra views of
     large-yaw faces (the default: "auto", with them); with --no-regressor it is a one-line error."""
-    from face3d.detect.regressor import default_weights_dir
+    from face3d.regress.network import default_weights_dir
 
     assert _capture_fit_folder(tmp_path, monkeypatch, ())["regressor"] == "auto"
     if (default_weights_dir() / "config.json").is_file():

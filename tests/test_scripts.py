@@ -83,7 +83,7 @@ def test_soup_regressor_averages_folders_and_refuses_bad_input(tmp_path, capsys)
     an output that is an input or a weight count that differs is an argparse usage error."""
     import torch
 
-    from face3d.detect.regressor import RegressorConfig, RegressorNet
+    from face3d.regress.network import RegressorConfig, RegressorNet
 
     cfg = RegressorConfig(size=32, channels=(8, 8, 16), strides=(2, 2), hidden=16, n_identity=4)
     nets = []
@@ -144,7 +144,7 @@ def test_pitch_breakdown_bins_the_records_by_labelled_pitch(tmp_path, capsys):
 def test_grow_regressor_writes_a_loadable_wider_network_and_refuses_bad_input(tmp_path, capsys):
     import torch
 
-    from face3d.detect.regressor import RegressorConfig, RegressorNet
+    from face3d.regress.network import RegressorConfig, RegressorNet
 
     cfg = RegressorConfig(size=32, channels=(8, 8, 16), strides=(2, 2), hidden=16, n_identity=4)
     torch.manual_seed(0)

@@ -24,10 +24,11 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from face3d.assets import asset_path
 from face3d.errors import Face3DError
 
 FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "assets" / "fer"
+DEFAULT_DIR = asset_path("fer")
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 

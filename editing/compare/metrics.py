@@ -15,7 +15,7 @@ Four families, each a small function on arrays (the model-running helpers are ma
   - or ``"dlib"`` - dlib's 128-d identity descriptors. Name which (``kid_fer`` / ``kid_dlib``): the
   numbers are NOT comparable with published Inception KIDs, only between methods on the same data.
 * **statistics** - seeded bootstrap 95 % intervals of a mean (:func:`bootstrap_ci`) and grouping by
-  |yaw| bin (:func:`group_by_yaw`, bins of :mod:`face3d.fit.metrics`).
+  |yaw| bin (:func:`group_by_yaw`, bins of :mod:`face3d.eval.metrics`).
 
 Images are (H, W, 3) uint8 RGB; masks (H, W) bool, True on the (dilated) face region.
 """
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from face3d.fit.metrics import BIN_NAMES, yaw_bin
+from face3d.eval.metrics import BIN_NAMES, yaw_bin
 
 IDENTITY_THRESHOLD = 0.6
 """dlib's same-person threshold on the descriptor distance."""

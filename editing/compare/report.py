@@ -35,7 +35,7 @@ import numpy as np
 
 from editing.compare.metrics import PSNR_CAP, bin_name, summarize
 from face3d.errors import Face3DError
-from face3d.fit.metrics import BIN_NAMES
+from face3d.eval.metrics import BIN_NAMES
 from face3d.io import atomic_write_bytes, atomic_write_text
 
 

@@ -22,12 +22,12 @@ import torch
 from torch import nn
 
 from editing.gan.networks import DeformationGenerator, GeneratorConfig, TextureGenerator
+from face3d.assets import asset_path
 from face3d.errors import Face3DError
 from face3d.io import atomic_write_bytes, atomic_write_json
 
 KINDS = ("texture", "2d")
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-SHIPPED: dict[str, Path] = {"texture": ASSETS / "gan3d", "2d": ASSETS / "defgan"}
+SHIPPED: dict[str, Path] = {"texture": asset_path("gan3d"), "2d": asset_path("defgan")}
 """Where the shipped weights of each kind live (``config.json`` + ``weights.pt``)."""
 
 

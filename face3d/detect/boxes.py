@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from face3d.assets import asset_path
 from face3d.errors import Face3DError
 
 Box = tuple[float, float, float, float]
@@ -40,9 +41,8 @@ class BoxMappingError(Face3DError):
 
 def default_mapping_path() -> Path:
     """Where the shipped mapping lives: ``<repo>/assets/bbox_mapping.json``."""
-    import face3d
 
-    return Path(face3d.__file__).resolve().parent.parent / "assets" / "bbox_mapping.json"
+    return asset_path("bbox_mapping.json")
 
 
 # ------------------------------------------------------------------------------ conversions

@@ -25,7 +25,7 @@ from face3d.detect.boxes import Box, as_box, from_dlib_rect, landmark_box, scale
 Landmarks = NDArray[np.float64]
 """(68, 2) float64 ``(x, y)`` pixel coordinates, iBUG order, 0-based."""
 
-SOURCES = ("hog", "cnn", "given", "regressor-fallback")  # the last: face3d.detect.proposals
+SOURCES = ("hog", "cnn", "given", "regressor-fallback")  # the last: face3d.regress.proposals
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Detection:
         score: the detector's confidence: HOG SVM margin (> ``hog_threshold``), CNN mmod confidence,
             or 1.0 for a box the caller gave, or the regressor's confidence (``regressor-fallback``).
         source: ``"hog"``, ``"cnn"``, ``"given"`` or ``"regressor-fallback"`` (see
-            :mod:`face3d.detect.proposals`).
+            :mod:`face3d.regress.proposals`).
     """
 
     box: Box

@@ -8,10 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from face3d.batch import BatchItem, BatchSummary, ItemOutcome, make_items, run_batch, write_summary
+from face3d.detect import FaceDetector
 from face3d.errors import InputError
 from face3d.fit.config import FitConfig
-from face3d.fit.pipeline import LandmarkConfig
-from face3d.io import read_image, write_image
+from face3d.fit.outputs import face_record, overlay_image, texture_layout, write_face
+from face3d.fit.photometric import PhotometricConfig, refine_face
+from face3d.fit.pipeline import LandmarkConfig, default_regressor, detect_and_landmark, fit_detections
+from face3d.fit.residual import ResidualConfig, fit_residual
+from face3d.fit.residual_io import save_residual
+from face3d.io import atomic_write_json, atomic_write_text, read_image, write_image
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,6 @@ def _with_residual(model, image, face, parametrisation: str, out_dir: Path, stem
     """Fit the residual of one face, save its maps, return the face with the residual applied."""
     from dataclasses import replace
 
-    from face3d.fit.residual import ResidualConfig, fit_residual
-    from face3d.fit.residual_io import save_residual
 
     config = ResidualConfig(parametrisation=parametrisation)
     res = fit_residual(model, image, face.fit, config, landmark_offset=face.landmark_offset)
@@ -97,10 +100,6 @@ def fit_folder(
     ``<stem>_<i>_overlay.png``; then ``summary.json``. A per-image marker, written after all
     faces of an image, records finished images so that ``resume`` skips exactly those.
     """
-    from face3d.detect import FaceDetector
-    from face3d.fit.outputs import overlay_image, texture_layout, write_face
-    from face3d.fit.pipeline import default_regressor, detect_and_landmark, fit_detections
-    from face3d.io import atomic_write_text
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +125,6 @@ def fit_folder(
             raise InputError("no face found")
         timings: dict[str, list[float]] = {}
         if options.photometric:
-            from face3d.fit.photometric import PhotometricConfig, refine_face
 
             faces = [refine_face(model, marked.image, f, PhotometricConfig(), config) for f in faces]
         if options.residual:
@@ -149,8 +147,6 @@ def fit_folder(
                     ply=options.write_ply,
                 )
             else:
-                from face3d.fit.outputs import face_record
-                from face3d.io import atomic_write_json
 
                 atomic_write_json(
                     out_dir / f"{item.stem}_{face.face_index}.json", face_record(face, model, item.path.name)

@@ -17,10 +17,19 @@ import weakref
 import numpy as np
 import torch
 
-from face3d.camera import FLIP, axis_angle_to_matrix, camera_rotation, euler_degrees, project, to_camera
+from face3d.camera import (
+    FLIP,
+    axis_angle_to_matrix,
+    camera_rotation,
+    euler_degrees,
+    matrix_to_axis_angle,
+    project,
+    to_camera,
+)
 from face3d.fit.config import FitConfig
 from face3d.fit.result import FitResult
 from face3d.fit.silhouette import Correspondences, outline_pools, select_outline
+from face3d.render.shading import vertex_normals
 
 INNER = tuple(range(17, 68))
 
@@ -65,7 +74,6 @@ class _SubModel:
 
     def normals(self, verts: torch.Tensor) -> torch.Tensor:
         """(B, Vs, 3) -> (B, Vs, 3) normals, exact at the outline candidates (full one-ring)."""
-        from face3d.render.shading import vertex_normals
 
         return vertex_normals(verts, self.faces)
 
@@ -353,7 +361,6 @@ def fit_landmarks(
 
 def _adam(problem: _Problem, st: _State, config: FitConfig, free, reselect):
     """First-order alternative to LM on the same residuals, kept to measure LM against."""
-    from face3d.camera import matrix_to_axis_angle
 
     K = st.ident.shape[1]
     p = torch.cat([matrix_to_axis_angle(st.R_pose), st.t, st.logf[:, None], st.ident, st.expr], 1)

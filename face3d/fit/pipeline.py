@@ -8,10 +8,16 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from face3d.detect.proposals import ProposalConfig
+from face3d.detect import Detection, FaceDetector, dlib_box_from_landmark_box, predict_landmarks
+from face3d.detect.boxes import grow_box, landmark_box
 from face3d.fit.config import FitConfig
 from face3d.fit.landmark_fit import fit_landmarks
+from face3d.fit.photometric import refine_face
+from face3d.fit.regressed import to_fit_result
 from face3d.fit.result import FitResult
+from face3d.regress.infer import default_tta, landmark_box_from_detector_box
+from face3d.regress.network import default_weights_dir
+from face3d.regress.proposals import FALLBACK_SOURCE, ProposalConfig, propose_faces
 
 
 @dataclass(frozen=True)
@@ -22,7 +28,7 @@ class FaceFit:
         face_index: rank of the face in the image (largest detection first).
         bbox: (x0, y0, x1, y1) detection box, pixels.
         detector: ``"hog"``, ``"cnn"``, ``"given"`` or ``"regressor-fallback"`` (found by
-            :func:`face3d.detect.proposals.propose_faces`); score: its confidence.
+            :func:`face3d.regress.proposals.propose_faces`); score: its confidence.
         landmarks_detected: (68, 2) the 2D landmarks the fit used, pixels.
         fit: the fit as a batch of one.
         timings_ms: per stage (``detect`` is shared by the faces of one image).
@@ -65,10 +71,10 @@ class LandmarkConfig:
         regressor_min_confidence: faces the regressor scores below this are dropped (only for
             detector boxes, never for a box the caller gave).
         fallback: when dlib finds no face (or the regressor rejects all it found), look for one
-            with the regressor alone (:func:`face3d.detect.proposals.propose_faces`, at its strict
+            with the regressor alone (:func:`face3d.regress.proposals.propose_faces`, at its strict
             default ``min_confidence``: see ``scripts/bench_detect.py`` and the README). Only with a
             regressor; such faces are marked ``"regressor-fallback"``.
-        proposals: :class:`face3d.detect.proposals.ProposalConfig` of the fallback.
+        proposals: :class:`face3d.regress.proposals.ProposalConfig` of the fallback.
         regressor_recrop: how many times the regressor re-runs on the box of its own landmarks
             when the box came from a detector (a detector box mapped to a landmark box fits the
             network's crop convention only roughly; never for a box the caller gave). Measured
@@ -139,7 +145,7 @@ def prefers_regressor(regression, config: LandmarkConfig = LandmarkConfig(), giv
     """Whether a face takes the regressor's landmarks rather than dlib's (``config.fast`` aside):
     its regressed |yaw| is at least ``config.regressor_min_yaw`` (``config.given_box_min_yaw``
     for a box the caller gave), or the upright search turned it.
-    ``regression``: a :class:`face3d.detect.regressor_infer.RegressorOutput`."""
+    ``regression``: a :class:`face3d.regress.infer.RegressorOutput`."""
     min_yaw = config.given_box_min_yaw if given_box else config.regressor_min_yaw
     return abs(regression.yaw) >= min_yaw or regression.turns != 0
 
@@ -171,7 +177,6 @@ def recrop_regressions(image: np.ndarray, regressor, regressions, steps: int, sc
     grown by ``scale`` about its centre (``LandmarkConfig.regressor_recrop`` /
     ``regressor_recrop_scale``); only the last pass adds the regressor's profile views.
     ``regressions``: :class:`RegressorOutput` per face."""
-    from face3d.detect.boxes import grow_box, landmark_box
 
     regressions = list(regressions)
     for step in range(steps):
@@ -195,7 +200,6 @@ def detect_and_landmark(
     came from the detector); pick each face's landmark source by ``config``. With ``config.fallback`` and a
     regressor, an image where no detection survives is searched by the regressor alone
     (detections of source ``"regressor-fallback"``, timed as detection)."""
-    from face3d.detect import Detection, dlib_box_from_landmark_box, predict_landmarks
 
     t0 = time.perf_counter()
     if box is not None:
@@ -205,7 +209,6 @@ def detect_and_landmark(
     t1 = time.perf_counter()
     regressions: list = [None] * len(detections)
     if regressor is not None and (config.use_regressor or config.fast) and detections:
-        from face3d.detect.regressor_infer import landmark_box_from_detector_box
 
         boxes = [box if box is not None else landmark_box_from_detector_box(d.box) for d in detections]
         recrops = box is None and config.regressor_recrop > 0  # then only the last pass has the profile views
@@ -223,7 +226,6 @@ def detect_and_landmark(
             )
     fallback_s = 0.0
     if regressor is not None and config.fallback and box is None and not detections:
-        from face3d.detect.proposals import FALLBACK_SOURCE, propose_faces
 
         t_fb = time.perf_counter()
         pcfg = config.proposals
@@ -275,7 +277,6 @@ def fit_detections(
     t0 = time.perf_counter()
     results: list = [None] * n
     if fast:
-        from face3d.detect.regressor_fit import to_fit_result
 
         if any(r is None for r in marked.regressions) or len(marked.regressions) != n:
             raise ValueError("fast fitting needs the regressor's output for every face")
@@ -322,12 +323,10 @@ def fit_detections(
 
 def default_regressor(profile_views: bool = True):
     """The shipped regression network (``assets/regressor``) with the default test-time augmentation
-    (:func:`face3d.detect.regressor_infer.default_tta`; ``profile_views=False`` leaves out the
+    (:func:`face3d.regress.infer.default_tta`; ``profile_views=False`` leaves out the
     extra views of large-yaw faces, ``face3d fit --no-profile-views``), loaded once; None if not
     installed."""
     if profile_views not in _REGRESSORS:
-        from face3d.detect.regressor import default_weights_dir
-        from face3d.detect.regressor_infer import default_tta
 
         folder = default_weights_dir()
         installed = (folder / "config.json").is_file()
@@ -359,7 +358,7 @@ def fit_image(
         detector: a :class:`face3d.detect.FaceDetector` (a default one if None).
         max_faces: keep at most this many faces.
         box: protocol mode: the bounding box of the ground-truth 68 points (skips detection).
-        regressor: a :class:`face3d.detect.regressor_infer.LandmarkRegressor`, ``"auto"`` (the shipped
+        regressor: a :class:`face3d.regress.infer.LandmarkRegressor`, ``"auto"`` (the shipped
             one when installed) or None (dlib landmarks only).
         landmarks: :class:`LandmarkConfig` (landmark source per face, ``fast``).
         photometric: a :class:`face3d.fit.photometric.PhotometricConfig` to refine every fit on
@@ -367,7 +366,6 @@ def fit_image(
     Returns:
         One :class:`FaceFit` per face; empty when no face is found.
     """
-    from face3d.detect import FaceDetector
 
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
@@ -377,7 +375,6 @@ def fit_image(
     marked = detect_and_landmark(image, detector, max_faces, box, regressor, landmarks)
     faces = fit_detections(model, marked, config, fast=landmarks.fast)
     if photometric is not None:
-        from face3d.fit.photometric import refine_face
 
         faces = [refine_face(model, image, f, photometric, config) for f in faces]
     return faces

@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from face3d.export import export_obj
 from face3d.fit.residual import ResidualResult, mesh_operators
 from face3d.fit.result import FitResult
+from face3d.io import atomic_write_bytes, write_image
 
 
 def displacement_image(displacement: torch.Tensor, scale_cm: float | None = None) -> np.ndarray:
@@ -35,8 +37,6 @@ def save_residual(
     import io
     from pathlib import Path
 
-    from face3d.export import export_obj
-    from face3d.io import atomic_write_bytes, write_image
 
     def npy(path, arr) -> Path:
         buf = io.BytesIO()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from face3d.camera import pytorch3d_cameras, to_pytorch3d_view
+from face3d.render.fast import FastMeshRasterizer
 
 BACKENDS = ("auto", "pytorch3d", "fast")
 
@@ -50,16 +51,12 @@ class RenderConfig:
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """``"auto"`` -> ``"pytorch3d"`` on CUDA, ``"fast"`` elsewhere (if it is importable)."""
+    """``"auto"`` -> ``"pytorch3d"`` on CUDA, ``"fast"`` (:class:`FastMeshRasterizer`) elsewhere."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend != "auto":
         return backend
     if device.type == "cuda":
-        return "pytorch3d"
-    try:
-        import face3d.render.fast  # noqa: F401
-    except ImportError:  # pragma: no cover - the fast backend ships with the package
         return "pytorch3d"
     return "fast"
 
@@ -70,8 +67,6 @@ def make_rasterizer(cameras, raster_settings, backend: str = "auto", device: tor
 
     chosen = resolve_backend(backend, device or cameras.device)
     if chosen == "fast":
-        from face3d.render.fast import FastMeshRasterizer
-
         return FastMeshRasterizer(cameras=cameras, raster_settings=raster_settings)
     return MeshRasterizer(cameras=cameras, raster_settings=raster_settings)
 

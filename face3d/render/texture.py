@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from face3d.camera import project
 from face3d.render.rasterize import RenderConfig, rasterize
+from face3d.render.shading import vertex_normals
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,6 @@ def extract_texture(
         intrinsics: (B, 4) fx, fy, cx, cy in pixels.
         layout: from :func:`uv_layout`.
     """
-    from face3d.render.shading import vertex_normals
 
     if image.dim() != 4 or image.shape[-1] != 3:
         raise ValueError(f"image: expected (B, H, W, 3), got {tuple(image.shape)}")

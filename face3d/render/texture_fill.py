@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from face3d.camera import project
+from face3d.render.shading import vertex_normals
 from face3d.render.texture import UVLayout, _sample_photo, visibility
 
 #: Flat colours (RGB in [0, 1]) of the ICT interior parts a photo never shows.
@@ -81,7 +82,6 @@ def fill_from_mirror(
     Returns:
         (texture, filled) where ``filled`` (B, Ht, Wt) marks texels now known.
     """
-    from face3d.render.shading import vertex_normals
 
     valid = layout.valid
     tri = mirror[faces[layout.pix_to_face[valid]]]  # mirrored corners, (N, 3)

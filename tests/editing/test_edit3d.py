@@ -92,7 +92,7 @@ def test_pixels_outside_the_face_are_byte_identical(ctx, astronaut_fit):
 
 def test_profile_face_edits_without_touching_background(ctx, aflw_dir):
     from editing.api import edit_image
-    from face3d.fit.metrics import load_aflw
+    from face3d.eval.aflw import load_aflw
     from face3d.io import read_image
 
     samples = [s for s in load_aflw(aflw_dir) if abs(s.yaw) >= 60 and abs(s.yaw) <= 80][:1]

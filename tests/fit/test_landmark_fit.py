@@ -116,8 +116,9 @@ def test_real_photo_gives_a_sane_fit(ict_model):
 def test_profile_photo_is_fitted_on_the_regressor_landmarks_in_its_convention(ict_model, aflw_dir):
     """A held-out AFLW2000-3D profile (about 72° of yaw): the default pipeline takes the network's
     landmarks, carries its landmark convention into the fit and lands near the ground truth."""
+    from face3d.eval.aflw import load_aflw
+    from face3d.eval.metrics import nme
     from face3d.fit import fit_image
-    from face3d.fit.metrics import load_aflw, nme
     from face3d.fit.pipeline import default_regressor
     from face3d.io import read_image
 
@@ -140,7 +141,8 @@ def test_recrop_recovers_from_shifted_detector_boxes(ict_model, aflw_dir):
     on the box of its own landmarks (``LandmarkConfig.regressor_recrop``) brings the landmarks
     closer on average; a box the caller gives is never re-cropped."""
     from face3d.detect import Detection, dlib_box_from_landmark_box
-    from face3d.fit.metrics import load_aflw, nme
+    from face3d.eval.aflw import load_aflw
+    from face3d.eval.metrics import nme
     from face3d.fit.pipeline import LandmarkConfig, default_regressor, detect_and_landmark
     from face3d.io import read_image
 
@@ -177,10 +179,11 @@ def test_turned_photo_is_regressed_upright(aflw_dir, turns):
     crops back, the pipeline takes the regressor's landmarks (dlib's predictor cannot read a
     turned face), and they are about as good as on the upright photo."""
     from face3d.detect.boxes import landmark_box
-    from face3d.detect.regressor_upright import quarter_turn_affine
-    from face3d.fit.metrics import load_aflw, nme
+    from face3d.eval.aflw import load_aflw
+    from face3d.eval.metrics import nme
     from face3d.fit.pipeline import default_regressor, detect_and_landmark
     from face3d.io import read_image
+    from face3d.regress.upright import quarter_turn_affine
 
     regressor = default_regressor()
     if regressor is None:

@@ -94,7 +94,7 @@ def test_recrop_settings_are_checked():
 def test_given_box_takes_the_regressors_landmarks(aflw_dir):
     """A near-frontal face: dlib's points on a detector-style run, the network's on a given box
     (unless the config says otherwise)."""
-    from face3d.fit.metrics import load_aflw
+    from face3d.eval.aflw import load_aflw
     from face3d.fit.pipeline import default_regressor, detect_and_landmark
     from face3d.io import read_image
 
@@ -129,7 +129,8 @@ def test_detector_box_blends_dlib_and_the_network_near_frontal(aflw_dir, ict_mod
     import numpy as np
 
     from face3d.detect import FaceDetector, predict_landmarks
-    from face3d.fit.metrics import load_aflw, nme
+    from face3d.eval.aflw import load_aflw
+    from face3d.eval.metrics import nme
     from face3d.fit.pipeline import default_regressor, detect_and_landmark, fit_detections
     from face3d.io import read_image
 
