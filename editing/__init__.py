@@ -1,5 +1,7 @@
 """Expression editing on top of the fitted 3DMM."""
 
+import importlib
+
 from editing.expressions import (
     ACTION_UNITS,
     ARKIT_NAMES,
@@ -32,9 +34,7 @@ _LAZY = {
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
+    if name in _LAZY:  # loaded on first use: ``import editing`` stays light (no torch, no model)
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'editing' has no attribute {name!r}")
 

@@ -7,29 +7,29 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from editing.edit3d import EditConfig, Editor3D, FaceEdit
 from editing.expressions import ExpressionSpec
-from face3d.batch import BatchItem, BatchSummary, ItemOutcome, make_items, run_batch, write_summary
+from editing.gan.checkpoint import shipped_generators
+from editing.gan.refine import edit_face_2d, refine_image_edit
+from editing.result import ImageEdit
+from face3d.batch import (
+    BatchItem,
+    BatchSummary,
+    ItemOutcome,
+    make_items,
+    prepare_out_dir,
+    run_batch,
+    write_summary,
+)
+from face3d.detect import FaceDetector
 from face3d.errors import InputError
-from face3d.fit import FitConfig
-from face3d.io import atomic_write_json, read_image, write_image
-
-
-@dataclass(frozen=True)
-class ImageEdit:
-    """All edits of one image.
-
-    Attributes:
-        outputs: target label -> (H, W, 3) uint8 edited image (every selected face edited).
-        faces: per face, the :class:`FaceFit` and its edits (one per target, in order).
-        labels: the target labels in order.
-    """
-
-    outputs: dict[str, np.ndarray]
-    faces: list[tuple[object, list[FaceEdit]]]
-    labels: list[str]
+from face3d.fit import FitConfig, fit_image
+from face3d.fit.pipeline import default_regressor, detect_and_landmark, fit_detections
+from face3d.io import atomic_write_json, atomic_write_text, read_image, write_image
+from face3d.model import MorphableModel
 
 
 @dataclass(frozen=True)
@@ -94,15 +94,10 @@ class EditContext:
         Raises:
             Face3DError: unknown refine/method, or required generator weights missing or corrupt.
         """
-        from face3d.detect import FaceDetector
-        from face3d.model import MorphableModel
-
         refiner, baseline = load_generators_for(refine, method, device or "cpu")
         fit_model = MorphableModel.from_dir(model_dir).to(device or "cpu")
         render_model = MorphableModel.from_dir(model_dir, subset="full").to(device or "cpu")
         if regressor == "auto":
-            from face3d.fit.pipeline import default_regressor
-
             regressor = default_regressor()
         editor = Editor3D(render_model, config)
         return cls(fit_model, editor, fit_config, FaceDetector(), regressor, method, refiner, baseline)
@@ -114,8 +109,6 @@ def load_generators_for(refine: str, method: str, device="cpu"):
     Raises:
         InputError: unknown values. Face3DError: required weights missing or corrupt.
     """
-    from editing.gan.checkpoint import shipped_generators
-
     if refine not in ("auto", "gan", "none"):
         raise InputError(f"--refine must be auto, gan or none, got {refine!r}")
     if method not in ("3d", "2d"):
@@ -146,8 +139,6 @@ def edit_image(
     Raises:
         InputError: no face found, or the requested face index does not exist.
     """
-    from face3d.fit import fit_image
-
     if not specs:
         raise InputError("no target expression given")
     faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, box=box, regressor=ctx.regressor)
@@ -169,22 +160,10 @@ def edit_fitted(
         per_face = [(f, edit_face_2d_all(ctx, image, f, specs)) for f in selected]
     else:
         per_face = [(f, ctx.editor.edit_face(image, f, specs)) for f in selected]
-    result = ImageEdit(_combine(image, per_face, labels), per_face, labels)
+    result = ImageEdit.from_faces(image, per_face, labels)
     if ctx.method == "3d" and ctx.refiner is not None:
-        from editing.gan.refine import refine_image_edit
-
         result = refine_image_edit(ctx.refiner, image, result)
     return result
-
-
-def _combine(image: np.ndarray, per_face: list, labels: list[str]) -> dict[str, np.ndarray]:
-    outputs = {}
-    for k, label in enumerate(labels):
-        out = image.copy()
-        for _, edits in per_face:
-            out[edits[k].region] = edits[k].image[edits[k].region]
-        outputs[label] = out
-    return outputs
 
 
 def edit_face_2d_all(
@@ -192,8 +171,6 @@ def edit_face_2d_all(
 ) -> list[FaceEdit]:
     """The 2D baseline's edits of one face to each target, as :class:`FaceEdit` (``render`` holds the
     warped photo before the texture generator), with the 3D edit's paste-back region."""
-    from editing.gan.refine import edit_face_2d
-
     t0 = time.perf_counter()
     regions = ctx.editor.regions(image.shape, face, specs)
     region_ms = (time.perf_counter() - t0) * 1e3
@@ -213,8 +190,6 @@ def edit_face_2d_all(
 
 def grid_image(image: np.ndarray, result: ImageEdit, size: int = 256) -> np.ndarray:
     """Rows per target: input | re-render | output, cropped around the first edited face."""
-    import cv2
-
     f, edits = result.faces[0]
     x0, y0, x1, y1 = edits[0].crop
     rows = []
@@ -267,18 +242,13 @@ def edit_folder(
 ) -> BatchSummary:
     """Edit every image of ``inputs`` to each target; writes ``<stem>_<label>.png`` and ``.json``
     per target (and ``<stem>_grid.png`` with ``options.grid``), then ``summary.json``."""
-    from face3d.fit.pipeline import detect_and_landmark, fit_detections
-    from face3d.io import atomic_write_text
-
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out_dir)
     items, problems = make_items(inputs)
     if not items and not problems:
         raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
     detector = ctx.detector
     if detector is None:
-        from face3d.detect import FaceDetector
-
         detector = ctx.detector = FaceDetector()
 
     def prepare(item: BatchItem):

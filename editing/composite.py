@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 
@@ -32,8 +33,6 @@ def edit_region(
     """From a hard (H, W) bool mask, the dilated region (bool) and the feathered alpha (float32,
     zero outside the region).
     """
-    import cv2
-
     area = float(mask.sum())
     if area == 0:
         return np.zeros_like(mask, bool), np.zeros(mask.shape, np.float32)

@@ -21,7 +21,15 @@ from editing.expressions import ExpressionSpec
 from face3d.camera import project
 from face3d.fit.pipeline import FaceFit
 from face3d.render import RenderConfig, atlas_corner_uvs, extract_texture, rasterize, uv_layout
-from face3d.render.shading import PhongShader, UVTextureShader, VertexColorShader, vertex_normals
+from face3d.render.shading import (
+    PhongShader,
+    UVTextureShader,
+    VertexColorShader,
+    interpolate,
+    packed_corners,
+    vertex_normals,
+)
+from face3d.render.texture import sample_photo, visibility
 from face3d.render.texture_fill import (
     FLAT_COLORS,
     fill_from_mirror,
@@ -164,9 +172,6 @@ class Editor3D:
         bilinear lookup: a 3D-guided warp, sharp, exact where nothing moves); the atlas texture
         and the flat interior colours only fill what the photo did not show.
         """
-        from face3d.render.shading import _packed_corners, interpolate
-        from face3d.render.texture import _sample_photo, visibility
-
         frags, _, _ = rasterize(verts_cam, self.faces, K, size, self.config.render)
         pix = frags.pix_to_face[0, ..., 0]
         skin = UVTextureShader()(frags, texture, self.corner_uvs)[0]
@@ -178,11 +183,11 @@ class Editor3D:
         covered = pix >= 0
         if source is not None:
             v_src, depth, src_covered, photo = source
-            pts = interpolate(frags, _packed_corners(v_src, self.faces))[0][covered]  # source positions
+            pts = interpolate(frags, packed_corners(v_src, self.faces))[0][covered]  # source positions
             src_n = vertex_normals(v_src, self.faces)
-            nrm = interpolate(frags, _packed_corners(src_n, self.faces))[0][covered]
+            nrm = interpolate(frags, packed_corners(src_n, self.faces))[0][covered]
             seen = visibility(pts[None], K, depth, src_covered, nrm[None])[0]
-            warped = _sample_photo(photo, project(pts[None], K))[0]
+            warped = sample_photo(photo, project(pts[None], K))[0]
             vals = out[covered]
             vals[seen] = warped[seen].to(vals.dtype)
             out = out.clone()

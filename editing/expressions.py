@@ -115,7 +115,6 @@ _PRESET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 # ------------------------------------------------------------------ presets
 def default_presets_path() -> Path:
     """``assets/expressions/presets.json`` of this source tree."""
-
     return asset_path("expressions", "presets.json")
 
 

@@ -18,8 +18,26 @@ from pathlib import Path
 
 import numpy as np
 
-from face3d.errors import Face3DError
+from face3d.errors import Face3DError, InputError
 from face3d.io import atomic_write_json, list_images
+
+
+def prepare_out_dir(out: str | os.PathLike) -> Path:
+    """Create the output folder ``out`` (and its parents) before any work starts.
+
+    Raises:
+        InputError: the folder cannot be created or written (one line naming it; exit code 2).
+    """
+    path = Path(out)
+    if path.is_dir() and os.access(path, os.W_OK | os.X_OK):
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{path}: cannot create the output folder ({err.strerror or err})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: the output folder is not writable")
+    return path
 
 
 @dataclass(frozen=True)

@@ -206,13 +206,13 @@ def _train_regressor(args) -> int:
 
 
 def _train_texture(args) -> int:
-    from editing.gan.command import run_from_args
+    from editing.train.command import run_from_args
 
     return run_from_args("texture", args)
 
 
 def _train_deform(args) -> int:
-    from editing.gan.command import run_from_args
+    from editing.train.command import run_from_args
 
     return run_from_args("deform", args)
 
@@ -239,7 +239,7 @@ def _add_train_parser(sub, common) -> None:
     t.add_argument("--seed", type=int, default=0, help="data order, renders, init and batches")
     add_data_arguments(t, workers=False)
     add_train_arguments(t)
-    from editing.gan.command import add_arguments
+    from editing.train.command import add_arguments
 
     for kind, text in (
         ("texture", "the DefGAN texture generator that cleans up 3D re-renders (--refine gan)"),
@@ -266,11 +266,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], help="run the main job on the built-in example photo")
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    _add_threads(p)
     p.set_defaults(func=cmd_demo)
+    batch = _batch_parent()
+    _add_fit_parser(sub, common, batch)
+    _add_edit_parser(sub, common, batch)
+    _add_compare_parser(sub, common, batch)
+    _add_train_parser(sub, common)
+    return parser
 
-    p = sub.add_parser("fit", parents=[common], help="fit the 3DMM to every face in images/folders")
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch intra-op threads for the whole run (default: torch's, one per core)",
+    )
+
+
+def _batch_parent() -> argparse.ArgumentParser:
+    """The options ``fit``, ``edit`` and ``compare`` share (the batch runner's and the fit's)."""
+    p = argparse.ArgumentParser(add_help=False)
+    _add_threads(p)
     p.add_argument("inputs", nargs="+", help="image files and/or folders (recursive)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--workers", type=int, default=1, help="threads decoding and detecting ahead")
+    p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
+    return p
+
+
+def _add_fit_parser(sub, common, batch) -> None:
+    p = sub.add_parser("fit", parents=[common, batch], help="fit the 3DMM to every face in images/folders")
     p.add_argument("--max-faces", type=int, default=None, help="at most N faces per image (largest first)")
     p.add_argument(
         "--bbox-file",
@@ -278,12 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
         help='protocol mode: JSON {"<image file name>": [x0, y0, x1, y1]} of ground-truth boxes',
     )
     p.add_argument("--resume", action="store_true", help="skip images whose outputs already exist")
-    p.add_argument("--workers", type=int, default=1, help="threads decoding and detecting ahead")
-    p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")
     p.add_argument("--n-identity", type=int, default=None, help="identity modes to fit (default 40)")
     p.add_argument("--no-silhouette", action="store_true", help="keep anatomical jaw correspondences")
     p.add_argument("--no-mesh", action="store_true", help="do not write the textured OBJ")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
     p.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
     p.add_argument("--ply", action="store_true", help="also write <stem>_<i>.ply with vertex colours")
     p.add_argument(
@@ -325,9 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("edit", parents=[common], help="change the expression of every face, guided by 3D")
-    p.add_argument("inputs", nargs="+", help="image files and/or folders (recursive)")
-    p.add_argument("--out", required=True, help="output folder")
+
+def _add_edit_parser(sub, common, batch) -> None:
+    p = sub.add_parser(
+        "edit", parents=[common, batch], help="change the expression of every face, guided by 3D"
+    )
     p.add_argument(
         "--expression",
         required=True,
@@ -348,15 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--method", choices=("3d", "2d"), default="3d", help="3d (default) or the 2D-only DefGAN baseline"
     )
     p.add_argument("--resume", action="store_true", help="skip images whose outputs already exist")
-    p.add_argument("--workers", type=int, default=1, help="threads decoding and detecting ahead")
-    p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
     p.add_argument("--no-regressor", action="store_true", help="dlib landmarks only, at every pose")
     p.set_defaults(func=cmd_edit)
 
-    p = sub.add_parser("compare", parents=[common], help="compare editing methods per yaw bin, HTML report")
-    p.add_argument("inputs", nargs="+", help="image files and/or folders (recursive)")
-    p.add_argument("--out", required=True, help="output folder")
+
+def _add_compare_parser(sub, common, batch) -> None:
+    p = sub.add_parser(
+        "compare", parents=[common, batch], help="compare editing methods per yaw bin, HTML report"
+    )
     p.add_argument("--expressions", required=True, help="targets, e.g. happy,sad,surprise")
     p.add_argument(
         "--methods", default="2d,3d,3d-gan", help="comma list of 2d, 3d, 3d-gan (default: all three)"
@@ -366,9 +393,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume", action="store_true", help="skip inputs already compared (runs only methods added since)"
     )
-    p.add_argument("--workers", type=int, default=1, help="threads decoding and detecting ahead")
-    p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
     p.add_argument("--fer-dir", default=None, help="FER classifier folder (default assets/fer)")
     p.add_argument("--real-dir", default=None, help="real photos for the realism (KID) reference")
     p.add_argument(
@@ -378,16 +402,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_compare)
 
-    _add_train_parser(sub, common)
-    return parser
+
+def _start(args) -> Path | None:
+    """What every command does before its work: the thread count, set once for the process
+    (the library never changes it), and the output folder, made or refused with one line.
+    Returns the output folder if this call created it (removed again if the command fails
+    before writing anything into it)."""
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            raise Face3DError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if getattr(args, "out", None):
+        from face3d.batch import prepare_out_dir
+
+        existed = Path(args.out).exists()
+        folder = prepare_out_dir(args.out)
+        return None if existed else folder
+    return None
+
+
+def _remove_if_empty(folder: Path | None) -> None:
+    if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    created = None
     try:
+        created = _start(args)
         return int(args.func(args) or 0)
     except Face3DError as err:
+        _remove_if_empty(created)
         print(f"face3d: error: {err}", file=sys.stderr)
         return err.code
     except KeyboardInterrupt:

@@ -27,6 +27,16 @@ def crop_transform(cx: float, cy: float, side: float, size: int) -> np.ndarray:
     return np.array([[k, 0.0, c - k * cx], [0.0, k, c - k * cy]])
 
 
+def box_transform(box, size: int) -> np.ndarray:
+    """(2, 3) affine image pixels -> crop pixels for a box ``(x0, y0, x1, y1)`` given by its
+    pixel-area edges: image point ``(x0 - 0.5, y0 - 0.5)`` goes to the crop's corner ``(-0.5, -0.5)``
+    and ``(x1 - 0.5, y1 - 0.5)`` to ``(size - 0.5, size - 0.5)``. For a square box this is
+    :func:`crop_transform` of the box centre less half a pixel (to rounding)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    sx, sy = size / (x1 - x0), size / (y1 - y0)
+    return np.array([[sx, 0.0, (0.5 - x0) * sx - 0.5], [0.0, sy, (0.5 - y0) * sy - 0.5]])
+
+
 def shrunk_size(width: int, height: int, k: float) -> tuple[int, int]:
     """(width, height) of the area pre-shrink for crop scale ``k`` (< 0.7): ``1.2 k`` of the image."""
     return max(2, round(width * k * 1.2)), max(2, round(height * k * 1.2))

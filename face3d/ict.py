@@ -51,6 +51,10 @@ VERTEX_REGIONS: dict[str, tuple[int, int]] = {
     "eyeball_right": (23021, 24590),
     "eye_extras": (24591, 26718),
 }
+HEAD_LAST = VERTEX_REGIONS["head_neck"][1]
+"""Last vertex of the face, head and neck (the skin): the parts a photo shows."""
+EYE_EXTRAS_FIRST = VERTEX_REGIONS["eye_extras"][0]
+"""First vertex of ICT's translucent eye layers (lacrimal fluid, blend, occlusion, lashes): never drawn."""
 LANDMARK_IDS: tuple[int, ...] = (
     1225, 1888, 1052, 367, 1719, 1722, 2199, 1447, 966, 3661, 4390, 3927, 3924, 2608,
     3272, 4088, 3443, 268, 493, 1914, 2044, 1401, 3615, 4240, 4114, 2734, 2509, 978,

@@ -77,10 +77,27 @@ def resume_jsonl(path: str | os.PathLike, resume: bool) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------ images
+HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+"""PIL modes of grey images deeper than 8 bits (16-bit PNG and TIFF, 32-bit integer or float)."""
+
+
+def to_uint8(grey: np.ndarray, mode: str) -> np.ndarray:
+    """(H, W) grey of a :data:`HIGH_DEPTH_MODES` image -> (H, W) uint8, scaled, not clipped: 16-bit
+    integer images (mode ``I`` too, which is how PIL opens many 16-bit PNGs) map 0..65535 to 0..255
+    unless every value already fits in 8 bits; float images in [0, 1] are scaled by 255."""
+    a = np.asarray(grey, dtype=np.float64)
+    if mode == "F":
+        a = a * 255.0 if a.size and a.max() <= 1.0 else a
+    elif mode.startswith("I;16") or (a.size and a.max() > 255.0):
+        a = a / 257.0
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image as (H, W, 3) uint8 RGB, honouring EXIF orientation.
 
-    Grey images are replicated to three channels; RGBA is composited over white.
+    Grey images are replicated to three channels (16-bit and float grey scaled to 8 bits,
+    :func:`to_uint8`); RGBA is composited over white.
 
     Raises:
         InputError: the file is missing, unreadable or not an image.
@@ -94,6 +111,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as im:
             im.load()
             im = ImageOps.exif_transpose(im)
+            if im.mode in HIGH_DEPTH_MODES:  # 16-bit / 32-bit grey: PIL's RGB conversion clips them
+                im = Image.fromarray(to_uint8(np.asarray(im), im.mode))
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

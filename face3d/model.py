@@ -17,11 +17,11 @@ from torch import nn
 from face3d import ict
 from face3d.errors import InputError
 
-#: Vertex subsets: name -> (first, last) vertex, inclusive. Each is a prefix of the ICT order.
+#: Vertex subsets: name -> last vertex (inclusive). Each is a prefix of the ICT order.
 SUBSETS: dict[str, int] = {
-    "face": 9408,  # full face area only
-    "face_head": 11247,  # face + head and neck (default, for photo fitting)
-    "full": 26718,  # everything: mouth socket, eye sockets, gums, teeth, eyeballs
+    "face": ict.VERTEX_REGIONS["face"][1],  # full face area only
+    "face_head": ict.HEAD_LAST,  # face + head and neck (default, for photo fitting)
+    "full": ict.VERTEX_REGIONS["eye_extras"][1],  # everything: mouth and eye sockets, gums, teeth, eyes
 }
 
 

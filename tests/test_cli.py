@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -256,3 +257,37 @@ def test_fit_no_profile_views_flag(tmp_path, monkeypatch):
     r = _run("fit", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), *both)
     assert r.returncode == 2 and "--no-profile-views" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "command", [["fit"], ["edit", "--expression", "happy"], ["compare", "--expressions", "happy"]]
+)
+def test_an_output_folder_that_cannot_be_made_is_one_line_exit_2_before_any_work(
+    tmp_path, capsys, monkeypatch, command
+):
+    from face3d.model import MorphableModel
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output folder was checked")
+
+    monkeypatch.setattr(MorphableModel, "from_dir", no_work)
+    write_image(tmp_path / "a.png", np.zeros((16, 16, 3), np.uint8))
+    (tmp_path / "file").write_text("not a folder")
+    for out in [tmp_path / "file" / "sub", *([Path("/proc/face3d-x")] if Path("/proc").is_dir() else [])]:
+        assert main([command[0], str(tmp_path / "a.png"), "--out", str(out), *command[1:]]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "cannot create the output folder" in err and str(out) in err
+
+
+def test_threads_are_set_once_by_the_entry_point(tmp_path, capsys, monkeypatch):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    (tmp_path / "empty").mkdir()
+    assert main(["fit", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--threads", "3"]) == 2
+    assert calls == [3]
+    assert main(["fit", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert calls == [3]  # no --threads: torch's default, untouched
+    assert main(["fit", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--threads", "0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err

@@ -1,22 +1,61 @@
-"""Benchmark helper scripts that need no model or data (``scripts/``)."""
+"""The scripts (``scripts/<folder>/``): their layout, the paths the assets' COMMAND.txt files call,
+and the helpers that need no model or data."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
+FOLDERS = ("bench", "experiments", "figures", "rebuild")
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+def _script(path: str):
+    """The script ``scripts/<path>.py`` (``path``: "folder/name") loaded as a module."""
+    name = path.replace("/", "_")
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{path}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_scripts_live_in_their_folders_and_import_no_other_script():
+    """No script at the top of scripts/, every one in a known folder, none importing another
+    script (shared helpers belong in the library: e.g. face3d.eval.face_free)."""
+    assert not list(SCRIPTS.glob("*.py"))
+    assert sorted(p.name for p in SCRIPTS.iterdir() if p.is_dir() and p.name != "__pycache__") == list(
+        FOLDERS
+    )
+    scripts = sorted(SCRIPTS.glob("*/*.py"))
+    names = {p.stem for p in scripts}
+    assert len(names) == len(scripts)  # one name, one script
+    for path in scripts:
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(".")
+        assert not imported & (names | {"."}), f"{path.relative_to(ROOT)} imports a script"
+
+
+def test_every_script_path_in_commands_and_docstrings_exists():
+    """Each ``scripts/...py`` that an asset's COMMAND.txt or a script's own text names is there."""
+    pattern = re.compile(r"scripts/[\w/]+\.py")
+    files = sorted(ROOT.glob("assets/*/COMMAND.txt")) + sorted(SCRIPTS.glob("*/*.py"))
+    mentioned = {(f.relative_to(ROOT), m) for f in files for m in pattern.findall(f.read_text())}
+    assert any(str(f).startswith("assets") for f, _ in mentioned)
+    missing = sorted((str(f), m) for f, m in mentioned if not (ROOT / m).is_file())
+    assert not missing
 
 
 def test_yaw_switch_rescores_the_default_pipeline(tmp_path, capsys):
@@ -39,31 +78,32 @@ def test_yaw_switch_rescores_the_default_pipeline(tmp_path, capsys):
     path = tmp_path / "bench.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
     out = tmp_path / "switch.json"
-    assert _script("yaw_switch").main([str(path), "--thresholds", "0,20,30", "--out", str(out)]) == 0
+    switch = _script("experiments/yaw_switch")
+    assert switch.main([str(path), "--thresholds", "0,20,30", "--out", str(out)]) == 0
     res = json.loads(out.read_text())["results"]["protocol"]
     assert res["0"] == {"[0,30)": 5.0, "[30,60)": 6.0, "[60,90]": 7.0, "balanced": 6.0}
     assert res["20"]["[0,30)"] == 3.0 and res["20"]["[30,60)"] == 6.0  # 25 deg stays with the regressor
     assert res["30"]["[30,60)"] == 20.0 and res["30"]["balanced"] == pytest.approx(10.0)
     auto = json.loads(out.read_text())["results"]["auto"]
     assert auto["30"]["[0,30)"] == 5.0 and auto["0"]["[0,30)"] == 6.0  # (8 + 2) / 2, (8 + 4) / 2
-    assert _script("yaw_switch").main([str(tmp_path / "missing.jsonl")]) == 2
+    assert switch.main([str(tmp_path / "missing.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
 
 
 BAD_ARGUMENTS = [
-    ("recrop_scale", ["--scales", "1,0"], "--scales: 0 is outside (0, inf]"),
-    ("recrop_scale", ["--scales", "1,x"], "--scales: expected a number, got 'x'"),
-    ("recrop_scale", ["--steps", "0"], "--steps: must be >= 1, got 0"),
-    ("recrop_scale", ["--split", "valid"], "--split: invalid choice: 'valid'"),
-    ("landmark_blend", ["--weights", "0,1.5"], "--weights: 1.5 is outside [0, 1]"),
-    ("landmark_blend", ["--fit-weight", "-0.1"], "--fit-weight: -0.1 is outside [0, 1]"),
-    ("landmark_blend", ["--split", "valid"], "--split: invalid choice"),
-    ("fit_jaw_weight", ["--weights", "1,-1"], "--weights: -1 is outside [0, inf]"),
-    ("fit_jaw_weight", ["--split", "all2"], "--split: invalid choice"),
-    ("profile_views", ["--thresholds", "-5"], "--thresholds: -5 is outside [0, inf]"),
-    ("profile_views", ["--split", "x"], "--split: invalid choice"),
-    ("profile_labelled", ["--max-pitch", "100"], "--max-pitch: 100 is outside [0, 90]"),
-    ("profile_labelled", ["--size", "8"], "--size: must be >= 32, got 8"),
+    ("experiments/recrop_scale", ["--scales", "1,0"], "--scales: 0 is outside (0, inf]"),
+    ("experiments/recrop_scale", ["--scales", "1,x"], "--scales: expected a number, got 'x'"),
+    ("experiments/recrop_scale", ["--steps", "0"], "--steps: must be >= 1, got 0"),
+    ("experiments/recrop_scale", ["--split", "valid"], "--split: invalid choice: 'valid'"),
+    ("experiments/landmark_blend", ["--weights", "0,1.5"], "--weights: 1.5 is outside [0, 1]"),
+    ("experiments/landmark_blend", ["--fit-weight", "-0.1"], "--fit-weight: -0.1 is outside [0, 1]"),
+    ("experiments/landmark_blend", ["--split", "valid"], "--split: invalid choice"),
+    ("experiments/fit_jaw_weight", ["--weights", "1,-1"], "--weights: -1 is outside [0, inf]"),
+    ("experiments/fit_jaw_weight", ["--split", "all2"], "--split: invalid choice"),
+    ("experiments/profile_views", ["--thresholds", "-5"], "--thresholds: -5 is outside [0, inf]"),
+    ("experiments/profile_views", ["--split", "x"], "--split: invalid choice"),
+    ("rebuild/profile_labelled", ["--max-pitch", "100"], "--max-pitch: 100 is outside [0, 90]"),
+    ("rebuild/profile_labelled", ["--size", "8"], "--size: must be >= 32, got 8"),
 ]
 
 
@@ -94,7 +134,7 @@ def test_soup_regressor_averages_folders_and_refuses_bad_input(tmp_path, capsys)
             net.head.weight.normal_()
         net.save_pretrained(tmp_path / f"w{i}")
         nets.append(net)
-    soup = _script("soup_regressor")
+    soup = _script("rebuild/soup_regressor")
     args = [str(tmp_path / "w0"), str(tmp_path / "w1")]
     assert soup.main([*args, "--weights", "3,1", "--out", str(tmp_path / "s")]) == 0
     back = RegressorNet.from_pretrained(tmp_path / "s")
@@ -126,7 +166,7 @@ def test_pitch_breakdown_bins_the_records_by_labelled_pitch(tmp_path, capsys):
     lines = [json.dumps({"image": f"image{i:05d}.jpg", "regressor": e}) for i, e in enumerate(nmes)]
     recs.write_text("\n".join(lines) + "\n")
     out = tmp_path / "p.json"
-    script = _script("pitch_breakdown")
+    script = _script("bench/pitch_breakdown")
     assert script.main([str(recs), "--edges", "0,30,60", "--data", str(data), "--out", str(out)]) == 0
     table = json.loads(out.read_text())["results"][str(recs)]
     assert table["[0,30)"] == {"n": 2, "nme": 3.0, "median_nme": 3.0, "share": 0.3}
@@ -149,7 +189,7 @@ def test_grow_regressor_writes_a_loadable_wider_network_and_refuses_bad_input(tm
     cfg = RegressorConfig(size=32, channels=(8, 8, 16), strides=(2, 2), hidden=16, n_identity=4)
     torch.manual_seed(0)
     RegressorNet(cfg).eval().save_pretrained(tmp_path / "w")
-    grow = _script("grow_regressor")
+    grow = _script("rebuild/grow_regressor")
     out = tmp_path / "g"
     argv = ["--init", str(tmp_path / "w"), "--width", "2", "--extra-after", "1", "--out", str(out)]
     assert grow.main([*argv, "--size", "40"]) == 0
@@ -169,3 +209,19 @@ def test_grow_regressor_writes_a_loadable_wider_network_and_refuses_bad_input(tm
             grow.main(["--init", str(tmp_path / "w"), "--out", str(tmp_path / "k"), *argv])
         assert exc.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "k").exists()
+
+
+def test_face_free_images_the_benchmarks_share():
+    """face3d.eval.face_free (bench_detect, bench_confidence, confidence_figure): each skimage
+    image and two half-size crops, RGB uint8, the crops fixed by the seed."""
+    from face3d.eval.face_free import NO_FACE, no_face_images
+
+    images = list(no_face_images())
+    assert len(images) == 3 * len(NO_FACE) == 57
+    assert len({name for name, _ in images}) == len(images)
+    for name, im in images:
+        assert im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3 and im.flags.c_contiguous, name
+    whole, crop = dict(images)["coins"], dict(images)["coins_crop0"]
+    assert crop.shape[:2] == (whole.shape[0] // 2, whole.shape[1] // 2)
+    again = dict(no_face_images(seed=0))
+    assert all(np.array_equal(im, again[name]) for name, im in images)

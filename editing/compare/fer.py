@@ -1,6 +1,6 @@
 """An independent 7-class facial-expression classifier (FER2013 classes) for judging edits.
 
-A small VGG-style CNN on 48x48 grey faces, trained on FER2013 (``scripts/train_fer.py``); it shares
+A small VGG-style CNN on 48x48 grey faces, trained on FER2013 (``scripts/rebuild/train_fer.py``); it shares
 nothing with the 3DMM editor, so "does the edited face read as the target expression?" is answered by
 a model the editor never saw. Shipped weights: ``assets/fer/`` (``config.json`` + ``weights.pt``,
 ``metrics.json`` with the FER2013 test accuracy, ``COMMAND.txt`` with the training command).
@@ -14,23 +14,29 @@ whole image plus its 68 dlib landmarks, cropped by :func:`fer_crop` the way FER2
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from face3d import crop as geometry
 from face3d.assets import asset_path
-from face3d.errors import Face3DError
+from face3d.pretrained import (
+    config_error,
+    cpu_state,
+    load_pretrained,
+    load_state,
+    save_pretrained,
+)
 
 FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 DEFAULT_DIR = asset_path("fer")
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.pt"
+WHAT = "FER classifier"  # what the checkpoint error messages call it
 
 
 @dataclass(frozen=True)
@@ -146,8 +152,6 @@ def _check_uint8(image, name: str) -> np.ndarray:
 
 def to_grey(image: np.ndarray, size: int = 48) -> NDArray[np.uint8]:
     """(H, W, 3) RGB or (H, W) grey uint8 -> (size, size) grey uint8 (area/linear resize)."""
-    import cv2
-
     image = _check_uint8(image, "face crop")
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     if grey.shape != (size, size):
@@ -162,9 +166,8 @@ def crop_box(landmarks68: np.ndarray, scale: float = 1.2, shift: float = 0.15) -
     if pts.shape != (68, 2) or not np.all(np.isfinite(pts)):
         raise ValueError(f"expected (68, 2) finite landmarks, got shape {pts.shape}")
     lo, hi = pts.min(0), pts.max(0)
-    side = float(max(hi - lo)) * scale
-    cx, cy = (lo + hi) / 2.0
-    return float(cx), float(cy - shift * side / scale), max(side, 2.0)
+    cx, cy, side = geometry.crop_box((lo[0], lo[1], hi[0], hi[1]), scale)
+    return cx, cy - shift * side / scale, max(side, 2.0)
 
 
 def fer_crop(
@@ -184,15 +187,14 @@ def fer_crop(
     Returns:
         (size, size) uint8 grey, ``size`` = ``config.size`` (48).
     """
-    import cv2
-
     cfg = config or FerConfig()
     image = _check_uint8(image, "image")
     cx, cy, side = crop_box(landmarks68, cfg.crop_scale, cfg.crop_shift)
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     s = cfg.size / side
     # pixel centres at integers: output pixel u covers input cx - side/2 + (u + 0.5) / s
-    m = np.array([[s, 0.0, s * (side / 2 - cx) - 0.5], [0.0, s, s * (side / 2 - cy) - 0.5]])
+    m = geometry.crop_transform(cx, cy, side, cfg.size)
+    # not geometry.warp_crop: a Gaussian anti-alias, not an area pre-shrink (the calibrated framing)
     if s < 0.5:  # anti-alias before shrinking (skimage's sigma for the downscale factor)
         grey = cv2.GaussianBlur(grey, (0, 0), sigmaX=(1 / s - 1) / 2)
     out = cv2.warpAffine(
@@ -219,18 +221,9 @@ class FerClassifier:
 
     # ---------------------------------------------------------------- persistence
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` and ``weights.pt`` (a plain state dict) atomically into ``directory``."""
-        import io
-
-        from face3d.io import atomic_write_bytes, atomic_write_json
-
-        directory = Path(directory)
-        buf = io.BytesIO()
-        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        torch.save(state, buf)
-        atomic_write_bytes(directory / WEIGHTS_FILE, buf.getvalue())
-        atomic_write_json(directory / CONFIG_FILE, self.config.to_json())
-        return directory
+        """Write ``config.json`` and ``weights.pt`` (a plain state dict) atomically into
+        ``directory`` (:mod:`face3d.pretrained`)."""
+        return save_pretrained(directory, self.config.to_json(), cpu_state(self.net))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike | None = None) -> FerClassifier:
@@ -240,24 +233,12 @@ class FerClassifier:
             Face3DError: a file is missing, unreadable or does not match the config (names the file).
         """
         directory = Path(directory) if directory is not None else DEFAULT_DIR
-        cfg_path, w_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        for p in (cfg_path, w_path):
-            if not p.is_file():
-                raise Face3DError(f"FER classifier: {p} is missing (train it with scripts/train_fer.py)")
+        raw, state = load_pretrained(directory, WHAT, "train it with scripts/rebuild/train_fer.py")
         try:
-            config = FerConfig.from_json(json.loads(cfg_path.read_text()))
+            config = FerConfig.from_json(raw)
         except (ValueError, TypeError) as err:
-            raise Face3DError(f"FER classifier: {cfg_path} is corrupt ({err})") from err
-        try:
-            state = torch.load(w_path, map_location="cpu", weights_only=True)
-        except Exception as err:  # truncated zip, pickle error...
-            raise Face3DError(f"FER classifier: {w_path} is corrupt ({type(err).__name__}: {err})") from err
-        net = FerNet(config)
-        try:
-            net.load_state_dict(state)
-        except (RuntimeError, TypeError, AttributeError) as err:
-            raise Face3DError(f"FER classifier: {w_path} does not match {cfg_path} ({err})") from err
-        return cls(config, net)
+            raise config_error(directory, WHAT, err) from None
+        return cls(config, load_state(FerNet(config), state, directory, WHAT))
 
     # ---------------------------------------------------------------- inference
     def _batch(self, faces) -> torch.Tensor:
@@ -318,21 +299,3 @@ class FerClassifier:
     def label(self, probs: np.ndarray) -> str:
         """The most likely class name of a (7,) probability vector."""
         return self.classes[int(np.argmax(probs))]
-
-
-# ------------------------------------------------------------------------------ data
-def load_fer2013(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read ``fer2013_48.npz``: ``x_train`` (N, 48, 48) uint8, ``y_train`` (N,), ``x_test``, ``y_test``.
-
-    Raises:
-        Face3DError: the file is missing or lacks these arrays.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise Face3DError(f"FER2013 data: {path} is missing")
-    try:
-        with np.load(path) as d:
-            data = {k: d[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except (KeyError, OSError, ValueError) as err:
-        raise Face3DError(f"FER2013 data: {path} is unreadable ({err})") from err
-    return data

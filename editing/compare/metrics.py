@@ -25,9 +25,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
+from skimage.metrics import structural_similarity
 
+from face3d.detect.boxes import iou
+from face3d.detect.dlib_detector import (
+    FaceDetector,
+    descriptor_distance,
+    face_descriptor,
+    predict_landmarks,
+)
 from face3d.eval.metrics import BIN_NAMES, yaw_bin
 
 IDENTITY_THRESHOLD = 0.6
@@ -68,8 +77,6 @@ def same_identity(distance: float, threshold: float = IDENTITY_THRESHOLD) -> boo
 def match_box(box: Sequence[float], boxes: Iterable[Sequence[float]], min_iou: float = 0.3) -> int | None:
     """Index of the box in ``boxes`` overlapping ``box`` most (IoU >= ``min_iou``), else None.
     Boxes are ``(x0, y0, x1, y1)``."""
-    from face3d.detect.boxes import iou
-
     best, best_iou = None, min_iou
     for i, other in enumerate(boxes):
         overlap = iou(box, other)
@@ -94,8 +101,6 @@ def locate_output_face(
     Returns:
         ((68, 2) landmarks in the output, whether a face was detected there).
     """
-    from face3d.detect.dlib_detector import FaceDetector, predict_landmarks
-
     _check_image(image_out, "output")
     detector = detector if detector is not None else FaceDetector()
     found = detector.detect(image_out)
@@ -128,8 +133,6 @@ def identity_metrics(
         ``{"identity_distance": float, "same_identity": bool, "face_detected": bool,
         "descriptor_out": (128,) float64}`` (drop ``descriptor_out`` before tabulating).
     """
-    from face3d.detect.dlib_detector import descriptor_distance, face_descriptor
-
     _check_image(image_in, "input")
     if image_in.shape != _check_image(image_out, "output").shape:
         raise ValueError(f"input {image_in.shape} and output {image_out.shape} differ in shape")
@@ -178,9 +181,6 @@ def masked_ssim(image_in: np.ndarray, image_out: np.ndarray, mask: np.ndarray, w
     Returns:
         SSIM in [-1, 1]; 1 for identical backgrounds.
     """
-    import cv2
-    from skimage.metrics import structural_similarity
-
     a, b, mask = _check_pair(image_in, image_out, mask)
     if min(a.shape[:2]) < win_size:
         raise ValueError(f"images must be at least {win_size} px per side for SSIM, got {a.shape[:2]}")

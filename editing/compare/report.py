@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import cv2
 import numpy as np
 
 from editing.compare.metrics import PSNR_CAP, bin_name, summarize
@@ -119,8 +120,6 @@ def face_grid(
     Returns:
         (len(labels) * size, (1 + len(outputs)) * size, 3) uint8.
     """
-    import cv2
-
     h, w = image.shape[:2]
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     half = max(box[2] - box[0], box[3] - box[1]) * (0.5 + margin)
@@ -170,11 +169,10 @@ def summary_table(records: list[dict], seed: int = 0) -> dict[str, dict[str, dic
 
 def plot_metric(records: list[dict], metric: str, path: str | os.PathLike, seed: int = 0) -> Path:
     """PNG of ``metric`` against |yaw| per method: one point per row, per-bin mean +- 95 % CI."""
-    import matplotlib
+    import matplotlib  # plotting only: matplotlib is slow to import, and needs its backend set first
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     spec = METRICS[metric]
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)

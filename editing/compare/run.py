@@ -36,10 +36,40 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.io import loadmat
 
+from editing.api import EditContext, edit_fitted
+from editing.compare.fer import FerClassifier, fer_crop
+from editing.compare.metrics import (
+    expression_metrics,
+    identity_metrics,
+    kid,
+    preservation_metrics,
+    refit_metrics,
+)
+from editing.compare.report import (
+    face_grid,
+    summary_markdown,
+    summary_table,
+    write_metrics_csv,
+    write_report,
+)
+from editing.gan.checkpoint import shipped_generators
+from editing.gan.refine import edit_face_2d, refine_image_edit
+from editing.result import ImageEdit
 from face3d.batch import BatchItem, BatchSummary, ItemOutcome, make_items, run_batch, write_summary
+from face3d.detect import FaceDetector
+from face3d.detect.dlib_detector import face_descriptor, predict_landmarks
 from face3d.errors import InputError
-from face3d.io import atomic_write_json, atomic_write_npz, atomic_write_text, read_image, write_image
+from face3d.fit.pipeline import detect_and_landmark, fit_detections
+from face3d.io import (
+    atomic_write_json,
+    atomic_write_npz,
+    atomic_write_text,
+    list_images,
+    read_image,
+    write_image,
+)
 
 METHODS: tuple[str, ...] = ("3d", "2d", "3d-gan")
 GENERATOR_KINDS: dict[str, str] = {"2d": "2d", "3d-gan": "texture"}
@@ -108,8 +138,6 @@ def check_methods(methods: list[str]) -> dict[str, object]:
     Raises:
         Face3DError: unknown method, or missing / corrupt generator weights (the message names the file).
     """
-    from editing.gan.checkpoint import shipped_generators
-
     bundles = {}
     for m in methods:
         if m not in METHODS:
@@ -119,14 +147,11 @@ def check_methods(methods: list[str]) -> dict[str, object]:
     return bundles
 
 
-def method_outputs(method: str, bundle, image: np.ndarray, base) -> dict[str, np.ndarray]:
+def method_outputs(method: str, bundle, image: np.ndarray, base: ImageEdit) -> dict[str, np.ndarray]:
     """One method's outputs ``{label: (H, W, 3) uint8}`` from the plain 3D edit ``base``
-    (:class:`editing.api.ImageEdit`): ``3d`` is ``base`` itself, ``3d-gan`` cleans each re-render
+    (:class:`editing.result.ImageEdit`): ``3d`` is ``base`` itself, ``3d-gan`` cleans each re-render
     with the texture generator, ``2d`` runs the DefGAN baseline on the photo with the same crop,
     targets and paste-back region."""
-    from editing.api import ImageEdit, _combine
-    from editing.gan.refine import edit_face_2d, refine_image_edit
-
     if method == "3d":
         return base.outputs
     if method == "3d-gan":
@@ -141,14 +166,12 @@ def method_outputs(method: str, bundle, image: np.ndarray, base) -> dict[str, np
         )
         for f, edits in base.faces
     ]
-    return ImageEdit(_combine(image, faces, base.labels), faces, base.labels).outputs
+    return ImageEdit.from_faces(image, faces, base.labels).outputs
 
 
 def aflw_yaws(inputs: list[str]) -> dict[str, float]:
     """Ground-truth yaw (degrees) of every image among ``inputs`` (files/folders) that has an
     AFLW2000-3D ``.mat`` beside it (``Pose_Para``), by file name."""
-    from scipy.io import loadmat
-
     items, _ = make_items(inputs)
     out = {}
     for item in items:
@@ -161,9 +184,6 @@ def aflw_yaws(inputs: list[str]) -> dict[str, float]:
 
 def _real_features(paths: list[Path], fer, detector) -> dict[str, np.ndarray]:
     """FER and dlib features of the largest face of each real photo (photos without a face are skipped)."""
-    from editing.compare.fer import fer_crop
-    from face3d.detect.dlib_detector import face_descriptor, predict_landmarks
-
     fer_feats, dlib_feats = [], []
     for p in paths:
         image = read_image(p)
@@ -179,8 +199,6 @@ def _real_features(paths: list[Path], fer, detector) -> dict[str, np.ndarray]:
 def _refit(image: np.ndarray, box, ctx) -> np.ndarray | None:
     """(K,) expression weights of the 3DMM fitted on ``image`` inside the landmark box ``box``
     (the input's, as in protocol mode: no detection), or None when no landmarks were found."""
-    from face3d.fit.pipeline import detect_and_landmark, fit_detections
-
     marked = detect_and_landmark(image, ctx.detector, 1, tuple(float(v) for v in box), ctx.regressor)
     faces = fit_detections(ctx.fit_model, marked, ctx.fit_config)
     return faces[0].fit.expression[0].detach().cpu().numpy() if faces else None
@@ -231,8 +249,6 @@ def _load_features(out_dir: Path, stems: list[str], names: list[str]) -> dict[st
 
 def _kid_table(fake: dict[str, dict[str, np.ndarray]], real: dict[str, np.ndarray], seed: int) -> dict:
     """method -> {"n", "kid_fer", "kid_fer_std", "kid_dlib", "kid_dlib_std"}."""
-    from editing.compare.metrics import kid
-
     table = {}
     for m, feats in fake.items():
         row: dict[str, float | int | str] = {}
@@ -248,148 +264,149 @@ def _kid_table(fake: dict[str, dict[str, np.ndarray]], real: dict[str, np.ndarra
     return table
 
 
-def compare_folder(
-    inputs: list[str],
-    out_dir: str | os.PathLike,
-    specs: list,
-    methods: list[str],
-    ctx,
-    options: CompareOptions = CompareOptions(),
-) -> BatchSummary:
-    """Edit every input with every method to every target, measure, and write the report.
+@dataclass(frozen=True)
+class _Run:
+    """What every input of one :func:`compare_folder` run shares."""
 
-    Args:
-        inputs: image files and/or folders.
-        specs: :class:`editing.expressions.ExpressionSpec` targets.
-        methods: names from :data:`METHODS`.
-        ctx: an :class:`editing.api.EditContext` (the 3DMM fit and the 3D editor).
+    out_dir: Path
+    specs: list
+    methods: list[str]
+    ctx: EditContext
+    options: CompareOptions
+    bundles: dict[str, object]
+    fer: FerClassifier
 
-    Raises:
-        Face3DError: no targets, no images, an unknown method, missing generator or FER weights.
-    """
-    from editing.compare.fer import FerClassifier, fer_crop
-    from editing.compare.metrics import (
-        expression_metrics,
-        identity_metrics,
-        preservation_metrics,
-        refit_metrics,
+    @property
+    def labels(self) -> list[str]:
+        return [s.label for s in self.specs]
+
+
+@dataclass(frozen=True)
+class _Input:
+    """One input's face, fit, plain 3D edit and the measurements every method is compared against."""
+
+    image: np.ndarray
+    base: ImageEdit
+    mask: np.ndarray  # union of the 3D edit's regions: preservation is measured outside it
+    landmarks: np.ndarray  # detected 68 landmarks of the input
+    box: tuple  # the input's face box
+    box_lm: tuple  # the re-fits' landmark box (protocol mode)
+    source: np.ndarray  # (K,) fitted expression weights
+    targets: dict[str, np.ndarray]  # label -> (K,) target weights
+    yaw: float
+    yaw_fit: float
+    descriptor: np.ndarray
+    probs: np.ndarray  # FER probabilities of the input
+
+
+def _measure_input(run: _Run, item: BatchItem, marked) -> _Input:
+    """Fit the compared face of ``marked``, edit it in 3D to every target and measure the input."""
+    ctx, options, fer = run.ctx, run.options, run.fer
+    image = marked.image
+    faces = fit_detections(ctx.fit_model, marked, ctx.fit_config)
+    if len(faces) <= options.face:
+        raise InputError(f"face {options.face} requested but {len(faces)} face(s) found")
+    plain_3d = dataclasses.replace(ctx, method="3d", refiner=None)
+    base = edit_fitted(image, faces, run.specs, plain_3d, options.face)
+    fit, edits = base.faces[0]
+    lm_in = fit.landmarks_detected
+    yaw_fit = float(fit.fit.yaw_pitch_roll[0, 0])
+    return _Input(
+        image=image,
+        base=base,
+        mask=np.logical_or.reduce([e.region for e in edits]),
+        landmarks=lm_in,
+        box=fit.bbox,
+        box_lm=(*lm_in.min(0), *lm_in.max(0)),
+        source=fit.fit.expression[0].detach().cpu().numpy(),
+        targets={label: e.target for label, e in zip(run.labels, edits, strict=True)},
+        yaw=(options.yaw_truth or {}).get(item.path.name, yaw_fit),
+        yaw_fit=yaw_fit,
+        descriptor=face_descriptor(image, lm_in),
+        probs=fer.predict(fer_crop(image, lm_in, fer.config)),
     )
-    from editing.compare.report import (
-        face_grid,
-        summary_markdown,
-        summary_table,
-        write_metrics_csv,
-        write_report,
-    )
-    from face3d.detect.dlib_detector import face_descriptor
-    from face3d.fit.pipeline import detect_and_landmark, fit_detections
 
-    if not specs:
-        raise InputError("no target expression given")
-    bundles = check_methods(methods)
-    fer = FerClassifier.from_pretrained(options.fer_dir)
-    out_dir = Path(out_dir)
-    items, problems = make_items(inputs)
-    if not items and not problems:
-        raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
-    if ctx.detector is None:
-        from face3d.detect import FaceDetector
 
-        ctx.detector = FaceDetector()
-    detector = ctx.detector
-    labels = [s.label for s in specs]
-    classes = list(fer.classes)
+def _measure_method(
+    run: _Run, item: BatchItem, inp: _Input, method: str, outputs: dict[str, np.ndarray]
+) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Write ``method``'s outputs and measure them: (its records, its FER and dlib feature arrays)."""
+    fer, classes = run.fer, list(run.fer.classes)
+    records, fer_f, dlib_f = [], [], []
+    for label in run.labels:
+        out = outputs[label]
+        rel = f"{method}/{item.stem}_{label}.png"
+        write_image(run.out_dir / rel, out)
+        rec = {"input": f"inputs/{item.stem}.png", "target": label, "method": method, "yaw": inp.yaw}
+        rec["yaw_fit"] = inp.yaw_fit
+        rec.update(output=rel, grid=f"grids/{item.stem}.png", source=str(item.path))
+        ident = identity_metrics(inp.image, out, inp.landmarks, inp.box, run.ctx.detector, inp.descriptor)
+        dlib_f.append(ident.pop("descriptor_out"))
+        rec.update(ident)
+        rec.update(preservation_metrics(inp.image, out, inp.mask))
+        crop = fer_crop(out, inp.landmarks, fer.config)
+        probs = fer.predict(crop)
+        fer_f.append(fer.features(crop)[0])
+        rec["fer_label"] = fer.label(probs)
+        rec.update(refit_metrics(_refit(out, inp.box_lm, run.ctx), inp.targets[label], inp.source))
+        target = FER_TARGETS.get(label.lower())
+        if target is not None:
+            rec.update(expression_metrics(probs, classes.index(target), inp.probs))
+        records.append(rec)
+    return records, {f"{method}__fer": np.array(fer_f), f"{method}__dlib": np.array(dlib_f)}
 
-    def prepare(item: BatchItem):
-        return detect_and_landmark(read_image(item.path), detector, None, None, ctx.regressor)
 
-    def process(item: BatchItem, marked) -> ItemOutcome:
-        from editing.api import edit_fitted
+def _compare_item(run: _Run, item: BatchItem, marked) -> ItemOutcome:
+    """Every method on one input: outputs, records, features and the face grid."""
+    out_dir, methods = run.out_dir, run.methods
+    t0 = time.perf_counter()
+    inp = _measure_input(run, item, marked)
+    write_image(out_dir / "inputs" / f"{item.stem}.png", inp.image)
+    timings: dict[str, list[float]] = {"fit_edit3d": [(time.perf_counter() - t0) * 1e3]}
+    records, all_outputs = [], {}
+    feats = {
+        "input__fer": run.fer.features(fer_crop(inp.image, inp.landmarks, run.fer.config)),
+        "input__dlib": inp.descriptor[None],
+    }
+    done = _earlier_methods(out_dir, item.stem, methods) if run.options.resume else {}
+    for method, (recs, outputs, method_feats) in done.items():  # from an earlier run: kept
+        records.extend(recs)
+        all_outputs[method] = outputs
+        feats.update(method_feats)
+    for method in [m for m in methods if m not in done]:
+        t1 = time.perf_counter()
+        outputs = method_outputs(method, run.bundles.get(method), inp.image, inp.base)
+        if method != "3d":  # the plain 3D edit is timed in fit_edit3d
+            timings[f"edit_{method}"] = [(time.perf_counter() - t1) * 1e3]
+        all_outputs[method] = outputs
+        recs, method_feats = _measure_method(run, item, inp, method, outputs)
+        records.extend(recs)
+        feats.update(method_feats)
+    all_outputs = {m: all_outputs[m] for m in methods}
+    records.sort(key=lambda r: methods.index(r["method"]))
+    grid = face_grid(inp.image, all_outputs, run.labels, inp.box)
+    write_image(out_dir / "grids" / f"{item.stem}.png", grid)
+    atomic_write_npz(out_dir / "records" / f"{item.stem}.npz", **feats)
+    atomic_write_json(out_dir / "records" / f"{item.stem}.json", records)
+    timings["compare_total"] = [(time.perf_counter() - t0) * 1e3]
+    return ItemOutcome(outputs=len(records), timings_ms=timings)
 
-        timings: dict[str, list[float]] = {}
-        t0 = time.perf_counter()
-        image = marked.image
-        faces = fit_detections(ctx.fit_model, marked, ctx.fit_config)
-        if len(faces) <= options.face:
-            raise InputError(f"face {options.face} requested but {len(faces)} face(s) found")
-        base = edit_fitted(
-            image, faces, specs, dataclasses.replace(ctx, method="3d", refiner=None), options.face
-        )
-        fit, edits = base.faces[0]
-        mask = np.logical_or.reduce([e.region for e in edits])
-        lm_in, box_in = fit.landmarks_detected, fit.bbox
-        box_lm = (*lm_in.min(0), *lm_in.max(0))  # the re-fits' landmark box (protocol mode)
-        source = fit.fit.expression[0].detach().cpu().numpy()
-        targets = {label: e.target for label, e in zip(labels, edits, strict=True)}
-        yaw_fit = float(fit.fit.yaw_pitch_roll[0, 0])
-        yaw = (options.yaw_truth or {}).get(item.path.name, yaw_fit)
-        desc_in = face_descriptor(image, lm_in)
-        probs_in = fer.predict(fer_crop(image, lm_in, fer.config))
-        write_image(out_dir / "inputs" / f"{item.stem}.png", image)
-        timings["fit_edit3d"] = [(time.perf_counter() - t0) * 1e3]
-        records, all_outputs = [], {}
-        feats = {"input__fer": fer.features(fer_crop(image, lm_in, fer.config)), "input__dlib": desc_in[None]}
-        done = _earlier_methods(out_dir, item.stem, methods) if options.resume else {}
-        for method, (recs, outputs, method_feats) in done.items():  # from an earlier run: kept
-            records.extend(recs)
-            all_outputs[method] = outputs
-            feats.update(method_feats)
-        for method in [m for m in methods if m not in done]:
-            t1 = time.perf_counter()
-            outputs = method_outputs(method, bundles.get(method), image, base)
-            if method != "3d":  # the plain 3D edit is timed in fit_edit3d
-                timings[f"edit_{method}"] = [(time.perf_counter() - t1) * 1e3]
-            all_outputs[method] = outputs
-            fer_f, dlib_f = [], []
-            for label in labels:
-                out = outputs[label]
-                rel = f"{method}/{item.stem}_{label}.png"
-                write_image(out_dir / rel, out)
-                rec = {"input": f"inputs/{item.stem}.png", "target": label, "method": method, "yaw": yaw}
-                rec["yaw_fit"] = yaw_fit
-                rec.update(output=rel, grid=f"grids/{item.stem}.png", source=str(item.path))
-                ident = identity_metrics(image, out, lm_in, box_in, detector, desc_in)
-                dlib_f.append(ident.pop("descriptor_out"))
-                rec.update(ident)
-                rec.update(preservation_metrics(image, out, mask))
-                crop = fer_crop(out, lm_in, fer.config)
-                probs = fer.predict(crop)
-                fer_f.append(fer.features(crop)[0])
-                rec["fer_label"] = fer.label(probs)
-                rec.update(refit_metrics(_refit(out, box_lm, ctx), targets[label], source))
-                target = FER_TARGETS.get(label.lower())
-                if target is not None:
-                    rec.update(expression_metrics(probs, classes.index(target), probs_in))
-                records.append(rec)
-            feats[f"{method}__fer"], feats[f"{method}__dlib"] = np.array(fer_f), np.array(dlib_f)
-        all_outputs = {m: all_outputs[m] for m in methods}
-        records.sort(key=lambda r: methods.index(r["method"]))
-        write_image(out_dir / "grids" / f"{item.stem}.png", face_grid(image, all_outputs, labels, box_in))
-        atomic_write_npz(out_dir / "records" / f"{item.stem}.npz", **feats)
-        atomic_write_json(out_dir / "records" / f"{item.stem}.json", records)
-        timings["compare_total"] = [(time.perf_counter() - t0) * 1e3]
-        return ItemOutcome(outputs=len(records), timings_ms=timings)
 
-    def is_done(item: BatchItem) -> bool:
-        path = out_dir / "records" / f"{item.stem}.json"
-        return options.resume and path.is_file() and set(methods) <= {r["method"] for r in _read_json(path)}
-
-    summary = run_batch(
-        items, process, prepare, is_done, options.workers, "compare", problems, options.progress
-    )
+def _write_reports(run: _Run, items: list[BatchItem], summary: BatchSummary) -> None:
+    """Over every input's records (resumed ones included): CSV, KID, report, summary files."""
+    out_dir, methods, options = run.out_dir, run.methods, run.options
     records = []
     for item in items:
         path = out_dir / "records" / f"{item.stem}.json"
         if path.is_file():
             records.extend(r for r in json.loads(path.read_text()) if r["method"] in methods)
-    extra: dict = {"methods": methods, "expressions": labels, "rows": len(records)}
+    extra: dict = {"methods": methods, "expressions": run.labels, "rows": len(records)}
     if records:
         write_metrics_csv(out_dir / "metrics.csv", records)
         feats = _load_features(out_dir, [i.stem for i in items], ["input", *methods])
         if options.real_dir is not None:
-            from face3d.io import list_images
-
-            real = _real_features(list_images([options.real_dir])[0][: options.max_real], fer, detector)
+            paths = list_images([options.real_dir])[0][: options.max_real]
+            real = _real_features(paths, run.fer, run.ctx.detector)
         else:
             real = feats["input"]
         kids = _kid_table({m: feats[m] for m in methods}, real, options.seed)
@@ -406,4 +423,54 @@ def compare_folder(
         extra["metrics"] = summary_table(records, options.seed)
         atomic_write_text(out_dir / "summary.md", summary_markdown(extra["metrics"], kids))
     write_summary(out_dir, summary, "rows", **extra)
+
+
+def compare_folder(
+    inputs: list[str],
+    out_dir: str | os.PathLike,
+    specs: list,
+    methods: list[str],
+    ctx: EditContext,
+    options: CompareOptions = CompareOptions(),
+) -> BatchSummary:
+    """Edit every input with every method to every target, measure, and write the report.
+
+    Args:
+        inputs: image files and/or folders.
+        specs: :class:`editing.expressions.ExpressionSpec` targets.
+        methods: names from :data:`METHODS`.
+        ctx: an :class:`editing.api.EditContext` (the 3DMM fit and the 3D editor).
+
+    Raises:
+        Face3DError: no targets, no images, an unknown method, missing generator or FER weights.
+    """
+    if not specs:
+        raise InputError("no target expression given")
+    bundles = check_methods(methods)
+    fer = FerClassifier.from_pretrained(options.fer_dir)
+    items, problems = make_items(inputs)
+    if not items and not problems:
+        raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
+    if ctx.detector is None:
+        ctx.detector = FaceDetector()
+    run = _Run(Path(out_dir), specs, methods, ctx, options, bundles, fer)
+
+    def prepare(item: BatchItem):
+        return detect_and_landmark(read_image(item.path), ctx.detector, None, None, ctx.regressor)
+
+    def is_done(item: BatchItem) -> bool:
+        path = run.out_dir / "records" / f"{item.stem}.json"
+        return options.resume and path.is_file() and set(methods) <= {r["method"] for r in _read_json(path)}
+
+    summary = run_batch(
+        items,
+        lambda item, marked: _compare_item(run, item, marked),
+        prepare,
+        is_done,
+        options.workers,
+        "compare",
+        problems,
+        options.progress,
+    )
+    _write_reports(run, items, summary)
     return summary

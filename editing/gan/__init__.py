@@ -1,2 +1,16 @@
-"""DefGAN generators for expression editing: aligned face crops, the training-data cache,
-networks and checkpoints."""
+"""DefGAN generators at inference: aligned face crops (:mod:`~editing.gan.crop`), the networks
+(:mod:`~editing.gan.networks`), their checkpoints (:mod:`~editing.gan.checkpoint`), the clean-up
+of 3D edits and the 2D-only baseline (:mod:`~editing.gan.refine`). Training: :mod:`editing.train`."""
+
+from editing.gan.checkpoint import GeneratorBundle, load_generators, save_generators, shipped_generators
+from editing.gan.refine import edit_face_2d, refine_face_edit, refine_image_edit
+
+__all__ = [
+    "GeneratorBundle",
+    "edit_face_2d",
+    "load_generators",
+    "refine_face_edit",
+    "refine_image_edit",
+    "save_generators",
+    "shipped_generators",
+]

@@ -1,4 +1,5 @@
-"""Generator checkpoints: ``config.json`` (the architecture dataclasses) beside ``weights.pt``.
+"""Generator checkpoints: ``config.json`` (the architecture dataclasses) beside ``weights.pt``,
+read and written by :mod:`face3d.pretrained`.
 
 A shipped model folder holds everything needed to rebuild it (the diffusers convention)::
 
@@ -12,21 +13,25 @@ DefGAN baseline (a deformation generator followed by its own texture generator).
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torch import nn
-
 from editing.gan.networks import DeformationGenerator, GeneratorConfig, TextureGenerator
 from face3d.assets import asset_path
 from face3d.errors import Face3DError
-from face3d.io import atomic_write_bytes, atomic_write_json
+from face3d.pretrained import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    config_error,
+    cpu_state,
+    load_pretrained,
+    load_state,
+    save_pretrained,
+)
 
 KINDS = ("texture", "2d")
+WHAT = "generator"  # what the checkpoint error messages call it
 SHIPPED: dict[str, Path] = {"texture": asset_path("gan3d"), "2d": asset_path("defgan")}
 """Where the shipped weights of each kind live (``config.json`` + ``weights.pt``)."""
 
@@ -65,46 +70,29 @@ def save_generators(
     meta: dict | None = None,
 ) -> Path:
     """Write ``config.json`` and ``weights.pt`` atomically into ``folder``; returns the folder."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    kind = "texture" if deform is None else "2d"
-    states = {"texture": _cpu_state(texture)}
+    weights = {"texture": cpu_state(texture)}
     if deform is not None:
-        states["deform"] = _cpu_state(deform)
-    buf = io.BytesIO()
-    torch.save(states, buf)
-    atomic_write_bytes(folder / "weights.pt", buf.getvalue())
-    atomic_write_json(
-        folder / "config.json",
-        {
-            "kind": kind,
-            "size": size,
-            "texture": dataclasses.asdict(texture.config),
-            "deform": None if deform is None else dataclasses.asdict(deform.config),
-            "meta": meta or {},
-        },
-    )
-    return folder
+        weights["deform"] = cpu_state(deform)
+    config = {
+        "kind": "texture" if deform is None else "2d",
+        "size": size,
+        "texture": dataclasses.asdict(texture.config),
+        "deform": None if deform is None else dataclasses.asdict(deform.config),
+        "meta": meta or {},
+    }
+    return save_pretrained(folder, config, weights)
 
 
-def _cpu_state(module: nn.Module) -> dict:
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
-
-def load_generators(folder: str | os.PathLike, map_location="cpu") -> GeneratorBundle:
-    """Rebuild the generators saved by :func:`save_generators` (no network access).
+def load_generators(folder: str | os.PathLike) -> GeneratorBundle:
+    """Rebuild the generators saved by :func:`save_generators` (no network access), on the CPU
+    (:meth:`GeneratorBundle.to` moves them).
 
     Raises:
         Face3DError: a missing, unreadable or inconsistent ``config.json`` / ``weights.pt`` (the
             message names the file).
     """
-    folder = Path(folder)
-    cfg_path, w_path = folder / "config.json", folder / "weights.pt"
-    for p in (w_path, cfg_path):
-        if not p.is_file():
-            raise Face3DError(f"generator file {p} does not exist (train one with `face3d train`)")
+    cfg, states = load_pretrained(folder, WHAT, "train one with `face3d train`")
     try:
-        cfg = json.loads(cfg_path.read_text())
         kind = cfg["kind"]
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}")
@@ -112,33 +100,24 @@ def load_generators(folder: str | os.PathLike, map_location="cpu") -> GeneratorB
         deform = DeformationGenerator(GeneratorConfig(**cfg["deform"])) if kind == "2d" else None
         size = int(cfg.get("size", 128))
     except (ValueError, KeyError, TypeError) as err:
-        raise Face3DError(f"generator config {cfg_path} is invalid: {err}") from None
-    try:
-        states = torch.load(w_path, map_location=map_location, weights_only=True)
-        texture.load_state_dict(states["texture"])
-        if deform is not None:
-            deform.load_state_dict(states["deform"])
-    except Exception as err:  # noqa: BLE001 - any unpickling/shape error means a corrupt file
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise Face3DError(
-            f"generator weights {w_path} are corrupt or do not match {cfg_path}: {msg}"
-        ) from None
-    texture.eval()
+        raise config_error(folder, WHAT, err) from None
+    states = states if isinstance(states, dict) else {}  # not a dict: load_state names the file
+    load_state(texture, states.get("texture"), folder, WHAT)
     if deform is not None:
-        deform.eval()
+        load_state(deform, states.get("deform"), folder, WHAT)
     return GeneratorBundle(kind, texture, deform, size, cfg.get("meta", {}))
 
 
-def shipped_generators(kind: str, required: bool = False, map_location="cpu") -> GeneratorBundle | None:
+def shipped_generators(kind: str, required: bool = False) -> GeneratorBundle | None:
     """The shipped generators of ``kind`` (:data:`SHIPPED`), or None when absent and not ``required``.
 
     Raises:
         Face3DError: ``required`` and the weights are missing, or they exist but are corrupt.
     """
     folder = SHIPPED[kind]
-    if not required and not (folder / "weights.pt").is_file():
+    if not required and not (folder / WEIGHTS_NAME).is_file():
         return None
-    bundle = load_generators(folder, map_location)
+    bundle = load_generators(folder)
     if bundle.kind != kind:
-        raise Face3DError(f"{folder / 'config.json'} holds kind {bundle.kind!r}, expected {kind!r}")
+        raise Face3DError(f"{folder / CONFIG_NAME} holds kind {bundle.kind!r}, expected {kind!r}")
     return bundle

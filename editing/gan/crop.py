@@ -10,9 +10,11 @@ Coordinates: pixel centres at integers; the box edges are pixel-area edges, so t
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from editing.composite import paste
+from face3d.crop import box_transform, crop_box
 
 Box = tuple[float, float, float, float]
 
@@ -38,10 +40,8 @@ def aligned_box(landmarks: np.ndarray, scale: float = 1.6) -> Box:
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
     lo, hi = lm.min(0), lm.max(0)
-    w, h = hi - lo
-    side = scale * max(float(w), float(h), 1.0)
-    cx = (lo[0] + hi[0]) / 2
-    cy = (lo[1] + hi[1]) / 2 - CENTER_SHIFT * h
+    cx, cy, side = crop_box((lo[0], lo[1], hi[0], hi[1]), scale)
+    cy -= CENTER_SHIFT * (hi[1] - lo[1])
     return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
 
 
@@ -59,17 +59,16 @@ def _check_size(size) -> int:
 
 
 def crop_matrix(box, size: int = 128) -> np.ndarray:
-    """(2, 3) float64 affine from image pixels to patch pixels (``cv2.warpAffine`` convention)."""
-    x0, y0, x1, y1 = _check_box(box)
-    size = _check_size(size)
-    sx, sy = size / (x1 - x0), size / (y1 - y0)
-    return np.array([[sx, 0.0, (0.5 - x0) * sx - 0.5], [0.0, sy, (0.5 - y0) * sy - 0.5]])
+    """(2, 3) float64 affine from image pixels to patch pixels (``cv2.warpAffine`` convention):
+    :func:`face3d.crop.box_transform`, the box's edges being pixel-area edges."""
+    return box_transform(_check_box(box), _check_size(size))
 
 
 def crop_square(image: np.ndarray, box, size: int = 128) -> np.ndarray:
-    """Aligned crop: (H, W, 3) uint8 -> (size, size, 3) uint8 (bilinear, borders replicated)."""
-    import cv2
+    """Aligned crop: (H, W, 3) uint8 -> (size, size, 3) uint8 (bilinear, borders replicated).
 
+    Plain bilinear, without :func:`face3d.crop.warp_affine`'s area pre-shrink of large faces: the
+    generators were trained on these crops."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image: expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
     size = _check_size(size)
@@ -81,8 +80,6 @@ def crop_square(image: np.ndarray, box, size: int = 128) -> np.ndarray:
 def crop_mask(mask: np.ndarray, box, size: int = 128) -> np.ndarray:
     """Aligned crop of a mask: (H, W) bool or float in [0, 1] -> (size, size) float32 in [0, 1]
     (bilinear, zero outside the image)."""
-    import cv2
-
     if mask.ndim != 2:
         raise ValueError(f"mask: expected (H, W), got {mask.shape}")
     size = _check_size(size)
@@ -95,6 +92,27 @@ def crop_mask(mask: np.ndarray, box, size: int = 128) -> np.ndarray:
         borderValue=0.0,
     )
     return np.clip(out, 0.0, 1.0)
+
+
+def uncrop(maps: np.ndarray, box, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Warp (size, size, C) maps of the aligned crop ``box`` back to (H, W, C) image pixels
+    (bilinear, borders replicated; uint8 maps stay uint8, any other dtype becomes float32).
+
+    Returns:
+        (the maps in image pixels (H, W, C), (H, W) float32 coverage: 1 inside the box, 0 outside).
+    """
+    maps = np.ascontiguousarray(maps, None if maps.dtype == np.uint8 else np.float32)
+    size = maps.shape[0]
+    H, W = shape
+    M = crop_matrix(box, size)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    out = cv2.warpAffine(maps, M, (W, H), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    if out.ndim == 2:  # OpenCV drops a single channel
+        out = out[..., None]
+    inside = cv2.warpAffine(
+        np.ones((size, size), np.float32), M, (W, H), flags=flags, borderMode=cv2.BORDER_CONSTANT
+    )
+    return out, inside
 
 
 def paste_square(
@@ -111,8 +129,6 @@ def paste_square(
     Returns:
         (H, W, 3) uint8; pixels outside ``region`` are byte-identical to ``image``.
     """
-    import cv2
-
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image: expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
     if patch.ndim != 3 or patch.shape[2] != 3 or patch.shape[0] != patch.shape[1] or patch.dtype != np.uint8:
@@ -120,12 +136,6 @@ def paste_square(
     H, W = image.shape[:2]
     if region.shape != (H, W) or alpha.shape != (H, W):
         raise ValueError(f"region {region.shape} and alpha {alpha.shape} must be (H, W) = {(H, W)}")
-    size = patch.shape[0]
-    M = crop_matrix(box, size)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    back = cv2.warpAffine(patch, M, (W, H), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    inside = cv2.warpAffine(
-        np.ones((size, size), np.float32), M, (W, H), flags=flags, borderMode=cv2.BORDER_CONSTANT
-    )
+    back, inside = uncrop(patch, box, (H, W))
     weight = (np.clip(alpha, 0.0, 1.0) * inside).astype(np.float32)
     return paste(image, back, weight, region.astype(bool))

@@ -18,13 +18,15 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import cv2
 import numpy as np
 import torch
 
 from editing.composite import paste
 from editing.gan.checkpoint import GeneratorBundle
-from editing.gan.crop import aligned_box, crop_matrix, crop_square
+from editing.gan.crop import aligned_box, crop_square, uncrop
 from editing.gan.networks import apply_attention
+from editing.result import ImageEdit
 from face3d.render.texture_fill import grey_levels, is_greyscale
 
 DEFAULT_SCALE = 1.6
@@ -37,29 +39,6 @@ def _scale(bundle: GeneratorBundle) -> float:
 
 def _to_tensor(image: np.ndarray, device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 255.0
-
-
-def uncrop(maps: np.ndarray, box, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Warp (size, size, C) float32 maps of the aligned crop ``box`` back to (H, W, C) image pixels.
-
-    Returns:
-        (the maps in image pixels (H, W, C), (H, W) float32 coverage: 1 inside the box, 0 outside).
-    """
-    import cv2
-
-    size = maps.shape[0]
-    H, W = shape
-    M = crop_matrix(box, size)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    out = cv2.warpAffine(
-        np.ascontiguousarray(maps, np.float32), M, (W, H), flags=flags, borderMode=cv2.BORDER_REPLICATE
-    )
-    if out.ndim == 2:
-        out = out[..., None]
-    inside = cv2.warpAffine(
-        np.ones((size, size), np.float32), M, (W, H), flags=flags, borderMode=cv2.BORDER_CONSTANT
-    )
-    return out, inside
 
 
 def _texture_pass(
@@ -120,8 +99,6 @@ def edit_face_2d(
         (the edited (H, W, 3) uint8 image, the warped photo before the texture generator), both
         equal to ``image`` outside ``region``.
     """
-    import cv2
-
     if bundle.kind != "2d":
         raise ValueError(f"edit_face_2d needs a 2D (deform + texture) bundle, got kind {bundle.kind!r}")
     H, W = image.shape[:2]
@@ -144,11 +121,9 @@ def edit_face_2d(
     return paste(image, _attend(warped, texture, mask), alpha, region), warped
 
 
-def refine_image_edit(bundle: GeneratorBundle, image: np.ndarray, result):
-    """``--refine gan`` over an :class:`editing.api.ImageEdit`: every face's every edit is cleaned
+def refine_image_edit(bundle: GeneratorBundle, image: np.ndarray, result: ImageEdit) -> ImageEdit:
+    """``--refine gan`` over an :class:`editing.result.ImageEdit`: every face's every edit is cleaned
     up; returns a new ImageEdit whose ``outputs`` and ``FaceEdit.image`` are the refined images."""
-    from editing.api import ImageEdit, _combine
-
     faces = []
     for face, edits in result.faces:
         new = []
@@ -158,4 +133,4 @@ def refine_image_edit(bundle: GeneratorBundle, image: np.ndarray, result):
             timings = {**e.timings_ms, "refine": (time.perf_counter() - t0) * 1e3}
             new.append(dataclasses.replace(e, image=refined, timings_ms=timings))
         faces.append((face, new))
-    return ImageEdit(_combine(image, faces, result.labels), faces, result.labels)
+    return ImageEdit.from_faces(image, faces, result.labels)

@@ -11,7 +11,7 @@ dlib rectangle only rounds (:func:`to_dlib_rect`) and never shifts by half a pix
 The 68-point shape predictor was trained on boxes from dlib's HOG detector. A box built from 68
 landmarks (the AFLW2000-3D protocol gives the bounding box of the ground-truth points) is tighter,
 taller and cuts no brows, so it must be mapped before it is given to the predictor:
-:func:`dlib_box_from_landmark_box` applies the linear mapping fitted by ``scripts/calibrate_bbox.py``
+:func:`dlib_box_from_landmark_box` applies the linear mapping fitted by ``scripts/rebuild/calibrate_bbox.py``
 and stored in ``assets/bbox_mapping.json``.
 """
 
@@ -36,12 +36,11 @@ MAPPING_KEYS = ("dcx", "dcy", "w", "h")
 
 
 class BoxMappingError(Face3DError):
-    """``assets/bbox_mapping.json`` is missing or unreadable (run ``scripts/calibrate_bbox.py``)."""
+    """``assets/bbox_mapping.json`` is missing or unreadable (run ``scripts/rebuild/calibrate_bbox.py``)."""
 
 
 def default_mapping_path() -> Path:
     """Where the shipped mapping lives: ``<repo>/assets/bbox_mapping.json``."""
-
     return asset_path("bbox_mapping.json")
 
 
@@ -140,7 +139,8 @@ def load_mapping(path: str | os.PathLike | None = None) -> dict[str, tuple[float
         BoxMappingError: the file is missing, not JSON, or lacks ``coefficients`` for every key.
     """
     path = Path(path) if path is not None else default_mapping_path()
-    hint = "; make it with scripts/calibrate_bbox.py --data ../shared/data/aflw2000-3d-dev --out " + str(path)
+    data = "../shared/data/aflw2000-3d-dev"
+    hint = f"; make it with scripts/rebuild/calibrate_bbox.py --data {data} --out {path}"
     try:
         stat = path.stat()
     except OSError as err:

@@ -7,7 +7,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from face3d.batch import BatchItem, BatchSummary, ItemOutcome, make_items, run_batch, write_summary
+from face3d.batch import (
+    BatchItem,
+    BatchSummary,
+    ItemOutcome,
+    make_items,
+    prepare_out_dir,
+    run_batch,
+    write_summary,
+)
 from face3d.detect import FaceDetector
 from face3d.errors import InputError
 from face3d.fit.config import FitConfig
@@ -100,9 +108,8 @@ def fit_folder(
     ``<stem>_<i>_overlay.png``; then ``summary.json``. A per-image marker, written after all
     faces of an image, records finished images so that ``resume`` skips exactly those.
     """
-
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out_dir)
     items, problems = make_items(inputs)
     if not items and not problems:
         raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")

@@ -34,7 +34,7 @@ from face3d.render.shading import vertex_normals
 INNER = tuple(range(17, 68))
 
 
-class _SubModel:
+class SubModel:
     """The rows of the model needed by landmark fitting, with local vertex indices."""
 
     def __init__(self, model, n_identity: int, dtype=torch.float64):
@@ -74,20 +74,19 @@ class _SubModel:
 
     def normals(self, verts: torch.Tensor) -> torch.Tensor:
         """(B, Vs, 3) -> (B, Vs, 3) normals, exact at the outline candidates (full one-ring)."""
-
         return vertex_normals(verts, self.faces)
 
 
 _SUB_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _sub_model(model, n_identity: int, dtype) -> _SubModel:
+def sub_model(model, n_identity: int, dtype) -> SubModel:
     """The landmark rows of ``model``, computed once per model and setting (weakly cached)."""
     per_model = _SUB_CACHE.setdefault(model, {})
     key = (n_identity, dtype, model.template.device, model.template.data_ptr())
     if key not in per_model:
         per_model.clear()
-        per_model[key] = _SubModel(model, n_identity, dtype)
+        per_model[key] = SubModel(model, n_identity, dtype)
     return per_model[key]
 
 
@@ -97,24 +96,24 @@ def _skew(v: torch.Tensor) -> torch.Tensor:
     return torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).reshape(*v.shape, 3)
 
 
-class _State:
+class FitState:
     """The unknowns of a batch: rotation (as a matrix, updated multiplicatively), translation,
     log focal length, identity and expression weights."""
 
     def __init__(self, R_pose, t, logf, ident, expr):
         self.R_pose, self.t, self.logf, self.ident, self.expr = R_pose, t, logf, ident, expr
 
-    def step(self, d: torch.Tensor, K: int) -> _State:
+    def step(self, d: torch.Tensor, K: int) -> FitState:
         R = axis_angle_to_matrix(d[:, 0:3]) @ self.R_pose
         expr = (self.expr + d[:, 7 + K :]).clamp(0.0, 1.0)
-        return _State(R, self.t + d[:, 3:6], self.logf + d[:, 6], self.ident + d[:, 7 : 7 + K], expr)
+        return FitState(R, self.t + d[:, 3:6], self.logf + d[:, 6], self.ident + d[:, 7 : 7 + K], expr)
 
-    def select(self, keep: torch.Tensor, other: _State) -> _State:
+    def select(self, keep: torch.Tensor, other: FitState) -> FitState:
         def pick(a, b):
             return torch.where(keep.reshape(-1, *([1] * (a.dim() - 1))), a, b)
 
         keys = ("R_pose", "t", "logf", "ident", "expr")
-        return _State(*(pick(getattr(self, k), getattr(other, k)) for k in keys))
+        return FitState(*(pick(getattr(self, k), getattr(other, k)) for k in keys))
 
 
 def _pnp_init(template_lm: np.ndarray, targets: np.ndarray, f: float, cx: float, cy: float):
@@ -135,10 +134,11 @@ def _pnp_init(template_lm: np.ndarray, targets: np.ndarray, f: float, cx: float,
     return np.diag(FLIP) @ R_cam, tvec[:, 0]
 
 
-class _Problem:
-    """Residuals and their analytic Jacobian for a batch (float64, CPU)."""
+class LandmarkProblem:
+    """Residuals and their analytic Jacobian for a batch (float64, CPU): the weighted landmark
+    residuals (in % of the face size) and the focal, identity, expression and symmetry priors."""
 
-    def __init__(self, sub: _SubModel, targets, lw, scale, cx, cy, logf0, config: FitConfig, offset=None):
+    def __init__(self, sub: SubModel, targets, lw, scale, cx, cy, logf0, config: FitConfig, offset=None):
         self.sub, self.tg, self.lw, self.scale = sub, targets, lw, scale
         # (B, 68, 3) landmark-convention offsets, model space
         self.offset = torch.zeros(*targets.shape[:2], 3, dtype=targets.dtype) if offset is None else offset
@@ -148,6 +148,7 @@ class _Problem:
         self.set_correspondences(Correspondences.anatomical(sub.landmarks, targets.shape[0]))
 
     def set_correspondences(self, corr: Correspondences) -> None:
+        """Use ``corr``'s model points (the silhouette-aware jaw) as the 68 fitted points."""
         s, w = self.sub, corr.w.to(self.tg.dtype)[..., None]
         V = s.template.shape[0]
         tmpl = s.template
@@ -160,19 +161,23 @@ class _Problem:
         self.Bex = w4 * exb[corr.a] + (1 - w4) * exb[corr.b]  # (B, 68, 3, E)
         self.Blin = torch.cat([self.Bid, self.Bex], -1)  # (B, 68, 3, K + E)
 
-    def points(self, st: _State) -> torch.Tensor:
+    def points(self, st: FitState) -> torch.Tensor:
+        """(B, 68, 3) model-space fitted points (with the landmark-convention offset)."""
         B = self.T.shape[0]
         lin = self.Blin.reshape(B, -1, self.Blin.shape[-1]) @ torch.cat([st.ident, st.expr], 1)[..., None]
         return self.T + lin.reshape(self.T.shape)
 
-    def project(self, st: _State):
+    def project(self, st: FitState):
+        """The fitted points rotated (model axes), in the camera, and projected to pixels (B, 68, 2)."""
         Q = self.points(st) @ st.R_pose.transpose(1, 2)  # rotated, model axes
         cam = Q * self.flip + st.t[:, None]
         f = st.logf.exp()[:, None, None]
         uv = cam[..., :2] / cam[..., 2:3] * f + self.c
         return Q, cam, uv
 
-    def residuals(self, st: _State, robust, active, jacobian: bool):
+    def residuals(self, st: FitState, robust, active, jacobian: bool):
+        """(B, R) residuals, with ``robust`` (B, 68) IRLS and ``active`` landmark weights, and their
+        (B, R, P) Jacobian when asked (else None)."""
         cfg = self.cfg
         B = st.t.shape[0]
         Q, cam, uv = self.project(st)
@@ -218,7 +223,7 @@ class _Problem:
         return r, J
 
 
-def _lm(problem: _Problem, st: _State, iters: int, free: torch.Tensor, active, reselect=None):
+def _lm(problem: LandmarkProblem, st: FitState, iters: int, free: torch.Tensor, active, reselect=None):
     """Levenberg-Marquardt with IRLS Huber weights; ``free`` (P,) masks the unknowns."""
     cfg = problem.cfg
     B = st.t.shape[0]
@@ -297,7 +302,7 @@ def fit_landmarks(
     B = targets.shape[0]
     H, W = image_size
     K = min(config.n_identity, model.n_identity)
-    sub = _sub_model(model, K, dtype)
+    sub = sub_model(model, K, dtype)
     tg = targets.detach().to(dtype).cpu()
     f0 = 0.5 * max(H, W) / math.tan(math.radians(config.fov_deg) / 2)
     cx, cy = (W - 1) / 2, (H - 1) / 2
@@ -316,16 +321,16 @@ def fit_landmarks(
         R_pose, t = _pnp_init((tmpl_lm + offset[i]).numpy(), tg[i].numpy(), f0, cx, cy)
         Rs.append(torch.from_numpy(R_pose))
         ts.append(torch.from_numpy(t))
-    st = _State(
+    st = FitState(
         torch.stack(Rs).to(dtype),
         torch.stack(ts).to(dtype),
         torch.full((B,), math.log(f0), dtype=dtype),
         torch.zeros(B, K, dtype=dtype),
         torch.zeros(B, sub.n_expression, dtype=dtype),
     )
-    problem = _Problem(sub, tg, lw, scale, cx, cy, math.log(f0), config, offset)
+    problem = LandmarkProblem(sub, tg, lw, scale, cx, cy, math.log(f0), config, offset)
 
-    def reselect(st: _State, corr: Correspondences) -> Correspondences:
+    def reselect(st: FitState, corr: Correspondences) -> Correspondences:
         verts = sub.vertices(st.ident, st.expr)
         R = camera_rotation(st.R_pose)
         cam = to_camera(verts, R, st.t)
@@ -356,19 +361,18 @@ def fit_landmarks(
         st = _lm(problem, st, config.iterations, full, 1.0, reselect if config.silhouette else None)
     else:
         st = _adam(problem, st, config, full, reselect if config.silhouette else None)
-    return _result(model, st, problem, (H, W), cx, cy, targets)
+    return fit_result(model, st, problem, (H, W), cx, cy, targets)
 
 
-def _adam(problem: _Problem, st: _State, config: FitConfig, free, reselect):
+def _adam(problem: LandmarkProblem, st: FitState, config: FitConfig, free, reselect):
     """First-order alternative to LM on the same residuals, kept to measure LM against."""
-
     K = st.ident.shape[1]
     p = torch.cat([matrix_to_axis_angle(st.R_pose), st.t, st.logf[:, None], st.ident, st.expr], 1)
     p = p.clone().requires_grad_(True)
     opt = torch.optim.Adam([p], lr=0.01)
     robust = torch.ones(p.shape[0], 68, dtype=p.dtype)
     for it in range(config.adam_steps):
-        cur = _State(axis_angle_to_matrix(p[:, :3]), p[:, 3:6], p[:, 6], p[:, 7 : 7 + K], p[:, 7 + K :])
+        cur = FitState(axis_angle_to_matrix(p[:, :3]), p[:, 3:6], p[:, 6], p[:, 7 : 7 + K], p[:, 7 + K :])
         if reselect is not None and it % (config.silhouette_every * 10) == 0:
             with torch.no_grad():
                 problem.set_correspondences(reselect(cur, problem.corr))
@@ -380,10 +384,12 @@ def _adam(problem: _Problem, st: _State, config: FitConfig, free, reselect):
         with torch.no_grad():
             p[:, 7 + K :] = p[:, 7 + K :].clamp(0, 1)
     p = p.detach()
-    return _State(axis_angle_to_matrix(p[:, :3]), p[:, 3:6], p[:, 6], p[:, 7 : 7 + K], p[:, 7 + K :])
+    return FitState(axis_angle_to_matrix(p[:, :3]), p[:, 3:6], p[:, 6], p[:, 7 : 7 + K], p[:, 7 + K :])
 
 
-def _result(model, st: _State, problem: _Problem, image_size, cx, cy, targets) -> FitResult:
+def fit_result(model, st: FitState, problem: LandmarkProblem, image_size, cx, cy, targets) -> FitResult:
+    """The :class:`FitResult` of the state ``st`` (camera rotation, intrinsics with principal point
+    ``cx, cy``, fitted landmarks and their mean error to the problem's targets) on ``targets``' device."""
     sub = problem.sub
     R = camera_rotation(st.R_pose)
     f = st.logf.exp()

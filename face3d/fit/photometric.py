@@ -35,8 +35,9 @@ import torch.nn.functional as F
 from face3d.camera import axis_angle_to_matrix, camera_to_pose, euler_degrees, project, to_camera
 from face3d.fit.appearance import albedo_operator, grid_smoothness, sh_shading, solve_appearance
 from face3d.fit.config import FitConfig
-from face3d.fit.landmark_fit import _Problem, _result, _State, _sub_model, landmark_weights
-from face3d.fit.residual import ResidualConfig, _cached, _crop, _gather, _to_crop, mesh_operators
+from face3d.fit.landmark_fit import FitState, LandmarkProblem, fit_result, landmark_weights, sub_model
+from face3d.fit.residual import ResidualConfig, mesh_operators
+from face3d.fit.residual_mesh import cached, interpolate_at_pixels, to_crop, working_crop
 from face3d.fit.result import FitResult
 from face3d.fit.silhouette import Correspondences, select_outline
 from face3d.render import RenderConfig, rasterize, vertex_normals
@@ -151,10 +152,11 @@ class _Scene:
     def __init__(self, model, image: np.ndarray, fit: FitResult, config: PhotometricConfig):
         import cv2
 
-        self.cfg, self.rc = config, config.residual_config()
-        ops = mesh_operators(model, self.rc)
+        self.cfg = config
+        self.rc = rc = config.residual_config()
+        ops = mesh_operators(model, rc)
         K = fit.identity.shape[1]
-        self.ids, self.faces, self.basis = _cached(
+        self.ids, self.faces, self.basis = cached(
             model, ("photometric", config.region, K), lambda: _rows(model, ops, K)
         )
         f32 = torch.float32
@@ -162,13 +164,14 @@ class _Scene:
             v0 = to_camera(self.vertices(fit.identity, fit.expression), fit.rotation.float().cpu(),
                            fit.translation.float().cpu())  # fmt: skip
             pix = project(v0, fit.intrinsics.to(f32).cpu())[0]
-        self.box, (h, w), self.scale = _crop(pix[ops.region[self.ids]].numpy(), *image.shape[:2], self.rc)
+        points = pix[ops.region[self.ids]].numpy()
+        self.box, (h, w), self.scale = working_crop(points, *image.shape[:2], rc.resolution, rc.margin)
         x0, y0, x1, y1 = self.box
         crop = cv2.resize(image[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_AREA)
         self.photo = torch.from_numpy(crop).to(f32) / 255.0
         self.size = (h, w)
         fx, fy, cx, cy = fit.intrinsics[0].to(f32).cpu().tolist()
-        cx, cy = _to_crop(torch.tensor([cx, cy]), self.box, self.scale).tolist()
+        cx, cy = to_crop(torch.tensor([cx, cy]), self.box, self.scale).tolist()
         self.K = torch.tensor([[fx * self.scale[0], fy * self.scale[1], cx, cy]])
         n0 = vertex_normals(v0, self.faces)[0]
         facing = -(n0 * F.normalize(v0[0], dim=-1)).sum(-1) > config.min_facing
@@ -182,8 +185,7 @@ class _Scene:
             e = config.erode_px
             outline = F.max_pool2d((~cov).float()[None], 2 * e + 1, 1, e)[0] > 0 if e else ~cov
             self.keep = (~jump & ~outline).float()
-        rc = self.rc
-        self.S = _cached(
+        self.S = cached(
             model,
             ("albedo", rc.albedo_size, rc.symmetric_albedo),
             lambda: albedo_operator(
@@ -194,7 +196,7 @@ class _Scene:
                 ops.mirror if rc.symmetric_albedo else None,
             ),
         )[self.ids.numpy()]
-        self.smooth = _cached(model, ("smooth", rc.albedo_size), lambda: grid_smoothness(rc.albedo_size))
+        self.smooth = cached(model, ("smooth", rc.albedo_size), lambda: grid_smoothness(rc.albedo_size))
         self.grid = self.lighting = None
 
     def vertices(self, identity: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
@@ -213,7 +215,7 @@ class _Scene:
         p2f, bary, _ = self._raster(vc)
         cov = p2f >= 0
         tri, bary = self.faces[p2f[cov]], bary[cov]
-        wpix = _gather(self.wv, tri, bary.detach())[:, 0] * self.keep[cov]
+        wpix = interpolate_at_pixels(self.wv, tri, bary.detach())[:, 0] * self.keep[cov]
         y, nv = self.photo[cov], vertex_normals(vc, self.faces)[0]
         if solve:
             self.grid, self.lighting = solve_appearance(
@@ -222,7 +224,8 @@ class _Scene:
             )  # fmt: skip
         albedo = torch.from_numpy(self.S @ self.grid).to(vc.dtype)
         color = albedo * sh_shading(nv, torch.from_numpy(self.lighting).to(vc.dtype))[:, None]
-        err = F.huber_loss(_gather(color, tri, bary), y, reduction="none", delta=self.cfg.huber).sum(-1)
+        rendered = interpolate_at_pixels(color, tri, bary)
+        err = F.huber_loss(rendered, y, reduction="none", delta=self.cfg.huber).sum(-1)
         return (err * wpix).sum() / wpix.sum().clamp(min=1.0)
 
 
@@ -241,10 +244,10 @@ def _rows(model, ops, n_identity: int):
 
 
 def _landmark_problem(model, fit: FitResult, fit_config: FitConfig, silhouette: bool, landmark_offset=None):
-    """The landmark fitter's objective at ``fit`` (its :class:`_Problem` and the input state)."""
+    """The landmark fitter's objective at ``fit`` (its :class:`LandmarkProblem` and the input state)."""
     dt = torch.float64
     K = fit.identity.shape[1]
-    sub = _sub_model(model, K, dt)
+    sub = sub_model(model, K, dt)
     tg = fit.landmarks_target.detach().to(dt).cpu()
     H, W = fit.image_size
     f, _, cx, cy = fit.intrinsics[0].detach().to(dt).cpu().tolist()
@@ -252,9 +255,9 @@ def _landmark_problem(model, fit: FitResult, fit_config: FitConfig, silhouette: 
     lw = landmark_weights(fit_config, 1)
     scale = (tg.amax(1) - tg.amin(1)).prod(-1).clamp(min=1.0).sqrt() / 100.0
     offset = None if landmark_offset is None else torch.as_tensor(landmark_offset, dtype=dt).reshape(1, 68, 3)
-    problem = _Problem(sub, tg, lw, scale, cx, cy, math.log(f0), fit_config, offset)
+    problem = LandmarkProblem(sub, tg, lw, scale, cx, cy, math.log(f0), fit_config, offset)
     R_cam = fit.rotation.detach().to(dt).cpu()
-    st = _State(
+    st = FitState(
         camera_to_pose(R_cam),
         fit.translation.detach().to(dt).cpu(),
         torch.full((1,), math.log(f), dtype=dt),
@@ -270,7 +273,7 @@ def _landmark_problem(model, fit: FitResult, fit_config: FitConfig, silhouette: 
     return problem, st, (cx, cy)
 
 
-def _landmark_cost(problem: _Problem, st: _State) -> torch.Tensor:
+def _landmark_cost(problem: LandmarkProblem, st: FitState) -> torch.Tensor:
     """``E_lm``: the landmark fitter's robust (IRLS Huber weights, held) cost with its priors."""
     cfg = problem.cfg
     with torch.no_grad():
@@ -333,9 +336,9 @@ def refine_photometric(
     for k in free:
         params[k].requires_grad_(True)
 
-    def state(p) -> _State:
+    def state(p) -> FitState:
         R = axis_angle_to_matrix(p["rotation"]) @ st0.R_pose
-        return _State(R, st0.t + p["translation"], st0.logf, p["identity"], p["expression"])
+        return FitState(R, st0.t + p["translation"], st0.logf, p["identity"], p["expression"])
 
     def losses(p, solve: int = 0):
         st = state(p)
@@ -366,7 +369,7 @@ def refine_photometric(
     accepted = final[0] < initial[0]
     out = fit
     if accepted:
-        refined = _result(model, state(best), problem, fit.image_size, cx, cy, fit.landmarks_target)
+        refined = fit_result(model, state(best), problem, fit.image_size, cx, cy, fit.landmarks_target)
         out = replace(refined.to(fit.rotation.device), residual=fit.residual)
     if not accepted:
         final = initial
@@ -375,7 +378,7 @@ def refine_photometric(
     return PhotometricResult(out, accepted, *pairs, ms)
 
 
-def _start(st0: _State) -> dict[str, torch.Tensor]:
+def _start(st0: FitState) -> dict[str, torch.Tensor]:
     """The parameters of the input fit."""
     z = torch.zeros(1, 3, dtype=st0.t.dtype)
     return {"rotation": z, "translation": z, "expression": st0.expr, "identity": st0.ident}

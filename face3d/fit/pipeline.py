@@ -72,19 +72,19 @@ class LandmarkConfig:
             detector boxes, never for a box the caller gave).
         fallback: when dlib finds no face (or the regressor rejects all it found), look for one
             with the regressor alone (:func:`face3d.regress.proposals.propose_faces`, at its strict
-            default ``min_confidence``: see ``scripts/bench_detect.py`` and the README). Only with a
+            default ``min_confidence``: see ``scripts/bench/bench_detect.py`` and the README). Only with a
             regressor; such faces are marked ``"regressor-fallback"``.
         proposals: :class:`face3d.regress.proposals.ProposalConfig` of the fallback.
         regressor_recrop: how many times the regressor re-runs on the box of its own landmarks
             when the box came from a detector (a detector box mapped to a landmark box fits the
             network's crop convention only roughly; never for a box the caller gave). Measured
-            by ``scripts/bench_fit.py --recrop N`` (README, automatic mode).
+            by ``scripts/bench/bench_fit.py --recrop N`` (README, automatic mode).
         regressor_recrop_scale: each re-crop box is the box of the regressed landmarks grown by
             this factor about its centre (:func:`face3d.detect.boxes.grow_box`). The network's
             landmarks span 2-6 % less than the ground truth's (it pulls uncertain points inward,
             most at large yaw), so re-crops on their bare box shrink step after step. The default
             (with 3 re-crops) was chosen on the AFLW2000-3D dev set's train half
-            (``scripts/recrop_scale.py``, README).
+            (``scripts/experiments/recrop_scale.py``, README).
     """
 
     use_regressor: bool = True
@@ -177,7 +177,6 @@ def recrop_regressions(image: np.ndarray, regressor, regressions, steps: int, sc
     grown by ``scale`` about its centre (``LandmarkConfig.regressor_recrop`` /
     ``regressor_recrop_scale``); only the last pass adds the regressor's profile views.
     ``regressions``: :class:`RegressorOutput` per face."""
-
     regressions = list(regressions)
     for step in range(steps):
         boxes = [grow_box(landmark_box(r.landmarks), scale) for r in regressions]
@@ -200,7 +199,6 @@ def detect_and_landmark(
     came from the detector); pick each face's landmark source by ``config``. With ``config.fallback`` and a
     regressor, an image where no detection survives is searched by the regressor alone
     (detections of source ``"regressor-fallback"``, timed as detection)."""
-
     t0 = time.perf_counter()
     if box is not None:
         detections = [Detection(dlib_box_from_landmark_box(box), 1.0, "given")]
@@ -366,7 +364,6 @@ def fit_image(
     Returns:
         One :class:`FaceFit` per face; empty when no face is found.
     """
-
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
     detector = detector or FaceDetector()

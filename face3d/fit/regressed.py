@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from face3d.camera import project, to_camera
+from face3d.fit.config import FitConfig
 from face3d.fit.result import FitResult
 from face3d.regress.infer import RegressorOutput
 
@@ -17,7 +18,7 @@ def to_fit_result(
     outputs: list[RegressorOutput],
     image_size: tuple[int, int],
     model,
-    fov_deg: float = 30.0,
+    fov_deg: float = FitConfig.fov_deg,
     refine_pose: bool = True,
 ):
     """Regression-only fits (the ``--fast`` path): a :class:`face3d.fit.FitResult` batch.
@@ -33,7 +34,6 @@ def to_fit_result(
     ``landmarks_target`` holds the regressed 2D landmarks; ``landmarks_fitted`` are the landmark
     vertices plus the outputs' ``landmark_offset`` (their convention), projected.
     """
-
     H, W = image_size
     dt = model.template.dtype
     f = 0.5 * max(H, W) / math.tan(math.radians(fov_deg) / 2)

@@ -44,7 +44,6 @@ of the shading.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -59,14 +58,16 @@ from face3d.fit.residual_mesh import (  # noqa: F401 (FEATURE_LANDMARKS re-expor
     FEATURE_LANDMARKS,
     MeshOperators,
     cached,
+    interpolate_at_pixels,
     normals,
     sample_at_vertices,
+    to_crop,
+    working_crop,
 )
 from face3d.fit.residual_mesh import mesh_operators as _mesh_operators
 from face3d.fit.result import FitResult
 from face3d.render import RenderConfig, rasterize
 
-_cached = cached  # the old private name (face3d.fit.photometric imports it)
 PARAMETRISATIONS = ("conv", "free", "none")
 DISPLACEMENTS = ("normal", "vector")
 INNER = tuple(range(17, 68))
@@ -236,31 +237,170 @@ def mesh_operators(model, config: ResidualConfig = ResidualConfig()) -> MeshOper
     return _mesh_operators(model, config.region, config.feature_radius_cm)
 
 
-def _crop(points: np.ndarray, H: int, W: int, config: ResidualConfig):
-    """Square-ish crop around projected points -> (x0, y0, x1, y1), (h, w) working size, (sx, sy)."""
-    lo, hi = points.min(0), points.max(0)
-    half = 0.5 * float((hi - lo).max()) * (1 + 2 * config.margin)
-    c = 0.5 * (lo + hi)
-    x0, y0 = max(0, int(math.floor(c[0] - half))), max(0, int(math.floor(c[1] - half)))
-    x1, y1 = min(W, int(math.ceil(c[0] + half)) + 1), min(H, int(math.ceil(c[1] + half)) + 1)
-    s = min(1.0, config.resolution / max(x1 - x0, y1 - y0, 1))  # never upsample
-    w, h = max(2, round((x1 - x0) * s)), max(2, round((y1 - y0) * s))
-    return (x0, y0, x1, y1), (h, w), (w / (x1 - x0), h / (y1 - y0))
-
-
-def _to_crop(pts: torch.Tensor, box, scale) -> torch.Tensor:
-    """Pixel coordinates (centre convention) -> working-crop coordinates."""
-    off = pts.new_tensor(box[:2])
-    sc = pts.new_tensor(scale)
-    return (pts - off + 0.5) * sc - 0.5
-
-
-def _gather(vals: torch.Tensor, tri: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
-    """Interpolate (V, C) per-vertex values at pixels given (M, 3) corners and (M, 3) bary."""
-    return (vals[tri] * bary[..., None]).sum(1)
-
-
 # ---------------------------------------------------------------------------------------- the fit
+LOSS_NAMES = ("total", "photometric", "landmark", "magnitude", "laplacian")
+
+
+class _Scene:
+    """The working crop of one face: the photo resized around the face, the camera in crop pixels,
+    the linear fit's geometry, the inner landmarks' targets and the photometric weights (region
+    minus features, facing the camera at the linear fit, away from depth jumps and the outline)."""
+
+    def __init__(self, model, image: np.ndarray, fit: FitResult, config: ResidualConfig, landmark_offset):
+        import cv2
+
+        self.ops = ops = mesh_operators(model, config)
+        self.config = config
+        f32 = torch.float32
+        self.R, self.t = fit.rotation.to(f32).cpu(), fit.translation.to(f32).cpu()
+        with torch.no_grad():
+            self.base = fit.with_residual(None).vertices(model).to(f32).cpu()  # (1, V, 3) model space
+            self.v0 = to_camera(self.base, self.R, self.t)
+            pix0 = project(self.v0, fit.intrinsics.to(f32).cpu())[0]
+        box, (h, w), scale = working_crop(
+            pix0[ops.region].numpy(), *image.shape[:2], config.resolution, config.margin
+        )
+        crop = image[box[1] : box[3], box[0] : box[2]]
+        self.photo = torch.from_numpy(cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA)).to(f32) / 255.0
+        self.size = (h, w)
+        fx, fy, cx, cy = fit.intrinsics[0].to(f32).cpu().tolist()
+        cx, cy = to_crop(torch.tensor([cx, cy]), box, scale).tolist()
+        self.K = torch.tensor([[fx * scale[0], fy * scale[1], cx, cy]])
+        self.targets = to_crop(fit.landmarks_target[0, list(INNER)].to(f32).cpu(), box, scale)
+        self.lm_ids = model.landmark_ids.cpu()[list(INNER)]
+        self.lm_offset = torch.zeros(len(INNER), 3)
+        if landmark_offset is not None:
+            self.lm_offset = torch.as_tensor(landmark_offset, dtype=f32).reshape(68, 3)[list(INNER)]
+        self.n0 = normals(self.v0, ops)[0]
+        facing = -(self.n0 * F.normalize(self.v0[0], dim=-1)).sum(-1) > config.min_facing
+        self.wv = ops.photo_weight * facing.float()
+        self.keep = torch.ones(h, w)
+        with torch.no_grad():  # drop pixels at depth discontinuities and the outline (mixed in the photo)
+            *_, cov, z = self.raster(self.v0)
+            z = torch.where(cov, z, torch.full_like(z, 1e6))[None]
+            jump = (F.max_pool2d(z, 3, 1, 1) + F.max_pool2d(-z, 3, 1, 1))[0]
+            self.keep.copy_((jump < config.depth_jump_cm).float())
+
+    def raster(self, vc: torch.Tensor):
+        """Rasterise (1, V, 3) camera-space vertices in the crop: the covered pixels' photo colours,
+        triangles (M, 3), barycentrics (M, 3) and photometric weights (M,), the coverage mask and the
+        depth buffer."""
+        ops = self.ops
+        frags, _, _ = rasterize(vc, ops.region_faces, self.K, self.size, self.config.render)
+        p2f = frags.pix_to_face[0, ..., 0]
+        cov = p2f >= 0
+        tri, bary = ops.region_faces[p2f[cov]], frags.bary_coords[0, ..., 0, :][cov]
+        wpix = interpolate_at_pixels(self.wv[:, None], tri, bary.detach())[:, 0] * self.keep[cov]
+        return self.photo[cov], tri, bary, wpix, cov, frags.zbuf[0, ..., 0].detach()
+
+
+class _Appearance:
+    """Albedo (an RGB grid over the UV atlas) and grey SH lighting, re-solved by least squares as
+    the geometry moves, or a ``known`` (albedo, lighting) kept fixed."""
+
+    def __init__(self, model, ops: MeshOperators, config: ResidualConfig, known=None):
+        self.config, self.known, self.V = config, known, model.n_vertices
+        self.S = cached(
+            model,
+            ("albedo", config.albedo_size, config.symmetric_albedo),
+            lambda: albedo_operator(
+                ops.point_uvs,
+                ops.point_vertex,
+                ops.point_count,
+                config.albedo_size,
+                ops.mirror if config.symmetric_albedo else None,
+            ),
+        )
+        self.smooth = cached(
+            model, ("smooth", config.albedo_size), lambda: grid_smoothness(config.albedo_size)
+        )
+        self.grid = self.lighting = self.albedo = None  # first solve: from the photo's mean colour
+
+    def solve(self, y, tri, bary, wpix, nv, iterations: int, step: int) -> None:
+        """Re-solve at this geometry (warm-started), the albedo prior annealed as of ``step``."""
+        config = self.config
+        if self.known is not None:
+            self.lighting = self.known[1].detach().double().cpu().numpy()
+            self.albedo = self.known[0].detach().float().cpu().reshape(self.V, 3)
+            return
+        a = min(1.0, step / max(config.anneal * config.steps, 1e-9))  # 0 -> 1 over the annealing
+        sm = config.albedo_smoothness_start ** (1 - a) * config.albedo_smoothness**a
+        args = (self.S, self.smooth, self.grid, self.lighting, iterations, sm)
+        self.grid, self.lighting = solve_appearance(y, wpix, tri, bary, nv, *args)
+        self.albedo = torch.from_numpy(self.S @ self.grid).to(torch.float32)
+
+
+class _Residual:
+    """The unknown residual: the generator's weights (``"conv"``), free per-vertex values
+    (``"free"``) or none; 1 channel along the linear fit's normals or 3 in model space."""
+
+    def __init__(self, scene: _Scene, config: ResidualConfig):
+        self.ops = scene.ops
+        self.along = normals(scene.base, scene.ops) if config.displacement == "normal" else None  # (1, V, 3)
+        nc = 1 if self.along is not None else 3
+        V = scene.base.shape[1]
+        self.gen, self.free = None, torch.zeros(1, V, nc, requires_grad=config.parametrisation == "free")
+        if config.parametrisation == "conv":
+            c = config
+            self.gen = ResidualGenerator(
+                c.latent_size, c.latent_channels, c.channels, c.output_scale, c.seed, nc
+            )
+        gen, free = self.gen, self.free
+        self.params = list(gen.parameters()) if gen is not None else [free] if free.requires_grad else []
+        self.lr0 = config.lr if gen is not None else config.free_lr
+
+    def offsets(self, x: torch.Tensor) -> torch.Tensor:
+        """(1, V, C) -> (1, V, 3) model-space offsets."""
+        return x if self.along is None else x * self.along
+
+    def __call__(self) -> torch.Tensor:
+        """The current (1, V, 3) offsets, differentiable in the parameters."""
+        return self.offsets(sample_at_vertices(self.gen(), self.ops) if self.gen is not None else self.free)
+
+    def final(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The final offsets (detached) and the generator's displacement map (None unless ``"conv"``)."""
+        disp = self.gen() if self.gen is not None else None
+        res = self.offsets(
+            sample_at_vertices(disp, self.ops) if self.gen is not None else self.free.detach().clone()
+        )
+        return res, disp
+
+
+def _objective(
+    scene: _Scene,
+    app: _Appearance,
+    res: torch.Tensor,
+    resolve: bool,
+    step: int,
+    losses: dict[str, list[float]],
+) -> torch.Tensor:
+    """The weighted loss of the (1, V, 3) residual ``res`` (appending each term to ``losses``):
+    photometric (albedo x shading vs the photo, re-solving the appearance first when ``resolve``),
+    inner landmarks, magnitude and Laplacian."""
+    config, base, R, t = scene.config, scene.base, scene.R, scene.t
+    vc = to_camera(base + res, R, t)
+    y, tri, bary, wpix, *_ = scene.raster(vc)
+    nv = normals(vc, scene.ops)[0]
+    if resolve:
+        app.solve(y, tri, bary.detach(), wpix, nv, config.appearance_iterations, step)
+    bary = bary if config.raster_gradients else bary.detach()
+    color = app.albedo * sh_shading(nv, torch.from_numpy(app.lighting).to(torch.float32))[:, None]
+    err = ((interpolate_at_pixels(color, tri, bary) - y) ** 2).sum(-1)
+    h, w = scene.size
+    landmarks = project(to_camera((base + res)[:, scene.lm_ids] + scene.lm_offset, R, t), scene.K)[0]
+    terms = (
+        (err * wpix).sum() / wpix.sum().clamp(min=1.0),
+        ((landmarks - scene.targets) ** 2).sum(-1).mean() / float(max(h, w)) ** 2,
+        (res**2).sum(-1).mean(),
+        (scene.ops.laplacian(res[0]) ** 2).sum(-1).mean(),
+    )
+    weights = (config.photometric, config.landmark, config.magnitude, config.laplacian)
+    total = sum(wt * term for wt, term in zip(weights, terms, strict=True))
+    for k, v in zip(LOSS_NAMES, (total, *terms), strict=True):
+        losses[k].append(float(v.detach()))
+    return total
+
+
 def fit_residual(
     model,
     image: np.ndarray,
@@ -283,135 +423,36 @@ def fit_residual(
     Returns:
         :class:`ResidualResult`; ``fit.with_residual(result.residual)`` is the refined face.
     """
-    import cv2
-
     t_start = time.perf_counter()
     if fit.batch_size != 1:
         raise ValueError(f"fit_residual takes one face, got a batch of {fit.batch_size}")
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-    ops = mesh_operators(model, config)
-    f32, V = torch.float32, model.n_vertices
-    R, t = fit.rotation.to(f32).cpu(), fit.translation.to(f32).cpu()
+    scene = _Scene(model, image, fit, config, landmark_offset)
     with torch.no_grad():
-        base = fit.with_residual(None).vertices(model).to(f32).cpu()  # (1, V, 3) model space
-        v0 = to_camera(base, R, t)
-        pix0 = project(v0, fit.intrinsics.to(f32).cpu())[0]
-    box, (h, w), scale = _crop(pix0[ops.region].numpy(), *image.shape[:2], config)
-    crop = image[box[1] : box[3], box[0] : box[2]]
-    photo = torch.from_numpy(cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA)).to(f32) / 255.0
-    fx, fy, cx, cy = fit.intrinsics[0].to(f32).cpu().tolist()
-    cx, cy = _to_crop(torch.tensor([cx, cy]), box, scale).tolist()
-    K = torch.tensor([[fx * scale[0], fy * scale[1], cx, cy]])
-    targets = _to_crop(fit.landmarks_target[0, list(INNER)].to(f32).cpu(), box, scale)
-    lm_ids = model.landmark_ids.cpu()[list(INNER)]
-    lm_offset = torch.zeros(len(INNER), 3)
-    if landmark_offset is not None:
-        lm_offset = torch.as_tensor(landmark_offset, dtype=f32).reshape(68, 3)[list(INNER)]
-
-    # photometric weights: region minus features, facing the camera at the initial fit
-    n0 = normals(v0, ops)[0]
-    wv = ops.photo_weight * (-(n0 * F.normalize(v0[0], dim=-1)).sum(-1) > config.min_facing).float()
-    keep = torch.ones(h, w)
-
-    def raster(vc: torch.Tensor):
-        frags, _, _ = rasterize(vc, ops.region_faces, K, (h, w), config.render)
-        p2f = frags.pix_to_face[0, ..., 0]
-        cov = p2f >= 0
-        tri, bary = ops.region_faces[p2f[cov]], frags.bary_coords[0, ..., 0, :][cov]
-        wpix = _gather(wv[:, None], tri, bary.detach())[:, 0] * keep[cov]
-        return photo[cov], tri, bary, wpix, cov, frags.zbuf[0, ..., 0].detach()
-
-    with torch.no_grad():  # drop pixels at depth discontinuities and the outline (mixed in the photo)
-        *_, cov, z = raster(v0)
-        z = torch.where(cov, z, torch.full_like(z, 1e6))[None]
-        keep.copy_(((F.max_pool2d(z, 3, 1, 1) + F.max_pool2d(-z, 3, 1, 1))[0] < config.depth_jump_cm).float())
-        y0, tri, bary, wpix, *_ = raster(v0)
-    S = cached(
-        model,
-        ("albedo", config.albedo_size, config.symmetric_albedo),
-        lambda: albedo_operator(
-            ops.point_uvs,
-            ops.point_vertex,
-            ops.point_count,
-            config.albedo_size,
-            ops.mirror if config.symmetric_albedo else None,
-        ),
-    )
-    smooth = cached(model, ("smooth", config.albedo_size), lambda: grid_smoothness(config.albedo_size))
-    state = {"grid": None, "lighting": None}  # first solve: from the photo's mean colour at the fit
-
-    def solve(y, tri, bary, wpix, nv, iterations=config.appearance_iterations, step=0) -> None:
-        if appearance is not None:  # known appearance
-            state["lighting"] = appearance[1].detach().double().cpu().numpy()
-            state["albedo"] = appearance[0].detach().float().cpu().reshape(V, 3)
-            return
-        a = min(1.0, step / max(config.anneal * config.steps, 1e-9))  # 0 -> 1 over the annealing
-        sm = config.albedo_smoothness_start ** (1 - a) * config.albedo_smoothness**a
-        args = (S, smooth, state["grid"], state["lighting"], iterations, sm)
-        state["grid"], state["lighting"] = solve_appearance(y, wpix, tri, bary, nv, *args)
-        state["albedo"] = torch.from_numpy(S @ state["grid"]).to(f32)
-
+        y0, tri, bary, wpix, *_ = scene.raster(scene.v0)
+    app = _Appearance(model, scene.ops, config, appearance)
     anneal_from = 0 if config.parametrisation != "none" else config.steps  # "none": final prior only
-    solve(y0, tri, bary, wpix, n0, config.appearance_init_iterations, anneal_from)
-    along = normals(base, ops) if config.displacement == "normal" else None  # (1, V, 3) or None
-    nc = 1 if along is not None else 3
-    gen, free = None, torch.zeros(1, V, nc, requires_grad=config.parametrisation == "free")
-    if config.parametrisation == "conv":
-        gen = ResidualGenerator(
-            config.latent_size, config.latent_channels, config.channels, config.output_scale, config.seed, nc
-        )
-
-    def offsets(x: torch.Tensor) -> torch.Tensor:  # (1, V, nc) -> (1, V, 3) model-space offsets
-        return x if along is None else x * along
-
-    params = list(gen.parameters()) if gen is not None else [free] if free.requires_grad else []
-    lr0 = config.lr if gen is not None else config.free_lr
-    opt = torch.optim.Adam(params, lr=lr0) if params else None
-    names = ("total", "photometric", "landmark", "magnitude", "laplacian")
-    weights = (config.photometric, config.landmark, config.magnitude, config.laplacian)
-    losses: dict[str, list[float]] = {k: [] for k in names}
-
-    def objective(res: torch.Tensor, resolve: bool, step: int) -> torch.Tensor:
-        vc = to_camera(base + res, R, t)
-        y, tri, bary, wpix, *_ = raster(vc)
-        nv = normals(vc, ops)[0]
-        if resolve:
-            solve(y, tri, bary.detach(), wpix, nv, step=step)
-        bary = bary if config.raster_gradients else bary.detach()
-        color = state["albedo"] * sh_shading(nv, torch.from_numpy(state["lighting"]).to(f32))[:, None]
-        err = ((_gather(color, tri, bary) - y) ** 2).sum(-1)
-        terms = (
-            (err * wpix).sum() / wpix.sum().clamp(min=1.0),
-            ((project(to_camera((base + res)[:, lm_ids] + lm_offset, R, t), K)[0] - targets) ** 2)
-            .sum(-1)
-            .mean()
-            / float(max(h, w)) ** 2,
-            (res**2).sum(-1).mean(),
-            (ops.laplacian(res[0]) ** 2).sum(-1).mean(),
-        )
-        total = sum(wt * term for wt, term in zip(weights, terms, strict=True))
-        for k, v in zip(names, (total, *terms), strict=True):
-            losses[k].append(float(v.detach()))
-        return total
-
-    for step in range(config.steps if params else 0):
-        res = offsets(sample_at_vertices(gen(), ops) if gen is not None else free)
-        total = objective(res, step > 0 and step % config.appearance_every == 0, step)
+    app.solve(y0, tri, bary, wpix, scene.n0, config.appearance_init_iterations, anneal_from)
+    unknown = _Residual(scene, config)
+    opt = torch.optim.Adam(unknown.params, lr=unknown.lr0) if unknown.params else None
+    losses: dict[str, list[float]] = {k: [] for k in LOSS_NAMES}
+    for step in range(config.steps if unknown.params else 0):
+        resolve = step > 0 and step % config.appearance_every == 0
+        total = _objective(scene, app, unknown(), resolve, step, losses)
         for g in opt.param_groups:
-            g["lr"] = lr0 * config.lr_decay ** (step / max(config.steps - 1, 1))
+            g["lr"] = unknown.lr0 * config.lr_decay ** (step / max(config.steps - 1, 1))
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
     with torch.no_grad():  # final appearance and losses at the final geometry
-        disp = gen() if gen is not None else None
-        res = offsets(sample_at_vertices(disp, ops) if gen is not None else free.detach().clone())
-        objective(res, True, config.steps)
+        res, disp = unknown.final()
+        _objective(scene, app, res, True, config.steps, losses)
     return ResidualResult(
         residual=res,
         displacement=None if disp is None else disp[0],
-        albedo=state["albedo"].clamp(0, 1)[None],
-        lighting=torch.from_numpy(state["lighting"]).to(f32),
+        albedo=app.albedo.clamp(0, 1)[None],
+        lighting=torch.from_numpy(app.lighting).to(torch.float32),
         losses=losses,
         ms=(time.perf_counter() - t_start) * 1e3,
     )
@@ -442,7 +483,7 @@ def render_appearance(
         cov = p2f >= 0
         tri, bary = ops.region_faces[p2f[cov]], frags.bary_coords[0, ..., 0, :][cov]
         image = torch.zeros(*fit.image_size, 3)
-        image[cov] = _gather(color, tri, bary).clamp(0, 1)
+        image[cov] = interpolate_at_pixels(color, tri, bary).clamp(0, 1)
         mask = torch.zeros(fit.image_size, dtype=torch.bool)
-        mask[cov] = _gather(wv[:, None], tri, bary)[:, 0] > 0.5
+        mask[cov] = interpolate_at_pixels(wv[:, None], tri, bary)[:, 0] > 0.5
     return image.numpy(), mask.numpy()

@@ -1,8 +1,11 @@
 """Per-model mesh operators of the residual fit (:mod:`face3d.fit.residual`): UV corners, vertex
-averaging over UV seams, uniform Laplacian, normals, photometric vertex weights; cached per model."""
+averaging over UV seams, uniform Laplacian, normals, photometric vertex weights; cached per model.
+Also the working crop around a face and the interpolation of vertex values at rendered pixels,
+which the photometric refinement (:mod:`face3d.fit.photometric`) shares."""
 
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass
 
@@ -123,3 +126,29 @@ def cached(model, key, make):
     if key not in cache:
         cache[key] = make()
     return cache[key]
+
+
+def working_crop(points: np.ndarray, H: int, W: int, resolution: int, margin: float):
+    """Square-ish crop around projected points -> (x0, y0, x1, y1), (h, w) working size, (sx, sy):
+    ``margin`` (fraction of the points' extent) on each side, the longer side resized to at most
+    ``resolution`` pixels (never upsampled)."""
+    lo, hi = points.min(0), points.max(0)
+    half = 0.5 * float((hi - lo).max()) * (1 + 2 * margin)
+    c = 0.5 * (lo + hi)
+    x0, y0 = max(0, int(math.floor(c[0] - half))), max(0, int(math.floor(c[1] - half)))
+    x1, y1 = min(W, int(math.ceil(c[0] + half)) + 1), min(H, int(math.ceil(c[1] + half)) + 1)
+    s = min(1.0, resolution / max(x1 - x0, y1 - y0, 1))  # never upsample
+    w, h = max(2, round((x1 - x0) * s)), max(2, round((y1 - y0) * s))
+    return (x0, y0, x1, y1), (h, w), (w / (x1 - x0), h / (y1 - y0))
+
+
+def to_crop(pts: torch.Tensor, box, scale) -> torch.Tensor:
+    """Pixel coordinates (centre convention) -> working-crop coordinates."""
+    off = pts.new_tensor(box[:2])
+    sc = pts.new_tensor(scale)
+    return (pts - off + 0.5) * sc - 0.5
+
+
+def interpolate_at_pixels(vals: torch.Tensor, tri: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+    """Interpolate (V, C) per-vertex values at pixels given (M, 3) corners and (M, 3) bary."""
+    return (vals[tri] * bary[..., None]).sum(1)

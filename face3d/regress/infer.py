@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+import face3d.regress.upright as up
 from face3d.camera import euler_degrees
 from face3d.crop import compose_affine, crop_box, shrink, shrink_region, warp_affine, warp_crop
 from face3d.detect import check_image
 from face3d.detect.boxes import as_box, load_mapping
-from face3d.regress import upright as up
 from face3d.regress.decode import mean_rotation, to_image
 from face3d.regress.network import MIRROR_68, InferenceTrunk, RegressorNet
 from face3d.regress.views import PROFILE_MIN_YAW, PROFILE_VIEWS, View, add_profile_views, as_views
@@ -67,7 +67,6 @@ class RegressorOutput:
 def landmark_box_from_detector_box(box, mapping_path=None) -> tuple[float, float, float, float]:
     """Inverse of :func:`face3d.detect.dlib_box_from_landmark_box`: a dlib-style detector box ->
     the box its 68 landmarks would have (what the regressor's crops are defined on)."""
-
     m = load_mapping(mapping_path)
     x0, y0, x1, y1 = as_box(box)
     A = np.array([m["w"], m["h"]], dtype=np.float64)  # [w', h'] = A @ [w, h]
@@ -81,8 +80,7 @@ def default_tta(folder=None, **kwargs) -> LandmarkRegressor:
     """:meth:`LandmarkRegressor.from_pretrained` with the default test-time augmentation, what
     ``face3d fit`` runs: mirrored crops at the crop scales :data:`TTA_SCALES`, and the
     :data:`~face3d.regress.views.PROFILE_VIEWS` for faces at |yaw| >= 30 degrees.
-    ``kwargs`` go to ``from_pretrained`` (``threads``, ``upright``, ...)."""
-
+    ``kwargs`` go to ``from_pretrained`` (``upright``, ``compile``, ...)."""
     options = {"flip": True, "scales": TTA_SCALES, "profile_views": PROFILE_VIEWS, **kwargs}
     return LandmarkRegressor.from_pretrained(folder, **options)
 
@@ -92,7 +90,6 @@ class LandmarkRegressor:
 
     Args:
         net: a :class:`RegressorNet` (default: :meth:`RegressorNet.from_pretrained`).
-        threads: torch intra-op threads used while predicting (None: leave as is).
         flip: test-time augmentation: also run the mirrored crop and average landmarks, pose,
             scale, centre and confidence (about twice the time; identity and expression are
             the unmirrored crop's).
@@ -113,13 +110,12 @@ class LandmarkRegressor:
             (:func:`~face3d.regress.views.add_profile_views`); () for none.
         compile: run the BN-folded network as a compiled TorchScript graph
             (:func:`compiled_trunk`); False runs the same folded trunk eagerly (the same outputs
-            to 1e-5, slower; ``scripts/bench_regressor_speed.py`` times both).
+            to 1e-5, slower; ``scripts/bench/bench_regressor_speed.py`` times both).
     """
 
     def __init__(
         self,
         net: RegressorNet | None = None,
-        threads: int | None = None,
         flip: bool = False,
         scales: tuple[float, ...] = (1.0,),
         upright: bool = True,
@@ -128,7 +124,6 @@ class LandmarkRegressor:
         profile_min_yaw: float = PROFILE_MIN_YAW,
     ):
         self.net = (net if net is not None else RegressorNet.from_pretrained()).eval()
-        self.threads = threads
         self.flip = flip
         self.upright = upright
         self.compile = compile
@@ -143,7 +138,6 @@ class LandmarkRegressor:
     def from_pretrained(
         cls,
         folder=None,
-        threads: int | None = None,
         flip: bool = False,
         scales: tuple[float, ...] = (1.0,),
         upright: bool = True,
@@ -152,7 +146,7 @@ class LandmarkRegressor:
         profile_min_yaw: float = PROFILE_MIN_YAW,
     ) -> LandmarkRegressor:
         net = RegressorNet.from_pretrained(folder)
-        return cls(net, threads, flip, scales, upright, compile, profile_views, profile_min_yaw)
+        return cls(net, flip, scales, upright, compile, profile_views, profile_min_yaw)
 
     def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The :data:`_RUN_KEYS` outputs of ``self.net(x)`` in eval mode, through the network's
@@ -192,7 +186,6 @@ class LandmarkRegressor:
         for each of the M ``scales`` (crop side factors, or :class:`View` crops), one crop per box.
         A face is area-shrunk once, at its unscaled crop's zoom, for all its views (as the AFLW
         fine-tune's crops)."""
-
         cfg = self.net.config
         views = as_views(scales)
         crops = np.zeros((len(views), len(boxes), cfg.size, cfg.size, 3), np.uint8)
@@ -225,28 +218,21 @@ class LandmarkRegressor:
             profile: add the ``profile_views`` of large-yaw faces (False: a pass whose result
                 only places the next crop, :func:`face3d.fit.pipeline.recrop_regressions`).
         """
-
         image = check_image(image)
         boxes = [tuple(float(v) for v in b) for b in boxes]
         if not boxes:
             return []
         n, m = len(boxes), len(self.scales)
         crops, As = self.crops(image, boxes, self.scales)  # view-major order
-        old = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                raw = self._run(crops)
-                res = to_image(raw, As, m, n)
-                turns = np.zeros(n, np.int64)
-                head = self.net.upright
-                if self.upright and bool(head.weight.any() or head.bias.any()):  # a silent head: no search
-                    res, turns = self._upright_search(res, crops, As, m, n)
-                if profile and self.profile_views:
-                    res = add_profile_views(self, image, boxes, raw, As, res, turns)
-        finally:
-            torch.set_num_threads(old)
+        with torch.inference_mode():
+            raw = self._run(crops)
+            res = to_image(raw, As, m, n)
+            turns = np.zeros(n, np.int64)
+            head = self.net.upright
+            if self.upright and bool(head.weight.any() or head.bias.any()):  # a silent head: no search
+                res, turns = self._upright_search(res, crops, As, m, n)
+            if profile and self.profile_views:
+                res = add_profile_views(self, image, boxes, raw, As, res, turns)
         ypr = euler_degrees(torch.from_numpy(res["rotation"])).numpy()
         offset = self.net.lm_offset.double().numpy()
         return [
@@ -273,7 +259,6 @@ class LandmarkRegressor:
         the upright head does not find upright; keep for each the turn the head finds most upright
         if the head finds it upright and clearly more so than the crops as they were (the
         thresholds of :mod:`face3d.regress.upright`). Returns the results and each face's turns."""
-
         turns = np.zeros(n, np.int64)
         redo = np.flatnonzero(res["upright"][:, 0] < up.UPRIGHT_SEARCH_BELOW)
         if len(redo) == 0:
@@ -298,7 +283,7 @@ class LandmarkRegressor:
 
 class ReferenceLandmarkRegressor(LandmarkRegressor):
     """:class:`LandmarkRegressor` without its speed-ups, the reference they are checked against
-    (tests, ``scripts/bench_regressor_speed.py``): the network as trained (BatchNorm layers) and
+    (tests, ``scripts/bench/bench_regressor_speed.py``): the network as trained (BatchNorm layers) and
     every crop warped from a whole-image area shrink (:func:`face3d.crop.shrink`)."""
 
     def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -65,7 +65,6 @@ RegressorWeightsError = PretrainedError
 
 def default_weights_dir() -> Path:
     """The shipped weights (package data, :func:`face3d.assets.asset_path`)."""
-
     return asset_path("regressor")
 
 

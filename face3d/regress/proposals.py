@@ -18,7 +18,7 @@ regression network of :mod:`face3d.regress.network` alone:
 Boxes are returned in both conventions: the landmark box (what the regressor crops) and the
 dlib-style detector box (:func:`face3d.detect.dlib_box_from_landmark_box`) :class:`Detection` holds.
 
-Limits, measured (``scripts/bench_detect.py``, ``scripts/bench_confidence.py``): the shipped
+Limits, measured (``scripts/bench/bench_detect.py``, ``scripts/bench/bench_confidence.py``): the shipped
 confidence was fine-tuned against face-free windows of the AFLW train-half photos and synthetic
 clutter (:mod:`face3d.train.negatives`), which took the face-free skimage images with a
 refined "face" at 0.999 from 31 of 57 to 6. It still scores some clutter (coins, a cat, a
@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from face3d.detect import check_image, dlib_box_from_landmark_box
 from face3d.detect.boxes import Box, iou, landmark_box
@@ -43,7 +44,7 @@ FALLBACK_SOURCE = "regressor-fallback"
 
 @dataclass(frozen=True)
 class ProposalConfig:
-    """Settings of :func:`propose_faces` (see ``scripts/bench_detect.py`` for what they give).
+    """Settings of :func:`propose_faces` (see ``scripts/bench/bench_detect.py`` for what they give).
 
     Attributes:
         min_face: smallest window (68-landmark box side) as a fraction of the image's shorter side.
@@ -57,7 +58,7 @@ class ProposalConfig:
         min_confidence: a refined box must score at least this to be reported as a face. 0.9999,
             precision first: with the previous weights it was the highest of 0.9, 0.99, 0.999,
             0.9999 keeping every face the fallback finds where dlib finds none in the AFLW2000-3D
-            train half (``scripts/bench_detect.py --split train``). With the shipped weights
+            train half (``scripts/bench/bench_detect.py --split train``). With the shipped weights
             that rule would pick 0.9 (of the 5 train faces dlib misses, 3 found at 0.9, 1 at
             0.9999); on the held-out half 0.9999 finds 2 of the 10 faces dlib misses with 1
             "face" in 57 face-free images (0.999: 4 and 4 of 57; 0.9: 5 and 21 of 57).
@@ -171,20 +172,11 @@ def nms(boxes, scores, iou_threshold: float) -> list[int]:
 def coarse_logits(regressor, crops: np.ndarray, batch_size: int) -> np.ndarray:
     """(N,) face logits of (N, S, S, 3) uint8 crops (one network pass, no mirroring). Ranked by
     logit: the confidence saturates at 1.0 for most face-holding windows."""
-    import torch
-
-
-    old = torch.get_num_threads()
-    if regressor.threads:
-        torch.set_num_threads(regressor.threads)
-    try:
-        out = []
-        with torch.inference_mode():
-            for s in range(0, len(crops), batch_size):
-                x = normalise(torch.from_numpy(np.ascontiguousarray(crops[s : s + batch_size])))
-                out.append(regressor.net(x)["logit"].numpy())
-    finally:
-        torch.set_num_threads(old)
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(crops), batch_size):
+            x = normalise(torch.from_numpy(np.ascontiguousarray(crops[s : s + batch_size])))
+            out.append(regressor.net(x)["logit"].numpy())
     return np.concatenate(out).astype(np.float64)
 
 
@@ -199,7 +191,6 @@ def propose_faces(image: np.ndarray, regressor, config: ProposalConfig = Proposa
     Returns:
         At most ``config.max_faces`` :class:`Proposal`; empty when no window scores high enough.
     """
-
     image = check_image(image)
     net_cfg = regressor.net.config
     crops, boxes, scores = [], [], []

@@ -14,7 +14,7 @@ keeps the turn that the head finds most upright if the head finds it upright (pr
 :data:`UPRIGHT_MARGIN`).
 
 The thresholds were chosen on the AFLW2000-3D dev set's held-out half, its photos as they are and
-turned whole (``scripts/bench_upright.py``), among 18 combinations: a lower search threshold misses
+turned whole (``scripts/bench/bench_upright.py``), among 18 combinations: a lower search threshold misses
 turned faces the head is unsure of; no acceptance bar and margin turns merely tilted faces and
 faces no turn makes look upright. Seven of the half's 499 photos show a face on its side (roll
 57-101 degrees) or upside down.
@@ -65,7 +65,7 @@ def turn_crops(crops: np.ndarray, turns) -> np.ndarray:
 def upright_batch(
     aflw, rng: np.random.Generator, n: int, turns=(1, 2, 3), aug=None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` augmented crops of ``aflw`` (a :class:`face3d.train.aflw.AFLWCrops`; ``aug``,
+    """``n`` augmented crops of ``aflw`` (a :class:`face3d.eval.aflw_crops.AFLWCrops`; ``aug``,
     an ``AugConfig``, default ``aflw.aug``), each turned (``np.rot90``) a random one of ``turns``
     quarter turns: (n, S, S, 3) uint8 crops and (n,) int64 turns, what the upright head learns from."""
     if n == 0:

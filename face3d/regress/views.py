@@ -44,7 +44,6 @@ class View:
 
     def affine(self, cx: float, cy: float, side: float, size: int) -> np.ndarray:
         """(2, 3) image -> crop affine of this view of the crop centred at (cx, cy) with ``side``."""
-
         A = crop_transform(cx + self.shift[0] * side, cy + self.shift[1] * side, side * self.scale, size)
         if self.angle == 0.0:
             return A
@@ -89,7 +88,6 @@ def add_profile_views(regressor, image, boxes, raw: dict, As: np.ndarray, res: d
     as one pass over all their views. ``raw``/``As``: the first pass's per-crop network outputs
     and affines (view-major: each view's crops of all N faces); ``res``: its per-face results
     (updated in place and returned)."""
-
     n = len(boxes)
     m = len(As) // n
     yaw = euler_degrees(torch.from_numpy(res["rotation"])).numpy()[:, 0]

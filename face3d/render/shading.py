@@ -59,7 +59,7 @@ def interpolate(fragments, face_attributes: torch.Tensor) -> torch.Tensor:
     ]
 
 
-def _packed_corners(per_vertex: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+def packed_corners(per_vertex: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """(B, V, D) per-vertex values -> (B*F, 3, D) packed per-corner values."""
     return per_vertex[:, faces].reshape(-1, 3, per_vertex.shape[-1])
 
@@ -73,8 +73,8 @@ class PhongShader(nn.Module):
 
     def forward(self, fragments, vertices_cam: torch.Tensor, faces: torch.Tensor, normals: torch.Tensor):
         c = self.config
-        n = F.normalize(interpolate(fragments, _packed_corners(normals, faces)), dim=-1, eps=1e-12)
-        pos = interpolate(fragments, _packed_corners(vertices_cam, faces))
+        n = F.normalize(interpolate(fragments, packed_corners(normals, faces)), dim=-1, eps=1e-12)
+        pos = interpolate(fragments, packed_corners(vertices_cam, faces))
         light = F.normalize(n.new_tensor(c.light_direction), dim=0)
         view = F.normalize(-pos, dim=-1, eps=1e-12)
         # normals point out of the face; flip those seen from behind so both sides shade
@@ -90,7 +90,7 @@ class VertexColorShader(nn.Module):
     """Unlit per-vertex colours: ``colors`` (B, V, 3) in [0, 1]."""
 
     def forward(self, fragments, colors: torch.Tensor, faces: torch.Tensor):
-        return interpolate(fragments, _packed_corners(colors, faces))
+        return interpolate(fragments, packed_corners(colors, faces))
 
 
 class UVTextureShader(nn.Module):
@@ -116,7 +116,7 @@ def _finish(fragments, colors, vertices_cam, faces, normals, config) -> RenderOu
     covered = pix >= 0
     bg = colors.new_tensor(config.background)
     image = torch.where(covered[..., None], colors, bg)
-    n = F.normalize(interpolate(fragments, _packed_corners(normals, faces)), dim=-1, eps=1e-12)
+    n = F.normalize(interpolate(fragments, packed_corners(normals, faces)), dim=-1, eps=1e-12)
     depth = torch.where(covered, fragments.zbuf[..., 0], torch.zeros_like(fragments.zbuf[..., 0]))
     return RenderOutput(
         image=image,

@@ -97,7 +97,7 @@ def uv_layout(
     )
 
 
-def _sample_photo(image: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+def sample_photo(image: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
     """Bilinear lookup of (B, H, W, C) at (B, N, 2) pixel positions -> (B, N, C)."""
     H, W = image.shape[1:3]
     grid = torch.stack([pixels[..., 0] / (W - 1) * 2 - 1, pixels[..., 1] / (H - 1) * 2 - 1], -1)
@@ -157,7 +157,6 @@ def extract_texture(
         intrinsics: (B, 4) fx, fy, cx, cy in pixels.
         layout: from :func:`uv_layout`.
     """
-
     if image.dim() != 4 or image.shape[-1] != 3:
         raise ValueError(f"image: expected (B, H, W, 3), got {tuple(image.shape)}")
     B, H, W, _ = image.shape
@@ -173,7 +172,7 @@ def extract_texture(
     pts = (vertices_cam[:, tri] * bary[None, :, :, None]).sum(2)  # (B, N, 3)
     nrm = (normals[:, tri] * bary[None, :, :, None]).sum(2)
     seen = visibility(pts, intrinsics, depth, covered, nrm)
-    colors = _sample_photo(image, project(pts, intrinsics)) * seen[..., None]
+    colors = sample_photo(image, project(pts, intrinsics)) * seen[..., None]
     Ht, Wt = layout.size
     texture = image.new_zeros(B, Ht, Wt, 3)
     texture[:, valid] = colors.to(image.dtype)
@@ -181,5 +180,5 @@ def extract_texture(
     visible[:, valid] = seen
 
     v_seen = visibility(vertices_cam, intrinsics, depth, covered, normals)
-    v_col = _sample_photo(image, project(vertices_cam, intrinsics)) * v_seen[..., None]
+    v_col = sample_photo(image, project(vertices_cam, intrinsics)) * v_seen[..., None]
     return TextureSample(texture=texture, visible=visible, vertex_colors=v_col, vertex_visible=v_seen)

@@ -13,7 +13,7 @@ import torch
 
 from face3d.camera import project
 from face3d.render.shading import vertex_normals
-from face3d.render.texture import UVLayout, _sample_photo, visibility
+from face3d.render.texture import UVLayout, sample_photo, visibility
 
 #: Flat colours (RGB in [0, 1]) of the ICT interior parts a photo never shows.
 FLAT_COLORS = {
@@ -82,7 +82,6 @@ def fill_from_mirror(
     Returns:
         (texture, filled) where ``filled`` (B, Ht, Wt) marks texels now known.
     """
-
     valid = layout.valid
     tri = mirror[faces[layout.pix_to_face[valid]]]  # mirrored corners, (N, 3)
     bary = layout.bary[valid].to(vertices_cam.dtype)
@@ -90,7 +89,7 @@ def fill_from_mirror(
     normals = vertex_normals(vertices_cam, faces)
     nrm = (normals[:, tri] * bary[None, :, :, None]).sum(2)
     seen = visibility(pts, intrinsics, depth, covered, nrm)
-    colors = _sample_photo(image, project(pts, intrinsics))
+    colors = sample_photo(image, project(pts, intrinsics))
     need = ~visible[:, valid] & seen
     out = texture.clone()
     vals = out[:, valid]

@@ -1,5 +1,5 @@
 """Command-line plumbing of the regressor's training, shared by ``face3d train regressor`` and
-``scripts/train_regressor.py``: argument definitions, their validation and the two steps
+``scripts/rebuild/train_regressor.py``: argument definitions, their validation and the two steps
 (synthetic data from photos, then training), each a thin call into
 :func:`face3d.train.data.generate` and :func:`face3d.train.regressor.train`.
 
@@ -72,7 +72,6 @@ def train_config_from_args(args):
 
 def generate_from_args(photos, shards, args, heldout: bool = False, model_dir=None) -> list[Path]:
     """Synthetic shards from the photos in ``photos`` (LFW layout or a flat folder) into ``shards``."""
-
     photos = Path(photos)
     if not photos.is_dir():
         raise InputError(f"{photos}: no such folder of photos")
@@ -100,7 +99,6 @@ def generate_from_args(photos, shards, args, heldout: bool = False, model_dir=No
 
 def train_from_args(shards, run_dir, args, model_dir=None):
     """Train from the shards in ``shards`` into ``run_dir``; returns the network (eval mode)."""
-
     config = train_config_from_args(args)
     shards = Path(shards)
     if not shards.is_dir() or not any(shards.glob("shard_*.npz")):

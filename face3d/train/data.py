@@ -27,17 +27,15 @@ from face3d.camera import FLIP, euler_degrees, euler_to_pose_matrix, project, to
 from face3d.crop import crop_box, crop_transform, warp_crop
 from face3d.errors import InputError
 from face3d.fit import fit_image
+from face3d.ict import EYE_EXTRAS_FIRST, HEAD_LAST
 from face3d.io import IMAGE_SUFFIXES, atomic_write_json, atomic_write_npz, read_image
 from face3d.model import MorphableModel
 from face3d.render import rasterize
 from face3d.render.shading import VertexColorShader, vertex_normals
-from face3d.render.texture import _sample_photo, visibility
+from face3d.render.texture import sample_photo, visibility
 from face3d.render.texture_fill import FLAT_COLORS, mirror_vertices
 
 KIND_RENDER, KIND_REAL, KIND_NEGATIVE = 0, 1, 2
-EYE_EXTRAS_FIRST = 24591  # ICT's translucent eye parts (lacrimal fluid, eyelashes ...): not rendered
-HEAD_LAST = 11247
-PROFILE_MIN_YAW = 45.0  # lower |yaw| bound of DataConfig.profile_fraction's renders, degrees
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,8 @@ class DataConfig:
         n_identity: identity weights stored (first K modes).
         max_fit_error: photos whose landmark fit error (% of the face size) exceeds this are skipped.
         profile_fraction: fraction of renders whose |yaw| is drawn uniformly from
-            [``PROFILE_MIN_YAW``, ``max_yaw``] (the rest: uniform in +-``max_yaw`` or near frontal).
+            [``profile_min_yaw``, ``max_yaw``] (the rest: uniform in +-``max_yaw`` or near frontal).
+        profile_min_yaw: lower |yaw| bound of those profile renders, degrees.
     """
 
     size: int = 96
@@ -71,6 +70,7 @@ class DataConfig:
     n_identity: int = 40
     max_fit_error: float = 4.0
     profile_fraction: float = 0.0
+    profile_min_yaw: float = 45.0
 
 
 def is_heldout(person: str) -> bool:
@@ -123,7 +123,6 @@ class FaceProfiler:
     # ------------------------------------------------------------------ fitting + colours
     def fit_photo(self, image: np.ndarray):
         """Fit the largest face of ``image``; returns the ``FitResult`` or None."""
-
         faces = fit_image(image, self.fit_model, max_faces=1)
         if not faces:
             return None
@@ -135,7 +134,6 @@ class FaceProfiler:
 
     def vertex_colors(self, image: np.ndarray, fit) -> torch.Tensor:
         """(V, 3) colours in [0, 1] of the whole head sampled from the photo (mirror-filled)."""
-
         verts = to_camera(self.model(fit.identity, fit.expression), fit.rotation, fit.translation)
         H, W = image.shape[:2]
         frags, _, _ = rasterize(verts, self.faces, fit.intrinsics, (H, W))
@@ -143,7 +141,7 @@ class FaceProfiler:
         normals = vertex_normals(verts, self.faces)
         seen = visibility(verts, fit.intrinsics, depth, covered, normals)[0]
         img = torch.from_numpy(image.astype(np.float32) / 255.0)[None]
-        col = _sample_photo(img, project(verts, fit.intrinsics))[0]
+        col = sample_photo(img, project(verts, fit.intrinsics))[0]
         seen = seen & (~self.is_flat | self.eye)  # eyeballs may show through the lids
         mirror_seen = seen[self.mirror]
         out = torch.where(seen[:, None], col, torch.where(mirror_seen[:, None], col[self.mirror], self.flat))
@@ -176,7 +174,7 @@ class FaceProfiler:
         cfg, S = self.config, self.config.size
         u = rng.uniform
         if cfg.profile_fraction and rng.random() < cfg.profile_fraction:
-            yaw = rng.choice((-1.0, 1.0)) * u(min(PROFILE_MIN_YAW, cfg.max_yaw), cfg.max_yaw)
+            yaw = rng.choice((-1.0, 1.0)) * u(min(cfg.profile_min_yaw, cfg.max_yaw), cfg.max_yaw)
         else:
             yaw = u(-cfg.max_yaw, cfg.max_yaw) if rng.random() < 0.8 else rng.normal(0, 25)
         pitch = float(np.clip(rng.normal(0, cfg.max_pitch / 2), -cfg.max_pitch, cfg.max_pitch))
@@ -346,7 +344,6 @@ def generate(
     Returns:
         The shard paths written by this call.
     """
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", {"data": asdict(config), "lfw": str(lfw), "seed": seed})
@@ -411,7 +408,6 @@ def write_shards(items, read, fit, out, todo, config, seed, prefix, desc, progre
 def check_shard_size(data: dict[str, np.ndarray], size: int, folder: str | Path) -> None:
     """Raise :class:`face3d.errors.InputError` unless the shards' crops (``data["image"]``,
     (N, S, S, 3)) are ``size`` pixels square, the network's input (:class:`RegressorConfig.size`)."""
-
     got = data["image"].shape[1]
     if got != size:
         raise InputError(

@@ -34,7 +34,6 @@ def fit_labelled(
     """Fit ``prof``'s model to a photo's labelled (68, 2) landmarks (pixels) in their convention
     (``landmark_offset``: (68, 3) cm, model space, or None for ICT's vertices). Returns the
     ``FitResult`` or None when the mean landmark error exceeds ``max_error`` % of the face size."""
-
     lm = np.asarray(landmarks, dtype=np.float64)
     if lm.shape != (68, 2):
         raise ValueError(f"landmarks: expected (68, 2), got {lm.shape}")
@@ -74,7 +73,6 @@ def profile_labelled(
     Returns:
         The shard paths written by this call.
     """
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     samples = list(samples)

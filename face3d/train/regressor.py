@@ -118,15 +118,15 @@ def losses(out: dict, batch: dict, config: RegressorConfig) -> dict[str, torch.T
     }
 
 
-def _to_batch(data: dict, idx: np.ndarray, device="cpu") -> dict[str, torch.Tensor]:
+def to_batch(data: dict, idx: np.ndarray, device="cpu") -> dict[str, torch.Tensor]:
+    """The samples ``idx`` of shard arrays as float tensors on ``device``, the images normalised."""
     b = {k: torch.from_numpy(data[k][idx]) for k in data if k != "image"}
     b["image"] = normalise(torch.from_numpy(data["image"][idx]))
     return {k: (v.float() if k != "image" else v).to(device) for k, v in b.items()}
 
 
-def _synthetic_negatives(rng: np.random.Generator, n: int, size: int) -> torch.Tensor:
+def synthetic_negatives(rng: np.random.Generator, n: int, size: int) -> torch.Tensor:
     """(n, size, size, 3) uint8 face-free images: flat colours, gradients, (blurred) noise."""
-
     out = []
     for _ in range(n):
         r = rng.random()
@@ -144,13 +144,12 @@ def _synthetic_negatives(rng: np.random.Generator, n: int, size: int) -> torch.T
 @torch.no_grad()
 def evaluate(net: RegressorNet, data: dict, batch_size: int = 256) -> dict[str, float]:
     """Mean NME (%), median yaw error (degrees) over the faces and mean confidence loss."""
-
     was = net.training
     net.eval()
     device = next(net.parameters()).device
     nmes, yaw_err, conf = [], [], []
     for s in range(0, len(data["label"]), batch_size):
-        b = _to_batch(data, np.arange(s, min(s + batch_size, len(data["label"]))), device)
+        b = to_batch(data, np.arange(s, min(s + batch_size, len(data["label"]))), device)
         out = net(b["image"])
         face = b["label"] > 0
         conf.append(F.binary_cross_entropy_with_logits(out["logit"], face.float(), reduction="none"))
@@ -166,7 +165,7 @@ def evaluate(net: RegressorNet, data: dict, batch_size: int = 256) -> dict[str, 
     }
 
 
-def _load(folder: Path, val_every: int, seed: int):
+def load_split(folder: Path, val_every: int, seed: int):
     """Training and validation arrays: ``heldout_*`` shards validate when present, else every
     ``val_every``-th ``shard_*`` (whole shards, so no photo is in both), else a random 3 %."""
     paths = sorted(folder.glob("shard_*.npz"))
@@ -189,7 +188,6 @@ def write_checkpoint(path: Path, net: RegressorNet, opt, step: int, elapsed: flo
     ``extra``) and the loadable weights beside it in ``path.parent / "latest"``."""
     import io
 
-
     buf = io.BytesIO()
     state = {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed}
     torch.save({**state, **extra}, buf)
@@ -206,6 +204,174 @@ def open_log(path: Path, fields, resume: bool):
     if new_log:
         log.writeheader()
     return fh, log
+
+
+class LossWindow:
+    """Running sums of the loss terms since the last ``log.csv`` train row, and the images seen."""
+
+    def __init__(self, elapsed: float):
+        self.reset(elapsed)
+
+    def reset(self, elapsed: float) -> None:
+        """Start a new window at ``elapsed`` seconds of training."""
+        self.sums, self.steps, self.seen, self.start = {}, 0, 0, elapsed
+
+    def add(self, terms: dict[str, torch.Tensor], images: int) -> None:
+        """One step's loss terms (tensors) and its number of images."""
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v.detach())
+        self.steps += 1
+        self.seen += images
+
+    def means(self) -> dict[str, float]:
+        """The terms' means over the window's steps (rounded as logged)."""
+        return {k: round(v / self.steps, 5) for k, v in self.sums.items()}
+
+    def images_per_second(self, elapsed: float) -> float:
+        """Training throughput since the window started."""
+        return self.seen / max(elapsed - self.start, 1e-9)
+
+
+@dataclass
+class _Run:
+    """The state of one :func:`train` call: network, optimiser, progress, the data (reloaded when
+    new shards appear) and the position in the current shuffled pass over it."""
+
+    net: RegressorNet
+    opt: torch.optim.Optimizer
+    device: torch.device
+    rng: np.random.Generator
+    data: dict
+    val: dict
+    step: int = 0
+    elapsed: float = 0.0
+    order: np.ndarray | None = None
+    pos: int = 0
+
+    def shuffle(self) -> None:
+        """Start a new pass over the training samples, in a random order."""
+        self.order, self.pos = self.rng.permutation(len(self.data["label"])), 0
+
+    def next_indices(self, batch_size: int) -> np.ndarray:
+        """The next batch's sample indices (sorted); a new pass when this one has too few left."""
+        if self.pos + batch_size > len(self.order):
+            self.shuffle()
+        idx = np.sort(self.order[self.pos : self.pos + batch_size])
+        self.pos += batch_size
+        return idx
+
+
+def _setup(data_dir: Path, ckpt_path: Path, config: TrainConfig, resume: bool, init, model_dir) -> _Run:
+    """Load the data (training and validation split) and build the network (``init``'s weights or a
+    fresh one) and its optimiser; with ``resume`` and a checkpoint, continue from it instead."""
+    data, val = load_split(data_dir, 16, config.seed)
+    if init is not None:
+        net = RegressorNet.from_pretrained(init)
+    else:  # a fresh network takes the shards' crop size
+        size = data["image"].shape[1]
+        net = RegressorNet.from_model(replace(config.net, size=size), MorphableModel.from_dir(model_dir))
+    device = torch.device(config.device)
+    net.to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    run = _Run(net, opt, device, np.random.default_rng(config.seed), data, val)
+    if resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        net = RegressorNet(
+            RegressorConfig(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in ck["net_config"].items()}
+            )
+        )
+        net.load_state_dict(ck["model"])
+        net.to(device)
+        opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        opt.load_state_dict(ck["optimizer"])
+        run.net, run.opt, run.step, run.elapsed = net, opt, ck["step"], ck["elapsed"]
+        run.rng = np.random.default_rng([config.seed, run.step])
+    return run
+
+
+def _learning_rate(config: TrainConfig, run: _Run, budget: float, total_steps: int | None) -> float:
+    """Linear warm-up, then a cosine over the wall-clock budget (or over the steps with ``epochs``)."""
+    frac = run.elapsed / budget if total_steps is None else run.step / total_steps
+    warm = min(1.0, run.elapsed / max(config.warmup_minutes * 60, 1e-6))
+    return config.lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def _train_step(run: _Run, idx: np.ndarray, lr: float, config: TrainConfig) -> dict[str, torch.Tensor]:
+    """One optimiser step at learning rate ``lr`` on the samples ``idx``, the batch's last 1/16
+    replaced by synthetic face-free images; returns the weighted ``loss`` and its terms."""
+    net = run.net
+    for g in run.opt.param_groups:
+        g["lr"] = lr
+    b = to_batch(run.data, idx, run.device)
+    n_neg = max(1, len(idx) // 16)
+    b["image"][-n_neg:] = normalise(synthetic_negatives(run.rng, n_neg, net.config.size)).to(run.device)
+    b["label"][-n_neg:] = 0
+    terms = losses(net(b["image"]), b, net.config)
+    loss = sum(config.weights[k] * v for k, v in terms.items())
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+    run.opt.step()
+    run.step += 1
+    return {"loss": loss, **terms}
+
+
+def _log_train(log, log_fh, bar, run: _Run, window: LossWindow, lr: float) -> None:
+    """Write the window's ``train`` row (mean terms, learning rate, throughput) and start a new window."""
+    row = window.means()
+    log.writerow(
+        {
+            "step": run.step,
+            "elapsed_s": round(run.elapsed, 1),
+            "lr": f"{lr:.2e}",
+            "split": "train",
+            "img_per_s": round(window.images_per_second(run.elapsed), 1),
+            **row,
+        }
+    )
+    log_fh.flush()
+    bar.set_postfix(loss=f"{row['loss']:.3f}", lm=f"{row['landmarks'] * 100:.2f}%", step=run.step)
+    window.reset(run.elapsed)
+
+
+def _save(ckpt_path: Path, run: _Run, log, log_fh) -> dict[str, float]:
+    """Write the checkpoint (with the network's config) and the ``val`` row; returns the evaluation."""
+    write_checkpoint(ckpt_path, run.net, run.opt, run.step, run.elapsed, net_config=asdict(run.net.config))
+    ev = evaluate(run.net, run.val)
+    log.writerow(
+        {
+            "step": run.step,
+            "elapsed_s": round(run.elapsed, 1),
+            "split": "val",
+            "samples": len(run.val["label"]),
+            **{k: round(v, 4) for k, v in ev.items()},
+        }
+    )
+    log_fh.flush()
+    return ev
+
+
+def _reload(run: _Run, data_dir: Path, config: TrainConfig, n_shards: int, bar) -> int:
+    """Reload the data when more shards than ``n_shards`` exist (a new pass over them); returns the
+    shard count."""
+    if len(list(data_dir.glob("shard_*.npz"))) > n_shards:
+        run.data, run.val = load_split(data_dir, 16, config.seed)
+        n_shards = len(list(data_dir.glob("shard_*.npz")))
+        run.shuffle()
+        bar.write(f"reloaded data: {len(run.data['label'])} samples ({n_shards} shards)")
+    return n_shards
+
+
+def _finish(run: _Run, out_dir: Path, export, ev: dict[str, float], log_fh) -> RegressorNet:
+    """Save the final weights (``final/`` and ``export``), report, close the log; the network in
+    eval mode."""
+    run.net.save_pretrained(out_dir / "final")
+    if export is not None:
+        run.net.save_pretrained(export)
+    print(f"done: {run.step} steps, val NME {ev['nme']:.2f}%, median yaw err {ev['yaw_err_median']:.1f} deg")
+    log_fh.close()
+    return run.net.eval()
 
 
 def train(
@@ -232,136 +398,53 @@ def train(
     """
     from tqdm import tqdm
 
-
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "checkpoint.pt"
-    data, val = _load(data_dir, 16, config.seed)
-    if init is not None:
-        net = RegressorNet.from_pretrained(init)
-    else:  # a fresh network takes the shards' crop size
-        size = data["image"].shape[1]
-        net = RegressorNet.from_model(replace(config.net, size=size), MorphableModel.from_dir(model_dir))
-    device = torch.device(config.device)
-    net.to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    step, elapsed = 0, 0.0
-    rng = np.random.default_rng(config.seed)
-    if resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        net = RegressorNet(
-            RegressorConfig(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in ck["net_config"].items()}
-            )
-        )
-        net.load_state_dict(ck["model"])
-        net.to(device)
-        opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        opt.load_state_dict(ck["optimizer"])
-        step, elapsed = ck["step"], ck["elapsed"]
-        rng = np.random.default_rng([config.seed, step])
+    run = _setup(data_dir, ckpt_path, config, resume, init, model_dir)
     atomic_write_json(out_dir / "train_config.json", asdict(config))
-    net.train()
-    check_shard_size(data, net.config.size, data_dir)
+    run.net.train()
+    check_shard_size(run.data, run.net.config.size, data_dir)
     n_shards = len(list(data_dir.glob("shard_*.npz")))
     budget = config.minutes * 60
     total_steps = (
         None
         if config.epochs is None
-        else max(1, round(config.epochs * len(data["label"]) / config.batch_size))
+        else max(1, round(config.epochs * len(run.data["label"]) / config.batch_size))
     )
     log_fh, log = open_log(out_dir / "log.csv", LOG_FIELDS, resume)
-
-    def save():
-        write_checkpoint(ckpt_path, net, opt, step, elapsed, net_config=asdict(net.config))
-        ev = evaluate(net, val)
-        log.writerow(
-            {
-                "step": step,
-                "elapsed_s": round(elapsed, 1),
-                "split": "val",
-                "samples": len(val["label"]),
-                **{k: round(v, 4) for k, v in ev.items()},
-            }
-        )
-        log_fh.flush()
-        return ev
-
     bar = tqdm(
-        total=int(budget), initial=int(elapsed), desc="train regressor", unit="s", disable=not progress
+        total=int(budget), initial=int(run.elapsed), desc="train regressor", unit="s", disable=not progress
     )
     t_last = time.perf_counter()
-    last_ckpt = last_reload = elapsed
-    acc, acc_n, seen, win_start = {}, 0, 0, elapsed
-    order, pos = rng.permutation(len(data["label"])), 0
-    while elapsed < budget and (total_steps is None or step < total_steps):
-        if pos + config.batch_size > len(order):
-            order, pos = rng.permutation(len(data["label"])), 0
-        idx = np.sort(order[pos : pos + config.batch_size])
-        pos += config.batch_size
-        frac = elapsed / budget if total_steps is None else step / total_steps
-        warm = min(1.0, elapsed / max(config.warmup_minutes * 60, 1e-6))
-        lr = config.lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        b = _to_batch(data, idx, device)
-        n_neg = max(1, len(idx) // 16)
-        b["image"][-n_neg:] = normalise(_synthetic_negatives(rng, n_neg, net.config.size)).to(device)
-        b["label"][-n_neg:] = 0
-        terms = losses(net(b["image"]), b, net.config)
-        loss = sum(config.weights[k] * v for k, v in terms.items())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
-        step += 1
-        seen += len(idx)
-        for k, v in {"loss": loss, **terms}.items():
-            acc[k] = acc.get(k, 0.0) + float(v.detach())
-        acc_n += 1
+    last_ckpt = last_reload = run.elapsed
+    window = LossWindow(run.elapsed)
+    run.shuffle()
+    while run.elapsed < budget and (total_steps is None or run.step < total_steps):
+        idx = run.next_indices(config.batch_size)
+        lr = _learning_rate(config, run, budget, total_steps)
+        window.add(_train_step(run, idx, lr, config), len(idx))
         now = time.perf_counter()
         dt, t_last = now - t_last, now
-        elapsed += dt
-        bar.update(int(elapsed) - bar.n)
-        if step % config.log_every == 0:
-            row = {k: round(v / acc_n, 5) for k, v in acc.items()}
-            ips = seen / max(elapsed - win_start, 1e-9)
-            log.writerow(
-                {
-                    "step": step,
-                    "elapsed_s": round(elapsed, 1),
-                    "lr": f"{lr:.2e}",
-                    "split": "train",
-                    "img_per_s": round(ips, 1),
-                    **row,
-                }
-            )
-            log_fh.flush()
-            bar.set_postfix(loss=f"{row['loss']:.3f}", lm=f"{row['landmarks'] * 100:.2f}%", step=step)
-            acc, acc_n, seen, win_start = {}, 0, 0, elapsed
-        if elapsed - last_ckpt >= config.checkpoint_minutes * 60:
-            ev = save()
+        run.elapsed += dt
+        bar.update(int(run.elapsed) - bar.n)
+        if run.step % config.log_every == 0:
+            _log_train(log, log_fh, bar, run, window, lr)
+        if run.elapsed - last_ckpt >= config.checkpoint_minutes * 60:
+            ev = _save(ckpt_path, run, log, log_fh)
             bar.write(
-                f"step {step} ({elapsed / 60:.1f} min, {step * config.batch_size / elapsed:.0f} img/s): "
+                f"step {run.step} ({run.elapsed / 60:.1f} min, "
+                f"{run.step * config.batch_size / run.elapsed:.0f} img/s): "
                 f"val NME {ev['nme']:.2f}% median yaw err {ev['yaw_err_median']:.1f} deg"
             )
-            last_ckpt = elapsed
+            last_ckpt = run.elapsed
             t_last = time.perf_counter()  # evaluation time is not training time
-        if elapsed - last_reload >= config.reload_minutes * 60:
-            last_reload = elapsed
-            if len(list(data_dir.glob("shard_*.npz"))) > n_shards:
-                data, val = _load(data_dir, 16, config.seed)
-                n_shards = len(list(data_dir.glob("shard_*.npz")))
-                order, pos = rng.permutation(len(data["label"])), 0
-                bar.write(f"reloaded data: {len(data['label'])} samples ({n_shards} shards)")
+        if run.elapsed - last_reload >= config.reload_minutes * 60:
+            last_reload = run.elapsed
+            n_shards = _reload(run, data_dir, config, n_shards, bar)
             t_last = time.perf_counter()
     bar.close()
-    ev = save()
-    net.save_pretrained(out_dir / "final")
-    if export is not None:
-        net.save_pretrained(export)
-    print(f"done: {step} steps, val NME {ev['nme']:.2f}%, median yaw err {ev['yaw_err_median']:.1f} deg")
-    log_fh.close()
-    return net.eval()
+    ev = _save(ckpt_path, run, log, log_fh)
+    return _finish(run, out_dir, export, ev, log_fh)

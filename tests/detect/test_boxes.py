@@ -90,7 +90,7 @@ def test_shipped_mapping_is_sane():
     mapping = load_mapping()
     assert set(mapping) == set(MAPPING_KEYS)
     meta = json.loads(path.read_text())
-    assert "scripts/calibrate_bbox.py" in meta["command"] and meta["fit"]["n_images"] > 100
+    assert "scripts/rebuild/calibrate_bbox.py" in meta["command"] and meta["fit"]["n_images"] > 100
     # a frontal face's landmark box: the dlib box is about as large, shifted up (brows cut, chin kept)
     out = dlib_box_from_landmark_box((100.0, 100.0, 200.0, 200.0))
     w, h = out[2] - out[0], out[3] - out[1]

@@ -1,7 +1,8 @@
-"""face3d.eval.metrics: the per-|yaw|-bin table and its one-line form."""
+"""face3d.eval.metrics: the one NME, the per-|yaw|-bin table and its one-line form."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from face3d.eval.metrics import bin_line, bin_table
@@ -20,3 +21,23 @@ def test_bin_line_skips_empty_bins():
     t = bin_table([(5.0, 1.25), (40.0, None)])
     assert t["balanced"] is None
     assert bin_line(t) == "1.25 (balanced None)"
+
+
+def test_one_nme_for_numpy_and_torch_single_and_batched():
+    import torch
+
+    from face3d.eval.metrics import nme
+
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 100, (4, 68, 2))
+    pred = gt + rng.normal(0, 2, gt.shape)
+    single = [nme(pred[i], gt[i]) for i in range(4)]
+    assert all(isinstance(v, float) for v in single)
+    assert np.allclose(nme(pred, gt), single)
+    t = nme(torch.from_numpy(pred), torch.from_numpy(gt))
+    assert isinstance(t, torch.Tensor) and t.shape == (4,) and np.allclose(t.numpy(), single)
+    # a known value: every point 3 px off on a 60 x 15 box -> 3 / sqrt(900) = 10 %
+    box = np.array([[0.0, 0.0], [60.0, 15.0]])
+    assert nme(box + [3.0, 0.0], box) == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="must both be"):
+        nme(pred[0], gt)

@@ -188,3 +188,22 @@ def test_normalised_is_normalise_bit_for_bit():
     both = np.concatenate([crops, crops[:, :, ::-1]])
     x = normalised(crops, mirrored=True)
     assert x.is_contiguous() and torch.equal(x, normalise(torch.from_numpy(both)))
+
+
+def test_inference_changes_no_process_wide_torch_setting(monkeypatch):
+    """Threads are the entry point's to set (once): prediction, the upright search, the profile
+    views and the detection fallback's scoring never call torch.set_num_threads."""
+    from face3d.regress.proposals import coarse_logits
+    from face3d.regress.views import PROFILE_VIEWS
+
+    def forbidden(n):
+        raise AssertionError(f"inference called torch.set_num_threads({n})")
+
+    monkeypatch.setattr(torch, "set_num_threads", forbidden)
+    before = torch.get_num_threads()
+    views = {"profile_views": PROFILE_VIEWS, "profile_min_yaw": 0}
+    reg = LandmarkRegressor(_net(), flip=True, scales=(0.9, 1.1), **views)
+    image = np.random.default_rng(0).integers(0, 255, (80, 90, 3), dtype=np.uint8)
+    assert len(reg.predict_batch(image, [(20, 20, 60, 60)])) == 1
+    assert coarse_logits(reg, np.zeros((3, 32, 32, 3), np.uint8), batch_size=2).shape == (3,)
+    assert torch.get_num_threads() == before

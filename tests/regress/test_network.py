@@ -37,7 +37,7 @@ def _tiny_net(seed: int = 0) -> RegressorNet:
 def shipped():
     if not (default_weights_dir() / "weights.pt").is_file():
         pytest.skip("shipped regressor weights (assets/regressor) not available")
-    return LandmarkRegressor.from_pretrained(threads=1)
+    return LandmarkRegressor.from_pretrained()
 
 
 def test_save_load_roundtrip(tmp_path):

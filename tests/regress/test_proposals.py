@@ -21,7 +21,7 @@ from face3d.regress.proposals import (
 def shipped():
     if not (default_weights_dir() / "weights.pt").is_file():
         pytest.skip("shipped regressor weights (assets/regressor) not available")
-    return LandmarkRegressor.from_pretrained(threads=1, flip=True)
+    return LandmarkRegressor.from_pretrained(flip=True)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_nms_keeps_best_of_overlapping():
 
 def test_no_face_images_give_nothing(shipped):
     """Flat, noise and gradient images: no window scores as a face (the confidence rejects
-    these; it does not reject cluttered real photos, see scripts/bench_detect.py)."""
+    these; it does not reject cluttered real photos, see scripts/bench/bench_detect.py)."""
     rng = np.random.default_rng(1)
     grad = np.repeat(np.linspace(0, 255, 300)[None, :, None], 240, 0).repeat(3, 2).astype(np.uint8)
     for image in (np.full((240, 300, 3), 128, np.uint8), rng.integers(0, 256, (240, 300, 3), np.uint8), grad):
@@ -104,7 +104,7 @@ def _aflw_image(aflw_dir, name):
 
 
 def _on_face(box, gt) -> bool:
-    """The bench's criterion (scripts/bench_detect.py): the box's centre lies in the ground-truth
+    """The bench's criterion (scripts/bench/bench_detect.py): the box's centre lies in the ground-truth
     68-point box or IoU > 0.3."""
     from face3d.detect import iou
 

@@ -38,8 +38,8 @@ def test_turn_crops_turns_each_crop_its_own_amount():
 
 
 def test_upright_batch_turns_augmented_crops():
-    from face3d.train.aflw import AFLWCrops, AugConfig
-    from tests.train.test_aflw import _samples
+    from face3d.eval.aflw_crops import AFLWCrops, AugConfig
+    from tests.eval.test_aflw_crops import _samples
 
     rng = np.random.default_rng(7)
     samples = _samples(6, rng)

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from face3d.eval.aflw_crops import AFLWCrops, AugConfig
 from face3d.regress.network import RegressorConfig, RegressorNet
-from face3d.train.aflw import AFLWCrops, AugConfig
 from face3d.train.finetune import FinetuneConfig, finetune
-from tests.train.test_aflw import _samples  # the sibling module (pytest puts this folder on sys.path)
+from tests.eval.test_aflw_crops import _samples  # the sibling module (pytest puts this folder on sys.path)
 
 
 def _tiny_shards(folder: Path, rng, n: int = 24, size: int = 32) -> None:

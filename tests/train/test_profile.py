@@ -47,7 +47,7 @@ def test_labelled_fit_follows_the_labels_in_their_convention(ict_model, train_sa
 
 def test_profile_labelled_writes_resumable_large_yaw_shards(ict_model, train_samples, tmp_path):
     from face3d.regress.network import RegressorNet
-    from face3d.train.data import KIND_RENDER, PROFILE_MIN_YAW, load_shards
+    from face3d.train.data import KIND_RENDER, DataConfig, load_shards
     from face3d.train.profile import LABELLED_CONFIG, profile_labelled
 
     config = replace(LABELLED_CONFIG, renders_per_photo=4, negatives_per_photo=0.0, profile_fraction=1.0)
@@ -57,7 +57,7 @@ def test_profile_labelled_writes_resumable_large_yaw_shards(ict_model, train_sam
     data = load_shards(tmp_path)
     assert len(data["label"]) == 8 and (data["kind"] == KIND_RENDER).all() and (data["label"] == 1).all()
     assert data["image"].shape == (8, config.size, config.size, 3)
-    assert (np.abs(data["euler"][:, 0]) >= PROFILE_MIN_YAW - 0.5).all()  # all at large yaw
+    assert (np.abs(data["euler"][:, 0]) >= DataConfig().profile_min_yaw - 0.5).all()  # all at large yaw
     S = config.size
     lm = data["landmarks"]
     inside = ((lm > 0) & (lm < S - 1)).all(-1).mean()

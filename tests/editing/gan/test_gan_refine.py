@@ -1,0 +1,111 @@
+"""``--refine gan`` and ``--method 2d`` on a real fit: shapes, byte-identical background, errors.
+
+The generators are randomly initialised (seeded): these tests check the plumbing (crop, warp
+back, attention, paste-back), not the trained weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from editing.gan.checkpoint import load_generators, save_generators
+from editing.gan.networks import DeformationGenerator, GeneratorConfig, TextureGenerator
+from face3d.errors import Face3DError
+
+pytestmark = pytest.mark.integration
+SMALL = GeneratorConfig(base=8, n_down=3, n_res=1, cond=4)
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    from editing.api import EditContext
+    from face3d.errors import ModelNotFoundError
+
+    try:
+        return EditContext.from_dir(refine="none")
+    except ModelNotFoundError as err:
+        pytest.skip(str(err))
+
+
+@pytest.fixture(scope="module")
+def fitted(ctx):
+    from face3d.demo import example_image
+    from face3d.fit import fit_image
+
+    image = example_image()
+    return image, fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector)
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("gens")
+    tex = TextureGenerator(SMALL)
+    with torch.no_grad():  # make the generator visibly change pixels: M about 0.5
+        tex.to_mask.bias.fill_(0.0)
+    save_generators(root / "gan3d", tex, size=128, meta={"crop_scale": 1.6})
+    save_generators(
+        root / "defgan",
+        TextureGenerator(SMALL),
+        DeformationGenerator(dataclasses.replace(SMALL, kind="deform")),
+    )
+    return load_generators(root / "gan3d"), load_generators(root / "defgan")
+
+
+def _specs(ctx):
+    from editing.expressions import parse_expressions
+
+    return parse_expressions("happy,surprise", ctx.fit_model.expression_names)
+
+
+@pytest.mark.parametrize("method", ["3d-gan", "2d"])
+def test_background_byte_identical_and_face_changed(ctx, fitted, bundles, method):
+    from editing.api import edit_fitted
+
+    image, faces = fitted
+    tex, two_d = bundles
+    if method == "3d-gan":
+        run = dataclasses.replace(ctx, refiner=tex)
+        plain = edit_fitted(image, faces, _specs(ctx), ctx)
+    else:
+        run = dataclasses.replace(ctx, method="2d", baseline=two_d)
+    res = edit_fitted(image, faces, _specs(ctx), run)
+    for k, label in enumerate(res.labels):
+        out, edit = res.outputs[label], res.faces[0][1][k]
+        assert out.shape == image.shape and out.dtype == np.uint8
+        assert np.array_equal(out[~edit.region], image[~edit.region])
+        inside = edit.region
+        ref = plain.outputs[label] if method == "3d-gan" else image
+        diff = np.abs(out[inside].astype(int) - ref[inside].astype(int)).mean()
+        assert diff > 1.0, (method, label, diff)  # the generator did act inside the face
+
+
+def test_same_region_for_2d_and_3d(ctx, fitted):
+    image, faces = fitted
+    specs = _specs(ctx)
+    edits = ctx.editor.edit_face(image, faces[0], specs)
+    for (target, region, alpha), e in zip(
+        ctx.editor.regions(image.shape, faces[0], specs), edits, strict=True
+    ):
+        assert np.array_equal(region, e.region) and np.allclose(alpha, e.alpha)
+        assert np.allclose(target, e.target)
+
+
+def test_missing_and_corrupt_weights_name_the_file(tmp_path, monkeypatch):
+    from editing.api import load_generators_for
+    from editing.gan import checkpoint
+
+    monkeypatch.setattr(checkpoint, "SHIPPED", {"texture": tmp_path / "gan3d", "2d": tmp_path / "defgan"})
+    assert load_generators_for("auto", "3d") == (None, None)  # auto: no weights, plain re-render
+    with pytest.raises(Face3DError, match="gan3d.config.json: generator checkpoint file missing"):
+        load_generators_for("gan", "3d")
+    with pytest.raises(Face3DError, match="defgan.config.json: generator checkpoint file missing"):
+        load_generators_for("none", "2d")
+    save_generators(tmp_path / "gan3d", TextureGenerator(SMALL))
+    (tmp_path / "gan3d" / "weights.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(Face3DError, match="gan3d.weights.pt: corrupt generator weights"):
+        load_generators_for("auto", "3d")

@@ -1,0 +1,39 @@
+"""face3d.eval.aflw: the deterministic train / held-out split of the AFLW2000-3D dev set and the
+yaw convention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from face3d.eval.aflw import face3d_yaw, select_split, split_aflw
+from face3d.eval.metrics import yaw_bin
+from tests.eval.test_aflw_crops import _samples
+
+
+# ----------------------------------------------------------------------------------- split
+def test_split_is_deterministic_disjoint_and_balanced_per_bin():
+    rng = np.random.default_rng(0)
+    names = [f"image{i:05d}.jpg" for i in rng.choice(40000, 301, replace=False)]
+    yaws = rng.uniform(-99, 99, len(names))
+    a = split_aflw(names, yaws)
+    assert np.array_equal(a, split_aflw(names, yaws))
+    # independent of the folder and of the order of the list
+    perm = rng.permutation(len(names))
+    b = split_aflw([f"/elsewhere/{names[i]}" for i in perm], yaws[perm])
+    assert np.array_equal(a[perm], b)
+    for k in range(3):
+        in_bin = np.array([yaw_bin(y) == k for y in yaws])
+        assert abs(int(a[in_bin].sum()) - int((~a[in_bin]).sum())) <= 1
+    samples = _samples(50, rng)
+    train, held = select_split(samples, "train"), select_split(samples, "heldout")
+    names_t, names_h = {s.image_path.name for s in train}, {s.image_path.name for s in held}
+    assert not names_t & names_h and len(names_t | names_h) == 50
+    assert select_split(samples, "all") == samples
+    with pytest.raises(ValueError):
+        select_split(samples, "test")
+
+
+def test_face3d_yaw_flips_sign_and_wraps():
+    assert face3d_yaw(30.0) == -30.0 and face3d_yaw(-80.0) == 80.0
+    assert face3d_yaw(-351.0) == pytest.approx(-9.0) and face3d_yaw(188.0) == pytest.approx(172.0)
