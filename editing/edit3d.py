@@ -20,6 +20,7 @@ from editing.composite import CompositeConfig, edit_region, paste
 from editing.expressions import ExpressionSpec
 from face3d.camera import project
 from face3d.fit.pipeline import FaceFit
+from face3d.ict import EYE_EXTRAS_FIRST, FACE_LAST, HEAD_LAST
 from face3d.render import RenderConfig, atlas_corner_uvs, extract_texture, rasterize, uv_layout
 from face3d.render.shading import (
     PhongShader,
@@ -37,10 +38,6 @@ from face3d.render.texture_fill import (
     mirror_vertices,
     toned_flat_colors,
 )
-
-EYE_EXTRAS_FIRST = 24591  # lacrimal fluid, eye blend, occlusion, eyelashes: translucent in ICT
-FACE_LAST = 9408
-HEAD_LAST = 11247
 
 
 @dataclass(frozen=True)

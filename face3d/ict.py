@@ -51,6 +51,8 @@ VERTEX_REGIONS: dict[str, tuple[int, int]] = {
     "eyeball_right": (23021, 24590),
     "eye_extras": (24591, 26718),
 }
+FACE_LAST = VERTEX_REGIONS["face"][1]
+"""Last vertex of the face area (the part an expression moves)."""
 HEAD_LAST = VERTEX_REGIONS["head_neck"][1]
 """Last vertex of the face, head and neck (the skin): the parts a photo shows."""
 EYE_EXTRAS_FIRST = VERTEX_REGIONS["eye_extras"][0]

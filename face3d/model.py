@@ -19,7 +19,7 @@ from face3d.errors import InputError
 
 #: Vertex subsets: name -> last vertex (inclusive). Each is a prefix of the ICT order.
 SUBSETS: dict[str, int] = {
-    "face": ict.VERTEX_REGIONS["face"][1],  # full face area only
+    "face": ict.FACE_LAST,  # full face area only
     "face_head": ict.HEAD_LAST,  # face + head and neck (default, for photo fitting)
     "full": ict.VERTEX_REGIONS["eye_extras"][1],  # everything: mouth and eye sockets, gums, teeth, eyes
 }

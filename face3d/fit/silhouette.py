@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from face3d.ict import FACE_LAST
+
 RIGHT_JAW = tuple(range(0, 8))  # iBUG jaw points on the subject's right (x < 0 in model space)
 LEFT_JAW = tuple(range(9, 17))
 
@@ -41,7 +43,7 @@ class Correspondences:
 
 
 def outline_pools(
-    template: torch.Tensor, chains: dict[str, torch.Tensor], face_last: int = 9408
+    template: torch.Tensor, chains: dict[str, torch.Tensor], face_last: int = FACE_LAST
 ) -> dict[str, torch.Tensor]:
     """Candidate outline vertices per jaw side: the extended jawline plus the face-region
     vertices of that cheek between the chin and the eyes (model space, cm)."""
