@@ -27,6 +27,21 @@ class CompositeConfig:
     min_px: int = 2
 
 
+def dilation_px(mask: np.ndarray, config: CompositeConfig = CompositeConfig()) -> int:
+    """The dilation radius (pixels) of :func:`edit_region` for ``mask``."""
+    return max(config.min_px, int(round(config.dilate_frac * np.sqrt(float(mask.sum())))))
+
+
+def falloff(mask: np.ndarray, radius: int) -> np.ndarray:
+    """(H, W) float32 weight: 1 on ``mask``, falling smoothly (smoothstep of the distance) to 0 at
+    ``radius`` pixels from it: how far the warp's motion may reach beyond the face."""
+    if not mask.any():
+        return np.zeros(mask.shape, np.float32)
+    dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+    t = np.clip(1.0 - dist / max(radius, 1), 0.0, 1.0)
+    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+
+
 def edit_region(
     mask: np.ndarray, config: CompositeConfig = CompositeConfig()
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +52,7 @@ def edit_region(
     if area == 0:
         return np.zeros_like(mask, bool), np.zeros(mask.shape, np.float32)
     size = np.sqrt(area)
-    d = max(config.min_px, int(round(config.dilate_frac * size)))
+    d = dilation_px(mask, config)
     sigma = max(config.min_px / 2, config.feather_frac * size)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
     region = cv2.dilate(mask.astype(np.uint8), kernel) > 0

@@ -1,11 +1,20 @@
-"""3D-guided expression editing: fit -> texture from the photo -> new expression -> render ->
-composite. Only the face region changes; the background is byte-identical.
+"""3D-guided expression editing: the photo's own pixels, moved by the 3D motion of the face.
 
-The fit uses the face + head model; rendering uses the whole head with its mouth socket,
-gums, tongue, teeth and eyeballs (the eye's translucent extras are left out), so a mouth
-that opens shows a mouth interior: texels the photo shows are reused, the rest of the face
-comes from the mirrored side of the face or is inpainted, and interior parts the photo does
-not show get flat, shaded colours.
+The fit uses the face + head model; the edit uses the whole head with its mouth socket, gums,
+tongue, teeth and eyeballs (the eye's translucent layers are never drawn). Per target expression:
+
+1. **Warp** (:mod:`editing.warp`): the head rendered at the target gives, per pixel, the surface
+   point it shows; that point on the source mesh, projected, is where the photo shows it. The
+   photo is sampled through that backward map; motion around the face falls smoothly to zero and
+   pixels moving less than 0.05 px keep their bytes.
+2. **Shading** (:mod:`editing.shading`): the warped skin is multiplied by the expression ratio
+   image under SH lighting fitted to the photo (1 where the shape does not change).
+3. **Synthesis** (:mod:`editing.mouth`): only interior surface points the photo never showed
+   (teeth, gums, tongue, the mouth socket) are drawn, toned to the photo; skin a moving lip or jaw
+   reveals takes the nearby photo pixels through the extended motion.
+
+Only pixels that changed differ from the input; every other pixel is byte-identical. The UV atlas
+(:meth:`Editor3D.sample_texture`) is kept for exports and synthetic tests, not used by the edit.
 """
 
 from __future__ import annotations
@@ -13,31 +22,36 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
-from editing.composite import CompositeConfig, edit_region, paste
+from editing.composite import CompositeConfig, dilation_px, edit_region, falloff
 from editing.expressions import ExpressionSpec
+from editing.mouth import mouth_opening, part_colors, photo_tone, render_interior
+from editing.shading import apply_ratio, fit_lighting, ratio_image
+from editing.warp import WarpConfig, dense_motion, moving, surface_map, warp_image
 from face3d.camera import project
 from face3d.fit.pipeline import FaceFit
 from face3d.ict import EYE_EXTRAS_FIRST, FACE_LAST, HEAD_LAST
 from face3d.render import RenderConfig, atlas_corner_uvs, extract_texture, rasterize, uv_layout
 from face3d.render.shading import (
-    PhongShader,
-    UVTextureShader,
-    VertexColorShader,
     interpolate,
     packed_corners,
     vertex_normals,
 )
-from face3d.render.texture import sample_photo, visibility
 from face3d.render.texture_fill import (
     FLAT_COLORS,
     fill_from_mirror,
     inpaint_texture,
+    is_greyscale,
     mirror_vertices,
     toned_flat_colors,
 )
+
+REACH_SIDE, REACH_UP, REACH_FADE = 0.22, 0.5, 0.1
+"""The warp's reach: the landmark box grown by REACH_SIDE of its size left, right and down and
+REACH_UP upward, with the motion fading to zero over REACH_FADE of the box size beyond."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +63,9 @@ class EditConfig:
         margin_frac: the work crop is the face's projected box grown by this fraction per side.
         mirror_fill: fill texels hidden in the photo from the mirrored side of the face.
         render: rasteriser backend and shading of the interior parts.
-        composite: dilation and feathering of the paste-back.
+        composite: dilation and feathering of the region handed to a clean-up (``alpha``).
+        warp: how the motion is extended around the known surface points.
+        shading: multiply the warped skin by the expression ratio image.
     """
 
     texture_size: tuple[int, int] = (512, 1024)
@@ -57,6 +73,8 @@ class EditConfig:
     mirror_fill: bool = True
     render: RenderConfig = field(default_factory=RenderConfig)
     composite: CompositeConfig = field(default_factory=CompositeConfig)
+    warp: WarpConfig = field(default_factory=WarpConfig)
+    shading: bool = True
 
 
 @dataclass(frozen=True)
@@ -65,12 +83,14 @@ class FaceEdit:
 
     Attributes:
         image: (H, W, 3) uint8 full-resolution result (only this face edited).
-        render: (h, w, 3) uint8 re-render in the work crop (black where nothing is drawn).
+        render: (h, w, 3) uint8 the edited head in the work crop (black where nothing is drawn).
         crop: (x0, y0, x1, y1) the work crop in the image, pixels (exclusive ends).
-        region: (H, W) bool pixels that may differ from the input (dilated face mask).
-        alpha: (H, W) float32 feathered paste-back weight (zero outside ``region``).
+        region: (H, W) bool pixels that may differ from the input (the changed pixels, dilated).
+        alpha: (H, W) float32 feathered weight for a clean-up's paste-back (zero outside ``region``).
         source: (K_exp,) fitted weights; target: (K_exp,) edited weights.
-        timings_ms: texture, render and composite for this edit (the fit is timed by FaceFit).
+        timings_ms: ``texture`` (per face: source render and lighting), ``render`` (warp, shading
+            and synthesis of this target) and ``composite``; the fit is timed by FaceFit.
+        synthesized: (H, W) bool pixels drawn from the model (the interior the photo never showed).
     """
 
     image: np.ndarray
@@ -81,6 +101,7 @@ class FaceEdit:
     source: np.ndarray
     target: np.ndarray
     timings_ms: dict[str, float]
+    synthesized: np.ndarray | None = None
 
 
 class Editor3D:
@@ -117,6 +138,9 @@ class Editor3D:
         self.changeable[: FACE_LAST + 1] = True
         self.changeable[HEAD_LAST + 1 :] = True
         self.face_changeable = self.changeable[self.faces].all(1)
+        a, b = render_model.regions["mouth_socket"][0], render_model.regions["teeth"][1]
+        self.face_interior = ((self.faces >= a) & (self.faces <= b)).all(1).numpy()
+        self.face_skin = (self.faces <= HEAD_LAST).all(1).numpy()
 
     # ------------------------------------------------------------------ helpers
     def _vertices_cam(self, face: FaceFit, expression: torch.Tensor) -> torch.Tensor:
@@ -161,37 +185,6 @@ class Editor3D:
         colors[: HEAD_LAST + 1] = tex.vertex_colors[0][: HEAD_LAST + 1]  # unused: skin is textured
         return texture, colors
 
-    def render(self, verts_cam, K, size, texture, colors, source=None):
-        """Render the head; returns (h, w, 3) float colours, (h, w) covered and changeable masks.
-
-        With ``source = (v_src, depth, covered, photo)``, each drawn surface point that was
-        visible in the photo takes the photo's colour at the point's source position (one
-        bilinear lookup: a 3D-guided warp, sharp, exact where nothing moves); the atlas texture
-        and the flat interior colours only fill what the photo did not show.
-        """
-        frags, _, _ = rasterize(verts_cam, self.faces, K, size, self.config.render)
-        pix = frags.pix_to_face[0, ..., 0]
-        skin = UVTextureShader()(frags, texture, self.corner_uvs)[0]
-        normals = vertex_normals(verts_cam, self.faces)
-        shade = PhongShader(RenderConfig(albedo=1.0, specular=0.0))(frags, verts_cam, self.faces, normals)[0]
-        inner = VertexColorShader()(frags, colors[None], self.faces)[0] * shade
-        is_skin = (pix >= 0) & (pix < self.n_skin)
-        out = torch.where(is_skin[..., None], skin, inner)
-        covered = pix >= 0
-        if source is not None:
-            v_src, depth, src_covered, photo = source
-            pts = interpolate(frags, packed_corners(v_src, self.faces))[0][covered]  # source positions
-            src_n = vertex_normals(v_src, self.faces)
-            nrm = interpolate(frags, packed_corners(src_n, self.faces))[0][covered]
-            seen = visibility(pts[None], K, depth, src_covered, nrm[None])[0]
-            warped = sample_photo(photo, project(pts[None], K))[0]
-            vals = out[covered]
-            vals[seen] = warped[seen].to(vals.dtype)
-            out = out.clone()
-            out[covered] = vals
-        changeable = covered & self.face_changeable[pix.clamp(min=0)]
-        return out, covered, changeable
-
     def _geometry(self, face: FaceFit, specs: list[ExpressionSpec], H: int, W: int):
         """Source and target weights, their camera-space vertices, the work crop and its intrinsics."""
         names = self.model.expression_names
@@ -207,11 +200,6 @@ class Editor3D:
         K[:, 3] -= crop[1]
         return source, targets, v_src, v_tgts, crop, K
 
-    def _changeable(self, verts_cam: torch.Tensor, K: torch.Tensor, size) -> torch.Tensor:
-        frags, _, _ = rasterize(verts_cam, self.faces, K, size, self.config.render)
-        pix = frags.pix_to_face[0, ..., 0]
-        return (pix >= 0) & self.face_changeable[pix.clamp(min=0)]
-
     def regions(self, image_shape, face: FaceFit, specs: list[ExpressionSpec]):
         """Without rendering colours: per target, ``(target weights (K,), region (H, W) bool, alpha
         (H, W) float32)``, the same paste-back region as :meth:`edit_face` (for the 2D baseline)."""
@@ -219,11 +207,12 @@ class Editor3D:
         with torch.no_grad():
             _, targets, v_src, v_tgts, (x0, y0, x1, y1), K = self._geometry(face, specs, H, W)
             size = (y1 - y0, x1 - x0)
-            src_change = self._changeable(v_src, K, size)
+            src_change = self._changeable_pixels(rasterize(v_src, self.faces, K, size, self.config.render)[0])
             out = []
             for target, v_tgt in zip(targets, v_tgts, strict=True):
                 hard = np.zeros((H, W), bool)
-                hard[y0:y1, x0:x1] = (self._changeable(v_tgt, K, size) | src_change).cpu().numpy()
+                tgt = rasterize(v_tgt, self.faces, K, size, self.config.render)[0]
+                hard[y0:y1, x0:x1] = self._changeable_pixels(tgt) | src_change
                 out.append((target.numpy(), *edit_region(hard, self.config.composite)))
         return out
 
@@ -233,45 +222,123 @@ class Editor3D:
         H, W = image.shape[:2]
         with torch.no_grad():
             t0 = time.perf_counter()
-            source, targets, v_src, v_tgts, (x0, y0, x1, y1), K = self._geometry(face, specs, H, W)
-            crop = torch.from_numpy(np.array(image[y0:y1, x0:x1], dtype=np.float32))[None] / 255.0
-            crop = crop.to(self.model.template.device)
-            texture, colors = self.sample_texture(crop, v_src, K)
-            tex_ms = (time.perf_counter() - t0) * 1e3
-            size = (y1 - y0, x1 - x0)
-            frags, _, _ = rasterize(v_src, self.faces, K, size, self.config.render)
-            src_covered = frags.pix_to_face[0, ..., 0] >= 0
-            src_change = src_covered & self.face_changeable[frags.pix_to_face[0, ..., 0].clamp(min=0)]
-            source_view = (v_src, frags.zbuf[..., 0], src_covered[None], crop)
+            source, targets, v_src, v_tgts, crop, K = self._geometry(face, specs, H, W)
+            x0, y0, x1, y1 = crop
+            photo = np.ascontiguousarray(image[y0:y1, x0:x1])
+            src = self._source_view(photo, v_src, K)
+            prep_ms = (time.perf_counter() - t0) * 1e3
             edits = []
             for target, v_tgt in zip(targets, v_tgts, strict=True):
                 t1 = time.perf_counter()
-                out, covered, change = self.render(v_tgt, K, size, texture, colors, source_view)
-                t2 = time.perf_counter()
-                patch_img = torch.where(covered[..., None], out, crop[0])
-                patch = (patch_img.clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+                frags = rasterize(v_tgt, self.faces, K, photo.shape[:2], self.config.render)[0]
                 hard = np.zeros((H, W), bool)
-                hard[y0:y1, x0:x1] = (change | src_change).cpu().numpy()
+                hard[y0:y1, x0:x1] = src["changeable"] | self._changeable_pixels(frags)
                 region, alpha = edit_region(hard, self.config.composite)
-                full_patch = image.copy()
-                full_patch[y0:y1, x0:x1] = patch
-                result = paste(image, full_patch, alpha, region)
+                reach = falloff(hard, dilation_px(hard, self.config.composite))[y0:y1, x0:x1]
+                reach = reach * self._box_reach(face, crop)
+                out, head, synth = self._edit_crop(photo, v_src, v_tgt, K, src, frags, reach)
+                out[~region[y0:y1, x0:x1]] = photo[~region[y0:y1, x0:x1]]  # nothing moves beyond it
+                t2 = time.perf_counter()
+                result = image.copy()
+                result[y0:y1, x0:x1] = out
+                synthesized = np.zeros((H, W), bool)
+                synthesized[y0:y1, x0:x1] = synth
                 t3 = time.perf_counter()
-                render_img = (out * covered[..., None]).clamp(0, 1).cpu().numpy()
                 edits.append(
                     FaceEdit(
                         image=result,
-                        render=(render_img * 255 + 0.5).astype(np.uint8),
-                        crop=(x0, y0, x1, y1),
+                        render=out * head[..., None],
+                        crop=crop,
                         region=region,
                         alpha=alpha,
                         source=source.numpy(),
                         target=target.numpy(),
                         timings_ms={
-                            "texture": tex_ms,
+                            "texture": prep_ms,
                             "render": (t2 - t1) * 1e3,
                             "composite": (t3 - t2) * 1e3,
                         },
+                        synthesized=synthesized,
                     )
                 )
         return edits
+
+    def _box_reach(self, face: FaceFit, crop) -> np.ndarray:
+        """(h, w) weight of the work crop: 1 inside the face's landmark box grown by
+        :data:`REACH_SIDE` (:data:`REACH_UP` upward), falling smoothly to 0 over
+        :data:`REACH_FADE` of the box size beyond it: an expression moves the face, not the neck
+        below the jaw, the hair or the collar."""
+        x0, y0, x1, y1 = crop
+        lm = face.fit.landmarks_fitted[0].detach().cpu().double().numpy()
+        (bx0, by0), (bx1, by1) = lm.min(0), lm.max(0)
+        w, h = bx1 - bx0, by1 - by0
+        fade = REACH_FADE * max(w, h)
+        xs, ys = np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64)
+        dx = np.maximum(np.maximum(bx0 - REACH_SIDE * w - xs, xs - bx1 - REACH_SIDE * w), 0.0)
+        dy = np.maximum(np.maximum(by0 - REACH_UP * h - ys, ys - by1 - REACH_SIDE * h), 0.0)
+        t = np.clip(1.0 - np.hypot(dy[:, None], dx[None, :]) / max(fade, 1.0), 0.0, 1.0)
+        return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+
+    def _changeable_pixels(self, frags) -> np.ndarray:
+        pix = frags.pix_to_face[0, ..., 0]
+        return ((pix >= 0) & self.face_changeable[pix.clamp(min=0)]).numpy()
+
+    def _source_view(self, photo: np.ndarray, v_src: torch.Tensor, K: torch.Tensor) -> dict:
+        """Per face, once: the source render (depth, coverage, changeable pixels), the photo's SH
+        lighting over the visible face, the interior colours and their toning."""
+        frags, _, _ = rasterize(v_src, self.faces, K, photo.shape[:2], self.config.render)
+        pix = frags.pix_to_face[0, ..., 0]
+        covered = pix >= 0
+        skin = (covered & torch.from_numpy(self.face_skin)[pix.clamp(min=0)]).numpy()
+        normals = interpolate(frags, packed_corners(vertex_normals(v_src, self.faces), self.faces))[0]
+        normals = torch.nn.functional.normalize(normals, dim=-1).float().numpy()
+        crop_t = torch.from_numpy(photo.astype(np.float32) / 255.0)[None]
+        return {
+            "depth": frags.zbuf[..., 0],
+            "covered": covered[None],
+            "changeable": self._changeable_pixels(frags),
+            "light": fit_lighting(photo, normals, skin) if self.config.shading else None,
+            "colors": part_colors(self.model, is_greyscale(crop_t)),
+            "tone": photo_tone(photo, skin),
+        }
+
+    def _edit_crop(self, photo: np.ndarray, v_src, v_tgt, K, src: dict, frags, reach: np.ndarray):
+        """One target in the work crop: ``(edited crop (h, w, 3) uint8, head mask, synthesised
+        mask)``; ``reach`` (h, w) scales the motion down to zero at the edit region's border."""
+        h, w = photo.shape[:2]
+        smap = surface_map(
+            frags,
+            v_src,
+            v_tgt,
+            self.faces,
+            K,
+            src["depth"],
+            src["covered"],
+            self.config.warp.tolerance_cm,
+            torch.from_numpy(self.face_interior),
+        )
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        motion = smap.source_px - np.stack([gx, gy], -1)
+        face_size = float(np.sqrt(max(smap.covered.sum(), 1)))
+        dense = dense_motion(motion, smap.seen, face_size, self.config.warp) * reach[..., None]
+        out = warp_image(photo, dense)
+        part = smap.face.clip(min=0)
+        if src["light"] is not None:
+            skin = smap.seen & self.face_skin[part]
+            out = apply_ratio(out, ratio_image(smap.normal_target, smap.normal_source, skin, src["light"]))
+        interior = smap.covered & self.face_interior[part]
+        # the photo shows an interior point only over an area: a crack between teeth of the source
+        # mesh (a pixel wide) that the target moves is not a view of the throat
+        thin = interior & smap.seen & ~_opened(interior & smap.seen) & moving(dense)
+        lips = self.model.landmarks(v_tgt)
+        synth = interior & (~smap.seen | thin) & mouth_opening(lips, K, (h, w), face_size)
+        if synth.any():
+            drawn = render_interior(frags, v_tgt, self.faces, src["colors"], synth, src["tone"])
+            out[synth] = drawn[synth]
+        return out, smap.covered, synth
+
+
+def _opened(mask: np.ndarray) -> np.ndarray:
+    """Morphological opening of an (h, w) bool mask by a 3 x 3 square: drops 1-2 px wide parts."""
+    kernel = np.ones((3, 3), np.uint8)
+    return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel) > 0

@@ -1,0 +1,209 @@
+"""How good one edit is, measured on the pixels and on a re-fit of the result.
+
+* :func:`speckles`: isolated outlier pixels the edit created (dark dots along an outline).
+* :func:`changed_outside`: the share of pixels changed outside the face's landmark box grown by
+  35 % (65 % upward), where an expression moves nothing.
+* :func:`psnr`: the round trip (an edit to the fitted expression itself) against the photo.
+* :func:`expression_measures` / :func:`completeness`: how far an edit goes toward a real face of
+  its class, on the class's defining measures, read from the model's landmarks at the re-fitted
+  expression with a neutral identity (cm, pose-free): happy is mouth width and corner lift,
+  surprise is lip gap and brow height, neutral is the lip gap.
+* :func:`mouth_stats`: mean and spread of the luminance inside the inner lips (an opened mouth
+  must not be a hole, black or flat).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from editing.api import edit_fitted
+from face3d.fit import fit_image
+
+LUMA = np.array([0.299, 0.587, 0.114])
+SPECKLE_LEVELS = 40.0
+"""A pixel is an outlier when its luminance is this far from the median of its 3 x 3 neighbours."""
+CLASS_MEASURES: dict[str, tuple[str, ...]] = {
+    "happy": ("mouth_width", "corner_lift"),
+    "surprise": ("lip_gap", "brow_height"),
+    "neutral": ("lip_gap",),
+}
+"""The defining measures of each class (what an edit toward it must change)."""
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) @ LUMA.astype(np.float32)
+
+
+def outliers(image: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels whose luminance differs from their 3 x 3 median by > SPECKLE_LEVELS."""
+    y = _luma(image)
+    med = cv2.medianBlur(np.clip(y + 0.5, 0, 255).astype(np.uint8), 3).astype(np.float32)
+    return np.abs(y - med) > SPECKLE_LEVELS
+
+
+def isolated(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of ``mask`` none of whose 8 neighbours is in ``mask`` (a dot, not a
+    line: a moved eyelash or lip line is a line of outliers, a rasterisation speckle a dot)."""
+    m = mask.astype(np.uint8)
+    neighbours = cv2.filter2D(m, -1, np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], np.uint8))
+    return mask & (neighbours == 0)
+
+
+def speckles(before: np.ndarray, after: np.ndarray) -> int:
+    """Isolated outlier pixels the edit created: :func:`isolated` outliers of ``after`` that
+    changed and are not near an outlier of ``before`` (its own freckles, glints and hairs)."""
+    old = cv2.dilate(outliers(before).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    changed = (before != after).any(-1)
+    return int((isolated(outliers(after)) & changed & ~old).sum())
+
+
+def grown_box(landmarks: np.ndarray, side: float = 0.35, up: float = 0.65) -> tuple[float, ...]:
+    """The (68, 2) landmarks' box grown by ``side`` of its size left, right and down and by ``up``
+    upward (the forehead): ``(x0, y0, x1, y1)``."""
+    (x0, y0), (x1, y1) = landmarks.min(0), landmarks.max(0)
+    w, h = x1 - x0, y1 - y0
+    return x0 - side * w, y0 - up * h, x1 + side * w, y1 + side * h
+
+
+def changed_outside(before: np.ndarray, after: np.ndarray, box) -> float:
+    """Share (0-1) of the pixels outside ``box`` (x0, y0, x1, y1) that the edit changed."""
+    H, W = before.shape[:2]
+    inside = np.zeros((H, W), bool)
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    inside[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
+    outside = ~inside
+    return float(((before != after).any(-1) & outside).sum() / max(outside.sum(), 1))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (dB) of two uint8 arrays (inf when equal)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def box_slices(landmarks: np.ndarray, shape) -> tuple[slice, slice]:
+    """The (68, 2) landmarks' box as array slices, clipped to ``shape``."""
+    (x0, y0), (x1, y1) = np.floor(landmarks.min(0)).astype(int), np.ceil(landmarks.max(0)).astype(int) + 1
+    return slice(max(y0, 0), min(y1, shape[0])), slice(max(x0, 0), min(x1, shape[1]))
+
+
+def mouth_stats(image: np.ndarray, landmarks: np.ndarray) -> tuple[float, float, int]:
+    """Luminance mean and standard deviation inside the inner-lip polygon (points 60-67 of the
+    (68, 2) ``landmarks``, eroded by one pixel), and its pixel count (0: closed)."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(landmarks[60:68]).astype(np.int32)], 1)
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
+    if not mask.any():
+        return float("nan"), float("nan"), 0
+    y = _luma(image)[mask]
+    return float(y.mean()), float(y.std()), int(mask.sum())
+
+
+def expression_measures(model, weights) -> dict[str, float]:
+    """The defining measures (cm) of an expression, pose- and person-free: the model's 68
+    landmarks at ``weights`` (K,) with the mean identity, in model space (y up).
+
+    ``mouth_width`` corner to corner; ``corner_lift`` the corners' height above the mid-lips';
+    ``lip_gap`` between the inner lips' middles; ``brow_height`` the brows' height above the eyes.
+    """
+    w = torch.as_tensor(np.asarray(weights), dtype=model.template.dtype)[None]
+    L = model.landmarks(model(expression=w))[0].double().numpy()
+    mid_lips = 0.5 * (L[51] + L[57])
+    corners = 0.5 * (L[48] + L[54])
+    return {
+        "mouth_width": float(np.linalg.norm(L[54] - L[48])),
+        "corner_lift": float(corners[1] - mid_lips[1]),
+        "lip_gap": float(np.linalg.norm(L[62] - L[66])),
+        "brow_height": float(L[17:27, 1].mean() - L[36:48, 1].mean()),
+    }
+
+
+def completeness(before: dict, after: dict, reference: dict, label: str, eps: float = 0.02) -> float:
+    """How far (0: nothing, 1: all the way) an edit went from ``before`` toward ``reference`` (the
+    median real face of class ``label``) on the class's :data:`CLASS_MEASURES`, averaged over the
+    measures whose reference differs from ``before`` by more than ``eps`` cm (NaN if none)."""
+    parts = [
+        (after[m] - before[m]) / (reference[m] - before[m])
+        for m in CLASS_MEASURES[label]
+        if abs(reference[m] - before[m]) > eps
+    ]
+    return float(np.mean(parts)) if parts else float("nan")
+
+
+# ------------------------------------------------------------------------------ one photo
+FER_CLASSES = ("happy", "surprise", "neutral")
+"""The FER2013 classes whose real faces are the completeness references."""
+
+
+def _fit(ctx, image: np.ndarray, box):
+    """The face fitted on a given landmark box with ``ctx``'s fitter (None if none)."""
+    faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, box=box, regressor=ctx.regressor)
+    return faces[0] if faces else None
+
+
+def class_references(ctx, faces48: dict[str, np.ndarray], size: int = 192) -> dict[str, dict[str, float]]:
+    """Median :func:`expression_measures` of real faces per class: each (48, 48) grey face of
+    ``faces48`` (class -> (N, 48, 48) uint8, FER2013) upscaled to ``size`` px and fitted with
+    ``ctx``'s fitter on a fixed landmark box (the faces fill the frame)."""
+    box = (0.1 * size, 0.18 * size, 0.9 * size, 0.95 * size)
+    out = {}
+    for label, faces in faces48.items():
+        rows = []
+        for f in faces:
+            img = cv2.resize(np.repeat(f[..., None], 3, -1), (size, size), interpolation=cv2.INTER_CUBIC)
+            face = _fit(ctx, img, box)
+            if face is not None:
+                rows.append(expression_measures(ctx.fit_model, face.fit.expression[0]))
+        out[label] = {k: float(np.median([r[k] for r in rows])) for k in rows[0]} if rows else {}
+    return out
+
+
+def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descriptor) -> list[dict] | None:
+    """Edit one photo's face (fitted on the landmark ``box``) to each target of ``specs`` with
+    ``ctx`` and measure each edit: speckles, the share of pixels changed outside the grown
+    landmark box, identity (the distance of ``descriptor(image, landmarks)``), completeness toward
+    the class median of ``references`` (for targets named after a class of
+    :data:`CLASS_MEASURES`), the inner mouth's luminance (on the re-fit's landmarks), seconds per
+    edit, and the round trip (the first target at intensity 0: PSNR in the face box). None when
+    no face is fitted."""
+    face = _fit(ctx, image, box)
+    if face is None:
+        return None
+    lm = face.fit.landmarks_fitted[0].detach().cpu().numpy()
+    before = expression_measures(ctx.fit_model, face.fit.expression[0])
+    identity_in = descriptor(image, face.landmarks_detected)
+    t0 = time.perf_counter()
+    result = edit_fitted(image, [face], specs, ctx)
+    seconds = (time.perf_counter() - t0) / len(specs)
+    back = edit_fitted(image, [face], [specs[0].with_intensity(0.0)], ctx).outputs[specs[0].label]
+    in_box = box_slices(lm, image.shape)
+    rows = []
+    for spec in specs:
+        out = result.outputs[spec.label]
+        refit = _fit(ctx, out, box)
+        klass = spec.label if spec.label in references and spec.label in CLASS_MEASURES else None
+        complete, mouth = float("nan"), (float("nan"), float("nan"), 0)
+        if refit is not None:
+            mouth = mouth_stats(out, refit.fit.landmarks_fitted[0].numpy())
+            if klass is not None:
+                after = expression_measures(ctx.fit_model, refit.fit.expression[0])
+                complete = completeness(before, after, references[klass], klass)
+        rows.append(
+            {
+                "target": spec.label,
+                "speckles": speckles(image, out),
+                "changed_outside": changed_outside(image, out, grown_box(lm)),
+                "identity": float(np.linalg.norm(descriptor(out, face.landmarks_detected) - identity_in)),
+                "completeness": complete,
+                "mouth_mean": mouth[0],
+                "mouth_std": mouth[1],
+                "seconds_per_edit": seconds,
+                "round_trip_db": psnr(back[in_box], image[in_box]),
+            }
+        )
+    return rows

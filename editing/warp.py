@@ -1,0 +1,169 @@
+"""The 3D-guided warp: the photo's own pixels, moved by the 3D motion of the surface they show.
+
+The fitted head is rendered at the target expression; each target pixel's surface point (its
+triangle and barycentrics) is placed on the *source* mesh and projected into the photo: a dense
+backward map, target pixel -> the photo pixel that shows the same surface point. Where that point
+was hidden in the photo (skin a moving lip reveals, the space beside a jaw that closed) and around
+the face, the motion is extended from the nearby known motion and falls smoothly to zero away from
+the face (:func:`dense_motion`), so the map has no seam and the background stays put.
+:func:`warp_image` samples the photo through the map; a pixel that moves by less than
+:data:`STILL_PX` keeps its bytes.
+
+Shapes: ``(h, w)`` is the work crop; motion fields are ``(h, w, 2)`` float32 pixel offsets ``(dx,
+dy)``: the target pixel ``(x, y)`` shows the photo at ``(x + dx, y + dy)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from face3d.camera import project
+from face3d.render.shading import interpolate, packed_corners, vertex_normals
+from face3d.render.texture import visibility
+
+STILL_PX = 0.05
+"""Motion (pixels) under which a pixel keeps the photo's bytes exactly."""
+
+
+@dataclass(frozen=True)
+class WarpConfig:
+    """How the motion around the known surface points is extended.
+
+    Attributes:
+        reach_frac: Gaussian radius (sigma) of the extension, as a fraction of the face size (the
+            square root of the covered area); motion decays to zero a few radii from the face.
+        smooth_px: Gaussian smoothing (sigma, pixels) of the known motion itself, which removes
+            the rasteriser's per-pixel steps at silhouettes (0: none).
+        fill_px: Gaussian radius (pixels) of the local fill: an unknown pixel among known ones (a
+            nostril or lip edge the photo hid) takes its immediate neighbours' motion, not the
+            wide average, which would mix in the motion of other parts.
+        tolerance_cm: depth tolerance of the photo visibility test.
+    """
+
+    reach_frac: float = 0.06
+    smooth_px: float = 0.8
+    fill_px: float = 1.5
+    tolerance_cm: float = 0.4
+
+
+@dataclass(frozen=True)
+class SurfaceMap:
+    """Where each target pixel's surface point lies in the photo.
+
+    Attributes:
+        source_px: (h, w, 2) float32 photo pixel of each covered target pixel (0 elsewhere).
+        covered: (h, w) bool: the target render covers the pixel.
+        seen: (h, w) bool: covered, and the surface point was visible in the photo.
+        face: (h, w) int64 covering triangle (-1 where uncovered).
+        normal_source / normal_target: (h, w, 3) float32 camera-space unit normals of the surface
+            point on the source and the target mesh (0 where uncovered).
+        depth: (h, w) float32 target depth, cm (0 where uncovered).
+    """
+
+    source_px: np.ndarray
+    covered: np.ndarray
+    seen: np.ndarray
+    face: np.ndarray
+    normal_source: np.ndarray
+    normal_target: np.ndarray
+    depth: np.ndarray
+
+
+def surface_map(
+    frags_target,
+    v_source: torch.Tensor,
+    v_target: torch.Tensor,
+    faces: torch.Tensor,
+    K: torch.Tensor,
+    source_depth: torch.Tensor,
+    source_covered: torch.Tensor,
+    tolerance_cm: float = 0.4,
+    faces_two_sided: torch.Tensor | None = None,
+) -> SurfaceMap:
+    """The backward map of one target render.
+
+    Args:
+        frags_target: PyTorch3D ``Fragments`` of the target mesh ((1, h, w, 1) maps).
+        v_source, v_target: (1, V, 3) camera-space vertices at the source and target expression, cm.
+        faces: (F, 3) the rendered triangles; K: (1, 4) intrinsics of the crop.
+        source_depth, source_covered: (1, h, w) depth and coverage of the source render.
+        faces_two_sided: optional (F,) bool triangles seen from either side (inner surfaces):
+            they pass the visibility test on depth alone; others must also face the camera.
+    """
+    pix = frags_target.pix_to_face[0, ..., 0]
+    covered = pix >= 0
+    pts = interpolate(frags_target, packed_corners(v_source, faces))[0]  # source surface points
+    n_src = interpolate(frags_target, packed_corners(vertex_normals(v_source, faces), faces))[0]
+    n_tgt = interpolate(frags_target, packed_corners(vertex_normals(v_target, faces), faces))[0]
+    p, n = pts[covered][None], torch.nn.functional.normalize(n_src[covered], dim=-1)[None]
+    seen = torch.zeros_like(covered)
+    in_view = visibility(p, K, source_depth, source_covered, None, tolerance_cm)[0]
+    facing = (n * p).sum(-1)[0] < 0
+    if faces_two_sided is not None:  # inner surfaces (a mouth socket) are seen from inside
+        facing |= faces_two_sided[pix[covered]]
+    seen[covered] = in_view & facing
+    src_px = torch.zeros(*covered.shape, 2, dtype=torch.float32)
+    src_px[covered] = project(p, K)[0].float()
+    depth = frags_target.zbuf[0, ..., 0].clamp(min=0)
+
+    def unit(x: torch.Tensor) -> np.ndarray:
+        return (torch.nn.functional.normalize(x, dim=-1) * covered[..., None]).float().numpy()
+
+    return SurfaceMap(
+        source_px=src_px.numpy(),
+        covered=covered.numpy(),
+        seen=seen.numpy(),
+        face=pix.numpy(),
+        normal_source=unit(n_src),
+        normal_target=unit(n_tgt),
+        depth=depth.float().numpy(),
+    )
+
+
+def dense_motion(
+    motion: np.ndarray, known: np.ndarray, face_size: float, config: WarpConfig = WarpConfig()
+) -> np.ndarray:
+    """(h, w, 2) motion known where ``known`` (h, w) -> a dense field: the known motion (lightly
+    smoothed) where known; elsewhere the Gaussian-weighted mean of the known motion, at two
+    scales blended by how much is known nearby: the immediate neighbours' (``fill_px``) inside and
+    at the edge of the known surface, a wide mean (``reach_frac`` of the face size) beyond it,
+    which decays to zero where little is known (normalised convolution, divided by at least half
+    the weight of a half-plane), so the field is continuous and vanishes away from the face."""
+    m = known.astype(np.float32)
+    d = motion.astype(np.float32) * m[..., None]
+    if config.smooth_px > 0:  # smooth the known motion among known pixels only
+        num = cv2.GaussianBlur(d, (0, 0), config.smooth_px)
+        den = cv2.GaussianBlur(m, (0, 0), config.smooth_px)
+        d = np.where(known[..., None], num / np.maximum(den, 1e-6)[..., None], 0.0).astype(np.float32)
+    sigma = max(1.0, config.reach_frac * face_size)
+    num = cv2.GaussianBlur(d, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    den = cv2.GaussianBlur(m, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    extended = num / np.maximum(den, 0.5)[..., None]
+    num = cv2.GaussianBlur(d, (0, 0), config.fill_px, borderType=cv2.BORDER_CONSTANT)
+    den = cv2.GaussianBlur(m, (0, 0), config.fill_px, borderType=cv2.BORDER_CONSTANT)
+    local = num / np.maximum(den, 1e-6)[..., None]
+    a = np.clip(den / 0.3, 0.0, 1.0)[..., None]  # 1 among known pixels, 0 a few fill_px away
+    return np.where(known[..., None], d, a * local + (1 - a) * extended).astype(np.float32)
+
+
+def warp_image(image: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """Sample ``image`` (h, w, 3) uint8 through ``motion`` (h, w, 2) (bicubic: a bilinear lookup
+    blurs 1-pixel detail such as freckles; edges replicated);
+    pixels moving by less than :data:`STILL_PX` keep their bytes."""
+    h, w = image.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    out = cv2.remap(
+        image, gx + motion[..., 0], gy + motion[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
+    still = np.hypot(motion[..., 0], motion[..., 1]) < STILL_PX
+    out[still] = image[still]
+    return out
+
+
+def moving(motion: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the pixels a :func:`warp_image` of ``motion`` changes."""
+    return np.hypot(motion[..., 0], motion[..., 1]) >= STILL_PX

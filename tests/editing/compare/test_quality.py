@@ -1,0 +1,85 @@
+"""editing.compare.quality: the measures of one edit."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from editing.compare.quality import (
+    changed_outside,
+    completeness,
+    expression_measures,
+    grown_box,
+    mouth_stats,
+    psnr,
+    speckles,
+)
+
+
+def _photo(seed: int = 0) -> np.ndarray:
+    y, x = np.mgrid[0:60, 0:80]
+    smooth = 120 + 40 * np.sin(x / 9.0) + 30 * np.cos(y / 7.0)
+    return np.clip(smooth, 0, 255).astype(np.uint8)[..., None].repeat(3, -1)
+
+
+def test_a_created_dot_is_a_speckle_a_moved_line_is_not():
+    before = _photo()
+    before[30, 10:40] = 10  # a dark line (a lip seam, an eyelash)
+    after = before.copy()
+    after[20, 60] = 5  # one isolated dark dot, created
+    after[30, 10:40] = before[30, 10:40]
+    after[31, 10:40], after[30, 10:40] = 10, before[29, 10:40]  # the line moved down a pixel
+    assert speckles(before, after) == 1
+    assert speckles(before, before) == 0
+
+
+def test_changes_outside_the_grown_box_are_counted():
+    before = _photo()
+    lm = np.array([[30.0, 20.0], [50.0, 40.0]])
+    x0, y0, x1, y1 = grown_box(lm)
+    assert (x0, y0, x1, y1) == pytest.approx((23.0, 7.0, 57.0, 47.0))
+    after = before.copy()
+    after[30, 40] += 1  # inside
+    assert changed_outside(before, after, (x0, y0, x1, y1)) == 0.0
+    after[2, 2] += 1  # outside
+    outside = before.shape[0] * before.shape[1] - (47 - 7) * (57 - 23)
+    assert changed_outside(before, after, (x0, y0, x1, y1)) == pytest.approx(1 / outside)
+
+
+def test_psnr_and_mouth_stats():
+    a = _photo()
+    assert psnr(a, a) == math.inf
+    b = a.copy()
+    b[0, 0, 0] ^= 1
+    assert psnr(a, b) == pytest.approx(10 * math.log10(255**2 / (1 / a.size)))
+    lm = np.zeros((68, 2))
+    lm[60:68] = [(20, 20), (30, 15), (40, 15), (50, 20), (50, 30), (40, 35), (30, 35), (20, 30)]
+    img = np.zeros((60, 80, 3), np.uint8)
+    img[:, :40] = 100
+    mean, std, n = mouth_stats(img, lm)
+    assert n > 300 and 30 < mean < 70 and std > 40
+
+
+def test_completeness_is_the_fraction_of_the_way():
+    before = {"mouth_width": 5.0, "corner_lift": 0.0, "lip_gap": 0.1, "brow_height": 2.4}
+    ref = {"mouth_width": 6.0, "corner_lift": 0.4, "lip_gap": 1.1, "brow_height": 3.0}
+    after = {"mouth_width": 5.5, "corner_lift": 0.4, "lip_gap": 0.1, "brow_height": 2.4}
+    assert completeness(before, after, ref, "happy") == pytest.approx(0.75)
+    assert completeness(before, after, ref, "surprise") == pytest.approx(0.0)
+    assert math.isnan(completeness(before, after, before, "happy"))
+
+
+@pytest.mark.integration
+def test_measures_follow_the_expression(ict_model):
+    def measures(**weights):
+        return expression_measures(ict_model, ict_model.expression_vector(weights)[0])
+
+    neutral = measures()
+    smile = measures(mouthSmile_L=0.8, mouthSmile_R=0.8)
+    surprise = measures(jawOpen=0.5, browInnerUp_L=0.8, browInnerUp_R=0.8)
+    assert smile["mouth_width"] > neutral["mouth_width"] + 0.5
+    assert smile["corner_lift"] > neutral["corner_lift"]
+    assert surprise["lip_gap"] > neutral["lip_gap"] + 0.5
+    assert surprise["brow_height"] > neutral["brow_height"]

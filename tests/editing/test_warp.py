@@ -1,0 +1,98 @@
+"""editing.warp: the backward map of a moved surface, the motion field around it, the warp."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from editing.warp import STILL_PX, WarpConfig, dense_motion, moving, surface_map, warp_image
+from face3d.render import RenderConfig, rasterize
+
+
+def _plane(n: int = 12, z: float = 50.0, half: float = 6.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A grid of (n x n) vertices in the plane z (cm), facing the camera, and its triangles."""
+    xs = torch.linspace(-half, half, n, dtype=torch.float64)
+    X, Y = torch.meshgrid(xs, xs, indexing="xy")
+    verts = torch.stack([X.reshape(-1), Y.reshape(-1), torch.full((n * n,), z, dtype=torch.float64)], -1)
+    faces = []
+    for r in range(n - 1):
+        for c in range(n - 1):
+            i = r * n + c
+            faces += [(i, i + n, i + 1), (i + 1, i + n, i + n + 1)]
+    return verts[None], torch.tensor(faces, dtype=torch.int64)
+
+
+def _map(v_src, v_tgt, faces, K, size=(96, 96)):
+    cfg = RenderConfig(backend="fast")
+    src, _, _ = rasterize(v_src, faces, K, size, cfg)
+    tgt, _, _ = rasterize(v_tgt, faces, K, size, cfg)
+    return surface_map(tgt, v_src, v_tgt, faces, K, src.zbuf[..., 0], src.pix_to_face[..., 0] >= 0)
+
+
+def test_a_translated_surface_gives_the_analytic_motion():
+    """Moving a fronto-parallel plane by t cm at depth z moves its image by f t / z pixels: each
+    target pixel shows what the photo showed f t / z pixels back."""
+    v_src, faces = _plane()
+    K = torch.tensor([[400.0, 400.0, 47.5, 47.5]], dtype=torch.float64)
+    t = 0.3
+    m = _map(v_src, v_src + torch.tensor([t, -0.5 * t, 0.0], dtype=torch.float64), faces, K)
+    assert m.seen.sum() > 2000
+    h, w = m.seen.shape
+    gx, gy = np.meshgrid(np.arange(w), np.arange(h))
+    motion = m.source_px - np.stack([gx, gy], -1)
+    shift = 400.0 * t / 50.0  # 2.4 px
+    np.testing.assert_allclose(motion[m.seen][:, 0], -shift, atol=1e-3)
+    np.testing.assert_allclose(motion[m.seen][:, 1], 0.5 * shift, atol=1e-3)
+    np.testing.assert_allclose(m.normal_source[m.seen], m.normal_target[m.seen], atol=1e-6)
+
+
+def test_a_surface_facing_away_is_not_seen_unless_two_sided():
+    v_src, faces = _plane()
+    K = torch.tensor([[400.0, 400.0, 47.5, 47.5]], dtype=torch.float64)
+    flipped = faces[:, [0, 2, 1]]  # the same plane, its normals pointing away from the camera
+    cfg = RenderConfig(backend="fast")
+    frags, _, _ = rasterize(v_src, flipped, K, (96, 96), cfg)
+    depth, covered = frags.zbuf[..., 0], frags.pix_to_face[..., 0] >= 0
+    one_sided = surface_map(frags, v_src, v_src, flipped, K, depth, covered)
+    two_sided = surface_map(
+        frags, v_src, v_src, flipped, K, depth, covered, faces_two_sided=torch.ones(len(faces), dtype=bool)
+    )
+    assert one_sided.covered.sum() > 2000 and not one_sided.seen.any()
+    assert (two_sided.seen == two_sided.covered).all()
+
+
+def test_dense_motion_keeps_the_known_motion_and_vanishes_far_away():
+    h, w = 240, 300
+    known = np.zeros((h, w), bool)
+    known[80:160, 100:200] = True
+    motion = np.zeros((h, w, 2), np.float32)
+    motion[known] = (3.0, -2.0)
+    dense = dense_motion(motion, known, face_size=100.0, config=WarpConfig(smooth_px=0.8))
+    np.testing.assert_allclose(dense[known], motion[known], atol=1e-5)  # a constant field stays exact
+    assert np.abs(dense[:5]).max() < STILL_PX and np.abs(dense[:, :5]).max() < STILL_PX
+    step = max(np.abs(np.diff(dense, axis=0)).max(), np.abs(np.diff(dense, axis=1)).max())
+    assert step < 1.0  # continuous: no seam (a jump of the whole 3.6 px) at the known region's border
+    hole = known.copy()
+    hole[118:122, 148:152] = False  # a few hidden pixels inside take their neighbours' motion
+    filled = dense_motion(motion, hole, 100.0)[118:122, 148:152]
+    np.testing.assert_allclose(filled, np.broadcast_to([3.0, -2.0], filled.shape), atol=0.05)
+
+
+def test_zero_motion_keeps_every_byte_and_small_motion_too():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    assert np.array_equal(warp_image(image, np.zeros((40, 50, 2), np.float32)), image)
+    tiny = np.full((40, 50, 2), 0.8 * STILL_PX / np.sqrt(2), np.float32)
+    assert np.array_equal(warp_image(image, tiny), image) and not moving(tiny).any()
+    shifted = warp_image(image, np.full((40, 50, 2), (1.0, 0.0), np.float32))
+    np.testing.assert_array_equal(shifted[:, :-1], image[:, 1:])  # whole pixels: an exact shift
+
+
+@pytest.mark.parametrize("dx", [0.25, 0.5])
+def test_a_subpixel_shift_keeps_a_smooth_image_close(dx):
+    y, x = np.mgrid[0:40, 0:50]
+    image = np.rint(127 + 100 * np.sin(x / 5.0) * np.cos(y / 7.0)).astype(np.uint8)[..., None].repeat(3, -1)
+    out = warp_image(image, np.full((40, 50, 2), (dx, 0.0), np.float32)).astype(float)
+    want = (127 + 100 * np.sin((x + dx) / 5.0) * np.cos(y / 7.0))[..., None]
+    assert np.abs(out - want)[2:-2, 2:-3].max() < 2.0
