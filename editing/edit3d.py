@@ -266,17 +266,17 @@ class Editor3D:
     def _box_reach(self, face: FaceFit, crop) -> np.ndarray:
         """(h, w) weight of the work crop: 1 inside the face's landmark box grown by
         :data:`REACH_SIDE` (:data:`REACH_UP` upward), falling smoothly to 0 over
-        :data:`REACH_FADE` of the box size beyond it: an expression moves the face, not the neck
+        :data:`REACH_FADE` of the box's width (height) beyond it: an expression moves the face, not the neck
         below the jaw, the hair or the collar."""
         x0, y0, x1, y1 = crop
         lm = face.fit.landmarks_fitted[0].detach().cpu().double().numpy()
         (bx0, by0), (bx1, by1) = lm.min(0), lm.max(0)
         w, h = bx1 - bx0, by1 - by0
-        fade = REACH_FADE * max(w, h)
         xs, ys = np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64)
         dx = np.maximum(np.maximum(bx0 - REACH_SIDE * w - xs, xs - bx1 - REACH_SIDE * w), 0.0)
         dy = np.maximum(np.maximum(by0 - REACH_UP * h - ys, ys - by1 - REACH_SIDE * h), 0.0)
-        t = np.clip(1.0 - np.hypot(dy[:, None], dx[None, :]) / max(fade, 1.0), 0.0, 1.0)
+        dx, dy = dx / max(REACH_FADE * w, 1.0), dy / max(REACH_FADE * h, 1.0)  # fade per axis
+        t = np.clip(1.0 - np.hypot(dy[:, None], dx[None, :]), 0.0, 1.0)
         return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
     def _changeable_pixels(self, frags) -> np.ndarray:
@@ -332,9 +332,12 @@ class Editor3D:
         thin = interior & smap.seen & ~_opened(interior & smap.seen) & moving(dense)
         lips = self.model.landmarks(v_tgt)
         synth = interior & (~smap.seen | thin) & mouth_opening(lips, K, (h, w), face_size)
-        if synth.any():
+        if synth.any():  # drawn with a one-pixel soft edge: a rasterised outline reads as a cut-out
             drawn = render_interior(frags, v_tgt, self.faces, src["colors"], synth, src["tone"])
-            out[synth] = drawn[synth]
+            a = cv2.GaussianBlur(synth.astype(np.float32), (0, 0), 0.7)
+            a = np.where(a > 0.98, 1.0, a)[..., None]
+            mixed = drawn.astype(np.float32) * a + out.astype(np.float32) * (1 - a)
+            out[synth] = np.clip(mixed[synth] + 0.5, 0, 255).astype(np.uint8)
         return out, smap.covered, synth
 
 

@@ -150,15 +150,29 @@ def dense_motion(
     return np.where(known[..., None], d, a * local + (1 - a) * extended).astype(np.float32)
 
 
+MINIFY_SIGMA = 0.8
+"""Prefilter (Gaussian sigma, pixels) of the photo where the warp compresses it to half its size."""
+
+
 def warp_image(image: np.ndarray, motion: np.ndarray) -> np.ndarray:
     """Sample ``image`` (h, w, 3) uint8 through ``motion`` (h, w, 2) (bicubic: a bilinear lookup
-    blurs 1-pixel detail such as freckles; edges replicated);
-    pixels moving by less than :data:`STILL_PX` keep their bytes."""
+    blurs 1-pixel detail such as freckles; edges replicated). Where the map compresses the photo
+    (the area under a chin that moves down), the lookup blends toward a prefiltered copy, in
+    proportion to the compression, so hair and edges there do not alias into dots. Pixels moving
+    by less than :data:`STILL_PX` keep their bytes."""
     h, w = image.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    out = cv2.remap(
-        image, gx + motion[..., 0], gy + motion[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    mx, my = gx + motion[..., 0], gy + motion[..., 1]
+    out = cv2.remap(image, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    # the map's local scale: |det J| of (x, y) -> (mx, my); above 1 the photo is compressed
+    scale = np.abs(
+        np.gradient(mx, axis=1) * np.gradient(my, axis=0) - np.gradient(mx, axis=0) * np.gradient(my, axis=1)
     )
+    blend = np.clip(scale - 1.0, 0.0, 1.0)[..., None]
+    if (blend > 0.05).any():
+        blurred = cv2.GaussianBlur(image, (0, 0), MINIFY_SIGMA)
+        soft = cv2.remap(blurred, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out = np.clip(out * (1.0 - blend) + soft * blend + 0.5, 0, 255).astype(np.uint8)
     still = np.hypot(motion[..., 0], motion[..., 1]) < STILL_PX
     out[still] = image[still]
     return out

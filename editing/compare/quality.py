@@ -54,12 +54,21 @@ def isolated(mask: np.ndarray) -> np.ndarray:
     return mask & (neighbours == 0)
 
 
+SPECKLE_REACH, SPECKLE_MARGIN = 4, 10.0
+"""A changed pixel is the photo's own content, moved, if its luminance lies within the photo's
+range (+- SPECKLE_MARGIN levels) over the (2 SPECKLE_REACH + 1)^2 pixels around it."""
+
+
 def speckles(before: np.ndarray, after: np.ndarray) -> int:
     """Isolated outlier pixels the edit created: :func:`isolated` outliers of ``after`` that
-    changed and are not near an outlier of ``before`` (its own freckles, glints and hairs)."""
-    old = cv2.dilate(outliers(before).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    changed and that no nearby pixel of ``before`` explains (darker or brighter than all of the
+    photo around them: a dark dot on a cheek outline), so the photo's own freckles, glints and
+    engraving hatches, moved by the warp, do not count."""
+    k = np.ones((2 * SPECKLE_REACH + 1,) * 2, np.uint8)
+    y0, y1 = _luma(before), _luma(after)
+    lo, hi = cv2.erode(y0, k) - SPECKLE_MARGIN, cv2.dilate(y0, k) + SPECKLE_MARGIN
     changed = (before != after).any(-1)
-    return int((isolated(outliers(after)) & changed & ~old).sum())
+    return int((isolated(outliers(after)) & changed & ((y1 < lo) | (y1 > hi))).sum())
 
 
 def grown_box(landmarks: np.ndarray, side: float = 0.35, up: float = 0.65) -> tuple[float, ...]:
