@@ -304,7 +304,8 @@ class Editor3D:
 
     def _edit_crop(self, photo: np.ndarray, v_src, v_tgt, K, src: dict, frags, reach: np.ndarray):
         """One target in the work crop: ``(edited crop (h, w, 3) uint8, head mask, synthesised
-        mask)``; ``reach`` (h, w) scales the motion down to zero at the edit region's border."""
+        mask)``; ``reach`` (h, w) scales the motion and the shading change down to zero at the edit
+        region's border."""
         h, w = photo.shape[:2]
         smap = surface_map(
             frags,
@@ -325,7 +326,8 @@ class Editor3D:
         part = smap.face.clip(min=0)
         if src["light"] is not None:
             skin = smap.seen & self.face_skin[part]
-            out = apply_ratio(out, ratio_image(smap.normal_target, smap.normal_source, skin, src["light"]))
+            ratio = ratio_image(smap.normal_target, smap.normal_source, skin, src["light"])
+            out = apply_ratio(out, np.where(reach > 0, 1.0 + (ratio - 1.0) * reach, 1.0).astype(np.float32))
         interior = smap.covered & self.face_interior[part]
         # the photo shows an interior point only over an area: a crack between teeth of the source
         # mesh (a pixel wide) that the target moves is not a view of the throat
