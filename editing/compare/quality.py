@@ -23,6 +23,7 @@ import torch
 
 from editing.api import edit_fitted
 from face3d.fit import fit_image
+from face3d.io import read_image
 
 LUMA = np.array([0.299, 0.587, 0.114])
 SPECKLE_LEVELS = 40.0
@@ -216,3 +217,23 @@ def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descript
             }
         )
     return rows
+
+
+def real_mouths(samples, min_gap: float = 0.08, max_yaw: float = 30.0) -> dict[str, float]:
+    """The reference for :func:`mouth_stats`: real open mouths of labelled photos (AFLW2000-3D
+    samples whose ground-truth inner-lip gap exceeds ``min_gap`` of the face size, near frontal):
+    the 10th / 50th / 90th percentiles of their inner-mouth luminance mean and spread."""
+    means, stds = [], []
+    for s in samples:
+        lm = s.landmarks
+        size = float(np.sqrt(np.prod(lm.max(0) - lm.min(0))))
+        if abs(s.yaw) >= max_yaw or np.linalg.norm(lm[62] - lm[66]) < min_gap * size:
+            continue
+        mean, std, n = mouth_stats(read_image(s.image_path), lm)
+        if n >= 30:
+            means.append(mean)
+            stds.append(std)
+    if not means:
+        return {"n": 0}
+    pct = {f"mean_p{q}": float(np.percentile(means, q)) for q in (10, 50, 90)}
+    return {"n": len(means), **pct, **{f"std_p{q}": float(np.percentile(stds, q)) for q in (10, 50, 90)}}

@@ -1,9 +1,10 @@
 """Inference with the trained generators, at the photo's own resolution.
 
-- :func:`refine_face_edit` (``face3d edit --refine gan``): the texture generator cleans up a 3D
-  re-render. It sees the aligned 128 px crop of the composited edit; its texture T and attention
-  M are warped back to image pixels and applied there (``M * edit + (1 - M) * T``), so pixels the
-  generator keeps stay as sharp as the re-render.
+- :func:`refine_face_edit` (``face3d edit --refine gan``): the texture generator cleans up what a
+  3D edit synthesised (the interior the photo never showed; the warp's own pixels are the photo's
+  and stay as they are). It sees the aligned 128 px crop of the composited edit; its texture T and
+  attention M are warped back to image pixels and applied there (``M * edit + (1 - M) * T``),
+  pasted only over the synthesised pixels grown by :data:`SYNTH_GROW_PX`.
 - :func:`edit_face_2d` (``face3d edit --method 2d``): the 2D-only DefGAN baseline. ``G_def``'s flow
   is predicted on the same aligned crop, scaled to image pixels and applied to the full-resolution
   photo, then its texture generator runs on the warped crop as above.
@@ -76,9 +77,29 @@ def refine_face_edit(bundle: GeneratorBundle, face, edit) -> np.ndarray:
     """
     if bundle.kind != "texture":
         raise ValueError(f"refine_face_edit needs a texture generator, got kind {bundle.kind!r}")
+    region, alpha = edit.region, edit.alpha
+    if edit.synthesized is not None:  # a warp: only what it drew is the generator's to change
+        if not edit.synthesized.any():
+            return edit.image
+        region, alpha = synthesized_region(edit.synthesized)
     box = aligned_box(face.fit.landmarks_fitted[0].detach().cpu().numpy(), _scale(bundle))
     texture, mask = _texture_pass(bundle, edit.image, box, edit.target)
-    return paste(edit.image, _attend(edit.image, texture, mask), edit.alpha, edit.region)
+    return paste(edit.image, _attend(edit.image, texture, mask), alpha, region)
+
+
+SYNTH_GROW_PX = 2
+"""The synthesised pixels are grown by this much (and feathered) for the generator's paste-back, so
+the lip edge around a drawn mouth interior is its to blend too."""
+
+
+def synthesized_region(synthesized: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(region (H, W) bool, alpha (H, W) float32): the synthesised pixels grown by
+    :data:`SYNTH_GROW_PX`, with a feathered weight that is 1 on them."""
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * SYNTH_GROW_PX + 1,) * 2)
+    region = cv2.dilate(synthesized.astype(np.uint8), k) > 0
+    alpha = cv2.GaussianBlur(region.astype(np.float32), (0, 0), SYNTH_GROW_PX / 2)
+    alpha = np.where(region, np.maximum(alpha, synthesized), 0.0).astype(np.float32)
+    return region, alpha
 
 
 def edit_face_2d(

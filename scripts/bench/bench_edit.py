@@ -100,7 +100,7 @@ def main(argv=None) -> int:
 
 
 def quality(args) -> int:
-    from editing.compare.quality import FER_CLASSES, class_references, measure_photo
+    from editing.compare.quality import FER_CLASSES, class_references, measure_photo, real_mouths
     from face3d.detect import face_descriptor
     from face3d.eval import BIN_NAMES, select_split, stratified, yaw_bin
     from face3d.eval.aflw import load_aflw
@@ -113,7 +113,8 @@ def quality(args) -> int:
     classes = [str(c) for c in fer["classes"]]
     faces48 = {c: fer["x_test"][fer["y_test"] == classes.index(c)][: args.fer_n] for c in FER_CLASSES}
     references = class_references(ctx, faces48)
-    samples = stratified(select_split(load_aflw(args.aflw), "heldout"), args.per_bin)
+    every = load_aflw(args.aflw)
+    samples = stratified(select_split(every, "heldout"), args.per_bin)
     rows = []
     for s in tqdm(samples, desc="bench_edit quality", unit="img"):
         got = measure_photo(read_image(s.image_path), s.box, ctx, specs, references, face_descriptor)
@@ -131,6 +132,7 @@ def quality(args) -> int:
         "faces": len({r["image"] for r in rows}),
         "per_bin": args.per_bin,
         "fer_references": references,
+        "real_open_mouths_train_half": real_mouths(select_split(every, "train")),
         "median_per_bin": table,
         "rows": rows,
     }

@@ -83,3 +83,13 @@ def test_measures_follow_the_expression(ict_model):
     assert smile["corner_lift"] > neutral["corner_lift"]
     assert surprise["lip_gap"] > neutral["lip_gap"] + 0.5
     assert surprise["brow_height"] > neutral["brow_height"]
+
+
+@pytest.mark.integration
+def test_real_open_mouths_are_found_and_ordered(aflw_dir):
+    from editing.compare.quality import real_mouths
+    from face3d.eval import load_aflw, select_split
+
+    ref = real_mouths(select_split(load_aflw(aflw_dir), "train"))
+    assert ref["n"] > 20
+    assert ref["mean_p10"] < ref["mean_p50"] < ref["mean_p90"] and ref["std_p10"] < ref["std_p90"]
