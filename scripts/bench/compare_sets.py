@@ -28,7 +28,7 @@ from editing.compare.run import CompareOptions, aflw_yaws, check_methods, compar
 from editing.expressions import ARKIT_NAMES, parse_expressions
 from face3d.eval.aflw import SPLITS, load_aflw, select_split, stratified
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"  # ../shared beside the checkout
 
 
 def aflw_inputs(folder: Path, per_bin: int, split: str = "all") -> list[Path]:
