@@ -38,7 +38,7 @@ class EditOptions:
 
     Attributes:
         face: ``"all"`` or the index of the one face to edit (largest first).
-        grid: also write ``<stem>_grid.png`` (rows: targets; columns: input | re-render | output).
+        grid: also write ``<stem>_grid.png`` (rows: targets; columns: input | edited head | output).
         resume: skip images whose outputs are already written.
         workers: threads decoding and detecting ahead.
         progress: show a progress bar.
@@ -60,7 +60,7 @@ class EditContext:
         editor: the :class:`Editor3D` (full head, UV layout).
         fit_config: :class:`FitConfig`.
         detector, regressor: face detector and landmark regressor (None: built on demand / unused).
-        method: ``"3d"`` (3D-guided re-render) or ``"2d"`` (the 2D-only DefGAN baseline).
+        method: ``"3d"`` (the 3D-guided warp) or ``"2d"`` (the 2D-only DefGAN baseline).
         refiner: texture generator bundle that cleans up 3D re-renders (``--refine gan``), or None.
         baseline: the 2D baseline's generators (``method == "2d"``).
     """
@@ -189,7 +189,8 @@ def edit_face_2d_all(
 
 
 def grid_image(image: np.ndarray, result: ImageEdit, size: int = 256) -> np.ndarray:
-    """Rows per target: input | re-render | output, cropped around the first edited face."""
+    """Rows per target: input | the edited head alone (``FaceEdit.render``) | output, cropped around
+    the first edited face."""
     f, edits = result.faces[0]
     x0, y0, x1, y1 = edits[0].crop
     rows = []

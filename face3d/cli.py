@@ -365,12 +365,12 @@ def _add_edit_parser(sub, common, batch) -> None:
     p.add_argument("--intensity", type=float, default=1.0, help="0: fitted expression, 1: the target")
     p.add_argument("--mode", default="replace", help="replace (default) or add to the fitted weights")
     p.add_argument("--face", default="all", help="'all' (default) or the index of one face")
-    p.add_argument("--grid", action="store_true", help="write <stem>_grid.png: input | re-render | output")
+    p.add_argument("--grid", action="store_true", help="write <stem>_grid.png: input | edited head | output")
     p.add_argument(
         "--refine",
         choices=("auto", "gan", "none"),
         default="auto",
-        help="clean the 3D re-render with the texture generator (auto: when assets/gan3d has weights)",
+        help="clean what the 3D warp drew with the texture generator (auto: when assets/gan3d has weights)",
     )
     p.add_argument(
         "--method", choices=("3d", "2d"), default="3d", help="3d (default) or the 2D-only DefGAN baseline"
