@@ -141,6 +141,8 @@ class Editor3D:
         a, b = render_model.regions["mouth_socket"][0], render_model.regions["teeth"][1]
         self.face_interior = ((self.faces >= a) & (self.faces <= b)).all(1).numpy()
         self.face_skin = (self.faces <= HEAD_LAST).all(1).numpy()
+        a, b = render_model.regions["eyeball_left"][0], render_model.regions["eyeball_right"][1]
+        self.face_eyeball = ((self.faces >= a) & (self.faces <= b)).all(1).numpy()
 
     # ------------------------------------------------------------------ helpers
     def _vertices_cam(self, face: FaceFit, expression: torch.Tensor) -> torch.Tensor:
@@ -328,6 +330,8 @@ class Editor3D:
             skin = smap.seen & self.face_skin[part]
             ratio = ratio_image(smap.normal_target, smap.normal_source, skin, src["light"])
             out = apply_ratio(out, np.where(reach > 0, 1.0 + (ratio - 1.0) * reach, 1.0).astype(np.float32))
+        revealed_eyes = smap.covered & ~smap.seen & self.face_eyeball[part]
+        _fill_revealed_eyeballs(out, revealed_eyes, smap, self.face_eyeball)
         interior = smap.covered & self.face_interior[part]
         # the photo shows an interior point only over an area: a crack between teeth of the source
         # mesh (a pixel wide) that the target moves is not a view of the throat
@@ -347,3 +351,25 @@ def _opened(mask: np.ndarray) -> np.ndarray:
     """Morphological opening of an (h, w) bool mask by a 3 x 3 square: drops 1-2 px wide parts."""
     kernel = np.ones((3, 3), np.uint8)
     return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel) > 0
+
+
+def _fill_revealed_eyeballs(out: np.ndarray, revealed: np.ndarray, smap, face_eyeball: np.ndarray) -> None:
+    """Eyeball the photo never showed (an eye opening wider): in the photo the eyelid covers it, so
+    the warp would stretch the lid (or its make-up) over it. It takes the colour of the photo's own
+    visible sclera instead: the brighter half of the seen eyeball pixels of the same eye side,
+    their median, kept in place (``out`` is modified)."""
+    if not revealed.any():
+        return
+    seen = smap.seen & face_eyeball[smap.face.clip(min=0)]
+    if seen.sum() < 8:
+        return
+    cols = np.nonzero(seen)[1]
+    middle = 0.5 * (cols.min() + cols.max())
+    for side in (np.arange(out.shape[1]) < middle, np.arange(out.shape[1]) >= middle):
+        mine, fill = seen & side[None], revealed & side[None]
+        if mine.sum() < 4 or not fill.any():
+            continue
+        px = out[mine].astype(np.float32)
+        luma = px @ np.array([0.299, 0.587, 0.114], np.float32)
+        sclera = np.median(px[luma >= np.median(luma)], 0)
+        out[fill] = np.clip(sclera + 0.5, 0, 255).astype(np.uint8)
