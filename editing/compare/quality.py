@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from editing.api import edit_fitted
+from face3d.detect import dlib_box_from_landmark_box, predict_landmarks
 from face3d.fit import fit_image
 from face3d.io import read_image
 
@@ -133,6 +134,21 @@ def expression_measures(model, weights) -> dict[str, float]:
     }
 
 
+def landmark_measures(landmarks: np.ndarray) -> dict[str, float]:
+    """The :func:`expression_measures` read in the image from (68, 2) landmarks (dlib's, which
+    follow the inner lips near frontal), in units of the inter-ocular distance (y down): valid near
+    frontal only."""
+    L = np.asarray(landmarks, dtype=np.float64)
+    io = max(float(np.linalg.norm(L[36:42].mean(0) - L[42:48].mean(0))), 1e-6)
+    mid_lips, corners = 0.5 * (L[51] + L[57]), 0.5 * (L[48] + L[54])
+    return {
+        "mouth_width": float(np.linalg.norm(L[54] - L[48])) / io,
+        "corner_lift": float(mid_lips[1] - corners[1]) / io,
+        "lip_gap": float(np.linalg.norm(L[62] - L[66])) / io,
+        "brow_height": float(L[36:48, 1].mean() - L[17:27, 1].mean()) / io,
+    }
+
+
 def completeness(before: dict, after: dict, reference: dict, label: str, eps: float = 0.02) -> float:
     """How far (0: nothing, 1: all the way) an edit went from ``before`` toward ``reference`` (the
     median real face of class ``label``) on the class's :data:`CLASS_MEASURES`, averaged over the
@@ -157,19 +173,22 @@ def _fit(ctx, image: np.ndarray, box):
 
 
 def class_references(ctx, faces48: dict[str, np.ndarray], size: int = 192) -> dict[str, dict[str, float]]:
-    """Median :func:`expression_measures` of real faces per class: each (48, 48) grey face of
-    ``faces48`` (class -> (N, 48, 48) uint8, FER2013) upscaled to ``size`` px and fitted with
-    ``ctx``'s fitter on a fixed landmark box (the faces fill the frame)."""
+    """Median measures of real faces per class: each (48, 48) grey face of ``faces48`` (class ->
+    (N, 48, 48) uint8, FER2013) upscaled to ``size`` px (the faces fill the frame) and read two
+    ways: ``out[label]`` by ``ctx``'s fitter on a fixed landmark box (:func:`expression_measures`)
+    and ``out["dlib:" + label]`` by dlib's landmarks on a fixed box (:func:`landmark_measures`)."""
     box = (0.1 * size, 0.18 * size, 0.9 * size, 0.95 * size)
     out = {}
     for label, faces in faces48.items():
-        rows = []
+        fitted, read = [], []
         for f in faces:
             img = cv2.resize(np.repeat(f[..., None], 3, -1), (size, size), interpolation=cv2.INTER_CUBIC)
             face = _fit(ctx, img, box)
             if face is not None:
-                rows.append(expression_measures(ctx.fit_model, face.fit.expression[0]))
-        out[label] = {k: float(np.median([r[k] for r in rows])) for k in rows[0]} if rows else {}
+                fitted.append(expression_measures(ctx.fit_model, face.fit.expression[0]))
+            read.append(landmark_measures(predict_landmarks(img, (0.05 * size,) * 2 + (0.95 * size,) * 2)))
+        for key, rows in ((label, fitted), (f"dlib:{label}", read)):
+            out[key] = {k: float(np.median([r[k] for r in rows])) for k in rows[0]} if rows else {}
     return out
 
 
@@ -178,7 +197,8 @@ def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descript
     ``ctx`` and measure each edit: speckles, the share of pixels changed outside the grown
     landmark box, identity (the distance of ``descriptor(image, landmarks)``), completeness toward
     the class median of ``references`` (for targets named after a class of
-    :data:`CLASS_MEASURES`), the inner mouth's luminance (on the re-fit's landmarks), seconds per
+    :data:`CLASS_MEASURES`; ``completeness_dlib`` reads dlib's landmarks instead, valid near
+    frontal), the inner mouth's luminance (on the re-fit's landmarks), seconds per
     edit, and the round trip (the first target at intensity 0: PSNR in the face box). None when
     no face is fitted."""
     face = _fit(ctx, image, box)
@@ -186,6 +206,8 @@ def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descript
         return None
     lm = face.fit.landmarks_fitted[0].detach().cpu().numpy()
     before = expression_measures(ctx.fit_model, face.fit.expression[0])
+    dlib_box = dlib_box_from_landmark_box(box)
+    read_before = landmark_measures(predict_landmarks(image, dlib_box))
     identity_in = descriptor(image, face.landmarks_detected)
     t0 = time.perf_counter()
     result = edit_fitted(image, [face], specs, ctx)
@@ -198,6 +220,10 @@ def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descript
         refit = _fit(ctx, out, box)
         klass = spec.label if spec.label in references and spec.label in CLASS_MEASURES else None
         complete, mouth = float("nan"), (float("nan"), float("nan"), 0)
+        complete_dlib = float("nan")
+        if klass is not None and f"dlib:{klass}" in references:
+            read_after = landmark_measures(predict_landmarks(out, dlib_box))
+            complete_dlib = completeness(read_before, read_after, references[f"dlib:{klass}"], klass, 0.01)
         if refit is not None:
             mouth = mouth_stats(out, refit.fit.landmarks_fitted[0].numpy())
             if klass is not None:
@@ -210,6 +236,7 @@ def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descript
                 "changed_outside": changed_outside(image, out, grown_box(lm)),
                 "identity": float(np.linalg.norm(descriptor(out, face.landmarks_detected) - identity_in)),
                 "completeness": complete,
+                "completeness_dlib": complete_dlib,
                 "mouth_mean": mouth[0],
                 "mouth_std": mouth[1],
                 "seconds_per_edit": seconds,

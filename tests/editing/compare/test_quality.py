@@ -93,3 +93,16 @@ def test_real_open_mouths_are_found_and_ordered(aflw_dir):
     ref = real_mouths(select_split(load_aflw(aflw_dir), "train"))
     assert ref["n"] > 20
     assert ref["mean_p10"] < ref["mean_p50"] < ref["mean_p90"] and ref["std_p10"] < ref["std_p90"]
+
+
+def test_landmark_measures_in_interocular_units():
+    from editing.compare.quality import landmark_measures
+
+    L = np.zeros((68, 2))
+    L[36:42], L[42:48] = (30.0, 50.0), (70.0, 50.0)  # eyes 40 px apart
+    L[17:27] = (50.0, 38.0)  # brows 12 px above the eyes
+    L[48], L[54] = (36.0, 88.0), (64.0, 88.0)  # corners 28 px apart, 2 px above the mid-lips
+    L[51], L[57] = (50.0, 85.0), (50.0, 95.0)
+    L[62], L[66] = (50.0, 89.0), (50.0, 91.0)
+    m = landmark_measures(L)
+    assert m == pytest.approx({"mouth_width": 0.7, "corner_lift": 0.05, "lip_gap": 0.05, "brow_height": 0.3})
