@@ -42,6 +42,7 @@ from face3d.render.shading import (
 )
 from face3d.render.texture_fill import (
     FLAT_COLORS,
+    LUMA_601,
     fill_from_mirror,
     inpaint_texture,
     is_greyscale,
@@ -370,6 +371,6 @@ def _fill_revealed_eyeballs(out: np.ndarray, revealed: np.ndarray, smap, face_ey
         if mine.sum() < 4 or not fill.any():
             continue
         px = out[mine].astype(np.float32)
-        luma = px @ np.array([0.299, 0.587, 0.114], np.float32)
+        luma = px @ np.array(LUMA_601, np.float32)
         sclera = np.median(px[luma >= np.median(luma)], 0)
         out[fill] = np.clip(sclera + 0.5, 0, 255).astype(np.uint8)

@@ -16,6 +16,7 @@ import torch
 from face3d.camera import project
 from face3d.render import RenderConfig
 from face3d.render.shading import PhongShader, VertexColorShader, vertex_normals
+from face3d.render.texture_fill import LUMA_601, grey_levels
 
 THROAT_CM = 3.5
 """Depth behind the frontmost drawn point over which the interior darkens to its floor."""
@@ -61,7 +62,7 @@ def photo_tone(photo: np.ndarray, skin: np.ndarray) -> np.ndarray:
     if skin.sum() < 20:
         return np.ones(3)
     mean = photo[skin].astype(np.float64).mean(0) / 255.0
-    luma = np.array([0.299, 0.587, 0.114])
+    luma = np.array(LUMA_601)
     exposure = (mean @ luma) / (REFERENCE_SKIN @ luma)
     balance = (mean / max(mean @ luma, 1e-6)) / (REFERENCE_SKIN / (REFERENCE_SKIN @ luma))
     return np.clip(exposure * np.sqrt(balance), 0.35, 1.6)
@@ -75,7 +76,7 @@ def part_colors(model, grey: bool) -> torch.Tensor:
         a, b = model.regions[region]
         colors[a : b + 1] = torch.tensor(rgb)
     if grey:
-        colors = (colors @ torch.tensor([0.299, 0.587, 0.114]))[:, None].repeat(1, 3)
+        colors = grey_levels(colors)
     return colors
 
 

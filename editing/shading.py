@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from face3d.fit.appearance import sh_basis
+from face3d.render.texture_fill import LUMA_601
 
 RATIO_RANGE = (0.75, 1.15)
 """Clamp of the ratio image: darkening (creases, an opened cavity) may go further than brightening,
@@ -35,7 +36,7 @@ def fit_lighting(photo: np.ndarray, normals: np.ndarray, mask: np.ndarray, ridge
     """
     if mask.sum() < 20:
         return np.array([1.0, 0, 0, 0, 0, 0, 0, 0, 0])
-    luma = (photo[mask].astype(np.float64) @ np.array([0.299, 0.587, 0.114])) / 255.0
+    luma = (photo[mask].astype(np.float64) @ np.array(LUMA_601)) / 255.0
     B = sh_basis(normals[mask].astype(np.float64))
     A = B.T @ B + ridge * len(B) * np.diag([0.0] + [1.0] * 8)
     light = np.linalg.solve(A, B.T @ luma)

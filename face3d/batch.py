@@ -29,8 +29,6 @@ def prepare_out_dir(out: str | os.PathLike) -> Path:
         InputError: the folder cannot be created or written (one line naming it; exit code 2).
     """
     path = Path(out)
-    if path.is_dir() and os.access(path, os.W_OK | os.X_OK):
-        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -47,10 +47,7 @@ def warp_crop(image: np.ndarray, A: np.ndarray, size: int) -> np.ndarray:
     A = np.asarray(A, dtype=np.float64)
     k = A[0, 0]
     if k < 0.7:  # pre-shrink with area averaging so the bilinear warp does not alias
-        H, W = image.shape[:2]
-        size_s = shrunk_size(W, H, k)
-        fx, fy = size_s[0] / W, size_s[1] / H
-        image = cv2.resize(image, size_s, interpolation=cv2.INTER_AREA)
+        image, fx, fy = shrink(image, k)
         # small pixel u_s = (u + 0.5) * f - 0.5  =>  u = (u_s + 0.5) / f - 0.5
         A = np.array(
             [
@@ -117,7 +114,7 @@ def crop_affine(
 
 
 def shrink(image: np.ndarray, k: float) -> tuple[np.ndarray, float, float]:
-    """The pre-shrink of :func:`regressor_data.warp_crop` for crop scale ``k`` (< 0.7): the image
+    """The pre-shrink of :func:`warp_crop` for crop scale ``k`` (< 0.7): the image
     area-resized to ``1.2 k`` of its size, and its x / y factors."""
     H, W = image.shape[:2]
     size_s = shrunk_size(W, H, k)
@@ -125,7 +122,7 @@ def shrink(image: np.ndarray, k: float) -> tuple[np.ndarray, float, float]:
 
 
 def warp_affine(image: np.ndarray, A: np.ndarray, size: int, shrunk=None) -> np.ndarray:
-    """:func:`regressor_data.warp_crop` for any (2, 3) affine (rotations and mirrors included):
+    """:func:`warp_crop` for any (2, 3) affine (rotations and mirrors included):
     (H, W, 3) uint8 -> (size, size, 3), same area pre-shrink below 0.7x, so it equals
     ``warp_crop`` on the axis-aligned affines of :func:`crop_transform`. ``shrunk``: a cached
     :func:`shrink` of ``image`` to use instead (training: one resize per image, not per crop)."""

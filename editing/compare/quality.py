@@ -25,8 +25,9 @@ from editing.api import edit_fitted
 from face3d.detect import dlib_box_from_landmark_box, predict_landmarks
 from face3d.fit import fit_image
 from face3d.io import read_image
+from face3d.render.texture_fill import LUMA_601
 
-LUMA = np.array([0.299, 0.587, 0.114])
+LUMA = np.array(LUMA_601)
 SPECKLE_LEVELS = 40.0
 """A pixel is an outlier when its luminance is this far from the median of its 3 x 3 neighbours."""
 CLASS_MEASURES: dict[str, tuple[str, ...]] = {

@@ -38,9 +38,13 @@ def is_greyscale(photo) -> bool:
     return len(p) > 0 and float((p.amax(1) - p.amin(1)).mean()) < GREY_TOLERANCE
 
 
+LUMA_601 = (0.299, 0.587, 0.114)
+"""Rec. 601 luma weights of (R, G, B): grey levels and luminance everywhere in the project."""
+
+
 def grey_levels(colors: torch.Tensor) -> torch.Tensor:
     """(..., 3) colours -> their grey levels (Rec. 601 luma) in all three channels."""
-    luma = colors @ torch.tensor([0.299, 0.587, 0.114], dtype=colors.dtype, device=colors.device)
+    luma = colors @ torch.tensor(LUMA_601, dtype=colors.dtype, device=colors.device)
     return luma[..., None].expand_as(colors).clone()
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
+from editing.compare.quality import box_slices, psnr
 from editing.expressions import ExpressionSpec, parse_expressions
 
 pytestmark = pytest.mark.integration
@@ -34,17 +33,6 @@ def astronaut_fit(ctx):
     return image, faces
 
 
-def _psnr(a, b) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
-def _face_box(face, shape):
-    lm = face.fit.landmarks_fitted[0].numpy()
-    (x0, y0), (x1, y1) = np.floor(lm.min(0)).astype(int), np.ceil(lm.max(0)).astype(int) + 1
-    return slice(max(y0, 0), min(y1, shape[0])), slice(max(x0, 0), min(x1, shape[1]))
-
-
 def test_own_expression_round_trip_is_near_lossless(ctx, astronaut_fit):
     """Editing to the fitted expression itself moves nothing: the photo comes back (>= 45 dB in
     the face box; nearly every pixel byte-identical)."""
@@ -57,8 +45,8 @@ def test_own_expression_round_trip_is_near_lossless(ctx, astronaut_fit):
     ):
         res = edit_fitted(image, faces, [spec], ctx)
         out = res.outputs[spec.label]
-        box = _face_box(faces[0], image.shape)
-        assert _psnr(out[box], image[box]) >= 45, spec.label
+        box = box_slices(faces[0].fit.landmarks_fitted[0].numpy(), image.shape)
+        assert psnr(out[box], image[box]) >= 45, spec.label
         assert (out != image).any(-1).mean() < 0.002, spec.label
 
 
