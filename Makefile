@@ -8,7 +8,7 @@ STAMP := $(VENV)/.face3d-installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[dev,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)

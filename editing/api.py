@@ -17,6 +17,7 @@ from editing.gan.refine import edit_face_2d, refine_image_edit
 from editing.result import ImageEdit
 from face3d.batch import (
     BatchItem,
+    BatchJob,
     BatchSummary,
     ItemOutcome,
     make_items,
@@ -39,9 +40,12 @@ class EditOptions:
     Attributes:
         face: ``"all"`` or the index of the one face to edit (largest first).
         grid: also write ``<stem>_grid.png`` (rows: targets; columns: input | edited head | output).
-        resume: skip images whose outputs are already written.
-        workers: threads decoding and detecting ahead.
+        resume: skip images whose outputs are already written (by a local run or a Ray run).
+        workers: threads decoding and detecting ahead; with ``ray``, Ray actors.
         progress: show a progress bar.
+        ray: None runs in this process; ``"local"`` starts a Ray runtime on this machine,
+            ``"auto"`` or ``"ray://host:port"`` joins a cluster (``face3d edit --ray [ADDRESS]``).
+        threads: with ``ray``, torch threads per actor (default 1).
     """
 
     face: str | int = "all"
@@ -49,6 +53,8 @@ class EditOptions:
     resume: bool = False
     workers: int = 1
     progress: bool = True
+    ray: str | None = None
+    threads: int | None = None
 
 
 @dataclass
@@ -234,29 +240,37 @@ def _done_marker(out_dir: Path, stem: str) -> Path:
     return out_dir / f".{stem}.edit.done"
 
 
-def edit_folder(
-    inputs: list[str],
-    out_dir: str | os.PathLike,
-    specs: list[ExpressionSpec],
-    ctx: EditContext,
-    options: EditOptions = EditOptions(),
-) -> BatchSummary:
-    """Edit every image of ``inputs`` to each target; writes ``<stem>_<label>.png`` and ``.json``
-    per target (and ``<stem>_grid.png`` with ``options.grid``), then ``summary.json``."""
-    out_dir = Path(out_dir)
-    prepare_out_dir(out_dir)
-    items, problems = make_items(inputs)
-    if not items and not problems:
-        raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
-    detector = ctx.detector
-    if detector is None:
-        detector = ctx.detector = FaceDetector()
+@dataclass(frozen=True)
+class EditJob:
+    """What every image of one :func:`edit_folder` run shares; pickles (to Ray actors).
 
-    def prepare(item: BatchItem):
-        image = read_image(item.path)
-        return detect_and_landmark(image, detector, None, None, ctx.regressor)
+    Attributes:
+        out_dir: the output folder (absolute).
+        specs: the target :class:`ExpressionSpec` list.
+        ctx: the :class:`EditContext` (its detector set).
+        options: :class:`EditOptions`.
+    """
 
-    def process(item: BatchItem, marked) -> ItemOutcome:
+    out_dir: Path
+    specs: list
+    ctx: EditContext
+    options: EditOptions
+
+
+class EditWorker:
+    """Edits one image at a time for an :class:`EditJob`."""
+
+    def __init__(self, job: EditJob):
+        self.job = job
+
+    def prepare(self, item: BatchItem):
+        """Read the image, detect its faces and their landmarks."""
+        ctx = self.job.ctx
+        return detect_and_landmark(read_image(item.path), ctx.detector, None, None, ctx.regressor)
+
+    def process(self, item: BatchItem, marked) -> ItemOutcome:
+        """Fit, edit to every target, write the outputs and then the image's done marker."""
+        out_dir, specs, ctx, options = self.job.out_dir, self.job.specs, self.job.ctx, self.job.options
         t0 = time.perf_counter()
         image = marked.image
         result = edit_fitted(
@@ -279,9 +293,44 @@ def edit_folder(
                     timings.setdefault(k2, []).append(v)
         return ItemOutcome(outputs=len(specs) * len(result.faces), timings_ms=timings)
 
-    def is_done(item: BatchItem) -> bool:
-        return options.resume and _done_marker(out_dir, item.stem).is_file()
 
-    summary = run_batch(items, process, prepare, is_done, options.workers, "edit", problems, options.progress)
+def edit_worker(job: EditJob) -> EditWorker:
+    """The factory of :func:`edit_folder`'s per-image worker (module level: Ray pickles it by name)."""
+    return EditWorker(job)
+
+
+def edit_done(job: EditJob, item: BatchItem) -> bool:
+    """``--resume``: the image's done marker is there (written last, by a local run or a Ray run)."""
+    return job.options.resume and _done_marker(job.out_dir, item.stem).is_file()
+
+
+def edit_folder(
+    inputs: list[str],
+    out_dir: str | os.PathLike,
+    specs: list[ExpressionSpec],
+    ctx: EditContext,
+    options: EditOptions = EditOptions(),
+) -> BatchSummary:
+    """Edit every image of ``inputs`` to each target; writes ``<stem>_<label>.png`` and ``.json``
+    per target (and ``<stem>_grid.png`` with ``options.grid``), then ``summary.json``. With
+    ``options.ray`` the images are edited by Ray actors (same outputs; ``out_dir`` on a path every
+    node shares)."""
+    out_dir = Path(out_dir).absolute()
+    prepare_out_dir(out_dir)
+    items, problems = make_items(inputs)
+    if not items and not problems:
+        raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
+    if ctx.detector is None:
+        ctx.detector = FaceDetector()
+    summary = run_batch(
+        items,
+        BatchJob(edit_worker, EditJob(out_dir, list(specs), ctx, options), edit_done),
+        workers=options.workers,
+        desc="edit",
+        problems=problems,
+        progress=options.progress,
+        ray=options.ray,
+        threads=options.threads,
+    )
     write_summary(out_dir, summary, "edits", images=len(items), expressions=[s.label for s in specs])
     return summary

@@ -1,9 +1,16 @@
-"""The one folder runner shared by ``fit``, ``edit`` and ``compare``.
+"""The one folder runner shared by ``fit``, ``edit`` and ``compare``, local or on Ray.
 
 It expands inputs, shows a progress bar, skips finished items with ``--resume``, records each
 failed file with its reason and goes on, and ends with a summary (also written as JSON).
 Exit codes: 0 when at least one item was processed (or everything was already done), 1 when
 nothing could be processed, 2 for wrong arguments (raised earlier as :class:`Face3DError`).
+
+The per-item work is a :class:`BatchJob`: a picklable ``spec`` (options, output folder, the
+models) and a module-level ``factory`` that builds an :class:`ItemWorker` from it (detectors,
+layouts: everything built once, reused for every item). The local runner builds one worker in
+this process; with ``ray=`` (:mod:`face3d.batch_ray`) each Ray actor builds its own from the same
+spec and factory, so both produce the same files by construction. Results are tallied in input
+order whatever order they finish in, so ``summary.json`` does not depend on the runner.
 """
 
 from __future__ import annotations
@@ -13,13 +20,26 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from face3d.errors import Face3DError, InputError
+from face3d.batch_job import BatchItem, BatchJob, ItemOutcome, ItemWorker, prepare_safely, run_item
+from face3d.errors import InputError
 from face3d.io import atomic_write_json, list_images
+
+__all__ = [  # the job types live in face3d.batch_job; the runners' users import them from here
+    "BatchItem",
+    "BatchJob",
+    "BatchSummary",
+    "ItemOutcome",
+    "ItemWorker",
+    "make_items",
+    "prepare_out_dir",
+    "run_batch",
+    "write_summary",
+]
 
 
 def prepare_out_dir(out: str | os.PathLike) -> Path:
@@ -36,23 +56,6 @@ def prepare_out_dir(out: str | os.PathLike) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise InputError(f"{path}: the output folder is not writable")
     return path
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """One input file and the stem its outputs are named after."""
-
-    path: Path
-    stem: str
-
-
-@dataclass
-class ItemOutcome:
-    """What processing one input produced: the number of outputs and per-stage timings (ms)."""
-
-    outputs: int = 0
-    timings_ms: dict[str, list[float]] = field(default_factory=dict)
-    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,79 +110,116 @@ def make_items(inputs: Iterable[str | os.PathLike]) -> tuple[list[BatchItem], li
     return items, problems
 
 
+@dataclass(frozen=True)
+class _Closures:
+    """The closure form of :func:`run_batch` (``process``, ``prepare``) as a worker; local only."""
+
+    process_fn: Callable[[BatchItem, object], ItemOutcome]
+    prepare_fn: Callable[[BatchItem], object] | None
+
+    def prepare(self, item: BatchItem) -> object:
+        return None if self.prepare_fn is None else self.prepare_fn(item)
+
+    def process(self, item: BatchItem, prepared: object) -> ItemOutcome:
+        return self.process_fn(item, prepared)
+
+
+def _run_local(worker: ItemWorker, todo: list[BatchItem], workers: int, emit) -> None:
+    """Process ``todo`` in this process, ``prepare`` running ahead in ``workers`` threads."""
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    prepared = pool.map(lambda i: prepare_safely(worker, i), todo) if pool else None
+    try:
+        for k, item in enumerate(todo):
+            pre = next(prepared) if pool else prepare_safely(worker, item)
+            emit(k, run_item(worker, item, pre))
+    finally:
+        if pool:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
 def run_batch(
     items: list[BatchItem],
-    process: Callable[[BatchItem, object], ItemOutcome],
+    work: BatchJob | Callable[[BatchItem, object], ItemOutcome],
     prepare: Callable[[BatchItem], object] | None = None,
     is_done: Callable[[BatchItem], bool] | None = None,
     workers: int = 1,
     desc: str = "images",
     problems: Iterable[tuple[str, str]] = (),
     progress: bool = True,
+    ray: str | None = None,
+    threads: int | None = None,
 ) -> BatchSummary:
-    """Run ``process(item, prepare(item))`` over items.
+    """Run a batch's work over ``items``: locally, or on Ray with ``ray``.
 
     Args:
-        process: does the work of one item; raise :class:`Face3DError` (or any exception) to
-            record the item as failed with that reason.
-        prepare: optional per-item work run ahead in ``workers`` threads (decoding, detection).
-        is_done: with ``--resume``, items for which it returns True are skipped.
+        work: a :class:`BatchJob` (needed for ``ray``), or the closure form: ``process(item,
+            prepare(item))`` with the ``prepare`` and ``is_done`` arguments (local only).
+        is_done: closure form: with ``--resume``, items for which it returns True are skipped
+            (a job uses its own ``done``).
+        workers: locally, threads running ``prepare`` ahead; with ``ray``, the number of actors.
         problems: failures known before the run (missing inputs).
+        ray: None runs here; ``"local"`` starts a Ray runtime on this machine, ``"auto"`` or
+            ``"ray://host:port"`` joins a cluster (:func:`face3d.batch_ray.run_on_ray`).
+        threads: with ``ray``, torch threads per actor (default 1); local runs leave torch alone.
+
+    Raises:
+        InputError: ``ray`` with closures, or Ray not installed.
     """
     from tqdm import tqdm
 
     t0 = time.perf_counter()
+    if isinstance(work, BatchJob):
+        job, is_done = work, work.is_done
+    else:
+        job = None
+        if ray is not None:
+            raise InputError("this batch passes closures: it cannot run on Ray (pass a BatchJob)")
     problems = list(problems)
-    failures = list(problems)
-    timings: dict[str, list[float]] = {}
-    processed = skipped = outputs = 0
-    todo = []
-    for item in items:
-        if is_done is not None and is_done(item):
-            skipped += 1
-        else:
-            todo.append(item)
-
-    def safe_prepare(item):
-        if prepare is None:
-            return None
-        try:
-            return prepare(item)
-        except Exception as err:  # recorded by the consumer
-            return err
-
-    pool = ThreadPoolExecutor(max_workers=max(1, workers)) if prepare is not None and workers > 1 else None
-    prepared = pool.map(safe_prepare, todo) if pool else (safe_prepare(i) for i in todo)
+    todo = [item for item in items if is_done is None or not is_done(item)]
+    results: list[ItemOutcome | str | None] = [None] * len(todo)
     bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not progress, dynamic_ncols=True)
+    failed = [len(problems)]
+
+    def emit(k: int, result: ItemOutcome | str) -> None:
+        results[k] = result
+        failed[0] += isinstance(result, str)
+        bar.update(1)
+        bar.set_postfix(failed=failed[0])
+
     try:
-        for item, pre in zip(todo, prepared, strict=True):
-            try:
-                if isinstance(pre, Exception):
-                    raise pre
-                outcome = process(item, pre)
-            except Face3DError as err:  # the file is named beside the reason: not twice
-                failures.append((str(item.path), str(err).removeprefix(f"{item.path}: ")))
-            except Exception as err:  # a bad file never stops the batch
-                failures.append((str(item.path), f"{type(err).__name__}: {err}"))
-            else:
-                processed += 1
-                outputs += outcome.outputs
-                for k, v in outcome.timings_ms.items():
-                    timings.setdefault(k, []).extend(v)
-            bar.update(1)
-            bar.set_postfix(failed=len(failures))
+        if ray is not None:
+            from face3d.batch_ray import run_on_ray
+
+            run_on_ray(job, todo, emit, address=ray, workers=workers, threads=threads or 1)
+        else:
+            worker = job.worker() if job is not None else _Closures(work, prepare)
+            _run_local(worker, todo, max(1, workers) if (job is not None or prepare) else 1, emit)
     finally:
         bar.close()
-        if pool:
-            pool.shutdown(wait=False, cancel_futures=True)
+    return _tally(items, todo, results, problems, time.perf_counter() - t0)
+
+
+def _tally(items, todo, results, problems, seconds: float) -> BatchSummary:
+    """The summary of a batch, in input order (``results[k]``: ``todo[k]``'s outcome or reason)."""
+    failures = list(problems)
+    timings: dict[str, list[float]] = {}
+    processed = outputs = 0
+    for item, result in zip(todo, results, strict=True):
+        if isinstance(result, ItemOutcome):
+            processed += 1
+            outputs += result.outputs
+            for k, v in result.timings_ms.items():
+                timings.setdefault(k, []).extend(v)
+        elif result is not None:
+            failures.append((str(item.path), result))
     return BatchSummary(
         inputs=len(items) + len(problems),
         processed=processed,
-        skipped=skipped,
+        skipped=len(items) - len(todo),
         outputs=outputs,
         failures=tuple(failures),
         median_ms={k: float(np.median(v)) for k, v in timings.items() if v},
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
     )
 
 

@@ -107,6 +107,8 @@ def cmd_fit(args) -> int:
         bbox_file=args.bbox_file,
         resume=args.resume,
         workers=args.workers,
+        ray=args.ray,
+        threads=args.threads,
         write_mesh=not args.no_mesh,
         write_overlay=not args.no_overlay,
         write_ply=args.ply,
@@ -148,7 +150,7 @@ def cmd_edit(args) -> int:
         refine=args.refine,
         method=args.method,
     )
-    options = EditOptions(face=args.face, grid=args.grid, resume=args.resume, workers=args.workers)
+    options = EditOptions(args.face, args.grid, args.resume, args.workers, ray=args.ray, threads=args.threads)
     summary = edit_folder(args.inputs, args.out, specs, ctx, options)
     print(summary.line("edits"))
     for file, reason in summary.failures[:20]:
@@ -177,6 +179,8 @@ def cmd_compare(args) -> int:
         face=args.face,
         resume=args.resume,
         workers=args.workers,
+        ray=args.ray,
+        threads=args.threads,
         fer_dir=args.fer_dir,
         real_dir=args.real_dir,
         yaw_truth=aflw_yaws(args.inputs) if args.yaw_from_mat else None,
@@ -292,7 +296,18 @@ def _batch_parent() -> argparse.ArgumentParser:
     _add_threads(p)
     p.add_argument("inputs", nargs="+", help="image files and/or folders (recursive)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--workers", type=int, default=1, help="threads decoding and detecting ahead")
+    p.add_argument(
+        "--workers", type=int, default=1, help="threads decoding and detecting ahead; with --ray: Ray actors"
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray: no ADDRESS starts one on this machine; auto or ray://HOST:PORT joins a "
+        "cluster (--out on a path every node shares; --threads: per actor, default 1)",
+    )
     p.add_argument("--fov", type=float, default=None, help="fix the field of view (degrees)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where rendering runs")
     return p
@@ -403,11 +418,29 @@ def _add_compare_parser(sub, common, batch) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+def _check_ray(address: str) -> None:
+    """``--ray ADDRESS``: a known form, and Ray installed (one line otherwise, before any work)."""
+    import re
+
+    if address not in ("local", "auto") and not re.fullmatch(r"(ray://)?[\w.-]+:\d+", address):
+        raise Face3DError(
+            f"--ray: expected no value, auto, ray://HOST:PORT or HOST:PORT, got {address!r} "
+            "(put --ray after the inputs)"
+        )
+    from face3d.batch_ray import import_ray
+
+    import_ray()
+
+
 def _start(args) -> Path | None:
     """What every command does before its work: the thread count, set once for the process
-    (the library never changes it), and the output folder, made or refused with one line.
-    Returns the output folder if this call created it (removed again if the command fails
-    before writing anything into it)."""
+    (the library never changes it), ``--ray`` checked, and the output folder, made or refused
+    with one line. Returns the output folder if this call created it (removed again if the
+    command fails before writing anything into it)."""
+    if getattr(args, "ray", None) is not None:
+        if getattr(args, "device", "cpu") != "cpu":
+            raise Face3DError("--ray runs on CPU actors: it cannot be combined with --device cuda")
+        _check_ray(args.ray)
     if getattr(args, "threads", None) is not None:
         if args.threads < 1:
             raise Face3DError(f"--threads must be at least 1, got {args.threads}")

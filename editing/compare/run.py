@@ -57,7 +57,15 @@ from editing.compare.report import (
 from editing.gan.checkpoint import shipped_generators
 from editing.gan.refine import edit_face_2d, refine_image_edit
 from editing.result import ImageEdit
-from face3d.batch import BatchItem, BatchSummary, ItemOutcome, make_items, run_batch, write_summary
+from face3d.batch import (
+    BatchItem,
+    BatchJob,
+    BatchSummary,
+    ItemOutcome,
+    make_items,
+    run_batch,
+    write_summary,
+)
 from face3d.detect import FaceDetector
 from face3d.detect.dlib_detector import face_descriptor, predict_landmarks
 from face3d.errors import InputError
@@ -97,8 +105,11 @@ class CompareOptions:
         face: index of the face compared in each image (largest first).
         resume: skip inputs whose ``records/<stem>.json`` holds every method (their records still
             count); where it holds only some, run just the missing methods (a method added later).
-        workers: threads decoding and detecting ahead.
+        workers: threads decoding and detecting ahead; with ``ray``, Ray actors.
         progress: show a progress bar.
+        ray: None runs in this process; ``"local"`` starts a Ray runtime on this machine,
+            ``"auto"`` or ``"ray://host:port"`` joins a cluster (``face3d compare --ray``).
+        threads: with ``ray``, torch threads per actor (default 1).
         fer_dir: FER classifier folder (default ``assets/fer``).
         real_dir: folder of real photos for the KID reference (default: the inputs themselves).
         max_real: at most this many reference photos (the first, sorted).
@@ -111,6 +122,8 @@ class CompareOptions:
     resume: bool = False
     workers: int = 1
     progress: bool = True
+    ray: str | None = None
+    threads: int | None = None
     fer_dir: str | None = None
     real_dir: str | None = None
     max_real: int = 500
@@ -280,6 +293,13 @@ class _Run:
     def labels(self) -> list[str]:
         return [s.label for s in self.specs]
 
+    def prepare(self, item: BatchItem):
+        """Read the image, detect its faces and their landmarks (the batch worker's first half)."""
+        return detect_and_landmark(read_image(item.path), self.ctx.detector, None, None, self.ctx.regressor)
+
+    def process(self, item: BatchItem, marked) -> ItemOutcome:
+        return _compare_item(self, item, marked)
+
 
 @dataclass(frozen=True)
 class _Input:
@@ -392,6 +412,17 @@ def _compare_item(run: _Run, item: BatchItem, marked) -> ItemOutcome:
     return ItemOutcome(outputs=len(records), timings_ms=timings)
 
 
+def compare_worker(run: _Run) -> _Run:
+    """:func:`compare_folder`'s worker factory (module level, for Ray): the :class:`_Run` itself."""
+    return run
+
+
+def compare_done(run: _Run, item: BatchItem) -> bool:
+    """``--resume``: ``records/<stem>.json`` holds every method (written last, locally or on Ray)."""
+    p = run.out_dir / "records" / f"{item.stem}.json"
+    return run.options.resume and p.is_file() and set(run.methods) <= {r["method"] for r in _read_json(p)}
+
+
 def _write_reports(run: _Run, items: list[BatchItem], summary: BatchSummary) -> None:
     """Over every input's records (resumed ones included): CSV, KID, report, summary files."""
     out_dir, methods, options = run.out_dir, run.methods, run.options
@@ -453,24 +484,16 @@ def compare_folder(
         raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
     if ctx.detector is None:
         ctx.detector = FaceDetector()
-    run = _Run(Path(out_dir), specs, methods, ctx, options, bundles, fer)
-
-    def prepare(item: BatchItem):
-        return detect_and_landmark(read_image(item.path), ctx.detector, None, None, ctx.regressor)
-
-    def is_done(item: BatchItem) -> bool:
-        path = run.out_dir / "records" / f"{item.stem}.json"
-        return options.resume and path.is_file() and set(methods) <= {r["method"] for r in _read_json(path)}
-
+    run = _Run(Path(out_dir).absolute(), list(specs), methods, ctx, options, bundles, fer)
     summary = run_batch(
         items,
-        lambda item, marked: _compare_item(run, item, marked),
-        prepare,
-        is_done,
-        options.workers,
-        "compare",
-        problems,
-        options.progress,
+        BatchJob(compare_worker, run, compare_done),
+        workers=options.workers,
+        desc="compare",
+        problems=problems,
+        progress=options.progress,
+        ray=options.ray,
+        threads=options.threads,
     )
     _write_reports(run, items, summary)
     return summary

@@ -1,4 +1,10 @@
-"""fit_folder: ``face3d fit`` as a Python call (files and folders in, per-face outputs out)."""
+"""fit_folder: ``face3d fit`` as a Python call (files and folders in, per-face outputs out).
+
+The per-image work is a :class:`FitJob` (picklable: options, output folder, model, detector,
+regressor) and :func:`fit_worker`, the factory that builds a :class:`FitWorker` from it once per
+process; the local runner and each Ray actor (``options.ray``) use both, so their outputs are
+the same by construction (:mod:`face3d.batch`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from pathlib import Path
 
 from face3d.batch import (
     BatchItem,
+    BatchJob,
     BatchSummary,
     ItemOutcome,
     make_items,
@@ -35,8 +42,11 @@ class FolderOptions:
         max_faces: fit at most this many faces per image (largest first); None for all.
         bbox_file: protocol mode: JSON ``{"<image file name>": [x0, y0, x1, y1]}`` giving the box
             of the 68 ground-truth points; detection is skipped for the images it names.
-        resume: skip images whose outputs are already written.
-        workers: threads decoding and detecting ahead of the fitter.
+        resume: skip images whose outputs are already written (by a local run or a Ray run).
+        workers: threads decoding and detecting ahead of the fitter; with ``ray``, Ray actors.
+        ray: None runs in this process; ``"local"`` starts a Ray runtime on this machine,
+            ``"auto"`` or ``"ray://host:port"`` joins a cluster (``face3d fit --ray [ADDRESS]``).
+        threads: with ``ray``, torch threads per actor (default 1).
         write_mesh: write the textured OBJ of each face.
         write_ply: also write a PLY with per-vertex colours sampled from the photo.
         write_overlay: write the overlay PNG of each face.
@@ -52,6 +62,8 @@ class FolderOptions:
     bbox_file: str | None = None
     resume: bool = False
     workers: int = 1
+    ray: str | None = None
+    threads: int | None = None
     write_mesh: bool = True
     write_ply: bool = False
     write_overlay: bool = True
@@ -81,7 +93,6 @@ def _with_residual(model, image, face, parametrisation: str, out_dir: Path, stem
     """Fit the residual of one face, save its maps, return the face with the residual applied."""
     from dataclasses import replace
 
-
     config = ResidualConfig(parametrisation=parametrisation)
     res = fit_residual(model, image, face.fit, config, landmark_offset=face.landmark_offset)
     fit = face.fit.with_residual(res.residual.to(face.fit.rotation.device))
@@ -91,6 +102,93 @@ def _with_residual(model, image, face, parametrisation: str, out_dir: Path, stem
 
 def _done_marker(out_dir: Path, stem: str) -> Path:
     return out_dir / f".{stem}.done"
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """What every image of one :func:`fit_folder` run shares; pickles (to Ray actors).
+
+    Attributes:
+        out_dir: the output folder (absolute).
+        model: the :class:`MorphableModel` fitted.
+        config: :class:`FitConfig`.
+        options: :class:`FolderOptions`.
+        boxes: ``--bbox-file`` contents (file name -> landmark box), {} for detection.
+        detector: the :class:`FaceDetector`.
+        regressor: the regression network (:func:`default_regressor`), or None.
+    """
+
+    out_dir: Path
+    model: object
+    config: FitConfig
+    options: FolderOptions
+    boxes: dict
+    detector: object
+    regressor: object | None
+
+
+class FitWorker:
+    """Fits one image at a time for a :class:`FitJob` (the texture layout built once)."""
+
+    def __init__(self, job: FitJob):
+        self.job = job
+        self.layout = texture_layout(job.model) if job.options.write_mesh else None
+
+    def prepare(self, item: BatchItem):
+        """Read the image, detect its faces and their landmarks."""
+        job = self.job
+        image = read_image(item.path)
+        box = job.boxes.get(item.path.name)
+        return detect_and_landmark(
+            image, job.detector, job.options.max_faces, box, job.regressor, job.options.landmarks
+        )
+
+    def process(self, item: BatchItem, marked) -> ItemOutcome:
+        """Fit the detected faces and write their outputs, then the image's done marker."""
+        job, options, model, out_dir = self.job, self.job.options, self.job.model, self.job.out_dir
+        faces = fit_detections(model, marked, job.config, fast=options.landmarks.fast)
+        if not faces:
+            raise InputError("no face found")
+        timings: dict[str, list[float]] = {}
+        if options.photometric:
+            faces = [refine_face(model, marked.image, f, PhotometricConfig(), job.config) for f in faces]
+        if options.residual:
+            faces = [
+                _with_residual(model, marked.image, f, options.residual, out_dir, item.stem) for f in faces
+            ]
+        for face in faces:
+            if options.write_overlay:
+                ov = overlay_image(marked.image, [face], model)
+                write_image(out_dir / f"{item.stem}_{face.face_index}_overlay.png", ov)
+            if self.layout is not None:
+                write_face(
+                    out_dir,
+                    item.stem,
+                    marked.image,
+                    face,
+                    model,
+                    self.layout,
+                    item.path.name,
+                    ply=options.write_ply,
+                )
+            else:
+                atomic_write_json(
+                    out_dir / f"{item.stem}_{face.face_index}.json", face_record(face, model, item.path.name)
+                )
+            for k, v in face.timings_ms.items():
+                timings.setdefault(k, []).append(v)
+        atomic_write_text(_done_marker(out_dir, item.stem), f"{len(faces)}\n")
+        return ItemOutcome(outputs=len(faces), timings_ms=timings)
+
+
+def fit_worker(job: FitJob) -> FitWorker:
+    """The factory of :func:`fit_folder`'s per-image worker (module level: Ray pickles it by name)."""
+    return FitWorker(job)
+
+
+def fit_done(job: FitJob, item: BatchItem) -> bool:
+    """``--resume``: the image's done marker is there (written last, by a local run or a Ray run)."""
+    return job.options.resume and _done_marker(job.out_dir, item.stem).is_file()
 
 
 def fit_folder(
@@ -106,66 +204,30 @@ def fit_folder(
 
     Writes per face ``<stem>_<i>.json``, ``<stem>_<i>.obj`` (+ texture) and
     ``<stem>_<i>_overlay.png``; then ``summary.json``. A per-image marker, written after all
-    faces of an image, records finished images so that ``resume`` skips exactly those.
+    faces of an image, records finished images so that ``resume`` skips exactly those. With
+    ``options.ray`` the images are fitted by Ray actors (same outputs); ``out_dir`` must then be
+    on a path every node of the cluster shares.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()
     prepare_out_dir(out_dir)
     items, problems = make_items(inputs)
     if not items and not problems:
         raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
     boxes = load_boxes(options.bbox_file) if options.bbox_file else {}
-    detector = detector or FaceDetector()
     if regressor == "auto":
         regressor = default_regressor()
     if options.landmarks.fast and regressor is None:
         raise InputError("--fast needs the regression network (assets/regressor) and it is not installed")
-    layout = texture_layout(model) if options.write_mesh else None
-
-    def prepare(item: BatchItem):
-        image = read_image(item.path)
-        box = boxes.get(item.path.name)
-        return detect_and_landmark(image, detector, options.max_faces, box, regressor, options.landmarks)
-
-    def process(item: BatchItem, marked) -> ItemOutcome:
-        faces = fit_detections(model, marked, config, fast=options.landmarks.fast)
-        if not faces:
-            raise InputError("no face found")
-        timings: dict[str, list[float]] = {}
-        if options.photometric:
-
-            faces = [refine_face(model, marked.image, f, PhotometricConfig(), config) for f in faces]
-        if options.residual:
-            faces = [
-                _with_residual(model, marked.image, f, options.residual, out_dir, item.stem) for f in faces
-            ]
-        for face in faces:
-            if options.write_overlay:
-                ov = overlay_image(marked.image, [face], model)
-                write_image(out_dir / f"{item.stem}_{face.face_index}_overlay.png", ov)
-            if layout is not None:
-                write_face(
-                    out_dir,
-                    item.stem,
-                    marked.image,
-                    face,
-                    model,
-                    layout,
-                    item.path.name,
-                    ply=options.write_ply,
-                )
-            else:
-
-                atomic_write_json(
-                    out_dir / f"{item.stem}_{face.face_index}.json", face_record(face, model, item.path.name)
-                )
-            for k, v in face.timings_ms.items():
-                timings.setdefault(k, []).append(v)
-        atomic_write_text(_done_marker(out_dir, item.stem), f"{len(faces)}\n")
-        return ItemOutcome(outputs=len(faces), timings_ms=timings)
-
-    def is_done(item: BatchItem) -> bool:
-        return options.resume and _done_marker(out_dir, item.stem).is_file()
-
-    summary = run_batch(items, process, prepare, is_done, options.workers, "fit", problems, options.progress)
+    job = FitJob(out_dir, model, config, options, boxes, detector or FaceDetector(), regressor)
+    summary = run_batch(
+        items,
+        BatchJob(fit_worker, job, fit_done),
+        workers=options.workers,
+        desc="fit",
+        problems=problems,
+        progress=options.progress,
+        ray=options.ray,
+        threads=options.threads,
+    )
     write_summary(out_dir, summary, "faces", images=len(items))
     return summary

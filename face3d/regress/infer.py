@@ -134,6 +134,11 @@ class LandmarkRegressor:
             raise ValueError(f"scales must be positive crop-side factors, got {scales!r}")
         self._trunk = None  # (network, its tensors, versions, compiled trunk): first prediction
 
+    def __getstate__(self) -> dict:
+        """Pickled without the compiled trunk (rebuilt on the first prediction): a Ray actor
+        receives the regressor this way."""
+        return {**self.__dict__, "_trunk": None}
+
     @classmethod
     def from_pretrained(
         cls,
