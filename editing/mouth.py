@@ -2,9 +2,10 @@
 
 Only surface points the photo did not show are drawn (the warp moves the photo's own teeth where
 it shows them). They are ICT's own interior meshes, coloured per part, lit by a soft key light,
-darkened toward the throat with their depth behind the frontmost interior point, and toned to the
-photo: its exposure and white balance, taken from the visible skin against a reference skin tone,
-and its grey levels in a black-and-white photo.
+darkened toward the throat with their depth behind the front teeth in the head's own frame (the
+light reaches inside only through the opening), and toned to the photo: its exposure and a little
+of its white balance, taken from the visible skin against a reference skin tone, and its grey
+levels in a black-and-white photo.
 """
 
 from __future__ import annotations
@@ -14,17 +15,23 @@ import numpy as np
 import torch
 
 from face3d.camera import project
+from face3d.ict import INNER_LIPS
 from face3d.render import RenderConfig
 from face3d.render.shading import PhongShader, VertexColorShader, vertex_normals
 from face3d.render.texture_fill import LUMA_601, grey_levels
 
-THROAT_CM = 3.5
-"""Depth behind the frontmost drawn point over which the interior darkens to its floor."""
-THROAT_FLOOR = 0.4
-"""Brightness factor at (and beyond) ``THROAT_CM`` behind the front."""
+THROAT_CM = 2.5
+"""Light entering through the lips falls off as exp(-depth behind the front teeth / THROAT_CM)."""
+THROAT_FLOOR = 0.2
+"""Brightness factor deep in the mouth (the falloff tends to it, never below)."""
 REFERENCE_SKIN = np.array([0.70, 0.52, 0.44])
 """A mid skin tone (linear-ish RGB, 0-1): the photo's skin colour against it gives the toning."""
-INTERIOR_LIGHT = RenderConfig(albedo=1.0, ambient=0.45, diffuse=0.55, specular=0.12, shininess=24.0)
+WHITE_BALANCE = 0.25
+"""Share of the skin's colour cast (against the reference) given to the interior: a little, since
+a skin's own hue is part of its colour and teeth are not skin."""
+SMOOTH_PX = 0.8
+"""Gaussian sigma (pixels) of the blur of the drawn interior (within the drawn area)."""
+INTERIOR_LIGHT = RenderConfig(albedo=1.0, ambient=0.45, diffuse=0.55, specular=0.05, shininess=24.0)
 
 
 PART_COLORS = {
@@ -32,12 +39,10 @@ PART_COLORS = {
     "eye_socket_left": (0.10, 0.06, 0.06),
     "eye_socket_right": (0.10, 0.06, 0.06),
     "gums_tongue": (0.70, 0.36, 0.38),
-    "teeth": (0.93, 0.90, 0.83),
+    "teeth": (0.95, 0.88, 0.76),
 }
 """Colours of the interior parts (0-1 RGB, before lighting and toning): a dark socket, a pink tongue
 and gums, off-white enamel."""
-INNER_LIPS = tuple(range(60, 68))
-"""iBUG 68 indices of the inner lip contour."""
 MOUTH_GROW_FRAC = 0.04
 """Growth of the inner-lip polygon, as a fraction of the face size, that bounds the drawn interior."""
 
@@ -57,24 +62,36 @@ def mouth_opening(landmarks_cam: torch.Tensor, K: torch.Tensor, shape: tuple[int
 
 def photo_tone(photo: np.ndarray, skin: np.ndarray) -> np.ndarray:
     """(3,) per-channel gain that takes the reference skin tone to the mean colour of ``photo``
-    (h, w, 3) uint8 over ``skin`` (h, w) bool: exposure in full, white balance by half (a skin's
-    own hue is part of its colour), clamped to [0.35, 1.6]."""
+    (h, w, 3) uint8 over ``skin`` (h, w) bool: exposure in full, white balance by
+    :data:`WHITE_BALANCE`, clamped to [0.35, 1.6]."""
     if skin.sum() < 20:
         return np.ones(3)
     mean = photo[skin].astype(np.float64).mean(0) / 255.0
     luma = np.array(LUMA_601)
     exposure = (mean @ luma) / (REFERENCE_SKIN @ luma)
     balance = (mean / max(mean @ luma, 1e-6)) / (REFERENCE_SKIN / (REFERENCE_SKIN @ luma))
-    return np.clip(exposure * np.sqrt(balance), 0.35, 1.6)
+    return np.clip(exposure * balance**WHITE_BALANCE, 0.35, 1.6)
+
+
+def throat_falloff(model) -> torch.Tensor:
+    """(V,) brightness factor of each vertex of ``model`` (the full head): 1 at and in front of the
+    front teeth, falling off exponentially with the depth behind them (``THROAT_CM``) to
+    ``THROAT_FLOOR``. Depth is read along the head's forward axis (+z) in the model's template,
+    so it does not depend on the pose or on the person."""
+    z = model.template[:, 2].float()
+    a, b = model.regions["teeth"]
+    behind = (z[a : b + 1].max() - z).clamp(min=0.0)
+    return THROAT_FLOOR + (1.0 - THROAT_FLOOR) * torch.exp(-behind / THROAT_CM)
 
 
 def part_colors(model, grey: bool) -> torch.Tensor:
-    """(V, 3) per-vertex :data:`PART_COLORS` of ``model`` (the full head; 0.5 elsewhere), as grey
-    levels for a greyscale photo."""
+    """(V, 3) per-vertex :data:`PART_COLORS` of ``model`` (the full head; 0.5 elsewhere), darkened
+    toward the throat (:func:`throat_falloff`), as grey levels for a greyscale photo."""
     colors = torch.full((model.n_vertices, 3), 0.5, dtype=torch.float32)
     for region, rgb in PART_COLORS.items():
         a, b = model.regions[region]
         colors[a : b + 1] = torch.tensor(rgb)
+    colors = colors * throat_falloff(model)[:, None]
     if grey:
         colors = grey_levels(colors)
     return colors
@@ -96,12 +113,18 @@ def render_interior(
         return out
     base = VertexColorShader()(frags, colors[None], faces)[0]
     shade = PhongShader(INTERIOR_LIGHT)(frags, v_target, faces, vertex_normals(v_target, faces))[0]
-    rgb = (base * shade)[torch.from_numpy(mask)].double().numpy()
-    depth = frags.zbuf[0, ..., 0].double().numpy()[mask]
-    front = np.percentile(depth, 2)
-    throat = np.clip(1.0 - (depth - front) / THROAT_CM * (1.0 - THROAT_FLOOR), THROAT_FLOOR, 1.0)
-    rgb = rgb * throat[:, None] * tone
+    rgb = _smooth_within((base * shade).numpy().astype(np.float32), mask)[mask].astype(np.float64) * tone
     if np.allclose(colors[:, 0].numpy(), colors[:, 1].numpy()):  # grey interior: a grey photo
         rgb = rgb.mean(-1, keepdims=True).repeat(3, -1)
     out[mask] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def _smooth_within(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(h, w, 3) ``image`` blurred by :data:`SMOOTH_PX` using only the ``mask`` pixels (normalised
+    convolution): the small teeth's per-pixel shading reads as grit at photo resolution, and the
+    blur must not pull in the unrendered black around the mask."""
+    m = mask.astype(np.float32)
+    num = cv2.GaussianBlur(image * m[..., None], (0, 0), SMOOTH_PX)
+    den = cv2.GaussianBlur(m, (0, 0), SMOOTH_PX)[..., None]
+    return num / np.maximum(den, 1e-6)

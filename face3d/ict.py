@@ -64,6 +64,8 @@ LANDMARK_IDS: tuple[int, ...] = (
     1511, 3742, 3751, 3756, 3721, 3725, 3732, 5708, 5695, 2081, 0, 4275, 6200, 6213,
     6346, 6461, 5518, 5957, 5841, 5702, 5711, 5533, 6216, 6207, 6470, 5517, 5966,
 )  # fmt: skip
+INNER_LIPS: tuple[int, ...] = tuple(range(60, 68))
+"""Indices, among the 68 iBUG landmarks, of the inner lip contour."""
 # Extended jawline contour candidates (ordered from the ear to the chin), per side.
 JAW_CONTOUR_RIGHT: tuple[int, ...] = (
     1280, 1278, 1275, 1272, 1248, 12, 820, 1834, 1902, 243, 844, 781, 1673, 2199, 801, 1447, 800,

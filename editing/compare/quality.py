@@ -8,6 +8,8 @@
   its class, on the class's defining measures, read from the model's landmarks at the re-fitted
   expression with a neutral identity (cm, pose-free): happy is mouth width and corner lift,
   surprise is lip gap and brow height, neutral is the lip gap.
+* :func:`pooled_completeness`: the same over a set of faces (summed change over summed gap).
+* :func:`measure_closing`: how far an edit to neutral closes a photo's open mouth.
 * :func:`mouth_stats`: mean and spread of the luminance inside the inner lips (an opened mouth
   must not be a hole, black or flat).
 """
@@ -162,12 +164,28 @@ def completeness(before: dict, after: dict, reference: dict, label: str, eps: fl
     return float(np.mean(parts)) if parts else float("nan")
 
 
+def pooled_completeness(befores: list[dict], afters: list[dict], reference: dict, label: str) -> float:
+    """:func:`completeness` over a set of faces, pooled: per measure, the summed change over the
+    summed distance to ``reference`` (the mean change over the mean gap), averaged over the
+    class's measures. A face already near the class median adds little to the denominator
+    instead of dividing by almost nothing, so a few faces do not swing it (NaN for no faces)."""
+    pairs = [(b, a) for b, a in zip(befores, afters, strict=True) if b is not None and a is not None]
+    if not pairs:
+        return float("nan")
+    parts = []
+    for m in CLASS_MEASURES[label]:
+        gap = sum(reference[m] - b[m] for b, _ in pairs)
+        if abs(gap) > 1e-9:
+            parts.append(sum(a[m] - b[m] for b, a in pairs) / gap)
+    return float(np.mean(parts)) if parts else float("nan")
+
+
 # ------------------------------------------------------------------------------ one photo
 FER_CLASSES = ("happy", "surprise", "neutral")
 """The FER2013 classes whose real faces are the completeness references."""
 
 
-def _fit(ctx, image: np.ndarray, box):
+def fit_on_box(ctx, image: np.ndarray, box):
     """The face fitted on a given landmark box with ``ctx``'s fitter (None if none)."""
     faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, box=box, regressor=ctx.regressor)
     return faces[0] if faces else None
@@ -184,7 +202,7 @@ def class_references(ctx, faces48: dict[str, np.ndarray], size: int = 192) -> di
         fitted, read = [], []
         for f in faces:
             img = cv2.resize(np.repeat(f[..., None], 3, -1), (size, size), interpolation=cv2.INTER_CUBIC)
-            face = _fit(ctx, img, box)
+            face = fit_on_box(ctx, img, box)
             if face is not None:
                 fitted.append(expression_measures(ctx.fit_model, face.fit.expression[0]))
             read.append(landmark_measures(predict_landmarks(img, (0.05 * size,) * 2 + (0.95 * size,) * 2)))
@@ -200,9 +218,10 @@ def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descript
     the class median of ``references`` (for targets named after a class of
     :data:`CLASS_MEASURES`; ``completeness_dlib`` reads dlib's landmarks instead, valid near
     frontal), the inner mouth's luminance (on the re-fit's landmarks), seconds per
-    edit, and the round trip (the first target at intensity 0: PSNR in the face box). None when
-    no face is fitted."""
-    face = _fit(ctx, image, box)
+    edit, and the round trip (the first target at intensity 0: PSNR in the face box); for class
+    targets also dlib's measures before and after (``dlib_before`` / ``dlib_after``, for
+    :func:`pooled_completeness`). None when no face is fitted."""
+    face = fit_on_box(ctx, image, box)
     if face is None:
         return None
     lm = face.fit.landmarks_fitted[0].detach().cpu().numpy()
@@ -218,10 +237,10 @@ def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descript
     rows = []
     for spec in specs:
         out = result.outputs[spec.label]
-        refit = _fit(ctx, out, box)
+        refit = fit_on_box(ctx, out, box)
         klass = spec.label if spec.label in references and spec.label in CLASS_MEASURES else None
         complete, mouth = float("nan"), (float("nan"), float("nan"), 0)
-        complete_dlib = float("nan")
+        complete_dlib, read_after = float("nan"), None
         if klass is not None and f"dlib:{klass}" in references:
             read_after = landmark_measures(predict_landmarks(out, dlib_box))
             complete_dlib = completeness(read_before, read_after, references[f"dlib:{klass}"], klass, 0.01)
@@ -238,6 +257,8 @@ def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descript
                 "identity": float(np.linalg.norm(descriptor(out, face.landmarks_detected) - identity_in)),
                 "completeness": complete,
                 "completeness_dlib": complete_dlib,
+                "dlib_before": read_before if read_after is not None else None,
+                "dlib_after": read_after,
                 "mouth_mean": mouth[0],
                 "mouth_std": mouth[1],
                 "seconds_per_edit": seconds,
@@ -245,6 +266,23 @@ def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descript
             }
         )
     return rows
+
+
+def measure_closing(image: np.ndarray, ctx, spec, min_gap: float) -> dict | None:
+    """Edit the largest face of a photo whose mouth is open to ``spec`` (``neutral``) and read the
+    inner-lip gap with dlib's landmarks on the detector's box, before and after (inter-ocular
+    units). None when no face is found, the detector is not dlib's (its box is what dlib's
+    predictor expects), or the mouth is closed (gap under ``min_gap``)."""
+    faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, 1, regressor=ctx.regressor)
+    if not faces or faces[0].detector not in ("hog", "cnn"):
+        return None
+    face = faces[0]
+    before = landmark_measures(predict_landmarks(image, face.bbox))["lip_gap"]
+    if before < min_gap:
+        return None
+    out = edit_fitted(image, [face], [spec], ctx).outputs[spec.label]
+    after = landmark_measures(predict_landmarks(out, face.bbox))["lip_gap"]
+    return {"gap_before": before, "gap_after": after, "speckles": speckles(image, out)}
 
 
 def real_mouths(samples, min_gap: float = 0.08, max_yaw: float = 30.0) -> dict[str, float]:

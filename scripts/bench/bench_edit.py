@@ -10,7 +10,8 @@ Quality: the AFLW2000-3D dev held-out half (``--per-bin`` faces per |yaw| bin, f
 ground-truth landmark box), each edited to ``--expressions`` with ``--refine``; per bin and
 target the medians of :func:`editing.compare.quality.measure_photo`'s measures (speckles, pixels
 changed outside the grown landmark box, identity, completeness toward the FER2013 class median,
-the inner mouth's luminance, seconds per edit, the intensity-0 round trip).
+the inner mouth's luminance, seconds per edit, the intensity-0 round trip), and dlib's
+completeness pooled over the bin's faces (summed change over summed gap).
 """
 
 from __future__ import annotations
@@ -100,7 +101,13 @@ def main(argv=None) -> int:
 
 
 def quality(args) -> int:
-    from editing.compare.quality import FER_CLASSES, class_references, measure_photo, real_mouths
+    from editing.compare.quality import (
+        FER_CLASSES,
+        class_references,
+        measure_photo,
+        pooled_completeness,
+        real_mouths,
+    )
     from face3d.detect import face_descriptor
     from face3d.eval import BIN_NAMES, select_split, stratified, yaw_bin
     from face3d.eval.aflw import load_aflw
@@ -120,12 +127,24 @@ def quality(args) -> int:
         got = measure_photo(read_image(s.image_path), s.box, ctx, specs, references, face_descriptor)
         for r in got or []:
             rows.append({"image": s.image_path.name, "bin": BIN_NAMES[yaw_bin(s.yaw)], **r})
-    keys = [k for k in rows[0] if k not in ("image", "bin", "target")] if rows else []
+    skip = ("image", "bin", "target", "dlib_before", "dlib_after")
+    keys = [k for k in rows[0] if k not in skip] if rows else []
     def median(b: str, label: str, key: str) -> float:
         vals = [r[key] for r in rows if r["bin"] == b and r["target"] == label]
         return round(float(np.nanmedian(vals)), 4) if vals else float("nan")
 
+    def pooled(b: str, label: str) -> float:
+        mine = [r for r in rows if r["bin"] == b and r["target"] == label and r["dlib_after"] is not None]
+        ref = references.get(f"dlib:{label}")
+        if not mine or ref is None:
+            return float("nan")
+        befores, afters = [r["dlib_before"] for r in mine], [r["dlib_after"] for r in mine]
+        return round(pooled_completeness(befores, afters, ref, label), 4)
+
     table = {b: {sp.label: {k: median(b, sp.label, k) for k in keys} for sp in specs} for b in BIN_NAMES}
+    for b in BIN_NAMES:
+        for sp in specs:
+            table[b][sp.label]["completeness_dlib_pooled"] = pooled(b, sp.label)
     result = {
         "command": " ".join(sys.argv),
         "refine": args.refine,

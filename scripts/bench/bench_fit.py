@@ -116,7 +116,8 @@ def run_one(
         rec["regressor_yaw"], rec["regressor_turns"] = reg.yaw, reg.turns
         source = choose_landmark_source(reg, DEFAULT_LANDMARKS, given_box=box is not None)
         if source == "blend":  # dlib's points blended with the network's
-            lm = blend_landmarks(marked.landmarks[0], reg.landmarks, DEFAULT_LANDMARKS.blend)
+            weights = DEFAULT_LANDMARKS.blend, DEFAULT_LANDMARKS.blend_inner_lips
+            lm = blend_landmarks(marked.landmarks[0], reg.landmarks, *weights)
             run("blend_fit", replace(marked, landmarks=(lm,), sources=("blend",)))
         base = f"{source}_fit"
         rec["default"], rec["default_source"] = rec[base], base

@@ -201,3 +201,33 @@ def test_the_warp_moves_the_photos_own_pixels(ctx, astronaut_fit):
     out = edit.image.astype(int)
     inside = ((out >= lo - 12) & (out <= hi + 12)).all(-1)  # bicubic overshoot and shading aside
     assert inside[changed].mean() > 0.995
+
+
+def test_shading_strength_scales_the_change_of_shading(ctx, astronaut_fit):
+    """Strength 0 is the warp alone (byte-identical to shading off); the full ratio changes the
+    warped skin more than the default half-strength one; out-of-range strengths are refused."""
+    import dataclasses
+
+    from editing.api import edit_fitted
+    from editing.edit3d import EditConfig
+
+    image, faces = astronaut_fit
+    spec = parse_expressions("happy", ctx.fit_model.expression_names)[0]
+    base = ctx.editor.config
+    outs = {}
+    try:
+        for name, cfg in {
+            "off": dataclasses.replace(base, shading=False),
+            "zero": dataclasses.replace(base, shading_strength=0.0),
+            "half": dataclasses.replace(base, shading_strength=0.5),
+            "full": dataclasses.replace(base, shading_strength=1.0),
+        }.items():
+            ctx.editor.config = cfg
+            outs[name] = edit_fitted(image, faces, [spec], ctx).outputs[spec.label].astype(np.int16)
+    finally:
+        ctx.editor.config = base
+    assert (outs["zero"] == outs["off"]).all()
+    half, full = np.abs(outs["half"] - outs["off"]).sum(), np.abs(outs["full"] - outs["off"]).sum()
+    assert 0 < half < full
+    with pytest.raises(ValueError, match="shading_strength"):
+        EditConfig(shading_strength=1.5)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import torch
 
-from editing.mouth import REFERENCE_SKIN, mouth_opening, photo_tone
+from editing.mouth import (
+    REFERENCE_SKIN,
+    THROAT_CM,
+    THROAT_FLOOR,
+    mouth_opening,
+    part_colors,
+    photo_tone,
+    throat_falloff,
+)
 
 
 def test_the_opening_is_the_inner_lip_polygon_grown():
@@ -29,3 +39,28 @@ def test_tone_follows_the_photos_exposure_and_keeps_grey_grey():
     assert (dark < 0.6).all()
     grey = photo_tone(np.full((10, 10, 3), 150, np.uint8), mask)
     assert np.ptp(grey) > 0  # a grey photo still tones a colour part by the reference's hue
+
+
+def _toy_head():
+    """Six vertices on the head's forward axis: skin at z=11, teeth at 10 and 9, tongue at 8,
+    socket at 5 and deep at -20 cm."""
+    z = torch.tensor([11.0, 10.0, 9.0, 8.0, 5.0, -20.0])
+    template = torch.stack([torch.zeros(6), torch.zeros(6), z], 1)
+    regions = {"teeth": (1, 2), "gums_tongue": (3, 3), "mouth_socket": (4, 5)}
+    regions |= {"eye_socket_left": (0, -1), "eye_socket_right": (0, -1)}
+    return SimpleNamespace(template=template, regions=regions, n_vertices=6)
+
+
+def test_the_interior_darkens_with_depth_behind_the_front_teeth():
+    f = throat_falloff(_toy_head()).numpy()
+    assert f[0] == f[1] == 1.0  # in front of and at the front teeth
+    np.testing.assert_allclose(f[3], THROAT_FLOOR + (1 - THROAT_FLOOR) * np.exp(-2.0 / THROAT_CM), rtol=1e-6)
+    assert (np.diff(f[1:]) < 0).all() and f[-1] >= THROAT_FLOOR and f[-1] < THROAT_FLOOR + 1e-3
+
+
+def test_part_colours_are_darkened_and_grey_in_a_grey_photo():
+    head = _toy_head()
+    colour, grey = part_colors(head, grey=False), part_colors(head, grey=True)
+    assert colour[4].sum() < colour[3].sum() < colour[1].sum()  # socket < tongue < front teeth
+    assert torch.allclose(grey[:, 0], grey[:, 1]) and torch.allclose(grey[:, 1], grey[:, 2])
+    assert not torch.allclose(colour[:, 0], colour[:, 2])

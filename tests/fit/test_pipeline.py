@@ -120,6 +120,10 @@ def test_blend_landmarks_and_its_weight():
         blend_landmarks(a, b, 1.5)
     with pytest.raises(ValueError, match="blend"):
         LandmarkConfig(blend=-0.1)
+    with pytest.raises(ValueError, match="blend_inner_lips"):
+        LandmarkConfig(blend_inner_lips=2.0)
+    lips = blend_landmarks(a, b, 0.5, inner_lips=0.0)  # the inner lips (60-67) take their own weight
+    assert np.allclose(lips[60:68], 0.0) and np.allclose(lips[:60], 2.0)
 
 
 @pytest.mark.integration
@@ -143,6 +147,7 @@ def test_detector_box_blends_dlib_and_the_network_near_frontal(aflw_dir, ict_mod
     assert marked.sources == ("blend",)
     dlib_points = predict_landmarks(image, marked.detections[0].box)
     want = 0.5 * (dlib_points + marked.regressions[0].landmarks)
+    want[60:68] = dlib_points[60:68]  # dlib's inner lips alone: they follow an open mouth
     assert np.allclose(marked.landmarks[0], want)
     face = fit_detections(ict_model, marked)[0]
     assert face.landmark_source == "blend" and face.landmark_offset is not None
