@@ -70,8 +70,8 @@ class EditConfig:
         shading_strength: the exponent of that ratio (1: the model's full change of shading, 0:
             none). The SH lighting is fitted to the photo's luminance, albedo included, so the
             full ratio tends to overstate creases. 0.5 was chosen on the dev train half: the dlib
-            identity distance fell a little and steadily with the strength (happy near frontal
-            0.332 at 1, 0.319 at 0.5, 0.314 at 0) while the creases still show (docs/history.md).
+            identity distance falls steadily with the strength (happy near frontal 0.366 at 1,
+            0.332 at 0.5, 0.314 at 0) and half keeps the creases visible (docs/history.md).
     """
 
     texture_size: tuple[int, int] = (512, 1024)
