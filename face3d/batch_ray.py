@@ -171,6 +171,9 @@ def _drain(ray, pool: _Pool, todo: list[BatchItem], emit) -> None:
             cause = getattr(err, "cause", None) or err
             emit(k, f"{type(cause).__name__}: {_short(cause)}")
         except ray.exceptions.RayError as err:  # the actor died (crash, kill, out of memory, node lost)
+            if getattr(err, "actor_init_failed", False):  # the worker cannot be built: none could
+                last = str(err).strip().splitlines()[-1]  # the exception, after Ray's traceback
+                raise InputError(f"--ray: an actor could not build the batch's worker ({last})") from None
             finished, lost = _salvage(ray, pool.replace(slot))
             for j, res in finished:
                 emit(j, res)
@@ -210,6 +213,11 @@ def run_on_ray(
     started = start_runtime(ray, address, workers, threads)
     pool = None
     try:
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < workers * threads:  # the actors beyond it would wait for ever
+            raise InputError(
+                f"--ray: the cluster has {cpus:g} CPUs; --workers {workers} x --threads {threads} needs more"
+            )
         pool = _Pool(ray, ray.put(job), workers, threads)
         _drain(ray, pool, todo, emit)
     finally:

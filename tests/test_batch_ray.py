@@ -262,3 +262,16 @@ def test_resume_crosses_local_and_ray(ray_runtime, inputs, local_out, ict_model,
     assert (summary.skipped, summary.processed) == (3, 1)
     assert all(_mtimes(out)[k] == t for k, t in kept.items() if not k.startswith("d"))
     _assert_same_outputs(local_out, out, summary=False)
+
+
+def _broken_worker(spec):
+    raise ValueError("no weights here")
+
+
+def test_an_actor_that_cannot_start_stops_the_run_with_one_line(ray_runtime):
+    from face3d.batch import BatchItem, BatchJob, run_batch
+    from face3d.errors import InputError
+
+    items = [BatchItem(Path(f"{k}.png"), str(k)) for k in range(4)]
+    with pytest.raises(InputError, match=r"worker \(ValueError: no weights here\)"):
+        run_batch(items, BatchJob(_broken_worker, None), workers=2, progress=False, ray="local")
