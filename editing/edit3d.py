@@ -30,7 +30,7 @@ from editing.composite import CompositeConfig, dilation_px, edit_region, falloff
 from editing.expressions import ExpressionSpec
 from editing.mouth import mouth_opening, part_colors, photo_tone, render_interior
 from editing.shading import apply_ratio, fit_lighting, ratio_image
-from editing.warp import WarpConfig, dense_motion, moving, surface_map, warp_image
+from editing.warp import WarpConfig, dense_motion, despeckle, moving, surface_map, warp_image
 from face3d.camera import project
 from face3d.fit.pipeline import FaceFit
 from face3d.ict import EYE_EXTRAS_FIRST, FACE_LAST, HEAD_LAST
@@ -356,7 +356,7 @@ class Editor3D:
             a = np.where(a > 0.98, 1.0, a)[..., None]
             mixed = drawn.astype(np.float32) * a + out.astype(np.float32) * (1 - a)
             out[synth] = np.clip(mixed[synth] + 0.5, 0, 255).astype(np.uint8)
-        return out, smap.covered, synth
+        return despeckle(out, photo, dense, synth), smap.covered, synth
 
 
 def _opened(mask: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ import torch
 from face3d.camera import project
 from face3d.render.shading import interpolate, packed_corners, vertex_normals
 from face3d.render.texture import visibility
+from face3d.render.texture_fill import LUMA_601
 
 STILL_PX = 0.05
 """Motion (pixels) under which a pixel keeps the photo's bytes exactly."""
@@ -181,3 +182,52 @@ def warp_image(image: np.ndarray, motion: np.ndarray) -> np.ndarray:
 def moving(motion: np.ndarray) -> np.ndarray:
     """(h, w) bool: the pixels a :func:`warp_image` of ``motion`` changes."""
     return np.hypot(motion[..., 0], motion[..., 1]) >= STILL_PX
+
+
+SPECKLE_LEVELS = 40.0
+"""A pixel whose luminance is this far from its 3 x 3 median is an outlier."""
+DESPECKLE_PASSES = 3
+"""Passes of :func:`despeckle`."""
+_LUMA = np.array(LUMA_601, np.float32)
+_RING = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], np.uint8)
+
+
+def isolated_outliers(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(dots, median)`` of an (h, w, 3) uint8 image: (h, w) bool pixels whose luminance is more
+    than :data:`SPECKLE_LEVELS` from its 3 x 3 median and none of whose 8 neighbours is such an
+    outlier (a dot, not a line), and the image's per-channel 3 x 3 median."""
+    y = image.astype(np.float32) @ _LUMA
+    y_med = cv2.medianBlur(np.clip(y + 0.5, 0, 255).astype(np.uint8), 3).astype(np.float32)
+    outlier = np.abs(y - y_med) > SPECKLE_LEVELS
+    neighbours = cv2.filter2D(outlier.astype(np.uint8), -1, _RING)
+    return outlier & (neighbours == 0), cv2.medianBlur(image, 3)
+
+
+def despeckle(out: np.ndarray, photo: np.ndarray, motion: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+    """``out`` (h, w, 3) uint8 with the dots the edit made replaced by their 3 x 3 median.
+
+    A dot (:func:`isolated_outliers`) that changed is the edit's own unless the photo pixel it was
+    sampled from, at ``(x, y) + motion`` (rounded), is a dot of the photo as well: the photo's
+    freckles and glints, moved, stay; a resampled outline that broke into dots, or a drawn
+    (``drawn`` (h, w) bool) pixel, does not. Unchanged pixels keep their bytes.
+    """
+    photo_dots = None
+    for _ in range(DESPECKLE_PASSES):  # a replaced dot can leave its neighbour isolated
+        changed = (out != photo).any(-1)
+        dots, med = isolated_outliers(out)
+        dots &= changed
+        if not dots.any():
+            break
+        if photo_dots is None:
+            near = np.ones((3, 3), np.uint8)
+            photo_dots = cv2.dilate(isolated_outliers(photo)[0].astype(np.uint8), near) > 0
+        ys, xs = np.nonzero(dots)
+        h, w = dots.shape
+        sx = np.clip(np.round(xs + motion[ys, xs, 0]).astype(int), 0, w - 1)
+        sy = np.clip(np.round(ys + motion[ys, xs, 1]).astype(int), 0, h - 1)
+        made = drawn[ys, xs] | ~photo_dots[sy, sx]
+        if not made.any():
+            break
+        out = out.copy()
+        out[ys[made], xs[made]] = med[ys[made], xs[made]]
+    return out

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from editing.warp import STILL_PX, WarpConfig, dense_motion, moving, surface_map, warp_image
+from editing.warp import STILL_PX, WarpConfig, dense_motion, despeckle, moving, surface_map, warp_image
 from face3d.render import RenderConfig, rasterize
 
 
@@ -96,3 +96,27 @@ def test_a_subpixel_shift_keeps_a_smooth_image_close(dx):
     out = warp_image(image, np.full((40, 50, 2), (dx, 0.0), np.float32)).astype(float)
     want = (127 + 100 * np.sin((x + dx) / 5.0) * np.cos(y / 7.0))[..., None]
     assert np.abs(out - want)[2:-2, 2:-3].max() < 2.0
+
+
+def test_despeckle_removes_the_edits_dots_and_keeps_the_photos_own():
+    """A dark dot the edit made on smooth skin is replaced by its neighbours' median; a freckle of
+    the photo, moved 3 px by the warp, stays; so do a drawn line and every unchanged pixel."""
+    photo = np.full((20, 20, 3), 180, np.uint8)
+    photo[5, 5] = 40  # the photo's own freckle
+    out = photo.copy()
+    out[5, 5] = 180
+    out[5, 8] = 40  # the freckle, moved 3 px right: sampled from (5, 5)
+    out[12, 12] = 30  # a dot the edit made
+    out[16, 2:9] = 20  # a line (an outline), not a dot
+    motion = np.zeros((20, 20, 2), np.float32)
+    motion[5, 8] = (-3.0, 0.0)
+    fixed = despeckle(out, photo, motion, np.zeros((20, 20), bool))
+    assert (fixed[12, 12] == 180).all()
+    assert (fixed[5, 8] == 40).all() and (fixed[16, 2:9] == 20).all()
+    untouched = np.ones((20, 20), bool)
+    untouched[12, 12] = False
+    assert (fixed[untouched] == out[untouched]).all()
+    drawn = np.zeros((20, 20), bool)
+    drawn[5, 8] = True  # drawn, it came from no photo pixel: a dot like any other
+    assert (despeckle(out, photo, motion, drawn)[5, 8] == 180).all()
+    assert despeckle(photo, photo, motion, drawn) is photo  # nothing changed, nothing to do
