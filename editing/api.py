@@ -20,7 +20,7 @@ from face3d.batch import (
     BatchJob,
     BatchSummary,
     ItemOutcome,
-    make_items,
+    collect_items,
     prepare_out_dir,
     run_batch,
     write_summary,
@@ -317,9 +317,7 @@ def edit_folder(
     node shares)."""
     out_dir = Path(out_dir).absolute()
     prepare_out_dir(out_dir)
-    items, problems = make_items(inputs)
-    if not items and not problems:
-        raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
+    items, problems = collect_items(inputs)
     if ctx.detector is None:
         ctx.detector = FaceDetector()
     summary = run_batch(

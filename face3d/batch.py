@@ -137,6 +137,18 @@ def _run_local(worker: ItemWorker, todo: list[BatchItem], workers: int, emit) ->
             pool.shutdown(wait=False, cancel_futures=True)
 
 
+NO_IMAGES = "no images found in the inputs (jpg, jpeg, png, bmp, webp)"
+
+
+def collect_items(inputs: Iterable[str | os.PathLike]) -> tuple[list[BatchItem], list[tuple[str, str]]]:
+    """:func:`make_items`, with a one-line :class:`InputError` when the inputs hold no image and
+    name no missing file either (a folder without photos is a user's mistake, not an empty run)."""
+    items, problems = make_items(inputs)
+    if not items and not problems:
+        raise InputError(NO_IMAGES)
+    return items, problems
+
+
 def run_batch(
     items: list[BatchItem],
     work: BatchJob | Callable[[BatchItem, object], ItemOutcome],

@@ -47,6 +47,9 @@ def import_ray():
     return ray
 
 
+CLOSE_WAIT_S = 30.0
+"""Longest wait, at the end of a run, for the killed actors' in-flight images to resolve."""
+
 class BatchActor:
     """One Ray actor's state: the job's worker, built once; :meth:`run` processes one image."""
 
@@ -127,11 +130,17 @@ class _Pool:
         return held
 
     def close(self) -> None:
+        """Kill every actor and wait (up to :data:`CLOSE_WAIT_S`) until the images they held
+        resolve, that is until the actors are gone: an interrupted run must not write after it
+        returned (a ``--resume`` started right after would count those images wrong)."""
+        held = list(self.pending)
         for slot in self.slots:
             try:
                 self.ray.kill(slot.actor, no_restart=True)
             except Exception:  # already gone
                 pass
+        if held:
+            self.ray.wait(held, num_returns=len(held), timeout=CLOSE_WAIT_S)
 
 
 def _salvage(ray, held: list[tuple[object, int]]):

@@ -14,11 +14,9 @@ from face3d.errors import Face3DError
 
 def _check_inputs(inputs) -> None:
     """Fail fast (before loading models) when the inputs hold no image at all."""
-    from face3d.batch import make_items
+    from face3d.batch import collect_items
 
-    items, problems = make_items(inputs)
-    if not items and not problems:
-        raise Face3DError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
+    collect_items(inputs)
 
 
 def _device(args):

@@ -62,6 +62,7 @@ from face3d.batch import (
     BatchJob,
     BatchSummary,
     ItemOutcome,
+    collect_items,
     make_items,
     run_batch,
     write_summary,
@@ -479,9 +480,7 @@ def compare_folder(
         raise InputError("no target expression given")
     bundles = check_methods(methods)
     fer = FerClassifier.from_pretrained(options.fer_dir)
-    items, problems = make_items(inputs)
-    if not items and not problems:
-        raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
+    items, problems = collect_items(inputs)
     if ctx.detector is None:
         ctx.detector = FaceDetector()
     run = _Run(Path(out_dir).absolute(), list(specs), methods, ctx, options, bundles, fer)

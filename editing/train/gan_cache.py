@@ -21,7 +21,7 @@ from editing.expressions import ExpressionSpec, load_presets
 from editing.gan.crop import aligned_box, crop_mask, crop_matrix, crop_square
 from editing.gan.selection import select_evenly
 from editing.train.gan_data import BASE_KEYS, CACHE_VERSION, SHARD_KEYS, CacheSample, DataConfig, read_index
-from face3d.batch import BatchItem, BatchSummary, ItemOutcome, make_items, run_batch
+from face3d.batch import BatchItem, BatchSummary, ItemOutcome, collect_items, run_batch
 from face3d.crop import transform_points
 from face3d.errors import Face3DError, InputError
 from face3d.fit import fit_image
@@ -237,9 +237,7 @@ class _ShardWriter:
 
 def _selected_items(inputs: list[str], config: DataConfig) -> tuple[list[BatchItem], list]:
     """The image files of ``inputs`` the cache draws (``config.max_images``) and the input problems."""
-    items, problems = make_items(inputs)
-    if not items and not problems:
-        raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
+    items, problems = collect_items(inputs)
     return [items[i] for i in select_evenly(len(items), config.max_images)], problems
 
 

@@ -18,7 +18,7 @@ from face3d.batch import (
     BatchJob,
     BatchSummary,
     ItemOutcome,
-    make_items,
+    collect_items,
     prepare_out_dir,
     run_batch,
     write_summary,
@@ -210,9 +210,7 @@ def fit_folder(
     """
     out_dir = Path(out_dir).absolute()
     prepare_out_dir(out_dir)
-    items, problems = make_items(inputs)
-    if not items and not problems:
-        raise InputError("no images found in the inputs (jpg, jpeg, png, bmp, webp)")
+    items, problems = collect_items(inputs)
     boxes = load_boxes(options.bbox_file) if options.bbox_file else {}
     if regressor == "auto":
         regressor = default_regressor()
