@@ -192,15 +192,15 @@ _LUMA = np.array(LUMA_601, np.float32)
 _RING = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], np.uint8)
 
 
-def isolated_outliers(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(dots, median)`` of an (h, w, 3) uint8 image: (h, w) bool pixels whose luminance is more
-    than :data:`SPECKLE_LEVELS` from its 3 x 3 median and none of whose 8 neighbours is such an
-    outlier (a dot, not a line), and the image's per-channel 3 x 3 median."""
+def isolated_outliers(image: np.ndarray) -> np.ndarray:
+    """(h, w) bool dots of an (h, w, 3) uint8 image: pixels whose luminance is more than
+    :data:`SPECKLE_LEVELS` from its 3 x 3 median and none of whose 8 neighbours is such an outlier
+    (a dot, not a line: a moved eyelash or lip line is a line of outliers)."""
     y = image.astype(np.float32) @ _LUMA
     y_med = cv2.medianBlur(np.clip(y + 0.5, 0, 255).astype(np.uint8), 3).astype(np.float32)
     outlier = np.abs(y - y_med) > SPECKLE_LEVELS
     neighbours = cv2.filter2D(outlier.astype(np.uint8), -1, _RING)
-    return outlier & (neighbours == 0), cv2.medianBlur(image, 3)
+    return outlier & (neighbours == 0)
 
 
 def despeckle(out: np.ndarray, photo: np.ndarray, motion: np.ndarray, drawn: np.ndarray) -> np.ndarray:
@@ -214,13 +214,12 @@ def despeckle(out: np.ndarray, photo: np.ndarray, motion: np.ndarray, drawn: np.
     photo_dots = None
     for _ in range(DESPECKLE_PASSES):  # a replaced dot can leave its neighbour isolated
         changed = (out != photo).any(-1)
-        dots, med = isolated_outliers(out)
-        dots &= changed
+        dots = isolated_outliers(out) & changed
         if not dots.any():
             break
         if photo_dots is None:
             near = np.ones((3, 3), np.uint8)
-            photo_dots = cv2.dilate(isolated_outliers(photo)[0].astype(np.uint8), near) > 0
+            photo_dots = cv2.dilate(isolated_outliers(photo).astype(np.uint8), near) > 0
         ys, xs = np.nonzero(dots)
         h, w = dots.shape
         sx = np.clip(np.round(xs + motion[ys, xs, 0]).astype(int), 0, w - 1)
@@ -228,6 +227,7 @@ def despeckle(out: np.ndarray, photo: np.ndarray, motion: np.ndarray, drawn: np.
         made = drawn[ys, xs] | ~photo_dots[sy, sx]
         if not made.any():
             break
+        med = cv2.medianBlur(out, 3)  # per channel: the replacement colour
         out = out.copy()
         out[ys[made], xs[made]] = med[ys[made], xs[made]]
     return out

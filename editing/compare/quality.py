@@ -24,14 +24,13 @@ import numpy as np
 import torch
 
 from editing.api import edit_fitted
+from editing.warp import isolated_outliers
 from face3d.detect import dlib_box_from_landmark_box, predict_landmarks
 from face3d.fit import fit_image
 from face3d.io import read_image
 from face3d.render.texture_fill import LUMA_601
 
 LUMA = np.array(LUMA_601)
-SPECKLE_LEVELS = 40.0
-"""A pixel is an outlier when its luminance is this far from the median of its 3 x 3 neighbours."""
 CLASS_MEASURES: dict[str, tuple[str, ...]] = {
     "happy": ("mouth_width", "corner_lift"),
     "surprise": ("lip_gap", "brow_height"),
@@ -44,28 +43,14 @@ def _luma(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) @ LUMA.astype(np.float32)
 
 
-def outliers(image: np.ndarray) -> np.ndarray:
-    """(H, W) bool: pixels whose luminance differs from their 3 x 3 median by > SPECKLE_LEVELS."""
-    y = _luma(image)
-    med = cv2.medianBlur(np.clip(y + 0.5, 0, 255).astype(np.uint8), 3).astype(np.float32)
-    return np.abs(y - med) > SPECKLE_LEVELS
-
-
-def isolated(mask: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the pixels of ``mask`` none of whose 8 neighbours is in ``mask`` (a dot, not a
-    line: a moved eyelash or lip line is a line of outliers, a rasterisation speckle a dot)."""
-    m = mask.astype(np.uint8)
-    neighbours = cv2.filter2D(m, -1, np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], np.uint8))
-    return mask & (neighbours == 0)
-
-
 SPECKLE_REACH, SPECKLE_MARGIN = 4, 10.0
 """A changed pixel is the photo's own content, moved, if its luminance lies within the photo's
 range (+- SPECKLE_MARGIN levels) over the (2 SPECKLE_REACH + 1)^2 pixels around it."""
 
 
 def speckles(before: np.ndarray, after: np.ndarray) -> int:
-    """Isolated outlier pixels the edit created: :func:`isolated` outliers of ``after`` that
+    """Isolated outlier pixels the edit created: dots of ``after``
+    (:func:`editing.warp.isolated_outliers`, the edit's own definition of a dot) that
     changed and that no nearby pixel of ``before`` explains (darker or brighter than all of the
     photo around them: a dark dot on a cheek outline), so the photo's own freckles, glints and
     engraving hatches, moved by the warp, do not count."""
@@ -73,7 +58,7 @@ def speckles(before: np.ndarray, after: np.ndarray) -> int:
     y0, y1 = _luma(before), _luma(after)
     lo, hi = cv2.erode(y0, k) - SPECKLE_MARGIN, cv2.dilate(y0, k) + SPECKLE_MARGIN
     changed = (before != after).any(-1)
-    return int((isolated(outliers(after)) & changed & ((y1 < lo) | (y1 > hi))).sum())
+    return int((isolated_outliers(after) & changed & ((y1 < lo) | (y1 > hi))).sum())
 
 
 def grown_box(landmarks: np.ndarray, side: float = 0.35, up: float = 0.65) -> tuple[float, ...]:
