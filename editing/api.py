@@ -294,11 +294,6 @@ class EditWorker:
         return ItemOutcome(outputs=len(specs) * len(result.faces), timings_ms=timings)
 
 
-def edit_worker(job: EditJob) -> EditWorker:
-    """The factory of :func:`edit_folder`'s per-image worker (module level: Ray pickles it by name)."""
-    return EditWorker(job)
-
-
 def edit_done(job: EditJob, item: BatchItem) -> bool:
     """``--resume``: the image's done marker is there (written last, by a local run or a Ray run)."""
     return job.options.resume and _done_marker(job.out_dir, item.stem).is_file()
@@ -322,7 +317,7 @@ def edit_folder(
         ctx.detector = FaceDetector()
     summary = run_batch(
         items,
-        BatchJob(edit_worker, EditJob(out_dir, list(specs), ctx, options), edit_done),
+        BatchJob(EditWorker, EditJob(out_dir, list(specs), ctx, options), edit_done),
         workers=options.workers,
         desc="edit",
         problems=problems,

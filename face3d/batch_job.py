@@ -44,8 +44,8 @@ class BatchJob:
     """A batch's per-item work as data: picklable, so that a Ray actor can rebuild the worker.
 
     Attributes:
-        factory: a module-level function ``factory(spec) -> ItemWorker`` (pickled by reference);
-            called once per process or actor.
+        factory: a module-level callable ``factory(spec) -> ItemWorker``, usually the worker class
+            itself (pickled by reference); called once per process or actor.
         spec: everything the worker needs (options, output folder, models); must pickle.
         done: a module-level ``done(spec, item) -> bool``, cheap, run on the driver: with
             ``--resume``, True skips the item (None: nothing is skipped).

@@ -187,11 +187,11 @@ def test_a_dying_actor_loses_nothing(ray_runtime, inputs, ict_model, tmp_path):
     from face3d.batch import BatchJob, make_items, run_batch
     from face3d.detect import FaceDetector
     from face3d.fit import FitConfig
-    from face3d.fit.folder import FitJob, fit_worker
+    from face3d.fit.folder import FitJob, FitWorker
     from face3d.fit.pipeline import default_regressor
 
     fit = FitJob(tmp_path, ict_model, FitConfig(), _options(), {}, FaceDetector(), default_regressor())
-    job = BatchJob(_dying_worker, (BatchJob(fit_worker, fit), "b", "c", str(tmp_path / "died")))
+    job = BatchJob(_dying_worker, (BatchJob(FitWorker, fit), "b", "c", str(tmp_path / "died")))
     items, _ = make_items([str(inputs)])
     summary = run_batch(items, job, workers=2, progress=False, ray="local")
     reasons = {Path(f).stem: r for f, r in summary.failures}

@@ -1,9 +1,9 @@
 """fit_folder: ``face3d fit`` as a Python call (files and folders in, per-face outputs out).
 
 The per-image work is a :class:`FitJob` (picklable: options, output folder, model, detector,
-regressor) and :func:`fit_worker`, the factory that builds a :class:`FitWorker` from it once per
-process; the local runner and each Ray actor (``options.ray``) use both, so their outputs are
-the same by construction (:mod:`face3d.batch`).
+regressor) and :class:`FitWorker`, built from it once per process; the local runner and each Ray
+actor (``options.ray``) use both, so their outputs are the same by construction
+(:mod:`face3d.batch`).
 """
 
 from __future__ import annotations
@@ -181,11 +181,6 @@ class FitWorker:
         return ItemOutcome(outputs=len(faces), timings_ms=timings)
 
 
-def fit_worker(job: FitJob) -> FitWorker:
-    """The factory of :func:`fit_folder`'s per-image worker (module level: Ray pickles it by name)."""
-    return FitWorker(job)
-
-
 def fit_done(job: FitJob, item: BatchItem) -> bool:
     """``--resume``: the image's done marker is there (written last, by a local run or a Ray run)."""
     return job.options.resume and _done_marker(job.out_dir, item.stem).is_file()
@@ -219,7 +214,7 @@ def fit_folder(
     job = FitJob(out_dir, model, config, options, boxes, detector or FaceDetector(), regressor)
     summary = run_batch(
         items,
-        BatchJob(fit_worker, job, fit_done),
+        BatchJob(FitWorker, job, fit_done),
         workers=options.workers,
         desc="fit",
         problems=problems,
