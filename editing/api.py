@@ -12,7 +12,7 @@ import numpy as np
 
 from editing.edit3d import EditConfig, Editor3D, FaceEdit
 from editing.expressions import ExpressionSpec
-from editing.gan.checkpoint import shipped_generators
+from editing.gan.checkpoint import auto_refines, shipped_generators
 from editing.gan.refine import edit_face_2d, refine_image_edit
 from editing.result import ImageEdit
 from face3d.batch import (
@@ -94,7 +94,8 @@ class EditContext:
         """Load the models.
 
         Args:
-            refine: ``"auto"`` (the texture generator when ``assets/gan3d`` holds weights), ``"gan"``
+            refine: ``"auto"`` (the shipped texture generator when it beat the hand-made fill on the
+                held-out mouth cycle: :func:`editing.gan.checkpoint.auto_refines`), ``"gan"``
                 (required) or ``"none"``.
             method: ``"3d"`` or ``"2d"`` (needs ``assets/defgan``).
         Raises:
@@ -122,6 +123,8 @@ def load_generators_for(refine: str, method: str, device="cpu"):
     refiner = None
     if method == "3d" and refine != "none":
         refiner = shipped_generators("texture", required=refine == "gan")
+        if refine == "auto" and not auto_refines(refiner):
+            refiner = None
     baseline = shipped_generators("2d", required=True) if method == "2d" else None
     return (None if refiner is None else refiner.to(device)), (
         None if baseline is None else baseline.to(device)

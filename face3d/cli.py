@@ -208,9 +208,9 @@ def _train_regressor(args) -> int:
 
 
 def _train_texture(args) -> int:
-    from editing.train.command import run_from_args
+    from editing.train.texture_command import run_texture_from_args
 
-    return run_from_args("texture", args)
+    return run_texture_from_args(args)
 
 
 def _train_deform(args) -> int:
@@ -242,12 +242,15 @@ def _add_train_parser(sub, common) -> None:
     add_data_arguments(t, workers=False)
     add_train_arguments(t)
     from editing.train.command import add_arguments
+    from editing.train.texture_command import add_texture_arguments
 
-    for kind, text in (
-        ("texture", "the DefGAN texture generator that cleans up 3D re-renders (--refine gan)"),
-        ("deform", "the 2D-only DefGAN baseline: deformation + texture generators (--method 2d)"),
-    ):
-        add_arguments(train_sub.add_parser(kind, parents=[common], help=text))
+    add_texture_arguments(
+        train_sub.add_parser(
+            "texture", parents=[common], help="the texture generator of --refine gan, on edit-and-back cycles"
+        )
+    )
+    text = "the 2D-only DefGAN baseline: deformation + texture generators (--method 2d)"
+    add_arguments(train_sub.add_parser("deform", parents=[common], help=text))
     p.set_defaults(func=cmd_train)
 
 

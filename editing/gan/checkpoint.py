@@ -108,6 +108,40 @@ def load_generators(folder: str | os.PathLike) -> GeneratorBundle:
     return GeneratorBundle(kind, texture, deform, size, cfg.get("meta", {}))
 
 
+AUTO_KEY = "refine_auto"
+"""The ``meta`` entry of a texture generator's ``config.json`` that lets ``--refine auto`` use it:
+written true only when the generator beat the hand-made fill on the held-out mouth cycle
+(``scripts/bench/bench_mouth_cycle.py``; the README says which way the shipped weights went)."""
+
+
+def auto_refines(bundle: GeneratorBundle | None) -> bool:
+    """Whether ``--refine auto`` uses ``bundle``: a texture generator that earned it (:data:`AUTO_KEY`)."""
+    return bundle is not None and bundle.kind == "texture" and bundle.meta.get(AUTO_KEY) is True
+
+
+WIN_BINS, KEEP_BINS = ("[0,30)", "[30,60)"), ("[60,90]",)
+"""Where a texture generator must beat the hand-made fill on the mouth cycle (the paired PSNR
+difference's interval above zero) and where it must merely not lose (the interval reaching zero)."""
+
+
+def cycle_verdict(per_bin: dict) -> tuple[bool, str]:
+    """Whether a texture generator earned ``--refine auto``, from the per-bin summary of
+    ``scripts/bench/bench_mouth_cycle.py`` (``psnr_diff``: [mean, low, high] of gan - none, dB).
+
+    Returns:
+        (earned, the reason in one line).
+    """
+    for b in WIN_BINS + KEEP_BINS:
+        if b not in per_bin:
+            return False, f"no faces in {b}"
+        _, lo, hi = per_bin[b]["psnr_diff"]
+        if b in WIN_BINS and not lo > 0:
+            return False, f"{b}: the PSNR gain's interval [{lo:+.2f}, {hi:+.2f}] dB does not lie above 0"
+        if b in KEEP_BINS and not hi >= 0:
+            return False, f"{b}: worse than the fill, [{lo:+.2f}, {hi:+.2f}] dB"
+    return True, "beats the fill at [0,30) and [30,60) and is not worse at [60,90]"
+
+
 def shipped_generators(kind: str, required: bool = False) -> GeneratorBundle | None:
     """The shipped generators of ``kind`` (:data:`SHIPPED`), or None when absent and not ``required``.
 

@@ -36,6 +36,8 @@ class GeneratorConfig:
             (normalised coordinates span [-1, 1]).
         flow_stride: ``deform`` only: the flow is predicted at 1/flow_stride resolution and
             upsampled bilinearly (a smooth field, like muscle motion).
+        extra_inputs: channels given beside the image (the cycle-trained texture generator takes
+            1: the mask of the pixels the edit synthesised, in [0, 1]).
     """
 
     kind: str = "texture"
@@ -46,12 +48,15 @@ class GeneratorConfig:
     cond: int = 16
     max_flow: float = 0.15
     flow_stride: int = 4
+    extra_inputs: int = 0
 
     def __post_init__(self):
         if self.kind not in ("texture", "deform"):
             raise ValueError(f"GeneratorConfig.kind must be 'texture' or 'deform', got {self.kind!r}")
-        if self.n_down < 1 or self.base < 4 or self.n_expr < 1:
-            raise ValueError("GeneratorConfig: n_down >= 1, base >= 4 and n_expr >= 1 are required")
+        if self.n_down < 1 or self.base < 4 or self.n_expr < 1 or self.extra_inputs < 0:
+            raise ValueError(
+                "GeneratorConfig: n_down >= 1, base >= 4, n_expr >= 1 and extra_inputs >= 0 are required"
+            )
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,9 @@ class _UNet(nn.Module):
         self.project = nn.Linear(n_cond_in, cfg.cond)
         chans = [cfg.base * 2 ** min(i, 3) for i in range(cfg.n_down + 1)]
         self.stem = nn.Sequential(
-            nn.Conv2d(3 + cfg.cond, chans[0], 3, padding=1, bias=False), _norm(chans[0]), nn.ReLU(True)
+            nn.Conv2d(3 + cfg.extra_inputs + cfg.cond, chans[0], 3, padding=1, bias=False),
+            _norm(chans[0]),
+            nn.ReLU(True),
         )
         self.down = nn.ModuleList(
             nn.Sequential(nn.Conv2d(a, b, 4, 2, 1, bias=False), _norm(b), nn.ReLU(True))
@@ -109,10 +116,13 @@ class _UNet(nn.Module):
         )
         self.out_channels = chans[0]
 
-    def forward(self, image: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, image: torch.Tensor, cond: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> torch.Tensor:
         B, _, H, W = image.shape
         c = self.project(cond)[:, :, None, None].expand(B, -1, H, W)
-        x = self.stem(torch.cat([image * 2 - 1, c], 1))
+        inputs = [image * 2 - 1] + ([] if extra is None else [extra * 2 - 1])
+        x = self.stem(torch.cat([*inputs, c], 1))
         skips = [x]
         for layer in self.down:
             x = layer(x)
@@ -136,7 +146,9 @@ def _check_inputs(image: torch.Tensor, exprs: list[torch.Tensor], n_expr: int) -
 
 
 class TextureGenerator(nn.Module):
-    """``G_tex(I, y) -> (T, M)``: T (B, 3, H, W) colour in [0, 1], M (B, 1, H, W) attention in [0, 1]."""
+    """``G_tex(I, y[, s]) -> (T, M)``: T (B, 3, H, W) colour in [0, 1], M (B, 1, H, W) attention in
+    [0, 1]; ``s`` (B, extra_inputs, H, W) in [0, 1] when the config has extra inputs (the mask of
+    what the edit synthesised)."""
 
     def __init__(self, config: GeneratorConfig = GeneratorConfig()):
         super().__init__()
@@ -148,9 +160,17 @@ class TextureGenerator(nn.Module):
         self.to_mask = nn.Conv2d(self.trunk.out_channels, 1, 3, padding=1)
         nn.init.constant_(self.to_mask.bias, 2.0)  # start close to "keep the input"
 
-    def forward(self, image: torch.Tensor, expression: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, image: torch.Tensor, expression: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         _check_inputs(image, [expression], self.config.n_expr)
-        h = self.trunk(image, expression)
+        n = self.config.extra_inputs
+        if n and (extra is None or extra.shape != (image.shape[0], n, *image.shape[-2:])):
+            got = None if extra is None else tuple(extra.shape)
+            raise ValueError(f"extra must be (B, {n}, H, W) for this generator, got {got}")
+        if not n and extra is not None:
+            raise ValueError("this generator takes no extra inputs")
+        h = self.trunk(image, expression, extra)
         return torch.sigmoid(self.to_texture(h)), torch.sigmoid(self.to_mask(h))
 
 

@@ -25,7 +25,7 @@ import torch
 
 from editing.composite import paste
 from editing.gan.checkpoint import GeneratorBundle
-from editing.gan.crop import aligned_box, crop_square, uncrop
+from editing.gan.crop import aligned_box, crop_mask, crop_square, uncrop
 from editing.gan.networks import apply_attention
 from editing.result import ImageEdit
 from face3d.render.texture_fill import grey_levels, is_greyscale
@@ -43,14 +43,21 @@ def _to_tensor(image: np.ndarray, device) -> torch.Tensor:
 
 
 def _texture_pass(
-    bundle: GeneratorBundle, image: np.ndarray, box, target: np.ndarray
+    bundle: GeneratorBundle, image: np.ndarray, box, target: np.ndarray, synthesized: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Texture generator on the aligned crop of ``image`` -> (T, M) in image pixels (H, W, 3|1)."""
+    """Texture generator on the aligned crop of ``image`` -> (T, M) in image pixels (H, W, 3|1).
+
+    ``synthesized``: (H, W) bool, what the edit drew; a generator with an extra input gets its crop
+    (none drawn: all zero)."""
     dev = next(bundle.texture.parameters()).device
     x = _to_tensor(crop_square(image, box, bundle.size), dev)
     y = torch.as_tensor(target, dtype=torch.float32, device=dev)[None]
+    extra = None
+    if bundle.texture.config.extra_inputs:
+        drawn = np.zeros(image.shape[:2], bool) if synthesized is None else synthesized
+        extra = torch.from_numpy(crop_mask(drawn, box, bundle.size)).to(dev)[None, None]
     with torch.no_grad():
-        tex, m = bundle.texture(x, y)
+        tex, m = bundle.texture(x, y, extra)
     maps = torch.cat([tex, m], 1)[0].permute(1, 2, 0).cpu().numpy()
     full, inside = uncrop(maps, box, image.shape[:2])
     m_full = 1 - (1 - full[..., 3:]) * inside[..., None]  # outside the crop: keep the input
@@ -83,7 +90,7 @@ def refine_face_edit(bundle: GeneratorBundle, face, edit) -> np.ndarray:
             return edit.image
         region, alpha = synthesized_region(edit.synthesized)
     box = aligned_box(face.fit.landmarks_fitted[0].detach().cpu().numpy(), _scale(bundle))
-    texture, mask = _texture_pass(bundle, edit.image, box, edit.target)
+    texture, mask = _texture_pass(bundle, edit.image, box, edit.target, edit.synthesized)
     return paste(edit.image, _attend(edit.image, texture, mask), alpha, region)
 
 

@@ -26,3 +26,22 @@ def selected_images(inputs: list[str], max_images: int | None) -> list[Path]:
     fitted): what a benchmark holds out without the cache at hand."""
     items, _ = make_items(inputs)
     return [items[i].path for i in select_evenly(len(items), max_images)]
+
+
+def training_people(folder, cache_images: int) -> set[str]:
+    """The LFW people (sub-folder names of ``folder``) a cache of ``cache_images`` photos selected:
+    every photo of theirs may be trained on; every other person is held out."""
+    return {p.parent.name for p in selected_images([str(folder)], cache_images)}
+
+
+def lfw_training_photos(folder, cache_images: int) -> list[Path]:
+    """Every photo (sorted) of the :func:`training_people` of ``folder``."""
+    people = training_people(folder, cache_images)
+    return sorted(p for name in people for p in (Path(folder) / name).glob("*.jpg"))
+
+
+def lfw_heldout_photos(folder, cache_images: int) -> list[Path]:
+    """The first photo (sorted) of each person of ``folder`` not among its :func:`training_people`."""
+    banned = training_people(folder, cache_images)
+    people = sorted(p for p in Path(folder).iterdir() if p.is_dir() and p.name not in banned)
+    return [imgs[0] for p in people if (imgs := sorted(p.glob("*.jpg")))]

@@ -1,4 +1,5 @@
-"""``face3d train texture|deform``: build (or extend) the crop cache from photos, then train.
+"""``face3d train deform``: build (or extend) the crop cache from photos, then train the 2D-only
+DefGAN baseline (``face3d train texture`` is :mod:`editing.train.texture_command`).
 
 A thin layer over :func:`editing.train.gan_cache.build_cache` and :func:`editing.train.gan.train`; the
 CLI and scripts call :func:`train_generators`.
@@ -46,7 +47,7 @@ def train_generators(
     progress: bool = True,
     command: str = "",
 ) -> TrainSummary:
-    """Train the ``kind`` (``"texture"`` or ``"deform"``) generators on face photos.
+    """Train the ``kind`` (``"deform"``) generators on face photos.
 
     Args:
         inputs: photo files/folders to cache (fitted, cropped, re-rendered); None: use the existing
@@ -59,8 +60,8 @@ def train_generators(
     Raises:
         InputError: bad kind, no inputs and no cache, or as the cache builder and trainer.
     """
-    if kind not in ("texture", "deform"):
-        raise InputError(f"train: expected texture or deform, got {kind!r}")
+    if kind != "deform":
+        raise InputError(f"train: this command trains deform, got {kind!r}")
     config = dataclasses.replace(config or TrainConfig(), kind=kind)
     cache_dir = Path(cache_dir) if cache_dir is not None else Path(run_dir) / "cache"
     if inputs:
@@ -85,7 +86,7 @@ def train_generators(
 
 
 def add_arguments(p) -> None:
-    """The flags of ``face3d train texture|deform`` (argparse parser ``p``)."""
+    """The flags of ``face3d train deform`` (argparse parser ``p``)."""
     p.add_argument("--data", nargs="+", default=None, help="face photos (files/folders) to cache")
     p.add_argument("--out", required=True, help="run folder: checkpoints, samples, losses, generator/")
     p.add_argument("--cache", default=None, help="crop cache folder (default RUN_DIR/cache), shareable")
@@ -127,7 +128,7 @@ def add_arguments(p) -> None:
 
 
 def run_from_args(kind: str, args) -> int:
-    """``face3d train texture|deform``: check the flags, then :func:`train_generators`."""
+    """``face3d train deform``: check the flags, then :func:`train_generators`."""
     if args.steps < 0 or args.batch_size < 1 or args.targets < 1:
         raise InputError("--steps must be >= 0, --batch-size and --targets >= 1")
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -1,21 +1,12 @@
-"""Self-supervised training of the DefGAN generators on a cache of fitted face crops.
+"""Self-supervised training of the 2D-only DefGAN baseline on a cache of fitted face crops
+(``face3d train deform``; the 3D path's texture generator is trained on edit-and-back cycles by
+:mod:`editing.train.texture`).
 
-Two runs share one engine (:func:`train`):
+``G_tex(warp(I, G_def(I, y_src, y_tgt)), y_tgt)`` with its own texture generator; losses:
+adversarial, expression regression, cycle (edit back to ``y_src`` reconstructs I), deformation
+smoothness and magnitude, mask regularisers.
 
-- ``kind = "texture"`` (3D path): the input is the photo's own texture re-rendered at a target
-  expression and composited exactly as ``face3d edit`` does (``render_tgt``), or re-rendered at the
-  photo's own expression with re-projection artefacts where edits move the surface (:func:`degrade`:
-  a degraded copy of the photo). Losses: hinge adversarial,
-  expression regression to the target (the discriminator's expression head), direct L1
-  reconstruction of the photo from ``render_src``, mask sparsity and smoothness, and a
-  low-frequency identity term. The 3D path's cycle (edit back to the source expression
-  reconstructs the photo) is the reconstruction term: the geometry edit is done by the renderer,
-  and re-rendering the photo at its own expression IS that round trip.
-- ``kind = "deform"`` (2D-only baseline): ``G_tex(warp(I, G_def(I, y_src, y_tgt)), y_tgt)`` with its
-  own texture generator; losses: adversarial, expression regression, cycle (edit back to ``y_src``
-  reconstructs I), deformation smoothness and magnitude, mask regularisers.
-
-Both edit only inside the cached face mask (``mask``), as the paste-back does at inference. The
+It edits only inside the cached face mask (``mask``), as the paste-back does at inference. The
 discriminator's expression head learns the fitted ARKit weights of the real photos (the labels come
 from this project's fitter, as DefGAN's came from OpenFace).
 
@@ -51,7 +42,6 @@ from editing.gan.networks import (
     warp,
 )
 from editing.train import losses as L
-from editing.train.degrade import degrade
 from editing.train.runlog import append_losses, plot_losses, sample_grid
 from face3d.errors import InputError
 from face3d.io import atomic_write_bytes, atomic_write_json, write_image
@@ -65,21 +55,19 @@ class LossWeights:
         adv: hinge adversarial term of the generator.
         expr: expression regression of the output to the target weights (generator and the
             discriminator's expression head on real photos).
-        rec: texture path: L1 reconstruction of the photo from its source-expression re-render.
-        cycle: deform path: L1 of the edit-and-back round trip to the input.
+        cycle: L1 of the edit-and-back round trip to the input.
         identity: low-frequency L1 between output and input (skin tone, hair, lighting).
         mask: mean of ``1 - M`` inside the face mask (prefer keeping the input).
         mask_tv: total variation of M.
-        flow_tv: total variation of the flow (deform path).
-        flow_l2: mean squared flow (deform path).
-        warp_expr: deform path: expression regression of the warped input alone, before the texture
+        flow_tv: total variation of the flow.
+        flow_l2: mean squared flow.
+        warp_expr: expression regression of the warped input alone, before the texture
             generator (DefGAN: the deformation must carry the expression; weighted like GANimation's
             AU term, since a smooth low-resolution flow cannot paint adversarial texture).
     """
 
     adv: float = 1.0
     expr: float = 30.0
-    rec: float = 10.0
     cycle: float = 10.0
     identity: float = 2.0
     mask: float = 0.1
@@ -94,13 +82,12 @@ class TrainConfig:
     """One training run.
 
     Attributes:
-        kind: ``"texture"`` (3D path clean-up) or ``"deform"`` (2D-only baseline).
+        kind: ``"deform"`` (the 2D-only baseline; the only kind this engine trains).
         steps: total optimisation steps (a resumed run continues to this number).
         batch_size: crops per step.
         lr_g, lr_d: Adam learning rates of the generators and the discriminator.
         beta1, beta2: Adam betas.
-        recon_frac: texture path: fraction of a batch whose input is the source-expression re-render.
-        cached_target_frac: deform path: fraction of targets taken from the cache's edit targets
+        cached_target_frac: fraction of targets taken from the cache's edit targets
             (presets and random mixes); the rest are other photos' fitted weights.
         holdout: the first ``holdout`` cache samples are never trained on (sample grids use them;
             the first ones, so the split stays put while a cache grows).
@@ -108,7 +95,7 @@ class TrainConfig:
         log_every, sample_every, checkpoint_every: in steps.
         seed: seeds the networks' initialisation and every batch.
         generator: the texture generator's architecture.
-        deform_generator: the deformation generator's architecture (deform path).
+        deform_generator: the deformation generator's architecture.
         discriminator: the discriminator's architecture.
         losses: :class:`LossWeights`.
         expr_standardize: divide each expression weight's regression error by its standard
@@ -119,14 +106,13 @@ class TrainConfig:
             something; at the start it predicts the mean).
     """
 
-    kind: str = "texture"
+    kind: str = "deform"
     steps: int = 3000
     batch_size: int = 8
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
-    recon_frac: float = 0.5
     cached_target_frac: float = 0.5
     holdout: int = 32
     n_samples: int = 6
@@ -142,8 +128,8 @@ class TrainConfig:
     disc_warmup: int = 0
 
     def __post_init__(self):
-        if self.kind not in ("texture", "deform"):
-            raise InputError(f"training kind must be 'texture' or 'deform', got {self.kind!r}")
+        if self.kind != "deform":
+            raise InputError(f"this engine trains kind 'deform' only, got {self.kind!r}")
         if self.steps < 0 or self.batch_size < 1:
             raise InputError("steps must be >= 0 and batch_size >= 1")
 
@@ -152,7 +138,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        d = dict(d)
+        """From :meth:`to_dict` (fields of the retired 3D texture path, ``recon_frac`` and the
+        ``rec`` loss weight, are ignored)."""
+        d = {k: v for k, v in d.items() if k != "recon_frac"}
+        d["losses"] = {k: v for k, v in d["losses"].items() if k != "rec"}
         d["generator"] = GeneratorConfig(**d["generator"])
         d["deform_generator"] = GeneratorConfig(**d["deform_generator"])
         d["discriminator"] = DiscriminatorConfig(**d["discriminator"])
@@ -187,48 +176,28 @@ class Models:
         torch.manual_seed(config.seed)
         n_expr = config.generator.n_expr
         self.texture = TextureGenerator(config.generator).to(device)
-        self.deform = (
-            DeformationGenerator(dataclasses.replace(config.deform_generator, n_expr=n_expr)).to(device)
-            if config.kind == "deform"
-            else None
+        self.deform = DeformationGenerator(dataclasses.replace(config.deform_generator, n_expr=n_expr)).to(
+            device
         )
         self.disc = Discriminator(dataclasses.replace(config.discriminator, n_expr=n_expr)).to(device)
-        g_params = list(self.texture.parameters()) + (
-            [] if self.deform is None else list(self.deform.parameters())
-        )
+        g_params = list(self.texture.parameters()) + list(self.deform.parameters())
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(g_params, lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=config.lr_d, betas=betas)
         self.expr_scale: torch.Tensor | None = None  # (K,) see TrainConfig.expr_standardize
 
     def state_dict(self) -> dict:
-        out = {
-            "texture": self.texture.state_dict(),
-            "disc": self.disc.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-        }
-        if self.deform is not None:
-            out["deform"] = self.deform.state_dict()
-        return out
+        return {k: getattr(self, k).state_dict() for k in ("texture", "deform", "disc", "opt_g", "opt_d")}
 
     def load_state_dict(self, state: dict) -> None:
-        self.texture.load_state_dict(state["texture"])
-        self.disc.load_state_dict(state["disc"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        if self.deform is not None:
-            self.deform.load_state_dict(state["deform"])
+        for k in ("texture", "deform", "disc", "opt_g", "opt_d"):
+            getattr(self, k).load_state_dict(state[k])
 
     def edit(self, x: torch.Tensor, y_src: torch.Tensor, y_tgt: torch.Tensor, region: torch.Tensor):
-        """One generator pass -> (output composited inside ``region``, mask M, flow or None, the
-        warped input composited inside ``region``: the deformation generator's own result)."""
-        flow = None
-        if self.deform is not None:
-            flow = self.deform(x, y_src, y_tgt)
-            x_in = region * warp(x, flow) + (1 - region) * x
-        else:
-            x_in = x
+        """One generator pass -> (output composited inside ``region``, mask M, flow, the warped
+        input composited inside ``region``: the deformation generator's own result)."""
+        flow = self.deform(x, y_src, y_tgt)
+        x_in = region * warp(x, flow) + (1 - region) * x
         tex, m = self.texture(x_in, y_tgt)
         out = apply_attention(x_in, tex, m)
         return region * out + (1 - region) * x, m, flow, x_in
@@ -242,15 +211,14 @@ def _to_tensor(images: np.ndarray, device) -> torch.Tensor:
 @dataclass(frozen=True)
 class Batch:
     """One training batch: x (B, 3, H, W) generator input, photo (B, 3, H, W) the real crop behind
-    it, y_src / y_tgt (B, K), region (B, 1, H, W) editable pixels, rec (B,) bool reconstruction
-    samples, real (B, 3, H, W) and y_real (B, K): other real photos for the discriminator."""
+    it, y_src / y_tgt (B, K), region (B, 1, H, W) editable pixels, real (B, 3, H, W) and y_real
+    (B, K): other real photos for the discriminator."""
 
     x: torch.Tensor
     photo: torch.Tensor
     y_src: torch.Tensor
     y_tgt: torch.Tensor
     region: torch.Tensor
-    rec: torch.Tensor
     real: torch.Tensor
     y_real: torch.Tensor
 
@@ -263,7 +231,6 @@ def draw_batch(
     B = config.batch_size
     idx = rng.integers(lo, hi, B) if idx is None else np.asarray(idx)
     real_idx = rng.integers(lo, hi, B)
-    has_renders = getattr(cache, "render_tgt", None) is not None
     photo = cache.photo[idx]
     y_src = cache.y_src[idx].astype(np.float32)
     if getattr(cache, "y_tgt", None) is not None:
@@ -275,26 +242,16 @@ def draw_batch(
         region = cache.mask[idx][..., None]
     else:
         region = np.full((B, *photo.shape[1:3], 1), 255, np.uint8)
-    if config.kind == "texture":
-        if not has_renders:
-            raise InputError("the texture path needs a cache built with renders (DataConfig.renders=True)")
-        rec = rng.random(B) < config.recon_frac
-        degraded = degrade(cache.render_src[idx], cache.render_tgt[idx, t], rng)
-        x = np.where(rec[:, None, None, None], degraded, cache.render_tgt[idx, t])
-        y_tgt = np.where(rec[:, None], y_src, y_cached)
-    else:
-        rec = np.zeros(B, bool)
-        x = photo
-        other = cache.y_src[rng.integers(lo, hi, B)].astype(np.float32)
-        use_cached = rng.random(B) < config.cached_target_frac
-        y_tgt = np.where(use_cached[:, None], y_cached, other)
+    x = photo
+    other = cache.y_src[rng.integers(lo, hi, B)].astype(np.float32)
+    use_cached = rng.random(B) < config.cached_target_frac
+    y_tgt = np.where(use_cached[:, None], y_cached, other)
     return Batch(
         x=_to_tensor(x, device),
         photo=_to_tensor(photo, device),
         y_src=torch.from_numpy(y_src).to(device),
         y_tgt=torch.from_numpy(np.ascontiguousarray(y_tgt, np.float32)).to(device),
         region=_to_tensor(region, device),
-        rec=torch.from_numpy(rec).to(device),
         real=_to_tensor(cache.photo[real_idx], device),
         y_real=torch.from_numpy(cache.y_src[real_idx].astype(np.float32)).to(device),
     )
@@ -324,21 +281,16 @@ def train_step(models: Models, batch: Batch, config: TrainConfig) -> dict[str, f
         "mask_tv": L.total_variation(m),
     }
     weights = {"g_adv": w.adv, "g_expr": w.expr, "identity": w.identity, "mask": w.mask, "mask_tv": w.mask_tv}
-    if config.kind == "texture":
-        rec = batch.rec.float()[:, None, None, None]
-        terms["rec"] = L.masked_l1(out, batch.photo, rec * batch.region)
-        weights["rec"] = w.rec
-    else:
-        back, m2, flow2, _ = models.edit(out, batch.y_tgt, batch.y_src, batch.region)
-        # DefGAN: the deformation alone must already carry the expression (else the texture
-        # generator paints it, adversarially, and the flow stays at zero)
-        terms["warp_expr"] = L.expression_loss(models.disc(warped)[1], batch.y_tgt, models.expr_scale)
-        weights["warp_expr"] = w.warp_expr
-        terms["cycle"] = L.masked_l1(back, batch.x)
-        terms["flow_tv"] = L.total_variation(flow) + L.total_variation(flow2)
-        terms["flow_l2"] = L.flow_magnitude(flow) + L.flow_magnitude(flow2)
-        terms["mask"] = terms["mask"] + L.mask_sparsity(m2, batch.region)
-        weights.update(cycle=w.cycle, flow_tv=w.flow_tv, flow_l2=w.flow_l2)
+    back, m2, flow2, _ = models.edit(out, batch.y_tgt, batch.y_src, batch.region)
+    # DefGAN: the deformation alone must already carry the expression (else the texture
+    # generator paints it, adversarially, and the flow stays at zero)
+    terms["warp_expr"] = L.expression_loss(models.disc(warped)[1], batch.y_tgt, models.expr_scale)
+    weights["warp_expr"] = w.warp_expr
+    terms["cycle"] = L.masked_l1(back, batch.x)
+    terms["flow_tv"] = L.total_variation(flow) + L.total_variation(flow2)
+    terms["flow_l2"] = L.flow_magnitude(flow) + L.flow_magnitude(flow2)
+    terms["mask"] = terms["mask"] + L.mask_sparsity(m2, batch.region)
+    weights.update(cycle=w.cycle, flow_tv=w.flow_tv, flow_l2=w.flow_l2)
     loss_g = sum(weights[k] * v for k, v in terms.items())
     models.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -358,17 +310,17 @@ def _save_checkpoint(run_dir: Path, models: Models, config: TrainConfig, step: i
 
 
 def _samples(models: Models, cache, idx: np.ndarray, config: TrainConfig, device) -> np.ndarray:
-    """Grid rows per held-out sample: input | output | mask (| the photo on the texture path)."""
+    """Grid rows per held-out sample: input | output | mask."""
     b = _fixed_batch(cache, config, idx, device)
     with torch.no_grad():
         out, m, _, _ = models.edit(b.x, b.y_src, b.y_tgt, b.region)
-    cols = [b.x, out, m.expand_as(out)] + ([b.photo] if config.kind == "texture" else [])
+    cols = [b.x, out, m.expand_as(out)]
     return sample_grid(cols)
 
 
 def _fixed_batch(cache, config: TrainConfig, idx: np.ndarray, device) -> Batch:
-    """Held-out samples ``idx`` edited to a cached target (never the reconstruction case)."""
-    forced = dataclasses.replace(config, recon_frac=0.0, cached_target_frac=1.0, batch_size=len(idx))
+    """Held-out samples ``idx`` edited to a cached target."""
+    forced = dataclasses.replace(config, cached_target_frac=1.0, batch_size=len(idx))
     return draw_batch(
         cache, forced, np.random.default_rng([config.seed, 7]), 0, len(cache.photo), device, idx
     )

@@ -180,7 +180,7 @@ def _check_or_write_config(cache_dir: Path, payload: dict) -> None:
     atomic_write_json(path, payload)
 
 
-def _relative_name(path: Path, roots: list[Path]) -> str:
+def relative_name(path: Path, roots: list[Path]) -> str:
     r = path.resolve()
     for root in roots:
         try:
@@ -191,20 +191,25 @@ def _relative_name(path: Path, roots: list[Path]) -> str:
 
 
 # ------------------------------------------------------------------ build
-def _failure_reason(err: Exception) -> str:
+def failure_reason(err: Exception) -> str:
     return str(err) if isinstance(err, Face3DError) else f"{type(err).__name__}: {err}"
 
 
-class _ShardWriter:
+class ShardWriter:
     """Appends samples to the shards of ``cache_dir`` and records every file in ``index.jsonl``
-    (a shard's samples are listed once the shard is written)."""
+    (a shard's samples are listed once the shard is written).
 
-    def __init__(self, cache_dir: Path, config: DataConfig, records: list[dict]):
-        self.cache_dir, self.config = cache_dir, config
+    Args:
+        shard_size: samples per shard; records: the index's records so far (numbering continues).
+        stack: samples -> the shard's arrays (each sample has a ``name``).
+    """
+
+    def __init__(self, cache_dir: Path, shard_size: int, records: list[dict], stack):
+        self.cache_dir, self.shard_size, self.stack = cache_dir, shard_size, stack
         shard_ids = [int(r["shard"]) for r in records if r.get("status") == "ok"]
         self.shard = max(shard_ids, default=-1) + 1
         self.written = 0
-        self.buffer: list[CacheSample] = []
+        self.buffer: list = []
         self.index = open(cache_dir / "index.jsonl", "a", encoding="utf-8")  # noqa: SIM115 (close())
 
     def log(self, record: dict) -> None:
@@ -214,16 +219,16 @@ class _ShardWriter:
     def failed(self, name: str, reason: str) -> None:
         self.log({"name": name, "status": "failed", "reason": reason})
 
-    def add(self, sample: CacheSample) -> None:
+    def add(self, sample) -> None:
         self.buffer.append(sample)
-        if len(self.buffer) >= self.config.shard_size:
+        if len(self.buffer) >= self.shard_size:
             self.flush()
 
     def flush(self) -> None:
         if not self.buffer:
             return
         path = self.cache_dir / f"shard_{self.shard:05d}.npz"
-        atomic_write_npz(path, **stack_samples(self.buffer, self.config.renders))
+        atomic_write_npz(path, **self.stack(self.buffer))
         for s in self.buffer:
             self.log({"name": s.name, "status": "ok", "shard": self.shard})
         self.shard += 1
@@ -308,14 +313,14 @@ def build_cache(
     records = read_index(cache_dir)
     done = {r["name"] for r in records}
     roots = [Path(p).resolve() for p in inputs if Path(p).is_dir()]
-    name_of = {item.path: _relative_name(item.path, roots) for item in items}
-    writer = _ShardWriter(cache_dir, config, records)
+    name_of = {item.path: relative_name(item.path, roots) for item in items}
+    writer = ShardWriter(cache_dir, config.shard_size, records, lambda b: stack_samples(b, config.renders))
 
     def process(item: BatchItem, image) -> ItemOutcome:
         try:
             sample, ms = _fit_and_sample(image, name_of[item.path], ctx, editor, config, presets)
         except Exception as err:
-            writer.failed(name_of[item.path], _failure_reason(err))
+            writer.failed(name_of[item.path], failure_reason(err))
             raise
         writer.add(sample)
         return ItemOutcome(outputs=1, timings_ms={"image": [ms]})
@@ -324,7 +329,7 @@ def build_cache(
         try:
             return read_image(item.path)
         except Exception as err:
-            writer.failed(name_of[item.path], _failure_reason(err))
+            writer.failed(name_of[item.path], failure_reason(err))
             raise
 
     try:

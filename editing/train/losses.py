@@ -8,6 +8,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from editing.compare.perceptual import masked_l1
+
+__all__ = ["d_hinge", "g_hinge", "expression_loss", "total_variation", "mask_sparsity", "masked_l1"]
+
 
 def d_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Discriminator hinge loss: ``E[relu(1 - D(real))] + E[relu(1 + D(fake))]``."""
@@ -41,14 +45,6 @@ def mask_sparsity(mask: torch.Tensor, region: torch.Tensor | None = None) -> tor
     if region is None:
         return change.mean()
     return (change * region).sum() / region.sum().clamp(min=1.0)
-
-
-def masked_l1(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean absolute difference of images, weighted per pixel by ``weight`` (B, 1, H, W) if given."""
-    diff = (a - b).abs()
-    if weight is None:
-        return diff.mean()
-    return (diff * weight).sum() / (weight.sum() * a.shape[1]).clamp(min=1.0)
 
 
 def low_frequency_l1(a: torch.Tensor, b: torch.Tensor, factor: int = 8) -> torch.Tensor:

@@ -24,15 +24,8 @@ from tqdm import tqdm
 from editing.api import EditContext
 from editing.compare.quality import class_references, measure_closing
 from editing.expressions import parse_expressions
-from editing.gan.selection import selected_images
+from editing.gan.selection import lfw_heldout_photos
 from face3d.io import atomic_write_json, read_image
-
-
-def candidates(folder: Path, exclude_selection: int) -> list[Path]:
-    """The first photo of each person (sorted) not selected by a GAN cache of that size."""
-    banned = {p.parent.name for p in selected_images([str(folder)], exclude_selection)}
-    people = sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in banned)
-    return [imgs[0] for p in people if (imgs := sorted(p.glob("*.jpg")))]
 
 
 def bootstrap(values: np.ndarray, stat, n: int = 1000, seed: int = 0) -> tuple[float, float]:
@@ -62,7 +55,7 @@ def main(argv=None) -> int:
     reference = class_references(ctx, {"neutral": neutral})["dlib:neutral"]["lip_gap"]
     rows, scanned = [], 0
     bar = tqdm(total=args.n, desc="open mouths", unit="face")
-    for path in candidates(args.data, args.exclude_cache_selection):
+    for path in lfw_heldout_photos(args.data, args.exclude_cache_selection):
         scanned += 1
         got = measure_closing(read_image(path), ctx, spec, args.min_gap)
         if got is None:

@@ -48,12 +48,20 @@ def bundles(tmp_path_factory):
     with torch.no_grad():  # make the generator visibly change pixels: M about 0.5
         tex.to_mask.bias.fill_(0.0)
     save_generators(root / "gan3d", tex, size=128, meta={"crop_scale": 1.6})
+    cyc = TextureGenerator(dataclasses.replace(SMALL, extra_inputs=1))  # takes the drawn mask too
+    with torch.no_grad():
+        cyc.to_mask.bias.fill_(0.0)
+    save_generators(root / "gan3d_cycle", cyc, size=128, meta={"crop_scale": 1.6})
     save_generators(
         root / "defgan",
         TextureGenerator(SMALL),
         DeformationGenerator(dataclasses.replace(SMALL, kind="deform")),
     )
-    return load_generators(root / "gan3d"), load_generators(root / "defgan")
+    return (
+        load_generators(root / "gan3d"),
+        load_generators(root / "defgan"),
+        load_generators(root / "gan3d_cycle"),
+    )
 
 
 def _specs(ctx):
@@ -62,14 +70,14 @@ def _specs(ctx):
     return parse_expressions("happy,surprise", ctx.fit_model.expression_names)
 
 
-@pytest.mark.parametrize("method", ["3d-gan", "2d"])
+@pytest.mark.parametrize("method", ["3d-gan", "3d-gan-cycle", "2d"])
 def test_background_byte_identical_and_face_changed(ctx, fitted, bundles, method):
     from editing.api import edit_fitted
 
     image, faces = fitted
-    tex, two_d = bundles
-    if method == "3d-gan":
-        run = dataclasses.replace(ctx, refiner=tex)
+    tex, two_d, cyc = bundles
+    if method.startswith("3d-gan"):
+        run = dataclasses.replace(ctx, refiner=tex if method == "3d-gan" else cyc)
         plain = edit_fitted(image, faces, _specs(ctx), ctx)
     else:
         run = dataclasses.replace(ctx, method="2d", baseline=two_d)
@@ -79,7 +87,7 @@ def test_background_byte_identical_and_face_changed(ctx, fitted, bundles, method
         out, edit = res.outputs[label], res.faces[0][1][k]
         assert out.shape == image.shape and out.dtype == np.uint8
         assert np.array_equal(out[~edit.region], image[~edit.region])
-        if method == "3d-gan":  # the generator changes what the warp drew, never the photo's pixels
+        if method.startswith("3d-gan"):  # the generator changes what the warp drew, never the photo's pixels
             from editing.gan.refine import synthesized_region
 
             mine, _ = synthesized_region(edit.synthesized)
@@ -118,3 +126,27 @@ def test_missing_and_corrupt_weights_name_the_file(tmp_path, monkeypatch):
     (tmp_path / "gan3d" / "weights.pt").write_bytes(b"\x00garbage")
     with pytest.raises(Face3DError, match="gan3d.weights.pt: corrupt generator weights"):
         load_generators_for("auto", "3d")
+
+
+def test_refine_auto_uses_only_a_generator_that_earned_it(bundles):
+    from editing.gan.checkpoint import AUTO_KEY, auto_refines
+
+    tex, two_d, cyc = bundles
+    assert not auto_refines(None) and not auto_refines(tex) and not auto_refines(two_d)
+    assert auto_refines(dataclasses.replace(cyc, meta={**cyc.meta, AUTO_KEY: True}))
+    assert not auto_refines(dataclasses.replace(two_d, meta={AUTO_KEY: True}))  # a 2D bundle never
+
+
+def test_cycle_verdict_needs_a_win_near_frontal_and_no_loss_at_profile():
+    from editing.gan.checkpoint import cycle_verdict
+
+    win, tie, lose = [0.5, 0.2, 0.8], [0.0, -0.3, 0.3], [-0.5, -0.8, -0.2]
+
+    def bins(a, b, c):
+        return {"[0,30)": {"psnr_diff": a}, "[30,60)": {"psnr_diff": b}, "[60,90]": {"psnr_diff": c}}
+
+    assert cycle_verdict(bins(win, win, tie))[0] and cycle_verdict(bins(win, win, win))[0]
+    assert not cycle_verdict(bins(win, tie, win))[0]
+    ok, why = cycle_verdict(bins(win, win, lose))
+    assert not ok and why.startswith("[60,90]: worse")
+    assert cycle_verdict({"[0,30)": {"psnr_diff": win}})[1] == "no faces in [30,60)"

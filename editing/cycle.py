@@ -1,0 +1,95 @@
+"""The edit-and-back cycle: a pixel-aligned test of what an edit synthesises.
+
+A photo whose mouth is open is edited to a closed mouth (``via``, ``neutral`` by default) with the
+3D warp path, then back to its own fitted expression. The lips and skin travel there and back as
+the photo's own pixels, but the mouth interior of the result is drawn (the closed mouth hid it), so
+the photo itself is the ground truth of what the synthesis should have drawn. The texture
+generator is trained on these cycles and the mouth-cycle benchmark scores them
+(``scripts/bench/bench_mouth_cycle.py``).
+
+The second edit starts from the first edit's image with the same fit, its expression replaced by
+the first edit's target: the geometry is known exactly, so no re-fit adds its own error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from editing.edit3d import Editor3D, FaceEdit
+from editing.expressions import ExpressionSpec
+from face3d.fit.pipeline import FaceFit
+
+OUTER_LIPS = slice(48, 60)
+"""The 68-landmark indices of the outer lip contour."""
+
+MOUTH_GROW = 0.15
+"""The mouth region is the outer lips' polygon grown by this fraction of the mouth width."""
+
+
+@dataclass(frozen=True)
+class CycleEdit:
+    """One face edited to ``via`` and back to its own expression.
+
+    Attributes:
+        there: the edit to ``via`` (the closed mouth).
+        back: the edit of ``there.image`` back to the fitted expression; ``back.image`` is the
+            cycle's result, ``back.synthesized`` what it drew, ``back.target`` the fitted weights.
+        region: (H, W) bool pixels either edit may change (outside them the result is the photo).
+    """
+
+    there: FaceEdit
+    back: FaceEdit
+    region: np.ndarray
+
+
+def with_expression(face: FaceFit, expression: np.ndarray) -> FaceFit:
+    """``face`` with its fitted expression replaced by ``expression`` ((K_exp,) weights)."""
+    current = face.fit.expression
+    new = torch.as_tensor(np.asarray(expression), dtype=current.dtype, device=current.device)
+    if new.shape != current.shape[1:]:
+        raise ValueError(f"expression: expected {tuple(current.shape[1:])}, got {tuple(new.shape)}")
+    return dataclasses.replace(face, fit=dataclasses.replace(face.fit, expression=new[None]))
+
+
+def edit_and_back(editor: Editor3D, image: np.ndarray, face: FaceFit, via: ExpressionSpec) -> CycleEdit:
+    """Edit ``face`` of ``image`` ((H, W, 3) uint8) to ``via``, then back to its fitted expression."""
+    there = editor.edit_face(image, face, [via])[0]
+    source = face.fit.expression[0].detach().cpu().double().numpy()
+    names = editor.model.expression_names
+    back_spec = ExpressionSpec(
+        {n: float(np.clip(v, 0.0, 1.0)) for n, v in zip(names, source, strict=True)}, label="source"
+    )
+    back = editor.edit_face(there.image, with_expression(face, there.target), [back_spec])[0]
+    return CycleEdit(there=there, back=back, region=there.region | back.region)
+
+
+def mouth_open(face: FaceFit, names, min_gap: float = 0.05, min_jaw_open: float = 0.1) -> bool:
+    """Whether the fitted mouth of ``face`` is open: its inner lips at least ``min_gap`` inter-ocular
+    distances apart, or its jawOpen weight at least ``min_jaw_open`` (``names``: the K_exp names)."""
+    lm = face.fit.landmarks_fitted[0].detach().cpu().double().numpy()
+    iod = float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))) or 1.0
+    gap = float(np.linalg.norm(lm[66] - lm[62])) / iod
+    jaw = float(face.fit.expression[0, list(names).index("jawOpen")])
+    return gap >= min_gap or jaw >= min_jaw_open
+
+
+def mouth_region(landmarks: np.ndarray, shape: tuple[int, int], grow: float = MOUTH_GROW) -> np.ndarray:
+    """(H, W) bool: the polygon of the outer lips (landmarks 48-59 of ``landmarks`` (68, 2), pixels)
+    grown by ``grow`` of the mouth width: the mouth, its interior and the lip edges."""
+    lm = np.asarray(landmarks, np.float64)
+    if lm.shape != (68, 2):
+        raise ValueError(f"landmarks: expected (68, 2), got {lm.shape}")
+    lips = lm[OUTER_LIPS]
+    width = float(np.ptp(lips[:, 0])) or 1.0
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(
+        mask, [np.round(cv2.convexHull(lips.astype(np.float32))[:, 0] * 4).astype(np.int32)], 1, shift=2
+    )
+    r = max(1, int(round(grow * width)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(mask, kernel) > 0

@@ -1,0 +1,246 @@
+"""The texture generator's training data: edit-and-back cycles of real photos (:mod:`editing.cycle`).
+
+Each photo whose fitted mouth is open (or whose lips are apart) is edited to ``neutral`` with the
+3D warp path and back to its own fitted expression. The result's mouth interior is drawn by the
+hand-made fill; the photo is the pixel-aligned truth. Photos whose cycle draws fewer than
+``CycleDataConfig.min_synth_px`` crop pixels are skipped (recorded in the index as ``skipped``).
+
+Layout of ``cache_dir`` (the shards and resumable index of :class:`editing.train.gan_cache.ShardWriter`)::
+
+    config.json      {"data": CycleDataConfig, "expression_names": [...], "version": 1}
+    index.jsonl      one line per processed file (ok / skipped / failed, with the reason)
+    shard_00000.npz  samples (S = size, K = 53 ARKit weights):
+        photo   (S, S, 3) uint8   aligned crop of the photo: the truth
+        cycle   (S, S, 3) uint8   the same crop of the edit-and-back result: the generator's input
+        synth   (S, S) uint8      0..255, the pixels the cycle drew (the mask the generator gets)
+        region  (S, S) uint8      0..255, the pixels either edit may change (its paste-back alpha)
+        mouth   (S, S) uint8      0..255, the mouth region (:func:`editing.cycle.mouth_region`)
+        y       (K,) float32      fitted ARKit weights (the cycle's target)
+        yaw     () float32        fitted yaw, degrees
+        box     (4,) float32      crop box in the image, pixels
+        name    () str            path relative to its input folder
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from editing.api import EditContext
+from editing.cycle import edit_and_back, mouth_open, mouth_region
+from editing.expressions import parse_expressions
+from editing.gan.crop import aligned_box, crop_mask, crop_square
+from editing.train.gan_cache import ShardWriter, failure_reason, relative_name
+from editing.train.gan_data import read_index
+from face3d.batch import BatchItem, ItemOutcome, collect_items, run_batch
+from face3d.errors import InputError
+from face3d.fit import fit_image
+from face3d.io import atomic_write_json, read_image
+
+CYCLE_VERSION = 1
+KEYS = ("photo", "cycle", "synth", "region", "mouth", "y", "yaw", "box", "name")
+
+
+@dataclass(frozen=True)
+class CycleDataConfig:
+    """How the cycle cache is built.
+
+    Attributes:
+        size: side of the square aligned crop, pixels (the generator's input).
+        scale: crop side as a multiple of the larger side of the fitted landmarks' box.
+        via: the expression the cycle passes through (any ``--expr`` string).
+        min_gap: skip the cycle when the fitted inner lips are closer than this (inter-ocular units)
+            and jawOpen is under ``min_jaw_open``: a closed mouth has nothing to synthesise.
+        min_jaw_open: see ``min_gap``.
+        min_synth_px: keep a sample only if its cycle drew at least this many crop pixels.
+        shard_size: samples per shard.
+    """
+
+    size: int = 128
+    scale: float = 1.6
+    via: str = "neutral"
+    min_gap: float = 0.05
+    min_jaw_open: float = 0.1
+    min_synth_px: int = 15
+    shard_size: int = 64
+
+    def __post_init__(self):
+        if self.size < 8 or self.scale <= 0 or self.shard_size < 1 or self.min_synth_px < 0:
+            raise InputError(f"invalid cycle cache settings: {self}")
+
+
+@dataclass(frozen=True)
+class CycleSample:
+    """One cached cycle (shapes in the module docstring)."""
+
+    photo: np.ndarray
+    cycle: np.ndarray
+    synth: np.ndarray
+    region: np.ndarray
+    mouth: np.ndarray
+    y: np.ndarray
+    yaw: float
+    box: np.ndarray
+    name: str
+
+
+@dataclass(frozen=True)
+class CycleCache:
+    """A loaded cycle cache: every key of the module docstring stacked over N samples, ``name``
+    as a tuple; ``config`` and the K ``expression_names``."""
+
+    arrays: dict[str, np.ndarray]
+    names: tuple[str, ...]
+    config: CycleDataConfig
+    expression_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getattr__(self, key: str) -> np.ndarray:
+        arrays = self.__dict__.get("arrays", {})
+        if key in arrays:
+            return arrays[key]
+        raise AttributeError(key)
+
+
+def _unit8(mask: np.ndarray, box, size: int) -> np.ndarray:
+    return (crop_mask(mask.astype(np.float32), box, size) * 255 + 0.5).astype(np.uint8)
+
+
+def make_cycle_sample(image: np.ndarray, face, editor, via, name: str, config: CycleDataConfig):
+    """The :class:`CycleSample` of one fitted face, or None when its cycle draws too little."""
+    cyc = edit_and_back(editor, image, face, via)
+    lm = face.fit.landmarks_fitted[0].detach().cpu().double().numpy()
+    box = aligned_box(lm, config.scale)
+    S = config.size
+    synth = _unit8(cyc.back.synthesized, box, S)
+    if int((synth >= 128).sum()) < config.min_synth_px:
+        return None
+    alpha = np.maximum(cyc.there.alpha, cyc.back.alpha)
+    return CycleSample(
+        photo=crop_square(image, box, S),
+        cycle=crop_square(cyc.back.image, box, S),
+        synth=synth,
+        region=_unit8(alpha, box, S),
+        mouth=_unit8(mouth_region(lm, image.shape[:2]), box, S),
+        y=cyc.back.target.astype(np.float32),
+        yaw=float(face.fit.yaw_pitch_roll[0, 0]),
+        box=np.asarray(box, np.float32),
+        name=name,
+    )
+
+
+def _stack(samples: list[CycleSample]) -> dict[str, np.ndarray]:
+    out = {k: np.stack([getattr(s, k) for s in samples]) for k in KEYS if k != "name"}
+    out["name"] = np.array([s.name for s in samples], dtype=np.str_)
+    out["yaw"] = out["yaw"].astype(np.float32)
+    return out
+
+
+def _check_or_write_config(cache_dir: Path, payload: dict) -> None:
+    path = cache_dir / "config.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        keep = {k: v for k, v in old.get("data", {}).items() if k != "shard_size"}
+        new = {k: v for k, v in payload["data"].items() if k != "shard_size"}
+        if keep != new or old.get("version") != payload["version"]:
+            raise InputError(
+                f"{cache_dir} was built with other settings; use another folder or the same settings"
+            )
+    atomic_write_json(path, payload)
+
+
+def build_cycle_cache(
+    inputs: list[str],
+    cache_dir: str | os.PathLike,
+    config: CycleDataConfig = CycleDataConfig(),
+    ctx: EditContext | None = None,
+    progress: bool = True,
+):
+    """Fit the largest face of every image of ``inputs`` (files or folders), run its cycle and
+    append the kept samples to ``cache_dir``. Resumes: files listed in ``index.jsonl`` are skipped.
+
+    Returns:
+        the :class:`face3d.batch.BatchSummary` of the run (a skipped photo counts as processed).
+    Raises:
+        InputError: no images, or ``cache_dir`` holds a cache built with other settings.
+    """
+    cache_dir = Path(cache_dir)
+    items, problems = collect_items(inputs)
+    ctx = ctx or EditContext.from_dir(refine="none")
+    names = tuple(ctx.fit_model.expression_names)
+    via = parse_expressions(config.via, names)[0]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"version": CYCLE_VERSION, "data": dataclasses.asdict(config), "expression_names": list(names)}
+    _check_or_write_config(cache_dir, payload)
+    records = read_index(cache_dir)
+    done = {r["name"] for r in records}
+    roots = [Path(p).resolve() for p in inputs if Path(p).is_dir()]
+    name_of = {item.path: relative_name(item.path, roots) for item in items}
+    writer = ShardWriter(cache_dir, config.shard_size, records, _stack)
+
+    def process(item: BatchItem, image) -> ItemOutcome:
+        name, t0 = name_of[item.path], time.perf_counter()
+        try:
+            faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, 1, regressor=ctx.regressor)
+            if not faces:
+                raise InputError("no face found")
+            sample = None
+            if mouth_open(faces[0], names, config.min_gap, config.min_jaw_open):
+                sample = make_cycle_sample(image, faces[0], ctx.editor, via, name, config)
+        except Exception as err:
+            writer.failed(name, failure_reason(err))
+            raise
+        if sample is None:
+            writer.log({"name": name, "status": "skipped", "reason": "mouth closed"})
+        else:
+            writer.add(sample)
+        return ItemOutcome(
+            outputs=int(sample is not None), timings_ms={"image": [(time.perf_counter() - t0) * 1e3]}
+        )
+
+    try:
+        batch = run_batch(
+            items,
+            process,
+            lambda it: read_image(it.path),
+            lambda it: name_of[it.path] in done,
+            1,
+            "cycle cache",
+            problems,
+            progress,
+        )
+    finally:
+        writer.close()
+    return batch
+
+
+def load_cycle_cache(cache_dir: str | os.PathLike) -> CycleCache:
+    """Every shard listed in ``index.jsonl`` of ``cache_dir``, concatenated.
+
+    Raises:
+        InputError: no cycle cache there, or no shard written yet.
+    """
+    cache_dir = Path(cache_dir)
+    cfg = cache_dir / "config.json"
+    if not cfg.is_file():
+        raise InputError(f"{cache_dir}: not a cycle cache (no config.json); build one with build_cycle_cache")
+    payload = json.loads(cfg.read_text())
+    shards = sorted({int(r["shard"]) for r in read_index(cache_dir) if r.get("status") == "ok"})
+    if not shards:
+        raise InputError(f"{cache_dir}: the cycle cache has no shards yet")
+    parts: dict[str, list[np.ndarray]] = {}
+    for sid in shards:
+        with np.load(cache_dir / f"shard_{sid:05d}.npz", allow_pickle=False) as z:
+            for k in KEYS:
+                parts.setdefault(k, []).append(z[k])
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    names = tuple(str(n) for n in arrays.pop("name"))
+    return CycleCache(arrays, names, CycleDataConfig(**payload["data"]), tuple(payload["expression_names"]))

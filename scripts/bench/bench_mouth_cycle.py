@@ -1,0 +1,192 @@
+"""The mouth cycle: open mouths closed and reopened: the hand fill vs the texture generator.
+
+    .venv/bin/python scripts/bench/bench_mouth_cycle.py --per-bin 40 --out out/bench_mouth_cycle.json
+
+Photos never trained on: the first photo of each LFW person outside the generators' training people
+(``--lfw-people-of``) and the held-out half of the AFLW2000-3D dev set. Each face whose fitted
+mouth is open (:func:`editing.cycle.mouth_open`, the training data's rule) is edited to
+``neutral`` and back to its own fitted weights (:func:`editing.cycle.edit_and_back`); the real
+photo is the truth. Per face, in the mouth region (:func:`editing.cycle.mouth_region` of the
+fitted landmarks):
+
+- PSNR and SSIM against the photo, and the perceptual distance (the FER classifier's early
+  feature maps, :class:`editing.compare.perceptual.FerPerceptual`);
+- ``none``: the warp path's own fill (``--refine none``); ``gan``: the texture generator
+  (``--generator``, default the shipped ``assets/gan3d``) pasted over what the fill drew.
+
+Per |yaw| bin (the fitted yaw): medians, the paired difference (gan - none) with its bootstrap
+interval, and KID of 96 px mouth crops (the same FER feature maps' channel means and spreads)
+against the real photos' mouths. Rows stream to ``<out>.jsonl``; ``--resume`` continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from editing.api import EditContext
+from editing.compare.metrics import bin_name, bootstrap_ci, kid, masked_psnr, masked_ssim
+from editing.compare.perceptual import FerPerceptual
+from editing.cycle import edit_and_back, mouth_open, mouth_region
+from editing.expressions import parse_expressions
+from editing.gan.checkpoint import SHIPPED, load_generators
+from editing.gan.refine import refine_face_edit
+from editing.gan.selection import lfw_heldout_photos
+from face3d.eval.aflw import load_aflw, select_split
+from face3d.fit import fit_image
+from face3d.io import atomic_write_json, read_image
+
+CROP = 96
+"""Side of the mouth crops (KID and the perceptual distance), pixels."""
+
+
+def mouth_crop(image: np.ndarray, lm: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """A square crop of side twice the mouth width centred on the outer lips, resized to CROP."""
+    lips = lm[48:60]
+    cx, cy = lips.mean(0)
+    side = 2.0 * max(float(np.ptp(lips[:, 0])), 4.0)
+    M = np.array(
+        [[CROP / side, 0, CROP / 2 - cx * CROP / side], [0, CROP / side, CROP / 2 - cy * CROP / side]]
+    )
+    src = image if mask is None else mask.astype(np.float32)
+    return cv2.warpAffine(src, M, (CROP, CROP), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _tensor(crop: np.ndarray) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(crop)).float()
+    return (t.permute(2, 0, 1) / 255.0)[None] if t.ndim == 3 else t[None, None]
+
+
+def photos(args) -> list[tuple[str, Path]]:
+    """(set name, path) of every held-out photo, AFLW interleaved with LFW."""
+    aflw = [("aflw", s.image_path) for s in select_split(load_aflw(args.aflw), "heldout")]
+    lfw = [("lfw", p) for p in lfw_heldout_photos(args.lfw, args.lfw_people_of)]
+    out = []
+    for i in range(max(len(aflw), len(lfw))):
+        out += ([aflw[i]] if i < len(aflw) else []) + ([lfw[i]] if i < len(lfw) else [])
+    return out
+
+
+def measure(image, face, ctx, via, bundle, perc) -> dict:
+    """One face's cycle, scored for the fill and the generator."""
+    cyc = edit_and_back(ctx.editor, image, face, via)
+    t0 = time.perf_counter()
+    gan = refine_face_edit(bundle, face, cyc.back)
+    gan_ms = (time.perf_counter() - t0) * 1e3
+    lm = face.fit.landmarks_fitted[0].detach().cpu().double().numpy()
+    mouth = mouth_region(lm, image.shape[:2])
+    real_crop, weight = mouth_crop(image, lm), torch.from_numpy(mouth_crop(image, lm, mouth))[None, None]
+    row = {
+        "yaw": float(face.fit.yaw_pitch_roll[0, 0]),
+        "gan_ms": gan_ms,
+        "drawn_px": int(cyc.back.synthesized.sum()),
+    }
+    feats = {"real": perc.statistics(_tensor(real_crop))[0].tolist()}
+    for name, out in (("none", cyc.back.image), ("gan", gan)):
+        crop = mouth_crop(out, lm)
+        with torch.no_grad():
+            row[f"lpips_{name}"] = float(perc(_tensor(crop), _tensor(real_crop), weight))
+        row[f"psnr_{name}"] = masked_psnr(image, out, ~mouth)
+        row[f"ssim_{name}"] = masked_ssim(image, out, ~mouth)
+        feats[name] = perc.statistics(_tensor(crop))[0].tolist()
+    return {**row, "features": feats}
+
+
+def summarize(rows: list[dict]) -> dict:
+    out = {}
+    for b in ("[0,30)", "[30,60)", "[60,90]"):
+        rs = [r for r in rows if bin_name(r["yaw"]) == b]
+        if not rs:
+            continue
+        s = {"faces": len(rs)}
+        for m in ("psnr", "ssim", "lpips"):
+            for k in ("none", "gan"):
+                s[f"{m}_{k}_median"] = float(np.median([r[f"{m}_{k}"] for r in rs]))
+            mean, lo, hi, _ = bootstrap_ci([r[f"{m}_gan"] - r[f"{m}_none"] for r in rs], cap=60)
+            s[f"{m}_diff"] = [mean, lo, hi]
+        real = np.array([r["features"]["real"] for r in rs])
+        for k in ("none", "gan"):
+            if len(rs) >= 4:
+                s[f"kid_{k}"] = kid(np.array([r["features"][k] for r in rs]), real, subset_size=len(rs) // 2)[
+                    0
+                ]
+        s["gan_ms_median"] = float(np.median([r["gan_ms"] for r in rs]))
+        out[b] = s
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lfw", type=Path, default=Path("../shared/data/lfw"))
+    ap.add_argument("--aflw", type=Path, default=Path("../shared/data/aflw2000-3d-dev"))
+    ap.add_argument("--lfw-people-of", type=int, default=1200)
+    ap.add_argument("--per-bin", type=int, default=40, help="stop once every bin has this many faces")
+    ap.add_argument("--max-photos", type=int, default=None, help="scan at most this many photos")
+    ap.add_argument("--generator", type=Path, default=SHIPPED["texture"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path("out/bench_mouth_cycle.json"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    ctx = EditContext.from_dir(refine="none")
+    names = tuple(ctx.fit_model.expression_names)
+    via = parse_expressions("neutral", names)[0]
+    bundle, perc = load_generators(args.generator), FerPerceptual()
+    stream = args.out.with_suffix(".jsonl")
+    rows = (
+        [json.loads(s) for s in stream.read_text().splitlines()] if args.resume and stream.is_file() else []
+    )
+    done = {r["image"] for r in rows} | {r.get("skipped") for r in rows}
+    stream.parent.mkdir(parents=True, exist_ok=True)
+    todo = photos(args)[: args.max_photos]
+    with open(stream, "a" if args.resume else "w") as f:
+        for kind, path in tqdm(todo, desc="mouth cycles", unit="photo"):
+            counts = [
+                sum(1 for r in rows if "yaw" in r and bin_name(r["yaw"]) == b)
+                for b in ("[0,30)", "[30,60)", "[60,90]")
+            ]
+            if min(counts) >= args.per_bin:
+                break
+            if str(path) in done:
+                continue
+            image = read_image(path)
+            faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, 1, regressor=ctx.regressor)
+            if not faces or not mouth_open(faces[0], names):
+                row = {"skipped": str(path)}
+            else:
+                if (
+                    counts[
+                        ["[0,30)", "[30,60)", "[60,90]"].index(
+                            bin_name(float(faces[0].fit.yaw_pitch_roll[0, 0]))
+                        )
+                    ]
+                    >= args.per_bin
+                ):
+                    continue
+                row = {"image": str(path), "set": kind, **measure(image, faces[0], ctx, via, bundle, perc)}
+            rows.append(row)
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+    faces = [r for r in rows if "yaw" in r]
+    result = {
+        "command": " ".join(sys.argv),
+        "generator": str(args.generator),
+        "generator_step": bundle.meta.get("step"),
+        "faces": len(faces),
+        "per_bin": summarize(faces),
+    }
+    atomic_write_json(args.out, result)
+    print(json.dumps(result["per_bin"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
