@@ -129,6 +129,7 @@ def quality(args) -> int:
             rows.append({"image": s.image_path.name, "bin": BIN_NAMES[yaw_bin(s.yaw)], **r})
     skip = ("image", "bin", "target", "dlib_before", "dlib_after")
     keys = [k for k in rows[0] if k not in skip] if rows else []
+
     def median(b: str, label: str, key: str) -> float:
         vals = [r[key] for r in rows if r["bin"] == b and r["target"] == label]
         return round(float(np.nanmedian(vals)), 4) if vals else float("nan")

@@ -55,9 +55,7 @@ def main(argv=None) -> int:
     weights = load_presets()[args.preset]
     result = {"command": " ".join(sys.argv), "weights": weights, "scales": {}}
     for scale in args.scales:
-        spec = ExpressionSpec(
-            weights={k: min(1.0, v * scale) for k, v in weights.items()}, label=args.preset
-        )
+        spec = ExpressionSpec(weights={k: min(1.0, v * scale) for k, v in weights.items()}, label=args.preset)
         rows = []
         for s in tqdm(samples, desc=f"x{scale}", unit="img"):
             got = measure_photo(read_image(s.image_path), s.box, ctx, [spec], references, face_descriptor)

@@ -77,5 +77,3 @@ def test_mining_keeps_the_most_face_like_of_the_pool():
     # no pool: the plain draw
     assert np.array_equal(mine_negatives(net, aflw, np.random.default_rng(9), 6, 0, cfg),
                           negative_batch(aflw, np.random.default_rng(9), 6, cfg))  # fmt: skip
-
-
