@@ -20,13 +20,17 @@ from face3d.eval.metrics import yaw_bin
 
 @dataclass(frozen=True)
 class AFLWSample:
-    """One annotated image: ``landmarks`` (68, 2) 0-based pixels, ``yaw`` degrees (from Pose_Para)."""
+    """One annotated image: ``landmarks`` (68, 2) 0-based pixels, ``yaw`` degrees (from Pose_Para);
+    ``landmarks_3d`` (68, 3): ``pt3d_68`` with x, y as ``landmarks`` and z negated (AFLW2000-3D's z
+    grows toward the camera; negated, the frame has the camera's axes, x right, y down, z away,
+    right-handed like face3d's camera space), None when not loaded."""
 
     image_path: Path
     landmarks: np.ndarray
     yaw: float
     pitch: float
     roll: float
+    landmarks_3d: np.ndarray | None = None
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -45,9 +49,10 @@ def load_aflw(folder: str | os.PathLike) -> list[AFLWSample]:
         if not img.is_file():
             continue
         m = loadmat(mat)
-        pts = np.asarray(m["pt3d_68"], dtype=np.float64)[:2].T - 1.0
+        pts3 = np.asarray(m["pt3d_68"], dtype=np.float64).T * np.array([1.0, 1.0, -1.0])
+        pts3[:, :2] -= 1.0
         pitch, yaw, roll = np.rad2deg(np.asarray(m["Pose_Para"], dtype=np.float64).reshape(-1)[:3])
-        out.append(AFLWSample(img, pts, float(yaw), float(pitch), float(roll)))
+        out.append(AFLWSample(img, pts3[:, :2].copy(), float(yaw), float(pitch), float(roll), pts3))
     return out
 
 

@@ -1,6 +1,7 @@
 """Landmark accuracy on AFLW2000-3D-style data: NME per |yaw| bin, the field's protocol.
 
 NME = mean 2D point error over the 68 points / sqrt(w * h) of the ground-truth 68-point box, in %.
+The 3D landmark error (:func:`nme_3d`) is normalised the same way, after a similarity alignment.
 ``pt3d_68`` is in 1-based (MATLAB) pixels; :func:`load_aflw` returns it 0-based (OpenCV), which is
 the same as adding 1 to 0-based predictions.
 """
@@ -43,6 +44,40 @@ def nme(pred, gt):
     area = np.maximum(span[..., 0] * span[..., 1], 1e-9)
     out = np.linalg.norm(pred - gt, axis=-1).mean(-1) / np.sqrt(area) * 100.0
     return float(out) if out.ndim == 0 else out
+
+
+def similarity_align(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """``src`` (L, 3) moved onto ``dst`` (L, 3) by the least-squares similarity (scale, rotation with
+    det +1, translation; Umeyama 1991): the aligned (L, 3) points. Both point sets must share their
+    handedness (no reflection is allowed)."""
+    src, dst = np.asarray(src, dtype=np.float64), np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3:
+        raise ValueError(f"similarity_align: src {src.shape} and dst {dst.shape} must both be (L, 3)")
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    U, sig, Vt = np.linalg.svd(b.T @ a / len(src))
+    d = np.ones(3)
+    d[2] = np.sign(np.linalg.det(U @ Vt)) or 1.0
+    R = U @ np.diag(d) @ Vt
+    scale = float((sig * d).sum() / max((a**2).sum() / len(src), 1e-12))
+    return scale * a @ R.T + mu_d
+
+
+def nme_3d(pred, gt) -> float:
+    """3D landmark error in % of sqrt(w * h) of the ground truth's 2D (x, y) landmark box, as
+    :func:`nme`: the mean 3D point distance after moving ``pred`` onto ``gt`` by
+    :func:`similarity_align` (pose and scale do not count, the shape does).
+
+    Args:
+        pred: (L, 3) predicted landmarks in any right-handed frame and unit (e.g. camera space, cm).
+        gt: (L, 3) ground truth, x and y in image pixels, z in the same unit, right-handed (e.g.
+            :attr:`face3d.eval.aflw.AFLWSample.landmarks_3d`).
+    """
+    gt = np.asarray(gt, dtype=np.float64)
+    aligned = similarity_align(pred, gt)
+    span = gt[:, :2].max(0) - gt[:, :2].min(0)
+    return float(np.linalg.norm(aligned - gt, axis=-1).mean() / np.sqrt(max(span[0] * span[1], 1e-9)) * 100.0)
+
 
 def bin_table(values: list[tuple[float, float | None]]) -> dict:
     """(yaw, nme or None for a miss) pairs -> per-bin mean NME, counts, misses and balanced mean."""

@@ -37,3 +37,19 @@ def test_split_is_deterministic_disjoint_and_balanced_per_bin():
 def test_face3d_yaw_flips_sign_and_wraps():
     assert face3d_yaw(30.0) == -30.0 and face3d_yaw(-80.0) == 80.0
     assert face3d_yaw(-351.0) == pytest.approx(-9.0) and face3d_yaw(188.0) == pytest.approx(172.0)
+
+
+def test_loader_reads_3d_landmarks_in_camera_axes(tmp_path):
+    from scipy.io import savemat
+
+    from face3d.eval.aflw import load_aflw
+
+    pts = np.stack([np.arange(68) + 10.0, np.arange(68) + 20.0, np.linspace(-50, 80, 68)])  # 3 x 68
+    pose = np.array([[0.1, -0.5, 0.0, 0, 0, 0, 1]])  # pitch, yaw, roll (radians), ...
+    savemat(tmp_path / "image00001.mat", {"pt3d_68": pts, "Pose_Para": pose})
+    (tmp_path / "image00001.jpg").write_bytes(b"")
+    (s,) = load_aflw(tmp_path)
+    np.testing.assert_allclose(s.landmarks, pts[:2].T - 1.0)  # 1-based MATLAB pixels -> 0-based
+    np.testing.assert_allclose(s.landmarks_3d[:, :2], s.landmarks)
+    np.testing.assert_allclose(s.landmarks_3d[:, 2], -pts[2])  # z toward the camera -> away from it
+    assert s.yaw == pytest.approx(np.rad2deg(-0.5))

@@ -1,11 +1,12 @@
-"""face3d.eval.metrics: the one NME, the per-|yaw|-bin table and its one-line form."""
+"""face3d.eval.metrics: the one NME, the 3D landmark error, the per-|yaw|-bin table and its
+one-line form."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from face3d.eval.metrics import bin_line, bin_table
+from face3d.eval.metrics import bin_line, bin_table, nme, nme_3d, similarity_align
 
 
 def test_bin_table_counts_misses_and_balances_the_bins():
@@ -41,3 +42,26 @@ def test_one_nme_for_numpy_and_torch_single_and_batched():
     assert nme(box + [3.0, 0.0], box) == pytest.approx(10.0)
     with pytest.raises(ValueError, match="must both be"):
         nme(pred[0], gt)
+
+
+def _rotation(rng) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+def test_3d_error_ignores_pose_and_scale_but_not_shape_or_mirroring():
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(68, 3)) * [60.0, 70.0, 40.0] + [200.0, 220.0, 0.0]  # pixels
+    pred = (gt - gt.mean(0)) @ _rotation(rng).T * 0.07 + [1.0, -2.0, 60.0]  # cm, another pose
+    np.testing.assert_allclose(similarity_align(pred, gt), gt, atol=1e-6)
+    assert nme_3d(pred, gt) == pytest.approx(0.0, abs=1e-6)
+    moved = pred.copy()
+    moved[30] += [0.0, 0.0, 0.5]  # one point 0.5 cm deeper: a shape change stays
+    assert nme_3d(moved, gt) > 0.05
+    mirrored = pred * [-1.0, 1.0, 1.0]  # no reflection is allowed
+    assert nme_3d(mirrored, gt) > 5.0
+    # normalised like the NME: an error in x, y only is the 2D NME of the same points
+    noisy = gt.copy()
+    noisy[:, :2] += rng.normal(size=(68, 2)) * 0.01
+    assert nme_3d(noisy, gt) == pytest.approx(nme(noisy[:, :2], gt[:, :2]), rel=0.05)
