@@ -18,6 +18,7 @@ from face3d.assets import PACKAGE, asset_path
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = (
     "expressions/presets.json",
+    "expressions/landmark_model.npz",
     "bbox_mapping.json",
     "regressor/config.json",
     "regressor/weights.pt",
