@@ -11,10 +11,11 @@ import cv2
 import numpy as np
 
 from editing.edit3d import EditConfig, Editor3D, FaceEdit
-from editing.expressions import ExpressionSpec
+from editing.expressions import ARKIT_NAMES, ExpressionSpec
 from editing.gan.checkpoint import auto_refines, shipped_generators
 from editing.gan.refine import edit_face_2d, refine_image_edit
 from editing.result import ImageEdit
+from editing.warp2d import Warp2D, dlib_landmarks, landmark_faces
 from face3d.batch import (
     BatchItem,
     BatchJob,
@@ -62,17 +63,19 @@ class EditContext:
     """Models and settings reused across images (build once: loading and layout take seconds).
 
     Attributes:
-        fit_model: the face + head :class:`MorphableModel` the fit uses.
-        editor: the :class:`Editor3D` (full head, UV layout).
+        fit_model: the face + head :class:`MorphableModel` the fit uses (None for ``2d-warp``).
+        editor: the :class:`Editor3D` (full head, UV layout; None for ``2d-warp``).
         fit_config: :class:`FitConfig`.
         detector, regressor: face detector and landmark regressor (None: built on demand / unused).
-        method: ``"3d"`` (the 3D-guided warp) or ``"2d"`` (the 2D-only DefGAN baseline).
+        method: ``"3d"`` (the 3D-guided warp), ``"2d"`` (the 2D-only DefGAN baseline) or
+            ``"2d-warp"`` (the landmark-driven warp, :mod:`editing.warp2d`: no 3D model, no fit).
         refiner: texture generator bundle that cleans up 3D re-renders (``--refine gan``), or None.
-        baseline: the 2D baseline's generators (``method == "2d"``).
+        baseline: the 2D baseline's generators (``method == "2d"``) or its :class:`Warp2D`
+            (``method == "2d-warp"``).
     """
 
-    fit_model: object
-    editor: Editor3D
+    fit_model: object | None
+    editor: Editor3D | None
     fit_config: FitConfig = field(default_factory=FitConfig)
     detector: object | None = None
     regressor: object | None = None
@@ -97,11 +100,14 @@ class EditContext:
             refine: ``"auto"`` (the shipped texture generator when it beat the hand-made fill on the
                 held-out mouth cycle: :func:`editing.gan.checkpoint.auto_refines`), ``"gan"``
                 (required) or ``"none"``.
-            method: ``"3d"`` or ``"2d"`` (needs ``assets/defgan``).
+            method: ``"3d"``, ``"2d"`` (needs ``assets/defgan``) or ``"2d-warp"`` (loads no 3D
+                model and no landmark regressor: dlib's detector and landmarks only).
         Raises:
             Face3DError: unknown refine/method, or required generator weights missing or corrupt.
         """
         refiner, baseline = load_generators_for(refine, method, device or "cpu")
+        if method == "2d-warp":
+            return cls(None, None, fit_config, FaceDetector(), None, method, None, baseline)
         fit_model = MorphableModel.from_dir(model_dir).to(device or "cpu")
         render_model = MorphableModel.from_dir(model_dir, subset="full").to(device or "cpu")
         if regressor == "auto":
@@ -110,16 +116,23 @@ class EditContext:
         return cls(fit_model, editor, fit_config, FaceDetector(), regressor, method, refiner, baseline)
 
 
+METHODS = ("3d", "2d", "2d-warp")
+"""The ``face3d edit --method`` values."""
+
+
 def load_generators_for(refine: str, method: str, device="cpu"):
-    """(texture refiner or None, 2D baseline bundle or None) for the ``--refine`` / ``--method`` flags.
+    """(texture refiner or None, 2D baseline or None) for the ``--refine`` / ``--method`` flags: the
+    DefGAN generators for ``2d``, the :class:`Warp2D` (no weights, its landmark model) for ``2d-warp``.
 
     Raises:
-        InputError: unknown values. Face3DError: required weights missing or corrupt.
+        InputError: unknown values. Face3DError: required weights or the landmark model missing or corrupt.
     """
     if refine not in ("auto", "gan", "none"):
         raise InputError(f"--refine must be auto, gan or none, got {refine!r}")
-    if method not in ("3d", "2d"):
-        raise InputError(f"--method must be 3d or 2d, got {method!r}")
+    if method not in METHODS:
+        raise InputError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "2d-warp":
+        return None, Warp2D()
     refiner = None
     if method == "3d" and refine != "none":
         refiner = shipped_generators("texture", required=refine == "gan")
@@ -150,6 +163,9 @@ def edit_image(
     """
     if not specs:
         raise InputError("no target expression given")
+    if ctx.method == "2d-warp":  # 2D only: the detector and dlib's landmarks, no fit
+        marked = detect_and_landmark(image, ctx.detector or FaceDetector(), None, box, None)
+        return edit_fitted(image, landmark_faces(marked), specs, ctx, face)
     faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, box=box, regressor=ctx.regressor)
     return edit_fitted(image, faces, specs, ctx, face)
 
@@ -157,8 +173,9 @@ def edit_image(
 def edit_fitted(
     image: np.ndarray, faces: list, specs: list[ExpressionSpec], ctx: EditContext, face: str | int = "all"
 ) -> ImageEdit:
-    """Edit already fitted faces (:class:`FaceFit` list) of ``image`` to each target, with
-    ``ctx.method`` (and ``ctx.refiner`` on the 3D path)."""
+    """Edit already fitted faces (:class:`FaceFit` list; for ``2d-warp`` also
+    :class:`editing.warp2d.FaceLandmarks`) of ``image`` to each target, with ``ctx.method`` (and
+    ``ctx.refiner`` on the 3D path). ``2d-warp`` uses only each face's dlib landmarks."""
     if not faces:
         raise InputError("no face found")
     selected = _select(faces, face)
@@ -167,6 +184,8 @@ def edit_fitted(
         if ctx.baseline is None:
             raise InputError("method 2d needs the 2D baseline's generators (EditContext.baseline)")
         per_face = [(f, edit_face_2d_all(ctx, image, f, specs)) for f in selected]
+    elif ctx.method == "2d-warp":
+        per_face = [(f, ctx.baseline.edit_face(image, dlib_landmarks(image, f), specs)) for f in selected]
     else:
         per_face = [(f, ctx.editor.edit_face(image, f, specs)) for f in selected]
     result = ImageEdit.from_faces(image, per_face, labels)
@@ -213,20 +232,24 @@ def grid_image(image: np.ndarray, result: ImageEdit, size: int = 256) -> np.ndar
     return np.concatenate(rows, 0)
 
 
+POSE = ("yaw", "pitch", "roll")
+
+
 def edit_record(result: ImageEdit, k: int, model, image_name: str) -> dict:
-    """JSON record of target ``k``: source and target weights per face, fit summary, timings."""
-    names = model.expression_names
+    """JSON record of target ``k``: source and target weights per face, fit summary (None for the
+    2D-only ``2d-warp``, which fits nothing and takes the source as neutral), timings."""
+    names = model.expression_names if model is not None else ARKIT_NAMES
     faces = []
     for f, edits in result.faces:
         e = edits[k]
+        fit = getattr(f, "fit", None)
+        pose = fit.yaw_pitch_roll[0] if fit is not None else [None] * 3
         faces.append(
             {
                 "face_index": f.face_index,
                 "bbox": [round(v, 2) for v in f.bbox],
-                "yaw": round(float(f.fit.yaw_pitch_roll[0, 0]), 3),
-                "pitch": round(float(f.fit.yaw_pitch_roll[0, 1]), 3),
-                "roll": round(float(f.fit.yaw_pitch_roll[0, 2]), 3),
-                "fit_error_px": round(float(f.fit.error_px[0]), 3),
+                **{n: None if v is None else round(float(v), 3) for n, v in zip(POSE, pose, strict=True)},
+                "fit_error_px": None if fit is None else round(float(fit.error_px[0]), 3),
                 "source_expression": {n: round(float(v), 5) for n, v in zip(names, e.source, strict=True)},
                 "target_expression": {n: round(float(v), 5) for n, v in zip(names, e.target, strict=True)},
                 "crop": list(e.crop),
@@ -276,9 +299,11 @@ class EditWorker:
         out_dir, specs, ctx, options = self.job.out_dir, self.job.specs, self.job.ctx, self.job.options
         t0 = time.perf_counter()
         image = marked.image
-        result = edit_fitted(
-            image, fit_detections(ctx.fit_model, marked, ctx.fit_config), specs, ctx, options.face
-        )
+        if ctx.method == "2d-warp":
+            faces = landmark_faces(marked)
+        else:
+            faces = fit_detections(ctx.fit_model, marked, ctx.fit_config)
+        result = edit_fitted(image, faces, specs, ctx, options.face)
         for k, label in enumerate(result.labels):
             write_image(out_dir / f"{item.stem}_{label}.png", result.outputs[label])
             atomic_write_json(

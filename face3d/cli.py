@@ -389,7 +389,10 @@ def _add_edit_parser(sub, common, batch) -> None:
         help="clean what the 3D warp drew with the texture generator (auto: when assets/gan3d has weights)",
     )
     p.add_argument(
-        "--method", choices=("3d", "2d"), default="3d", help="3d (default) or the 2D-only DefGAN baseline"
+        "--method",
+        choices=("3d", "2d", "2d-warp"),
+        default="3d",
+        help="3d (default), or a 2D-only baseline: 2d (DefGAN), 2d-warp (landmark warp, no 3D model)",
     )
     p.add_argument("--resume", action="store_true", help="skip images whose outputs already exist")
     p.add_argument("--no-regressor", action="store_true", help="dlib landmarks only, at every pose")
@@ -402,7 +405,9 @@ def _add_compare_parser(sub, common, batch) -> None:
     )
     p.add_argument("--expressions", required=True, help="targets, e.g. happy,sad,surprise")
     p.add_argument(
-        "--methods", default="2d,3d,3d-gan", help="comma list of 2d, 3d, 3d-gan (default: all three)"
+        "--methods",
+        default="2d,3d,3d-gan",
+        help="comma list of 2d, 3d, 3d-gan, 2d-warp (default: 2d,3d,3d-gan)",
     )
     p.add_argument("--intensity", type=float, default=1.0, help="0: fitted expression, 1: the target")
     p.add_argument("--face", type=int, default=0, help="index of the face compared in each image")

@@ -20,10 +20,8 @@ features against the real inputs (or ``options.real_dir``), ``DIR/report.html``,
 ``DIR/summary.json`` and ``DIR/summary.md`` (the per-method, per-bin table in Markdown). Inputs
 are copied (as decoded RGB) to ``DIR/inputs/<stem>.png`` so the report is self-contained.
 
-Methods (:func:`method_outputs`): ``3d`` (the 3D re-render, :mod:`editing.api`), ``3d-gan`` (the
-re-render cleaned by the texture generator) and ``2d`` (the 2D-only DefGAN baseline). The learned
-methods load their shipped weights (``assets/gan3d``, ``assets/defgan``) before any work; missing or
-corrupt weights raise :class:`Face3DError` naming the file.
+Methods (:mod:`editing.compare.methods`): ``3d``, ``3d-gan``, ``2d`` and ``2d-warp``; their weights
+load before any work, and missing or corrupt ones raise :class:`Face3DError` naming the file.
 """
 
 from __future__ import annotations
@@ -40,6 +38,9 @@ from scipy.io import loadmat
 
 from editing.api import EditContext, edit_fitted
 from editing.compare.fer import FerClassifier, fer_crop
+from editing.compare.methods import METHODS as METHODS  # re-exported: callers import them from here
+from editing.compare.methods import check_methods, method_outputs
+from editing.compare.methods import parse_methods as parse_methods
 from editing.compare.metrics import (
     expression_metrics,
     identity_metrics,
@@ -54,8 +55,6 @@ from editing.compare.report import (
     write_metrics_csv,
     write_report,
 )
-from editing.gan.checkpoint import shipped_generators
-from editing.gan.refine import edit_face_2d, refine_image_edit
 from editing.result import ImageEdit
 from face3d.batch import (
     BatchItem,
@@ -79,10 +78,6 @@ from face3d.io import (
     read_image,
     write_image,
 )
-
-METHODS: tuple[str, ...] = ("3d", "2d", "3d-gan")
-GENERATOR_KINDS: dict[str, str] = {"2d": "2d", "3d-gan": "texture"}
-"""The generator bundle kind each learned method needs (shipped under ``assets/defgan``, ``assets/gan3d``)."""
 
 FER_TARGETS: dict[str, str] = {
     "happy": "happy",
@@ -130,57 +125,6 @@ class CompareOptions:
     max_real: int = 500
     seed: int = 0
     yaw_truth: dict[str, float] | None = None
-
-
-def parse_methods(text: str) -> list[str]:
-    """``"3d,2d"`` -> ``["3d", "2d"]`` (order kept, duplicates dropped).
-
-    Raises:
-        InputError: empty or unknown method names.
-    """
-    methods = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
-    unknown = [m for m in methods if m not in METHODS]
-    if not methods or unknown:
-        raise InputError(f"--methods: expected a comma list of {', '.join(METHODS)}, got {text!r}")
-    return methods
-
-
-def check_methods(methods: list[str]) -> dict[str, object]:
-    """Fail fast, before any model loads, when a method is unknown or lacks generator weights;
-    returns method -> its loaded :class:`editing.gan.checkpoint.GeneratorBundle` (learned methods).
-
-    Raises:
-        Face3DError: unknown method, or missing / corrupt generator weights (the message names the file).
-    """
-    bundles = {}
-    for m in methods:
-        if m not in METHODS:
-            raise InputError(f"unknown method {m!r}; expected one of {', '.join(METHODS)}")
-        if m != "3d":
-            bundles[m] = shipped_generators(GENERATOR_KINDS[m], required=True)
-    return bundles
-
-
-def method_outputs(method: str, bundle, image: np.ndarray, base: ImageEdit) -> dict[str, np.ndarray]:
-    """One method's outputs ``{label: (H, W, 3) uint8}`` from the plain 3D edit ``base``
-    (:class:`editing.result.ImageEdit`): ``3d`` is ``base`` itself, ``3d-gan`` cleans each re-render
-    with the texture generator, ``2d`` runs the DefGAN baseline on the photo with the same crop,
-    targets and paste-back region."""
-    if method == "3d":
-        return base.outputs
-    if method == "3d-gan":
-        return refine_image_edit(bundle, image, base).outputs
-    faces = [
-        (
-            f,
-            [
-                dataclasses.replace(e, image=edit_face_2d(bundle, image, f, e.target, e.region, e.alpha)[0])
-                for e in edits
-            ],
-        )
-        for f, edits in base.faces
-    ]
-    return ImageEdit.from_faces(image, faces, base.labels).outputs
 
 
 def aflw_yaws(inputs: list[str]) -> dict[str, float]:
@@ -396,7 +340,7 @@ def _compare_item(run: _Run, item: BatchItem, marked) -> ItemOutcome:
         feats.update(method_feats)
     for method in [m for m in methods if m not in done]:
         t1 = time.perf_counter()
-        outputs = method_outputs(method, run.bundles.get(method), inp.image, inp.base)
+        outputs = method_outputs(method, run.bundles.get(method), inp.image, inp.base, run.specs)
         if method != "3d":  # the plain 3D edit is timed in fit_edit3d
             timings[f"edit_{method}"] = [(time.perf_counter() - t1) * 1e3]
         all_outputs[method] = outputs
