@@ -23,6 +23,7 @@ weights, :func:`editing.gan.checkpoint.save_generators`), ``losses.csv``/``losse
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -161,8 +162,6 @@ def mirror_permutation(names: tuple[str, ...]) -> np.ndarray:
 
 def holdout_mask(names: tuple[str, ...], frac: float) -> np.ndarray:
     """(N,) bool: the held-out samples, chosen by a hash of the name (stable as the cache grows)."""
-    import hashlib
-
     h = [int(hashlib.sha1(n.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF for n in names]
     return np.array(h) < frac
 
@@ -357,6 +356,9 @@ def train_texture(
         raise InputError(f"the cache has {len(cache)} samples: too few to hold some out and fill a batch")
     models = TextureModels(config, device, perceptual)
     state = _start(run_dir, config, models, resume, device)
+    held_key = hashlib.sha1("\n".join(sorted(cache.names[i] for i in held_idx)).encode()).hexdigest()
+    if state.get("heldout") != held_key:  # a grown cache holds out more: earlier bests are not comparable
+        state.update(heldout=held_key, best=None, bad_evals=0)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", dataclasses.asdict(config))
     data, perm = _prepare(cache), mirror_permutation(cache.expression_names)
