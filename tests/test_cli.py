@@ -188,6 +188,21 @@ def test_fit_residual_is_saved_and_applied(tmp_path, ict_model):
     mesh = trimesh.load(out / "a_0.obj", process=False, force="mesh")
     faces = ict_model.faces.numpy()
     np.testing.assert_allclose(mesh.vertices[mesh.faces], (linear + residual)[faces], atol=2e-3)
+    # issue #33: the JSON's landmarks are the final mesh's; the linear fit's are kept beside them
+    from face3d.camera import project
+
+    R, t = torch.tensor(rec["rotation"])[None], torch.tensor(rec["translation"])[None]
+    cam = rec["camera"]
+    K = torch.tensor([[cam["fx"], cam["fy"], cam["cx"], cam["cy"]]])
+    ids = ict_model.landmark_ids.numpy()
+
+    def px(v):
+        pts = torch.as_tensor(v[ids], dtype=torch.float32)[None]
+        return project(pts @ R.transpose(1, 2) + t[:, None], K)[0]
+
+    moved = np.array(rec["landmarks_fitted"]) - np.array(rec["landmarks_linear"])
+    assert np.abs(moved).max() > 0.01
+    np.testing.assert_allclose(moved, (px(linear + residual) - px(linear)).numpy(), atol=0.02)
 
 
 def _capture_fit_folder(tmp_path, monkeypatch, flags) -> dict:

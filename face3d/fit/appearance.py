@@ -4,13 +4,16 @@ spherical-harmonics shading of the vertex normals, fitted to photo pixels by Lev
 Pixel ``p`` of a render is ``sum_b bary_pb * albedo(v_pb) * (Y(n_v_pb) . lighting)`` over the
 corners ``v_pb`` of its triangle (Gouraud), with ``albedo = S @ grid`` (``S``: bilinear lookup of
 the grid at each vertex's UV corners, averaged) and ``Y`` the 9 SH basis functions. The problem is
-bilinear in (grid, lighting); :func:`solve_appearance` solves it jointly.
+bilinear in (grid, lighting); :func:`solve_appearance` solves it jointly, :class:`Appearance`
+keeps it across the residual fit's re-solves.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from face3d.fit.residual_mesh import MeshOperators, cached
 
 
 def sh_shading(n: torch.Tensor, lighting: torch.Tensor) -> torch.Tensor:
@@ -140,3 +143,43 @@ def solve_appearance(
                 break
             mu *= 8
     return grid, lighting
+
+
+class Appearance:
+    """Albedo (an RGB grid over the UV atlas) and grey SH lighting of the residual fit, re-solved by
+    least squares as the geometry moves, or a ``known`` (albedo (V, 3), lighting (9,)) kept fixed.
+    ``config``: a :class:`face3d.fit.residual.ResidualConfig` (albedo grid, its smoothness prior
+    and the annealing of that prior over the steps)."""
+
+    def __init__(self, model, ops: MeshOperators, config, known=None):
+        self.config, self.known, self.V = config, known, model.n_vertices
+        self.S = cached(
+            model,
+            ("albedo", config.albedo_size, config.symmetric_albedo),
+            lambda: albedo_operator(
+                ops.point_uvs,
+                ops.point_vertex,
+                ops.point_count,
+                config.albedo_size,
+                ops.mirror if config.symmetric_albedo else None,
+            ),
+        )
+        self.smooth = cached(
+            model, ("smooth", config.albedo_size), lambda: grid_smoothness(config.albedo_size)
+        )
+        self.grid = self.lighting = self.albedo = None  # first solve: from the photo's mean colour
+
+    def solve(self, y, tri, bary, wpix, nv, iterations: int, step: int) -> None:
+        """Re-solve at this geometry (warm-started), the albedo prior annealed as of ``step``:
+        (M, 3) photo colours, (M, 3) triangle corners and barycentrics, (M,) weights of the M
+        covered pixels and (V, 3) vertex normals."""
+        config = self.config
+        if self.known is not None:
+            self.lighting = self.known[1].detach().double().cpu().numpy()
+            self.albedo = self.known[0].detach().float().cpu().reshape(self.V, 3)
+            return
+        a = min(1.0, step / max(config.anneal * config.steps, 1e-9))  # 0 -> 1 over the annealing
+        sm = config.albedo_smoothness_start ** (1 - a) * config.albedo_smoothness**a
+        args = (self.S, self.smooth, self.grid, self.lighting, iterations, sm)
+        self.grid, self.lighting = solve_appearance(y, wpix, tri, bary, nv, *args)
+        self.albedo = torch.from_numpy(self.S @ self.grid).to(torch.float32)

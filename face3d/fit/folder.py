@@ -29,7 +29,7 @@ from face3d.fit.config import FitConfig
 from face3d.fit.outputs import face_record, overlay_image, texture_layout, write_face
 from face3d.fit.photometric import PhotometricConfig, refine_face
 from face3d.fit.pipeline import LandmarkConfig, default_regressor, detect_and_landmark, fit_detections
-from face3d.fit.residual import ResidualConfig, fit_residual
+from face3d.fit.residual import ResidualConfig, residual_face
 from face3d.fit.residual_io import save_residual
 from face3d.io import atomic_write_json, atomic_write_text, read_image, write_image
 
@@ -89,15 +89,13 @@ def load_boxes(path: str | os.PathLike) -> dict[str, list[float]]:
     return data
 
 
-def _with_residual(model, image, face, parametrisation: str, out_dir: Path, stem: str):
-    """Fit the residual of one face, save its maps, return the face with the residual applied."""
-    from dataclasses import replace
-
+def _with_residual(model, image, face, parametrisation: str, out_dir: Path, stem: str, fit_config: FitConfig):
+    """Fit the residual of one face, save its maps, return the face with the residual applied
+    (its mesh, landmarks and overlay are then the final mesh's)."""
     config = ResidualConfig(parametrisation=parametrisation)
-    res = fit_residual(model, image, face.fit, config, landmark_offset=face.landmark_offset)
-    fit = face.fit.with_residual(res.residual.to(face.fit.rotation.device))
-    save_residual(out_dir, f"{stem}_{face.face_index}", model, fit, res, mesh=False)
-    return replace(face, fit=fit, timings_ms={**face.timings_ms, "residual": res.ms})
+    face, res = residual_face(model, image, face, config, fit_config)
+    save_residual(out_dir, f"{stem}_{face.face_index}", model, res, mesh=False)
+    return face
 
 
 def _done_marker(out_dir: Path, stem: str) -> Path:
@@ -154,7 +152,8 @@ class FitWorker:
             faces = [refine_face(model, marked.image, f, PhotometricConfig(), job.config) for f in faces]
         if options.residual:
             faces = [
-                _with_residual(model, marked.image, f, options.residual, out_dir, item.stem) for f in faces
+                _with_residual(model, marked.image, f, options.residual, out_dir, item.stem, job.config)
+                for f in faces
             ]
         for face in faces:
             if options.write_overlay:

@@ -24,7 +24,9 @@ def texture_layout(
 
 
 def face_record(face: FaceFit, model, image_name: str) -> dict:
-    """The JSON record of one face (keys documented in the README)."""
+    """The JSON record of one face (keys documented in the README). ``landmarks_fitted`` are the
+    final mesh's (with a residual, the residual's); ``landmarks_linear``, only with a residual, the
+    linear fit's."""
     fit = face.fit.to("cpu")
     ypr = fit.yaw_pitch_roll[0].tolist()
     fx, fy, cx, cy = fit.intrinsics[0].tolist()
@@ -37,6 +39,11 @@ def face_record(face: FaceFit, model, image_name: str) -> dict:
         "landmark_source": face.landmark_source,
         "landmarks_detected": np.round(face.landmarks_detected, 3).tolist(),
         "landmarks_fitted": np.round(fit.landmarks_fitted[0].numpy(), 3).tolist(),
+        **(
+            {}
+            if fit.landmarks_linear is None
+            else {"landmarks_linear": np.round(fit.landmarks_linear[0].numpy(), 3).tolist()}
+        ),
         "yaw": round(ypr[0], 3),
         "pitch": round(ypr[1], 3),
         "roll": round(ypr[2], 3),

@@ -14,6 +14,7 @@ from face3d.fit.config import FitConfig
 from face3d.fit.landmark_fit import fit_landmarks
 from face3d.fit.photometric import refine_face
 from face3d.fit.regressed import to_fit_result
+from face3d.fit.residual import residual_face
 from face3d.fit.result import FitResult
 from face3d.ict import INNER_LIPS
 from face3d.regress.infer import default_tta, landmark_box_from_detector_box
@@ -358,6 +359,7 @@ def fit_image(
     regressor="auto",
     landmarks: LandmarkConfig = LandmarkConfig(),
     photometric=None,
+    residual=None,
 ) -> list[FaceFit]:
     """Detect and fit every face of an image (largest first).
 
@@ -373,6 +375,10 @@ def fit_image(
         landmarks: :class:`LandmarkConfig` (landmark source per face, ``fast``).
         photometric: a :class:`face3d.fit.photometric.PhotometricConfig` to refine every fit on
             the photo (timed under ``"photometric"``), None for the landmark fit only.
+        residual: a :class:`face3d.fit.residual.ResidualConfig` to add a residual displacement to
+            every fit (after any photometric refinement; timed under ``"residual"``): each
+            ``FaceFit.fit`` is then the final mesh, its ``landmarks_fitted`` the mesh's and
+            ``landmarks_linear`` the linear fit's. None: the linear model only.
     Returns:
         One :class:`FaceFit` per face; empty when no face is found.
     """
@@ -386,4 +392,6 @@ def fit_image(
     if photometric is not None:
 
         faces = [refine_face(model, image, f, photometric, config) for f in faces]
+    if residual is not None:
+        faces = [residual_face(model, image, f, residual, config)[0] for f in faces]
     return faces

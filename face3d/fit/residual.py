@@ -2,62 +2,71 @@
 
 A linear 3DMM underfits; free per-vertex offsets overfit noise. Here the residual is the output
 of a small convolutional generator ``D = f_theta(s)`` (the Deep Image Prior / Latent
-Convolutional Models idea): ``s`` is a fixed noise tensor, ``D`` a displacement map (cm,
-``tanh * output_scale``) in the model's UV atlas (:func:`face3d.render.atlas_corner_uvs`): by default
-1 channel, a displacement along the linear fit's vertex normals (``displacement="normal"``: the
-photometric term hardly sees tangential motion, so 3 free channels mostly add drift), or 3 channels
-of model-space offsets (``"vector"``). Each vertex takes the mean of the map sampled at all its
-UV corners (:meth:`MeshOperators.average`), so vertices on UV seams get one offset. ``theta`` is
-optimised per image (Adam, on the CPU); pose, identity and expression stay as the landmark fit
-left them.
+Convolutional Models idea): ``s`` is a fixed noise tensor, ``D`` a displacement map (cm) in the
+model's UV atlas (:func:`face3d.render.atlas_corner_uvs`): by default 1 channel, a displacement
+along the linear fit's vertex normals (``displacement="normal"``), or 3 channels of model-space
+offsets (``"vector"``). Each vertex takes the mean of the map sampled at all its UV corners
+(:meth:`MeshOperators.average`). ``theta`` is optimised per image (Adam, on the CPU); pose,
+identity and expression stay as the landmark fit left them. The result's ``fit`` is the final
+face: its mesh carries the residual and its ``landmarks_fitted`` are that mesh's.
 
-**Why the photometric term constrains geometry.** Re-rendering the photo's own texture (sampled
-at the current or the initial geometry) reproduces the photo whatever the geometry, so it says
-little about shape. Instead the image is explained as *albedo x shading*:
+**Detail, not distortion** (issue #33). The residual must add what the linear model lacks without
+bending the face the landmarks fixed:
+
+* the displacement is split (:mod:`face3d.fit.residual_param`) into a smooth part (a low-pass of
+  about ``smooth_cm``, at most ``smooth_scale``) and detail without local mean (at most
+  ``detail_scale``): both bounded in mm, not 1 cm;
+* all 68 landmarks of the mesh with the residual are held to the landmark fit's targets, with
+  the landmark fit's weights (its jaw weight; :func:`residual_face`), in % of the face as the
+  landmark fitter measures them: the smooth part is what can move them, and it is held there (and
+  by a small magnitude prior); ``anchor`` would also hold the landmark vertices in depth;
+* the appearance gets its capacity first: albedo and lighting are solved at the linear geometry
+  before the residual moves and re-solved as it moves, with the albedo's final smoothness prior
+  from the start, so the residual only gets the shading the appearance cannot explain.
+
+**Why the photometric term constrains geometry.** Re-rendering the photo's own texture reproduces
+the photo whatever the geometry. Instead the image is explained as *albedo x shading*:
 
 * shading: Lambertian, grey second-order spherical harmonics (9 coefficients, optimised) of the
-  camera-space vertex normals, so it depends on the geometry's derivatives: a bump brightens the
-  side facing the light and darkens the other (shape from shading);
+  camera-space vertex normals, so it depends on the geometry's derivatives (shape from shading);
 * albedo: RGB on a coarse UV grid (``albedo_size``; cells of about 2.5 cm on the face), started
-  from the photo's mean colour at the landmark fit; albedo and lighting are solved jointly by
-  Levenberg-Marquardt (:mod:`face3d.fit.appearance`) and re-solved every ``appearance_every``
-  steps, so the residual only gets the shading the appearance cannot explain. Both the linear
-  geometry with an albedo that absorbed the shading and the true geometry are near-stationary
-  points, so the albedo's smoothness prior is annealed (``albedo_smoothness_start`` ->
-  ``albedo_smoothness``, geometrically over the first ``anneal`` of the steps): an almost constant
-  albedo first leaves the shading to the geometry, then the albedo takes back its own variation;
+  from the photo's mean colour; albedo and lighting are solved jointly by Levenberg-Marquardt
+  (:mod:`face3d.fit.appearance`) every ``appearance_every`` steps (``albedo_smoothness_start``
+  above ``albedo_smoothness`` anneals the prior over ``anneal`` of the steps, leaving the shading
+  to the geometry first: the behaviour before issue #33, which bends the face);
 * where albedo changes sharply (brows, eyes, nostrils, lips: within ``feature_radius_cm`` of
-  those landmarks), at grazing angles, at depth discontinuities (pixels mixing surfaces) and
-  outside the ``narrow_face`` region (hair, ears, neck) the photometric term is switched off.
+  those landmarks), at grazing angles, at depth discontinuities and the outline (pixels mixing
+  surfaces) and outside the ``narrow_face`` region the photometric term is switched off.
 
-Moving a vertex also moves where its colour lands (barycentric gradients). The residual is further
-held by the 51 inner landmarks (the landmark fit's targets) and by magnitude and uniform-Laplacian
-penalties. Measured on a synthetic 0.3 cm cheek bump (smooth non-constant albedo, side light,
-200 steps; relative error ||D - D_true|| / ||D_true|| over the face, tests/fit/test_residual.py):
-with the appearance known (``appearance=``) conv 0.26, free offsets 1.15; with albedo and lighting
-estimated conv 0.63 (gain 0.76 along the bump), free 1.12, none 1.0: the albedo still absorbs part
-of the shading.
+Measured on synthetic faces (tests/fit/test_residual.py, 200 steps, relative error
+||D - D_true|| / ||D_true|| over the face): a 0.3 cm cheek bump with the appearance known, conv
+0.34 (0.27 without the smooth part's magnitude prior), free offsets about 1.1; with albedo and
+lighting estimated the albedo takes that bump's shading (it moves no landmark) and the residual
+stays near zero; a nose 3 mm longer (mostly outside the identity modes' span, landmarks detected
+on it, appearance estimated) conv 0.49, its nose landmarks moving as the change moves them
+(within 12 %). On photos: docs/benchmarks.md ("Residual ablation").
 
-``parametrisation="free"`` optimises per-vertex offsets directly (same losses, same steps) and
-``"none"`` only the appearance (albedo and lighting) with the linear geometry: the ablation.
+``parametrisation="free"`` optimises per-vertex values instead (same losses, split and bounds)
+and ``"none"`` only the appearance with the linear geometry: the ablation.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from face3d.camera import project, to_camera
-from face3d.fit.appearance import albedo_operator, grid_smoothness, sh_shading, solve_appearance
-from face3d.fit.residual_mesh import (  # noqa: F401 (FEATURE_LANDMARKS re-exported)
+from face3d.fit.appearance import Appearance, sh_shading
+from face3d.fit.config import FitConfig
+from face3d.fit.landmark_fit import landmark_weights
+from face3d.fit.residual_mesh import (  # noqa: F401 (re-exported)
     FEATURE_LANDMARKS,
     MeshOperators,
-    cached,
+    away_from_edges,
     interpolate_at_pixels,
     normals,
     sample_at_vertices,
@@ -65,14 +74,13 @@ from face3d.fit.residual_mesh import (  # noqa: F401 (FEATURE_LANDMARKS re-expor
     working_crop,
 )
 from face3d.fit.residual_mesh import mesh_operators as _mesh_operators
+from face3d.fit.residual_param import Displacement, ResidualGenerator  # noqa: F401 (re-exported)
 from face3d.fit.result import FitResult
 from face3d.render import RenderConfig, rasterize
 
 PARAMETRISATIONS = ("conv", "free", "none")
 DISPLACEMENTS = ("normal", "vector")
-INNER = tuple(range(17, 68))
-
-
+LANDMARK_SETS = {"all": tuple(range(68)), "inner": tuple(range(17, 68))}
 @dataclass(frozen=True)
 class ResidualConfig:
     """Settings of :func:`fit_residual`.
@@ -94,10 +102,23 @@ class ResidualConfig:
         anneal: fraction of the steps over which the weight goes geometrically from
             ``albedo_smoothness_start`` to ``albedo_smoothness`` (``"none"`` uses the final one).
         photometric: weight of the masked mean squared RGB error between render and photo.
-        landmark: weight of the mean squared distance of the 51 inner landmark vertices'
-            projections to the fit's targets, in units of the working crop's size.
+        landmark: weight of the landmark term: the weighted mean over ``landmarks`` of the squared
+            distance of each landmark of the mesh with the residual to its target, in % of the
+            targets' box size sqrt(w * h) (the landmark fitter's unit); the weights are the landmark
+            fit's (its jaw weight: :func:`residual_face` passes them).
+        landmarks: ``"all"`` 68 landmarks (jaw included) or ``"inner"`` 51 in the landmark term.
+        anchor: weight of the weighted mean squared residual (cm^2) at those landmarks' vertices
+            (the landmark term sees only the image, not depth). Off by default: it keeps the 3D
+            landmark error of the linear fit, but also stops a real shape change the landmarks
+            show (a longer nose) and takes most of the photometric gain (docs/history.md).
+        smooth_magnitude: weight of the mean squared smooth part of the residual (cm^2) over the
+            vertices: it is held close to zero (split only).
         magnitude: weight of the mean squared residual length (cm^2) over the vertices.
         laplacian: weight of the mean squared uniform-Laplacian of the residual (cm^2): smoothness.
+        smooth_cm: scale of the low-pass filter splitting the displacement into a smooth part and
+            detail (:mod:`face3d.fit.residual_param`), template cm; 0: no split.
+        smooth_scale: bound of the smooth part, cm (split).
+        detail_scale: bound of the detail, cm (split).
         resolution: longer side of the working crop around the face, pixels (the photo is resized).
         margin: crop margin around the projected face, fraction of its size.
         map_size: (Hd, Wd) of the displacement map (``"conv"``).
@@ -105,7 +126,7 @@ class ResidualConfig:
         latent_channels: channels of the fixed noise input.
         channels: conv channels per resolution, coarse to fine (one upsampling between each);
             ``len(channels) - 1`` doublings lead from ``latent_size`` to ``map_size``.
-        output_scale: the map is ``tanh(.) * output_scale`` cm.
+        output_scale: without the split, the map is ``tanh(.) * output_scale`` cm.
         albedo_size: (h, w) of the coarse RGB albedo grid over the UV atlas.
         symmetric_albedo: tie the albedo of each vertex to its mirror vertex's (skin albedo is
             nearly left-right symmetric, the shading of a side light or a one-sided bump is not).
@@ -132,12 +153,18 @@ class ResidualConfig:
     appearance_init_iterations: int = 8
     appearance_iterations: int = 2
     albedo_smoothness: float = 1e-3
-    albedo_smoothness_start: float = 1e3
+    albedo_smoothness_start: float = 1e-3
     anneal: float = 0.5
     photometric: float = 1.0
-    landmark: float = 1.0
+    landmark: float = 1e-3
+    landmarks: str = "all"
+    anchor: float = 0.0
+    smooth_magnitude: float = 0.01
     magnitude: float = 1e-3
     laplacian: float = 0.3
+    smooth_cm: float = 1.5
+    smooth_scale: float = 0.5
+    detail_scale: float = 0.5
     resolution: int = 128
     margin: float = 0.08
     map_size: tuple[int, int] = (64, 128)
@@ -160,6 +187,10 @@ class ResidualConfig:
             raise ValueError(
                 f"parametrisation must be one of {PARAMETRISATIONS}, got {self.parametrisation!r}"
             )
+        if self.landmarks not in LANDMARK_SETS:
+            raise ValueError(f"landmarks must be one of {tuple(LANDMARK_SETS)}, got {self.landmarks!r}")
+        if self.smooth_cm < 0:
+            raise ValueError(f"smooth_cm must be >= 0, got {self.smooth_cm}")
         if self.displacement not in DISPLACEMENTS:
             raise ValueError(f"displacement must be one of {DISPLACEMENTS}, got {self.displacement!r}")
         k = 2 ** (len(self.channels) - 1)
@@ -172,64 +203,27 @@ class ResidualResult:
     """What :func:`fit_residual` returns (one face).
 
     Attributes:
-        residual: (1, V, 3) model-space offsets, cm (zeros for ``"none"``); apply with
-            ``fit.with_residual(result.residual)``.
-        displacement: (C, Hd, Wd) the generator's UV displacement map, cm, C = 1 (along the
-            normals) or 3 (model space) per ``config.displacement`` (None unless ``"conv"``).
+        fit: the input fit with the residual applied (:meth:`FitResult.apply_residual`): its mesh,
+            ``landmarks_fitted`` (the mesh's) and ``landmarks_linear`` (the linear fit's).
+        residual: (1, V, 3) model-space offsets, cm (zeros for ``"none"``).
+        smooth: (1, V, 3) the residual's smooth part, cm (None without the split).
+        displacement: (C, Hd, Wd) the generator's UV displacement map, cm (smooth part plus
+            detail), C = 1 (along the normals) or 3 (model space) per ``config.displacement``
+            (None unless ``"conv"``).
         albedo: (1, V, 3) per-vertex RGB albedo in [0, 1] of the appearance model.
         lighting: (9,) grey spherical-harmonics coefficients (see :func:`sh_shading`).
-        losses: per step of ``total``, ``photometric``, ``landmark``,
-            ``magnitude`` and ``laplacian``.
+        losses: per step of each of :data:`LOSS_NAMES`.
         ms: wall time of the fit, milliseconds.
     """
 
+    fit: FitResult
     residual: torch.Tensor
+    smooth: torch.Tensor | None
     displacement: torch.Tensor | None
     albedo: torch.Tensor
     lighting: torch.Tensor
     losses: dict[str, list[float]]
     ms: float
-
-
-class ResidualGenerator(nn.Module):
-    """``f_theta(s)``: fixed noise (1, C0, h, w) -> (1, out_channels, h * 2^k, w * 2^k) map in cm.
-
-    conv3x3 + LeakyReLU at the latent size, then ``k`` blocks of bilinear x2 upsampling,
-    conv3x3 + LeakyReLU; a final conv3x3 (zero-initialised, so the map starts at 0) and
-    ``tanh * output_scale``.
-    """
-
-    def __init__(
-        self,
-        latent_size: tuple[int, int] = (16, 32),
-        latent_channels: int = 16,
-        channels: tuple[int, ...] = (32, 16, 8),
-        output_scale: float = 1.0,
-        seed: int = 0,
-        out_channels: int = 3,
-    ):
-        super().__init__()
-        with torch.random.fork_rng():  # deterministic, and the global generator is left alone
-            torch.manual_seed(seed)
-            self.register_buffer("noise", torch.rand(1, latent_channels, *latent_size) * 0.1)
-            layers: list[nn.Module] = [
-                nn.Conv2d(latent_channels, channels[0], 3, padding=1),
-                nn.LeakyReLU(0.2),
-            ]
-            for cin, cout in zip(channels[:-1], channels[1:], strict=True):
-                layers += [
-                    nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                    nn.Conv2d(cin, cout, 3, padding=1),
-                    nn.LeakyReLU(0.2),
-                ]
-            self.body = nn.Sequential(*layers)
-            self.head = nn.Conv2d(channels[-1], out_channels, 3, padding=1)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
-        self.output_scale = float(output_scale)
-
-    def forward(self) -> torch.Tensor:
-        return torch.tanh(self.head(self.body(self.noise))) * self.output_scale
 
 
 def mesh_operators(model, config: ResidualConfig = ResidualConfig()) -> MeshOperators:
@@ -238,15 +232,17 @@ def mesh_operators(model, config: ResidualConfig = ResidualConfig()) -> MeshOper
 
 
 # ---------------------------------------------------------------------------------------- the fit
-LOSS_NAMES = ("total", "photometric", "landmark", "magnitude", "laplacian")
+LOSS_NAMES = ("total", "photometric", "landmark", "anchor", "smooth_magnitude", "magnitude", "laplacian")
 
 
 class _Scene:
     """The working crop of one face: the photo resized around the face, the camera in crop pixels,
-    the linear fit's geometry, the inner landmarks' targets and the photometric weights (region
-    minus features, facing the camera at the linear fit, away from depth jumps and the outline)."""
+    the linear fit's geometry, the landmarks' targets and weights and the photometric weights
+    (region minus features, facing the camera at the linear fit, away from depth jumps and the
+    outline)."""
 
-    def __init__(self, model, image: np.ndarray, fit: FitResult, config: ResidualConfig, landmark_offset):
+    def __init__(self, model, image: np.ndarray, fit: FitResult, config: ResidualConfig, landmark_offset,
+                 weights):  # fmt: skip
         import cv2
 
         self.ops = ops = mesh_operators(model, config)
@@ -266,20 +262,36 @@ class _Scene:
         fx, fy, cx, cy = fit.intrinsics[0].to(f32).cpu().tolist()
         cx, cy = to_crop(torch.tensor([cx, cy]), box, scale).tolist()
         self.K = torch.tensor([[fx * scale[0], fy * scale[1], cx, cy]])
-        self.targets = to_crop(fit.landmarks_target[0, list(INNER)].to(f32).cpu(), box, scale)
-        self.lm_ids = model.landmark_ids.cpu()[list(INNER)]
-        self.lm_offset = torch.zeros(len(INNER), 3)
-        if landmark_offset is not None:
-            self.lm_offset = torch.as_tensor(landmark_offset, dtype=f32).reshape(68, 3)[list(INNER)]
+        self.crop_map = (box, scale)
+        self._landmarks(model, fit, config, landmark_offset, weights)
         self.n0 = normals(self.v0, ops)[0]
         facing = -(self.n0 * F.normalize(self.v0[0], dim=-1)).sum(-1) > config.min_facing
         self.wv = ops.photo_weight * facing.float()
         self.keep = torch.ones(h, w)
         with torch.no_grad():  # drop pixels at depth discontinuities and the outline (mixed in the photo)
             *_, cov, z = self.raster(self.v0)
-            z = torch.where(cov, z, torch.full_like(z, 1e6))[None]
-            jump = (F.max_pool2d(z, 3, 1, 1) + F.max_pool2d(-z, 3, 1, 1))[0]
-            self.keep.copy_((jump < config.depth_jump_cm).float())
+            self.keep.copy_(away_from_edges(z, cov, config.depth_jump_cm).float())
+
+    def _landmarks(self, model, fit: FitResult, config: ResidualConfig, landmark_offset, weights) -> None:
+        """The landmark term's targets (crop pixels), vertices, offsets, weights and unit."""
+        f32 = torch.float32
+        tg = fit.landmarks_target[0].to(f32).cpu()
+        self.lm_scale = float((tg.amax(0) - tg.amin(0)).prod().clamp(min=1.0).sqrt()) / 100.0  # 1 % of face
+        self.targets = to_crop(tg, *self.crop_map)
+        self.lm_ids = model.landmark_ids.cpu()
+        self.lm_offset = torch.zeros(68, 3)
+        if landmark_offset is not None:
+            self.lm_offset = torch.as_tensor(landmark_offset, dtype=f32).reshape(68, 3)
+        w = torch.ones(68) if weights is None else torch.as_tensor(weights, dtype=f32).reshape(68).clone()
+        w[[i for i in range(68) if i not in LANDMARK_SETS[config.landmarks]]] = 0.0
+        self.lm_weight = w / w.sum().clamp(min=1e-9)
+
+    def landmark_error(self, verts: torch.Tensor) -> torch.Tensor:
+        """The landmark term of (1, V, 3) model-space vertices (weighted mean squared % of the face)."""
+        cam = to_camera(verts[:, self.lm_ids] + self.lm_offset, self.R, self.t)
+        px = project(cam, self.K)[0]
+        e2 = ((px - self.targets) ** 2).sum(-1) / (self.lm_scale * self.crop_map[1][0]) ** 2
+        return (self.lm_weight * e2).sum()
 
     def raster(self, vc: torch.Tensor):
         """Rasterise (1, V, 3) camera-space vertices in the crop: the covered pixels' photo colours,
@@ -294,89 +306,19 @@ class _Scene:
         return self.photo[cov], tri, bary, wpix, cov, frags.zbuf[0, ..., 0].detach()
 
 
-class _Appearance:
-    """Albedo (an RGB grid over the UV atlas) and grey SH lighting, re-solved by least squares as
-    the geometry moves, or a ``known`` (albedo, lighting) kept fixed."""
-
-    def __init__(self, model, ops: MeshOperators, config: ResidualConfig, known=None):
-        self.config, self.known, self.V = config, known, model.n_vertices
-        self.S = cached(
-            model,
-            ("albedo", config.albedo_size, config.symmetric_albedo),
-            lambda: albedo_operator(
-                ops.point_uvs,
-                ops.point_vertex,
-                ops.point_count,
-                config.albedo_size,
-                ops.mirror if config.symmetric_albedo else None,
-            ),
-        )
-        self.smooth = cached(
-            model, ("smooth", config.albedo_size), lambda: grid_smoothness(config.albedo_size)
-        )
-        self.grid = self.lighting = self.albedo = None  # first solve: from the photo's mean colour
-
-    def solve(self, y, tri, bary, wpix, nv, iterations: int, step: int) -> None:
-        """Re-solve at this geometry (warm-started), the albedo prior annealed as of ``step``."""
-        config = self.config
-        if self.known is not None:
-            self.lighting = self.known[1].detach().double().cpu().numpy()
-            self.albedo = self.known[0].detach().float().cpu().reshape(self.V, 3)
-            return
-        a = min(1.0, step / max(config.anneal * config.steps, 1e-9))  # 0 -> 1 over the annealing
-        sm = config.albedo_smoothness_start ** (1 - a) * config.albedo_smoothness**a
-        args = (self.S, self.smooth, self.grid, self.lighting, iterations, sm)
-        self.grid, self.lighting = solve_appearance(y, wpix, tri, bary, nv, *args)
-        self.albedo = torch.from_numpy(self.S @ self.grid).to(torch.float32)
-
-
-class _Residual:
-    """The unknown residual: the generator's weights (``"conv"``), free per-vertex values
-    (``"free"``) or none; 1 channel along the linear fit's normals or 3 in model space."""
-
-    def __init__(self, scene: _Scene, config: ResidualConfig):
-        self.ops = scene.ops
-        self.along = normals(scene.base, scene.ops) if config.displacement == "normal" else None  # (1, V, 3)
-        nc = 1 if self.along is not None else 3
-        V = scene.base.shape[1]
-        self.gen, self.free = None, torch.zeros(1, V, nc, requires_grad=config.parametrisation == "free")
-        if config.parametrisation == "conv":
-            c = config
-            self.gen = ResidualGenerator(
-                c.latent_size, c.latent_channels, c.channels, c.output_scale, c.seed, nc
-            )
-        gen, free = self.gen, self.free
-        self.params = list(gen.parameters()) if gen is not None else [free] if free.requires_grad else []
-        self.lr0 = config.lr if gen is not None else config.free_lr
-
-    def offsets(self, x: torch.Tensor) -> torch.Tensor:
-        """(1, V, C) -> (1, V, 3) model-space offsets."""
-        return x if self.along is None else x * self.along
-
-    def __call__(self) -> torch.Tensor:
-        """The current (1, V, 3) offsets, differentiable in the parameters."""
-        return self.offsets(sample_at_vertices(self.gen(), self.ops) if self.gen is not None else self.free)
-
-    def final(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The final offsets (detached) and the generator's displacement map (None unless ``"conv"``)."""
-        disp = self.gen() if self.gen is not None else None
-        res = self.offsets(
-            sample_at_vertices(disp, self.ops) if self.gen is not None else self.free.detach().clone()
-        )
-        return res, disp
-
-
 def _objective(
     scene: _Scene,
-    app: _Appearance,
-    res: torch.Tensor,
+    app: Appearance,
+    parts: tuple[torch.Tensor, torch.Tensor | None],
     resolve: bool,
     step: int,
     losses: dict[str, list[float]],
 ) -> torch.Tensor:
-    """The weighted loss of the (1, V, 3) residual ``res`` (appending each term to ``losses``):
-    photometric (albedo x shading vs the photo, re-solving the appearance first when ``resolve``),
-    inner landmarks, magnitude and Laplacian."""
+    """The weighted loss of the residual ``parts`` ((1, V, 3) offsets and their smooth part or
+    None), each term appended to ``losses``: photometric (albedo x shading vs the photo,
+    re-solving the appearance first when ``resolve``), landmarks, the residual at the landmarks,
+    smooth part's magnitude, magnitude and Laplacian."""
+    res, smooth = parts
     config, base, R, t = scene.config, scene.base, scene.R, scene.t
     vc = to_camera(base + res, R, t)
     y, tri, bary, wpix, *_ = scene.raster(vc)
@@ -386,15 +328,16 @@ def _objective(
     bary = bary if config.raster_gradients else bary.detach()
     color = app.albedo * sh_shading(nv, torch.from_numpy(app.lighting).to(torch.float32))[:, None]
     err = ((interpolate_at_pixels(color, tri, bary) - y) ** 2).sum(-1)
-    h, w = scene.size
-    landmarks = project(to_camera((base + res)[:, scene.lm_ids] + scene.lm_offset, R, t), scene.K)[0]
     terms = (
         (err * wpix).sum() / wpix.sum().clamp(min=1.0),
-        ((landmarks - scene.targets) ** 2).sum(-1).mean() / float(max(h, w)) ** 2,
+        scene.landmark_error(base + res),
+        (scene.lm_weight * (res[0, scene.lm_ids] ** 2).sum(-1)).sum(),
+        (smooth**2).sum(-1).mean() if smooth is not None else res.new_zeros(()),
         (res**2).sum(-1).mean(),
         (scene.ops.laplacian(res[0]) ** 2).sum(-1).mean(),
     )
-    weights = (config.photometric, config.landmark, config.magnitude, config.laplacian)
+    c = config
+    weights = (c.photometric, c.landmark, c.anchor, c.smooth_magnitude, c.magnitude, c.laplacian)
     total = sum(wt * term for wt, term in zip(weights, terms, strict=True))
     for k, v in zip(LOSS_NAMES, (total, *terms), strict=True):
         losses[k].append(float(v.detach()))
@@ -408,6 +351,7 @@ def fit_residual(
     config: ResidualConfig = ResidualConfig(),
     appearance: tuple[torch.Tensor, torch.Tensor] | None = None,
     landmark_offset=None,
+    landmark_weights=None,
 ) -> ResidualResult:
     """Fit a residual geometry (with an albedo x SH-shading appearance) to one face of a photo.
 
@@ -420,37 +364,42 @@ def fit_residual(
             of being estimated (e.g. from an earlier frame; synthetic tests).
         landmark_offset: (68, 3) cm, the landmark convention of ``fit.landmarks_target`` (the
             regressor's); None: ICT's landmark vertices.
+        landmark_weights: (68,) weights of the landmarks in the landmark term (the landmark
+            fit's, :func:`residual_face`); None: all 1.
     Returns:
-        :class:`ResidualResult`; ``fit.with_residual(result.residual)`` is the refined face.
+        :class:`ResidualResult`; ``result.fit`` is the refined face.
     """
     t_start = time.perf_counter()
     if fit.batch_size != 1:
         raise ValueError(f"fit_residual takes one face, got a batch of {fit.batch_size}")
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-    scene = _Scene(model, image, fit, config, landmark_offset)
+    scene = _Scene(model, image, fit, config, landmark_offset, landmark_weights)
     with torch.no_grad():
         y0, tri, bary, wpix, *_ = scene.raster(scene.v0)
-    app = _Appearance(model, scene.ops, config, appearance)
+    app = Appearance(model, scene.ops, config, appearance)
     anneal_from = 0 if config.parametrisation != "none" else config.steps  # "none": final prior only
     app.solve(y0, tri, bary, wpix, scene.n0, config.appearance_init_iterations, anneal_from)
-    unknown = _Residual(scene, config)
+    unknown = Displacement(model, scene.ops, scene.base, config)
     opt = torch.optim.Adam(unknown.params, lr=unknown.lr0) if unknown.params else None
     losses: dict[str, list[float]] = {k: [] for k in LOSS_NAMES}
     for step in range(config.steps if unknown.params else 0):
         resolve = step > 0 and step % config.appearance_every == 0
-        total = _objective(scene, app, unknown(), resolve, step, losses)
+        total = _objective(scene, app, unknown.parts()[:2], resolve, step, losses)
         for g in opt.param_groups:
             g["lr"] = unknown.lr0 * config.lr_decay ** (step / max(config.steps - 1, 1))
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
     with torch.no_grad():  # final appearance and losses at the final geometry
-        res, disp = unknown.final()
-        _objective(scene, app, res, True, config.steps, losses)
+        res, smooth, disp = unknown.parts()
+        _objective(scene, app, (res, smooth), True, config.steps, losses)
+    res = res.detach().to(fit.rotation.device)
     return ResidualResult(
+        fit=fit.apply_residual(model, res, landmark_offset),
         residual=res,
-        displacement=None if disp is None else disp[0],
+        smooth=None if smooth is None else smooth.detach(),
+        displacement=None if disp is None else disp[0].detach(),
         albedo=app.albedo.clamp(0, 1)[None],
         lighting=torch.from_numpy(app.lighting).to(torch.float32),
         losses=losses,
@@ -458,32 +407,28 @@ def fit_residual(
     )
 
 
-# ------------------------------------------------------------------------------ evaluation and output
-def render_appearance(
-    model, fit: FitResult, result: ResidualResult, config: ResidualConfig = ResidualConfig()
-):
-    """Re-render a face as albedo x SH shading over its whole image (the residual is the fit's own:
-    pass ``fit.with_residual(result.residual)`` for the refined geometry).
+def face_landmark_weights(model, face, fit_config: FitConfig = FitConfig()) -> torch.Tensor:
+    """(68,) the landmark fit's weights of a :class:`face3d.fit.pipeline.FaceFit`'s landmarks (its
+    source's jaw weight). On dlib's points at a yaw where the landmark fit matched the jaw to the
+    visible outline (silhouette), the jaw points whose anatomical vertex turns away from the
+    camera (the outline is not them) weigh 0."""
+    cfg = fit_config.for_source(face.landmark_source)
+    w = landmark_weights(cfg, 1)[0].float()
+    fit = face.fit
+    if cfg.silhouette and abs(float(fit.yaw_pitch_roll[0, 0])) >= cfg.silhouette_min_yaw:
+        with torch.no_grad():
+            vc = fit.with_residual(None).vertices_cam(model).float().cpu()
+            n = normals(vc, mesh_operators(model))[0, model.landmark_ids.cpu()]
+            facing = -(n * F.normalize(vc[0, model.landmark_ids.cpu()], dim=-1)).sum(-1)
+        w[:17] = torch.where(facing[:17] > 0.25, w[:17], torch.zeros(17))
+    return w
 
-    Returns:
-        image (H, W, 3) float in [0, 1] (0 outside), mask (H, W) bool of the pixels the
-        photometric term sees (the region, minus features and grazing triangles).
-    """
-    ops = mesh_operators(model, config)
-    with torch.no_grad():
-        vc = fit.vertices_cam(model).float().cpu()
-        nv = normals(vc, ops)[0]
-        v0 = fit.with_residual(None).vertices_cam(model).float().cpu()
-        n0 = normals(v0, ops)[0]
-        wv = ops.photo_weight * (-(n0 * F.normalize(v0[0], dim=-1)).sum(-1) > config.min_facing).float()
-        color = result.albedo[0] * sh_shading(nv, result.lighting)[:, None]
-        K = fit.intrinsics.float().cpu()
-        frags, _, _ = rasterize(vc, ops.region_faces, K, fit.image_size, config.render)
-        p2f = frags.pix_to_face[0, ..., 0]
-        cov = p2f >= 0
-        tri, bary = ops.region_faces[p2f[cov]], frags.bary_coords[0, ..., 0, :][cov]
-        image = torch.zeros(*fit.image_size, 3)
-        image[cov] = interpolate_at_pixels(color, tri, bary).clamp(0, 1)
-        mask = torch.zeros(fit.image_size, dtype=torch.bool)
-        mask[cov] = interpolate_at_pixels(wv[:, None], tri, bary)[:, 0] > 0.5
-    return image.numpy(), mask.numpy()
+
+def residual_face(model, image: np.ndarray, face, config: ResidualConfig = ResidualConfig(),
+                  fit_config: FitConfig = FitConfig()):  # fmt: skip
+    """:func:`fit_residual` of a :class:`face3d.fit.pipeline.FaceFit` (its landmark convention and
+    weights, :func:`face_landmark_weights`): (the ``FaceFit`` whose fit carries the residual, its
+    time under ``timings_ms["residual"]``, the :class:`ResidualResult`)."""
+    weights = face_landmark_weights(model, face, fit_config)
+    res = fit_residual(model, image, face.fit, config, None, face.landmark_offset, weights)
+    return replace(face, fit=res.fit, timings_ms={**face.timings_ms, "residual": res.ms}), res

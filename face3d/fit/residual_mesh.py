@@ -152,3 +152,13 @@ def to_crop(pts: torch.Tensor, box, scale) -> torch.Tensor:
 def interpolate_at_pixels(vals: torch.Tensor, tri: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
     """Interpolate (V, C) per-vertex values at pixels given (M, 3) corners and (M, 3) bary."""
     return (vals[tri] * bary[..., None]).sum(1)
+
+
+def away_from_edges(zbuf: torch.Tensor, covered: torch.Tensor, depth_jump_cm: float, radius: int = 1):
+    """(H, W) bool: covered pixels whose (2 radius + 1)^2 neighbourhood spans less depth than
+    ``depth_jump_cm`` and stays on the mesh (occlusion edges and the outline mix surfaces in a
+    photo). ``zbuf``, ``covered``: (H, W) depth buffer and coverage of a render."""
+    z = torch.where(covered, zbuf, torch.full_like(zbuf, 1e6))[None]
+    k = 2 * radius + 1
+    jump = (F.max_pool2d(z, k, 1, radius) + F.max_pool2d(-z, k, 1, radius))[0]
+    return covered & (jump < depth_jump_cm)

@@ -21,13 +21,16 @@ class FitResult:
         expression: (B, K_exp) ARKit weights in [0, 1].
         landmarks_target: (B, 68, 2) the 2D landmarks fitted to, pixels.
         landmarks_fitted: (B, 68, 2) the model's anatomical landmark vertices projected, pixels
-            (occluded jaw points included).
+            (occluded jaw points included), of the final mesh: with a residual applied by
+            :meth:`apply_residual`, the mesh with the residual.
         error_px: (B,) mean distance between the targets and their fitted correspondences
-            (silhouette-adjusted on the turned-away jaw side), pixels.
+            (silhouette-adjusted on the turned-away jaw side) of the landmark fit, pixels.
         image_size: (H, W) of the image the fit refers to.
         residual: optional (B, V', 3) model-space per-vertex offsets added after the linear model
             (V' may differ from the model's V: extra rows are dropped, missing ones count as zero,
             so a face_head residual applies to the full model).
+        landmarks_linear: (B, 68, 2) the linear model's ``landmarks_fitted`` when a residual was
+            applied by :meth:`apply_residual`, else None.
     """
 
     rotation: torch.Tensor
@@ -40,6 +43,7 @@ class FitResult:
     error_px: torch.Tensor
     image_size: tuple[int, int]
     residual: torch.Tensor | None = None
+    landmarks_linear: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -77,7 +81,32 @@ class FitResult:
         return FitResult(**kw)
 
     def with_residual(self, residual: torch.Tensor | None) -> FitResult:
+        """The same fit with ``residual`` as its mesh offsets, the landmarks left as they are (the
+        mesh of a fitting stage); :meth:`apply_residual` makes a final fit whose landmarks follow."""
         return replace(self, residual=residual)
+
+    def apply_residual(self, model, residual: torch.Tensor | None, landmark_offset=None) -> FitResult:
+        """The linear fit (any residual dropped) with ``residual`` (B, V', 3) applied: its
+        ``landmarks_fitted`` move as the residual moves the landmark vertices (plus
+        ``landmark_offset``, (68, 3) or (B, 68, 3) cm, the fit's landmark convention), its
+        ``landmarks_linear`` keep the linear fit's. A zero residual leaves the landmarks unchanged."""
+        lin = self.landmarks_fitted if self.landmarks_linear is None else self.landmarks_linear
+        linear = replace(self, residual=None, landmarks_fitted=lin, landmarks_linear=None)
+        final = replace(linear, residual=residual)
+        with torch.no_grad():
+            moved = [f.landmark_points(model, landmark_offset) for f in (linear, final)]
+        delta = moved[1] - moved[0]
+        return replace(final, landmarks_fitted=lin + delta.to(lin), landmarks_linear=lin)
+
+    def landmark_points(self, model, landmark_offset=None, image: bool = True) -> torch.Tensor:
+        """The 68 landmark vertices of this fit's mesh (residual included) plus ``landmark_offset``
+        ((68, 3) or (B, 68, 3) model-space cm, the fit's landmark convention): (B, 68, 2) projected
+        pixels, or with ``image=False`` (B, 68, 3) camera-space cm."""
+        pts = model.landmarks(self.vertices(model))
+        if landmark_offset is not None:
+            pts = pts + torch.as_tensor(landmark_offset).to(pts)
+        cam = to_camera(pts, self.rotation.to(pts), self.translation.to(pts))
+        return project(cam, self.intrinsics.to(pts)) if image else cam
 
     def to(self, device) -> FitResult:
         """The same fit with every tensor on ``device``."""
