@@ -115,6 +115,25 @@ class FaceEdit:
     synthesized: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class MotionField:
+    """The 3D warp's motion of one face to one target (:meth:`Editor3D.motion_field`).
+
+    Attributes:
+        motion: (h, w, 2) float32 backward motion in the work crop, pixels: the edit samples the
+            photo at ``p + motion[p]`` (zero outside ``region``, where the edit keeps the photo).
+        crop: (x0, y0, x1, y1) the work crop in the image, pixels (exclusive ends).
+        region: (H, W) bool; alpha: (H, W) float32, as :class:`FaceEdit`'s.
+        target: (K_exp,) edited weights.
+    """
+
+    motion: np.ndarray
+    crop: tuple[int, int, int, int]
+    region: np.ndarray
+    alpha: np.ndarray
+    target: np.ndarray
+
+
 class Editor3D:
     """Reusable editing context: the render model, its UV layout and mirror map.
 
@@ -243,12 +262,7 @@ class Editor3D:
             edits = []
             for target, v_tgt in zip(targets, v_tgts, strict=True):
                 t1 = time.perf_counter()
-                frags = rasterize(v_tgt, self.faces, K, photo.shape[:2], self.config.render)[0]
-                hard = np.zeros((H, W), bool)
-                hard[y0:y1, x0:x1] = src["changeable"] | self._changeable_pixels(frags)
-                region, alpha = edit_region(hard, self.config.composite)
-                reach = falloff(hard, dilation_px(hard, self.config.composite))[y0:y1, x0:x1]
-                reach = reach * self._box_reach(face, crop)
+                frags, region, alpha, reach = self._target_region(face, crop, (H, W), v_tgt, K, src)
                 out, head, synth = self._edit_crop(photo, v_src, v_tgt, K, src, frags, reach)
                 out[~region[y0:y1, x0:x1]] = photo[~region[y0:y1, x0:x1]]  # nothing moves beyond it
                 t2 = time.perf_counter()
@@ -276,6 +290,35 @@ class Editor3D:
                 )
         return edits
 
+    def motion_field(
+        self, image: np.ndarray, face: FaceFit, specs: list[ExpressionSpec]
+    ) -> list[MotionField]:
+        """The backward motion :meth:`edit_face` samples the photo through, per target (the 3D warp
+        without its shading and synthesis: the teacher of the 2D baseline's deformation generator)."""
+        H, W = image.shape[:2]
+        with torch.no_grad():
+            _, targets, v_src, v_tgts, crop, K = self._geometry(face, specs, H, W)
+            x0, y0, x1, y1 = crop
+            src = self._source_geometry((y1 - y0, x1 - x0), v_src, K)
+            fields = []
+            for target, v_tgt in zip(targets, v_tgts, strict=True):
+                frags, region, alpha, reach = self._target_region(face, crop, (H, W), v_tgt, K, src)
+                dense = self._motion(v_src, v_tgt, K, src, frags, reach)[1]
+                dense[~region[y0:y1, x0:x1]] = 0.0  # edit_face keeps the photo's bytes there
+                fields.append(MotionField(dense, crop, region, alpha, target.numpy()))
+        return fields
+
+    def _target_region(self, face: FaceFit, crop, shape, v_tgt, K, src: dict):
+        """One target's render fragments, paste-back region and alpha (H, W), and the work crop's
+        motion reach (h, w)."""
+        x0, y0, x1, y1 = crop
+        frags = rasterize(v_tgt, self.faces, K, (y1 - y0, x1 - x0), self.config.render)[0]
+        hard = np.zeros(shape, bool)
+        hard[y0:y1, x0:x1] = src["changeable"] | self._changeable_pixels(frags)
+        region, alpha = edit_region(hard, self.config.composite)
+        reach = falloff(hard, dilation_px(hard, self.config.composite))[y0:y1, x0:x1]
+        return frags, region, alpha, reach * self._box_reach(face, crop)
+
     def _box_reach(self, face: FaceFit, crop) -> np.ndarray:
         """(h, w) weight of the work crop: 1 inside the face's landmark box grown by
         :data:`REACH_SIDE` (:data:`REACH_UP` upward), falling smoothly to 0 over
@@ -299,27 +342,34 @@ class Editor3D:
     def _source_view(self, photo: np.ndarray, v_src: torch.Tensor, K: torch.Tensor) -> dict:
         """Per face, once: the source render (depth, coverage, changeable pixels), the photo's SH
         lighting over the visible face, the interior colours and their toning."""
-        frags, _, _ = rasterize(v_src, self.faces, K, photo.shape[:2], self.config.render)
+        geo = self._source_geometry(photo.shape[:2], v_src, K)
+        frags = geo.pop("frags")
         pix = frags.pix_to_face[0, ..., 0]
-        covered = pix >= 0
-        skin = (covered & torch.from_numpy(self.face_skin)[pix.clamp(min=0)]).numpy()
+        skin = (geo["covered"][0] & torch.from_numpy(self.face_skin)[pix.clamp(min=0)]).numpy()
         normals = interpolate(frags, packed_corners(vertex_normals(v_src, self.faces), self.faces))[0]
         normals = torch.nn.functional.normalize(normals, dim=-1).float().numpy()
         crop_t = torch.from_numpy(photo.astype(np.float32) / 255.0)[None]
         return {
-            "depth": frags.zbuf[..., 0],
-            "covered": covered[None],
-            "changeable": self._changeable_pixels(frags),
+            **geo,
             "light": fit_lighting(photo, normals, skin) if self.config.shading else None,
             "colors": part_colors(self.model, is_greyscale(crop_t)),
             "tone": photo_tone(photo, skin),
         }
 
-    def _edit_crop(self, photo: np.ndarray, v_src, v_tgt, K, src: dict, frags, reach: np.ndarray):
-        """One target in the work crop: ``(edited crop (h, w, 3) uint8, head mask, synthesised
-        mask)``; ``reach`` (h, w) scales the motion and the shading change down to zero at the edit
-        region's border."""
-        h, w = photo.shape[:2]
+    def _source_geometry(self, size, v_src, K) -> dict:
+        """The source render in the work crop of ``size`` (h, w): fragments, depth, coverage and
+        changeable pixels."""
+        frags, _, _ = rasterize(v_src, self.faces, K, size, self.config.render)
+        return {
+            "frags": frags,
+            "depth": frags.zbuf[..., 0],
+            "covered": (frags.pix_to_face[0, ..., 0] >= 0)[None],
+            "changeable": self._changeable_pixels(frags),
+        }
+
+    def _motion(self, v_src, v_tgt, K, src: dict, frags, reach: np.ndarray):
+        """``(surface map, dense backward motion (h, w, 2) scaled by reach, face size px)``."""
+        h, w = reach.shape
         smap = surface_map(
             frags,
             v_src,
@@ -335,6 +385,14 @@ class Editor3D:
         motion = smap.source_px - np.stack([gx, gy], -1)
         face_size = float(np.sqrt(max(smap.covered.sum(), 1)))
         dense = dense_motion(motion, smap.seen, face_size, self.config.warp) * reach[..., None]
+        return smap, dense, face_size
+
+    def _edit_crop(self, photo: np.ndarray, v_src, v_tgt, K, src: dict, frags, reach: np.ndarray):
+        """One target in the work crop: ``(edited crop (h, w, 3) uint8, head mask, synthesised
+        mask)``; ``reach`` (h, w) scales the motion and the shading change down to zero at the edit
+        region's border."""
+        h, w = photo.shape[:2]
+        smap, dense, face_size = self._motion(v_src, v_tgt, K, src, frags, reach)
         out = warp_image(photo, dense)
         part = smap.face.clip(min=0)
         if src["light"] is not None:

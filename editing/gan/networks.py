@@ -38,6 +38,10 @@ class GeneratorConfig:
             upsampled bilinearly (a smooth field, like muscle motion).
         extra_inputs: channels given beside the image (the cycle-trained texture generator takes
             1: the mask of the pixels the edit synthesised, in [0, 1]).
+        film: also modulate the bottleneck and every decoder level by the condition (FiLM:
+            ``h * (1 + gamma(y)) + beta(y)``, after their instance norm). Without it the condition
+            reaches the network only as constant input channels, which the stem's instance norm
+            removes (all but the zero-padded border): the output barely depends on the target.
     """
 
     kind: str = "texture"
@@ -49,6 +53,7 @@ class GeneratorConfig:
     max_flow: float = 0.15
     flow_stride: int = 4
     extra_inputs: int = 0
+    film: bool = False
 
     def __post_init__(self):
         if self.kind not in ("texture", "deform"):
@@ -115,6 +120,11 @@ class _UNet(nn.Module):
             for a, b in zip(chans[:-1], chans[1:], strict=True)
         )
         self.out_channels = chans[0]
+        self.film = (
+            nn.ModuleList(_film(n_cond_in, c) for c in [chans[-1], *reversed(chans[:-1])])
+            if cfg.film
+            else None
+        )
 
     def forward(
         self, image: torch.Tensor, cond: torch.Tensor, extra: torch.Tensor | None = None
@@ -128,11 +138,28 @@ class _UNet(nn.Module):
             x = layer(x)
             skips.append(x)
         x = self.res(skips.pop())
-        for layer in reversed(self.up):
+        films = [None] * (len(self.up) + 1) if self.film is None else [f(cond) for f in self.film]
+        x = _modulate(x, films[0])
+        for layer, film in zip(reversed(self.up), films[1:], strict=True):
             skip = skips.pop()
             x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
-            x = layer(torch.cat([x, skip], 1))
+            x = _modulate(layer(torch.cat([x, skip], 1)), film)
         return x
+
+
+def _film(n_in: int, channels: int) -> nn.Linear:
+    """The condition -> (gamma, beta) of ``channels`` features, starting at the identity."""
+    layer = nn.Linear(n_in, 2 * channels)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _modulate(x: torch.Tensor, film: torch.Tensor | None) -> torch.Tensor:
+    if film is None:
+        return x
+    gamma, beta = film[:, :, None, None].chunk(2, 1)
+    return x * (1 + gamma) + beta
 
 
 def _check_inputs(image: torch.Tensor, exprs: list[torch.Tensor], n_expr: int) -> None:
