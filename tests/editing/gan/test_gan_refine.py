@@ -150,3 +150,27 @@ def test_cycle_verdict_needs_a_win_near_frontal_and_no_loss_at_profile():
     ok, why = cycle_verdict(bins(win, win, lose))
     assert not ok and why.startswith("[60,90]: worse")
     assert cycle_verdict({"[0,30)": {"psnr_diff": win}})[1] == "no faces in [30,60)"
+
+
+def test_shipped_generator_keeps_the_photo_unless_something_was_drawn(fitted):
+    """The shipped (cycle-trained) texture generator: M is about 1 (the photo kept) where nothing
+    was synthesised, and it takes over inside a drawn mouth."""
+    from editing.cycle import mouth_region
+    from editing.gan.checkpoint import shipped_generators
+    from editing.gan.crop import aligned_box, crop_mask, crop_square
+
+    bundle = shipped_generators("texture")
+    if bundle is None or not bundle.texture.config.extra_inputs:
+        pytest.skip("no cycle-trained texture generator shipped")
+    image, faces = fitted
+    lm = faces[0].fit.landmarks_fitted[0].numpy()
+    box = aligned_box(lm, bundle.meta["crop_scale"])
+    x = torch.from_numpy(crop_square(image, box, bundle.size)).permute(2, 0, 1)[None].float() / 255
+    y = faces[0].fit.expression.float()
+    drawn = crop_mask(mouth_region(lm, image.shape[:2], grow=0.0), box, bundle.size)
+    with torch.no_grad():
+        _, m_none = bundle.texture(x, y, torch.zeros(1, 1, bundle.size, bundle.size))
+        _, m_drawn = bundle.texture(x, y, torch.from_numpy(drawn)[None, None])
+    assert float(m_none.mean()) > 0.97 and float(m_none.min()) > 0.5
+    inside = torch.from_numpy(drawn > 0.5)
+    assert float(m_drawn[0, 0][inside].mean()) < 0.5  # the texture replaces what was drawn
