@@ -37,7 +37,7 @@ from editing.cycle import edit_and_back, mouth_open, mouth_region
 from editing.expressions import parse_expressions
 from editing.gan.crop import aligned_box, crop_mask, crop_square
 from editing.train.gan_cache import ShardWriter, failure_reason, relative_name
-from editing.train.gan_data import read_index
+from editing.train.gan_data import read_index, read_shards
 from face3d.batch import BatchItem, ItemOutcome, collect_items, run_batch
 from face3d.errors import InputError
 from face3d.fit import fit_image
@@ -227,20 +227,13 @@ def load_cycle_cache(cache_dir: str | os.PathLike) -> CycleCache:
 
     Raises:
         InputError: no cycle cache there, or no shard written yet.
+        Face3DError: a listed shard is missing or does not match the index.
     """
     cache_dir = Path(cache_dir)
     cfg = cache_dir / "config.json"
     if not cfg.is_file():
         raise InputError(f"{cache_dir}: not a cycle cache (no config.json); build one with build_cycle_cache")
     payload = json.loads(cfg.read_text())
-    shards = sorted({int(r["shard"]) for r in read_index(cache_dir) if r.get("status") == "ok"})
-    if not shards:
-        raise InputError(f"{cache_dir}: the cycle cache has no shards yet")
-    parts: dict[str, list[np.ndarray]] = {}
-    for sid in shards:
-        with np.load(cache_dir / f"shard_{sid:05d}.npz", allow_pickle=False) as z:
-            for k in KEYS:
-                parts.setdefault(k, []).append(z[k])
-    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    arrays = read_shards(cache_dir, "cycle cache", KEYS)
     names = tuple(str(n) for n in arrays.pop("name"))
     return CycleCache(arrays, names, CycleDataConfig(**payload["data"]), tuple(payload["expression_names"]))

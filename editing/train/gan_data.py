@@ -139,6 +139,33 @@ def read_index(cache_dir: Path) -> list[dict]:
     return records
 
 
+def read_shards(cache_dir: Path, what: str, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Every shard listed as ``ok`` in ``index.jsonl`` of ``cache_dir``, concatenated per key
+    (``keys``, default all); shared by the GAN, cycle and flow caches (``what`` names it in errors).
+
+    Raises:
+        InputError: no shard written yet.
+        Face3DError: a listed shard is missing or holds another number of samples than listed.
+    """
+    counts: dict[int, int] = {}
+    for r in read_index(cache_dir):
+        if r.get("status") == "ok":
+            counts[int(r["shard"])] = counts.get(int(r["shard"]), 0) + 1
+    if not counts:
+        raise InputError(f"{cache_dir}: the {what} has no shards yet")
+    parts: dict[str, list[np.ndarray]] = {}
+    for sid in sorted(counts):
+        path = cache_dir / f"shard_{sid:05d}.npz"
+        if not path.is_file():
+            raise Face3DError(f"{path}: listed in index.jsonl but missing")
+        with np.load(path, allow_pickle=False) as z:
+            if len(z["name"]) != counts[sid]:
+                raise Face3DError(f"{path}: {len(z['name'])} samples, index.jsonl lists {counts[sid]}")
+            for k in keys or z.files:
+                parts.setdefault(k, []).append(z[k])
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
 def load_cache(cache_dir: str | os.PathLike) -> GanCache:
     """Read every shard listed in ``index.jsonl`` of ``cache_dir``.
 
@@ -155,23 +182,7 @@ def load_cache(cache_dir: str | os.PathLike) -> GanCache:
         )
     payload = json.loads(cfg_path.read_text())
     config = DataConfig(**payload["data"])
-    counts: dict[int, int] = {}
-    for r in read_index(cache_dir):
-        if r.get("status") == "ok":
-            counts[int(r["shard"])] = counts.get(int(r["shard"]), 0) + 1
-    if not counts:
-        raise InputError(f"{cache_dir}: the cache has no shards yet")
-    parts: dict[str, list[np.ndarray]] = {}
-    for sid in sorted(counts):
-        path = cache_dir / f"shard_{sid:05d}.npz"
-        if not path.is_file():
-            raise Face3DError(f"{path}: listed in index.jsonl but missing")
-        with np.load(path, allow_pickle=False) as z:
-            if len(z["name"]) != counts[sid]:
-                raise Face3DError(f"{path}: {len(z['name'])} samples, index.jsonl lists {counts[sid]}")
-            for k in z.files:
-                parts.setdefault(k, []).append(z[k])
-    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    arrays = read_shards(cache_dir, "GAN cache")
     return GanCache(
         photo=arrays["photo"],
         y_src=arrays["y_src"],
