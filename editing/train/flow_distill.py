@@ -70,7 +70,9 @@ class DistillConfig:
     sample_every: int = 200
     checkpoint_every: int = 50
     seed: int = 0
-    deform: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(kind="deform", max_flow=0.25, film=True))
+    deform: GeneratorConfig = field(
+        default_factory=lambda: GeneratorConfig(kind="deform", max_flow=0.25, film=True)
+    )
 
     def __post_init__(self):
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
