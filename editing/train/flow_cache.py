@@ -37,12 +37,18 @@ import numpy as np
 from editing.api import EditContext
 from editing.expressions import load_presets
 from editing.gan.crop import aligned_box, crop_mask, crop_matrix, crop_square
-from editing.train.gan_cache import ShardWriter, failure_reason, relative_name, sample_targets
-from editing.train.gan_data import DataConfig, read_index
+from editing.train.gan_cache import (
+    ShardWriter,
+    _check_or_write_config,
+    failure_reason,
+    relative_name,
+    sample_targets,
+)
+from editing.train.gan_data import DataConfig, read_index, read_shards
 from face3d.batch import BatchItem, ItemOutcome, collect_items, run_batch
-from face3d.errors import Face3DError, InputError
+from face3d.errors import InputError
 from face3d.fit import fit_image
-from face3d.io import atomic_write_json, read_image
+from face3d.io import read_image
 
 FLOW_VERSION = 1
 KEYS = ("photo", "y_src", "y_tgt", "flow", "mask", "yaw", "box", "name")
@@ -151,18 +157,6 @@ def _stack(samples: list[FlowSample]) -> dict[str, np.ndarray]:
     return out
 
 
-def _check_or_write_config(cache_dir: Path, payload: dict) -> None:
-    path = cache_dir / "config.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if {**old, "data": {**old["data"], "shard_size": 0}} != {
-            **payload,
-            "data": {**payload["data"], "shard_size": 0},
-        }:
-            raise InputError(f"{cache_dir} was built with other settings; use another folder")
-    atomic_write_json(path, payload)
-
-
 def build_flow_cache(
     inputs: list[str],
     cache_dir: str | os.PathLike,
@@ -238,22 +232,6 @@ def load_flow_cache(cache_dir: str | os.PathLike) -> FlowCache:
     if not cfg_path.is_file():
         raise InputError(f"{cache_dir}: not a flow cache (no config.json)")
     config = FlowDataConfig(**json.loads(cfg_path.read_text())["data"])
-    counts: dict[int, int] = {}
-    for r in read_index(cache_dir):
-        if r.get("status") == "ok":
-            counts[int(r["shard"])] = counts.get(int(r["shard"]), 0) + 1
-    if not counts:
-        raise InputError(f"{cache_dir}: the flow cache has no shards yet")
-    parts: dict[str, list[np.ndarray]] = {}
-    for sid in sorted(counts):
-        path = cache_dir / f"shard_{sid:05d}.npz"
-        if not path.is_file():
-            raise Face3DError(f"{path}: listed in index.jsonl but missing")
-        with np.load(path, allow_pickle=False) as z:
-            if len(z["name"]) != counts[sid]:
-                raise Face3DError(f"{path}: {len(z['name'])} samples, index.jsonl lists {counts[sid]}")
-            for k in KEYS:
-                parts.setdefault(k, []).append(z[k])
-    a = {k: np.concatenate(v) for k, v in parts.items()}
+    a = read_shards(cache_dir, "flow cache", KEYS)
     names = tuple(str(n) for n in a.pop("name"))
     return FlowCache(**a, names=names, config=config)

@@ -8,12 +8,11 @@ import pytest
 from editing.train.flow_cache import (
     FlowDataConfig,
     FlowSample,
-    _check_or_write_config,
     _stack,
     crop_motion,
     load_flow_cache,
 )
-from editing.train.gan_cache import ShardWriter
+from editing.train.gan_cache import ShardWriter, _check_or_write_config
 from face3d.errors import InputError
 
 K = 53
