@@ -121,12 +121,14 @@ def auto_refines(bundle: GeneratorBundle | None) -> bool:
 
 WIN_BINS, KEEP_BINS = ("[0,30)", "[30,60)"), ("[60,90]",)
 """Where a texture generator must beat the hand-made fill on the mouth cycle (the paired PSNR
-difference's interval above zero) and where it must merely not lose (the interval reaching zero)."""
+difference's interval above zero) and where it must merely not lose (the interval reaching zero).
+Its mouths must also look at least as real as the fill's: KID over all faces no higher."""
 
 
 def cycle_verdict(per_bin: dict) -> tuple[bool, str]:
     """Whether a texture generator earned ``--refine auto``, from the per-bin summary of
-    ``scripts/bench/bench_mouth_cycle.py`` (``psnr_diff``: [mean, low, high] of gan - none, dB).
+    ``scripts/bench/bench_mouth_cycle.py`` (``psnr_diff``: [mean, low, high] of gan - none, dB, per
+    |yaw| bin; ``"all"``: ``kid_none`` and ``kid_gan``, the realism of the mouths over all faces).
 
     Returns:
         (earned, the reason in one line).
@@ -139,7 +141,15 @@ def cycle_verdict(per_bin: dict) -> tuple[bool, str]:
             return False, f"{b}: the PSNR gain's interval [{lo:+.2f}, {hi:+.2f}] dB does not lie above 0"
         if b in KEEP_BINS and not hi >= 0:
             return False, f"{b}: worse than the fill, [{lo:+.2f}, {hi:+.2f}] dB"
-    return True, "beats the fill at [0,30) and [30,60) and is not worse at [60,90]"
+    kid_fill, kid_gen = per_bin.get("all", {}).get("kid_none"), per_bin.get("all", {}).get("kid_gan")
+    if kid_fill is None or kid_gen is None:
+        return False, "no realism (KID) measured"
+    if kid_gen > kid_fill:
+        return (
+            False,
+            f"its mouths look less real than the fill's (KID x100 {kid_gen:.1f} against {kid_fill:.1f})",
+        )
+    return True, "beats the fill at [0,30) and [30,60), is not worse at [60,90], and looks as real"
 
 
 def shipped_generators(kind: str, required: bool = False) -> GeneratorBundle | None:

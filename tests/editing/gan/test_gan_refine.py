@@ -142,14 +142,22 @@ def test_cycle_verdict_needs_a_win_near_frontal_and_no_loss_at_profile():
 
     win, tie, lose = [0.5, 0.2, 0.8], [0.0, -0.3, 0.3], [-0.5, -0.8, -0.2]
 
-    def bins(a, b, c):
-        return {"[0,30)": {"psnr_diff": a}, "[30,60)": {"psnr_diff": b}, "[60,90]": {"psnr_diff": c}}
+    def bins(a, b, c, kid=(1.0, 0.9)):
+        return {
+            "[0,30)": {"psnr_diff": a},
+            "[30,60)": {"psnr_diff": b},
+            "[60,90]": {"psnr_diff": c},
+            "all": {"kid_none": kid[0], "kid_gan": kid[1]},
+        }
 
     assert cycle_verdict(bins(win, win, tie))[0] and cycle_verdict(bins(win, win, win))[0]
     assert not cycle_verdict(bins(win, tie, win))[0]
     ok, why = cycle_verdict(bins(win, win, lose))
     assert not ok and why.startswith("[60,90]: worse")
     assert cycle_verdict({"[0,30)": {"psnr_diff": win}})[1] == "no faces in [30,60)"
+    ok, why = cycle_verdict(bins(win, win, win, kid=(1.2, 5.3)))  # sharper pixels, less real mouths
+    assert not ok and "less real" in why
+    assert not cycle_verdict({k: v for k, v in bins(win, win, win).items() if k != "all"})[0]
 
 
 def test_shipped_generator_keeps_the_photo_unless_something_was_drawn(fitted):
