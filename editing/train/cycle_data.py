@@ -36,12 +36,12 @@ from editing.api import EditContext
 from editing.cycle import edit_and_back, mouth_open, mouth_region
 from editing.expressions import parse_expressions
 from editing.gan.crop import aligned_box, crop_mask, crop_square
-from editing.train.gan_cache import ShardWriter, failure_reason, relative_name
+from editing.train.gan_cache import ShardWriter, check_or_write_config, failure_reason, relative_name
 from editing.train.gan_data import read_index, read_shards
 from face3d.batch import BatchItem, ItemOutcome, collect_items, run_batch
 from face3d.errors import InputError
 from face3d.fit import fit_image
-from face3d.io import atomic_write_json, read_image
+from face3d.io import read_image
 
 CYCLE_VERSION = 1
 KEYS = ("photo", "cycle", "synth", "region", "mouth", "y", "yaw", "box", "name")
@@ -144,19 +144,6 @@ def _stack(samples: list[CycleSample]) -> dict[str, np.ndarray]:
     return out
 
 
-def _check_or_write_config(cache_dir: Path, payload: dict) -> None:
-    path = cache_dir / "config.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        keep = {k: v for k, v in old.get("data", {}).items() if k != "shard_size"}
-        new = {k: v for k, v in payload["data"].items() if k != "shard_size"}
-        if keep != new or old.get("version") != payload["version"]:
-            raise InputError(
-                f"{cache_dir} was built with other settings; use another folder or the same settings"
-            )
-    atomic_write_json(path, payload)
-
-
 def build_cycle_cache(
     inputs: list[str],
     cache_dir: str | os.PathLike,
@@ -179,7 +166,7 @@ def build_cycle_cache(
     via = parse_expressions(config.via, names)[0]
     cache_dir.mkdir(parents=True, exist_ok=True)
     payload = {"version": CYCLE_VERSION, "data": dataclasses.asdict(config), "expression_names": list(names)}
-    _check_or_write_config(cache_dir, payload)
+    check_or_write_config(cache_dir, payload, free=("shard_size",))
     records = read_index(cache_dir)
     done = {r["name"] for r in records}
     roots = [Path(p).resolve() for p in inputs if Path(p).is_dir()]

@@ -39,7 +39,7 @@ from editing.expressions import load_presets
 from editing.gan.crop import aligned_box, crop_mask, crop_matrix, crop_square
 from editing.train.gan_cache import (
     ShardWriter,
-    _check_or_write_config,
+    check_or_write_config,
     failure_reason,
     relative_name,
     sample_targets,
@@ -179,7 +179,7 @@ def build_flow_cache(
     names = tuple(ctx.fit_model.expression_names)
     cache_dir.mkdir(parents=True, exist_ok=True)
     payload = {"version": FLOW_VERSION, "data": dataclasses.asdict(config), "expression_names": list(names)}
-    _check_or_write_config(cache_dir, payload)
+    check_or_write_config(cache_dir, payload)
     records = read_index(cache_dir)
     done = {r["name"] for r in records}
     roots = [Path(p).resolve() for p in inputs if Path(p).is_dir()]

@@ -155,23 +155,30 @@ def _config_payload(config: DataConfig, expression_names) -> dict:
     }
 
 
-def _sample_defining(payload: dict) -> dict:
-    data = {k: v for k, v in payload.get("data", {}).items() if k not in FREE_FIELDS}
+def _sample_defining(payload: dict, free: tuple[str, ...]) -> dict:
+    data = {k: v for k, v in payload.get("data", {}).items() if k not in free}
     return {**payload, "data": data}
 
 
-def _check_or_write_config(cache_dir: Path, payload: dict) -> None:
+def check_or_write_config(cache_dir: Path, payload: dict, free: tuple[str, ...] = FREE_FIELDS) -> None:
+    """Write a training cache's ``config.json`` (``{"version", "data", "expression_names"}``), or,
+    when one is there, check that it was built with the same settings but the ``free`` fields of
+    ``data`` (those that do not change a sample). Shared by the GAN, cycle and flow caches.
+
+    Raises:
+        InputError: an unreadable config, or one with other sample-defining settings.
+    """
     path = cache_dir / "config.json"
     if path.is_file():
         try:
             old = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise InputError(f"{path}: unreadable cache config ({err})") from None
-        if _sample_defining(old) != _sample_defining(payload):
+        if _sample_defining(old, free) != _sample_defining(payload, free):
             diff = [
                 k
                 for k in payload["data"]
-                if k not in FREE_FIELDS and old.get("data", {}).get(k) != payload["data"][k]
+                if k not in free and old.get("data", {}).get(k) != payload["data"][k]
             ]
             raise InputError(
                 f"{cache_dir} was built with other settings ({', '.join(diff) or 'version/model'} differ); "
@@ -308,7 +315,7 @@ def build_cache(
     items, problems = _selected_items(inputs, config)
     ctx, editor = _cache_editor(ctx, config)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    _check_or_write_config(cache_dir, _config_payload(config, ctx.fit_model.expression_names))
+    check_or_write_config(cache_dir, _config_payload(config, ctx.fit_model.expression_names))
     presets = load_presets()
     records = read_index(cache_dir)
     done = {r["name"] for r in records}

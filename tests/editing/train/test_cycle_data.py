@@ -12,11 +12,10 @@ from editing.train.cycle_data import (
     CYCLE_VERSION,
     CycleDataConfig,
     CycleSample,
-    _check_or_write_config,
     _stack,
     load_cycle_cache,
 )
-from editing.train.gan_cache import ShardWriter
+from editing.train.gan_cache import ShardWriter, check_or_write_config
 from face3d.errors import Face3DError, InputError
 
 S, K = 16, 5
@@ -39,7 +38,7 @@ def _payload(config: CycleDataConfig) -> dict:
 
 def test_samples_round_trip_through_the_shards(tmp_path):
     config = CycleDataConfig(size=S, shard_size=2)
-    _check_or_write_config(tmp_path, _payload(config))
+    check_or_write_config(tmp_path, _payload(config), ("shard_size",))
     with pytest.raises(InputError, match="no shards yet"):
         load_cycle_cache(tmp_path)
     writer = ShardWriter(tmp_path, config.shard_size, [], _stack)
@@ -60,11 +59,13 @@ def test_samples_round_trip_through_the_shards(tmp_path):
 
 
 def test_settings_that_change_samples_are_refused(tmp_path):
-    _check_or_write_config(tmp_path, _payload(CycleDataConfig(size=S)))
-    _check_or_write_config(tmp_path, _payload(CycleDataConfig(size=S, shard_size=7)))  # free to change
+    check_or_write_config(tmp_path, _payload(CycleDataConfig(size=S)), ("shard_size",))
+    check_or_write_config(
+        tmp_path, _payload(CycleDataConfig(size=S, shard_size=7)), ("shard_size",)
+    )  # free to change
     assert json.loads((tmp_path / "config.json").read_text())["data"]["shard_size"] == 7
     with pytest.raises(InputError, match="other settings"):
-        _check_or_write_config(tmp_path, _payload(CycleDataConfig(size=S, via="happy")))
+        check_or_write_config(tmp_path, _payload(CycleDataConfig(size=S, via="happy")), ("shard_size",))
     with pytest.raises(InputError, match="not a cycle cache"):
         load_cycle_cache(tmp_path / "none")
     with pytest.raises(InputError, match="invalid cycle cache settings"):

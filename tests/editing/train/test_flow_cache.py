@@ -12,7 +12,7 @@ from editing.train.flow_cache import (
     crop_motion,
     load_flow_cache,
 )
-from editing.train.gan_cache import ShardWriter, _check_or_write_config
+from editing.train.gan_cache import ShardWriter, check_or_write_config
 from face3d.errors import InputError
 
 K = 53
@@ -48,7 +48,7 @@ def _sample(i: int, cfg: FlowDataConfig) -> FlowSample:
 
 def test_cache_round_trip_and_resume_numbering(tmp_path):
     cfg = FlowDataConfig(size=16, flow_size=8, targets_per_image=2, shard_size=3)
-    _check_or_write_config(tmp_path, {"version": 1, "data": cfg.__dict__, "expression_names": ["a"]})
+    check_or_write_config(tmp_path, {"version": 1, "data": cfg.__dict__, "expression_names": ["a"]})
     samples = [_sample(i, cfg) for i in range(5)]
     w = ShardWriter(tmp_path, cfg.shard_size, [], _stack)
     for s in samples[:4]:
@@ -72,9 +72,9 @@ def test_cache_round_trip_and_resume_numbering(tmp_path):
 def test_cache_built_with_other_settings_is_refused(tmp_path):
     cfg = FlowDataConfig()
     payload = {"version": 1, "data": cfg.__dict__, "expression_names": ["a"]}
-    _check_or_write_config(tmp_path, payload)
-    _check_or_write_config(tmp_path, {**payload, "data": {**cfg.__dict__, "shard_size": 7}})  # free
+    check_or_write_config(tmp_path, payload)
+    check_or_write_config(tmp_path, {**payload, "data": {**cfg.__dict__, "shard_size": 7}})  # free
     with pytest.raises(InputError):
-        _check_or_write_config(tmp_path, {**payload, "data": {**cfg.__dict__, "flow_size": 32}})
+        check_or_write_config(tmp_path, {**payload, "data": {**cfg.__dict__, "flow_size": 32}})
     with pytest.raises(InputError):
         load_flow_cache(tmp_path)  # no shards yet
