@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,12 +35,11 @@ from editing.api import EditContext
 from editing.cycle import edit_and_back, mouth_open, mouth_region
 from editing.expressions import parse_expressions
 from editing.gan.crop import aligned_box, crop_mask, crop_square
-from editing.train.gan_cache import ShardWriter, check_or_write_config, failure_reason, relative_name
-from editing.train.gan_data import read_index, read_shards
-from face3d.batch import BatchItem, ItemOutcome, collect_items, run_batch
+from editing.train.gan_cache import check_or_write_config, fill_shards
+from editing.train.gan_data import read_shards
+from face3d.batch import collect_items
 from face3d.errors import InputError
 from face3d.fit import fit_image
-from face3d.io import read_image
 
 CYCLE_VERSION = 1
 KEYS = ("photo", "cycle", "synth", "region", "mouth", "y", "yaw", "box", "name")
@@ -167,46 +165,17 @@ def build_cycle_cache(
     cache_dir.mkdir(parents=True, exist_ok=True)
     payload = {"version": CYCLE_VERSION, "data": dataclasses.asdict(config), "expression_names": list(names)}
     check_or_write_config(cache_dir, payload, free=("shard_size",))
-    records = read_index(cache_dir)
-    done = {r["name"] for r in records}
-    roots = [Path(p).resolve() for p in inputs if Path(p).is_dir()]
-    name_of = {item.path: relative_name(item.path, roots) for item in items}
-    writer = ShardWriter(cache_dir, config.shard_size, records, _stack)
 
-    def process(item: BatchItem, image) -> ItemOutcome:
-        name, t0 = name_of[item.path], time.perf_counter()
-        try:
-            faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, 1, regressor=ctx.regressor)
-            if not faces:
-                raise InputError("no face found")
-            sample = None
-            if mouth_open(faces[0], names, config.min_gap, config.min_jaw_open):
-                sample = make_cycle_sample(image, faces[0], ctx.editor, via, name, config)
-        except Exception as err:
-            writer.failed(name, failure_reason(err))
-            raise
-        if sample is None:
-            writer.log({"name": name, "status": "skipped", "reason": "mouth closed"})
-        else:
-            writer.add(sample)
-        return ItemOutcome(
-            outputs=int(sample is not None), timings_ms={"image": [(time.perf_counter() - t0) * 1e3]}
-        )
+    def make(image: np.ndarray, name: str) -> CycleSample | None:
+        faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, 1, regressor=ctx.regressor)
+        if not faces:
+            raise InputError("no face found")
+        if not mouth_open(faces[0], names, config.min_gap, config.min_jaw_open):
+            return None
+        return make_cycle_sample(image, faces[0], ctx.editor, via, name, config)
 
-    try:
-        batch = run_batch(
-            items,
-            process,
-            lambda it: read_image(it.path),
-            lambda it: name_of[it.path] in done,
-            1,
-            "cycle cache",
-            problems,
-            progress,
-        )
-    finally:
-        writer.close()
-    return batch
+    args = (cache_dir, inputs, items, problems, config.shard_size, _stack, make, "cycle cache", progress)
+    return fill_shards(*args, skip_reason="mouth closed or nothing drawn")[0]
 
 
 def load_cycle_cache(cache_dir: str | os.PathLike) -> CycleCache:

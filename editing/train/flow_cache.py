@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,18 +36,11 @@ import numpy as np
 from editing.api import EditContext
 from editing.expressions import load_presets
 from editing.gan.crop import aligned_box, crop_mask, crop_matrix, crop_square
-from editing.train.gan_cache import (
-    ShardWriter,
-    check_or_write_config,
-    failure_reason,
-    relative_name,
-    sample_targets,
-)
-from editing.train.gan_data import DataConfig, read_index, read_shards
-from face3d.batch import BatchItem, ItemOutcome, collect_items, run_batch
+from editing.train.gan_cache import check_or_write_config, fill_shards, sample_targets
+from editing.train.gan_data import DataConfig, read_shards
+from face3d.batch import collect_items
 from face3d.errors import InputError
 from face3d.fit import fit_image
-from face3d.io import read_image
 
 FLOW_VERSION = 1
 KEYS = ("photo", "y_src", "y_tgt", "flow", "mask", "yaw", "box", "name")
@@ -180,44 +172,18 @@ def build_flow_cache(
     cache_dir.mkdir(parents=True, exist_ok=True)
     payload = {"version": FLOW_VERSION, "data": dataclasses.asdict(config), "expression_names": list(names)}
     check_or_write_config(cache_dir, payload)
-    records = read_index(cache_dir)
-    done = {r["name"] for r in records}
-    roots = [Path(p).resolve() for p in inputs if Path(p).is_dir()]
-    name_of = {item.path: relative_name(item.path, roots) for item in items}
-    writer = ShardWriter(cache_dir, config.shard_size, records, _stack)
     presets = load_presets()
     draw = DataConfig(size=config.size, targets_per_image=config.targets_per_image, seed=config.seed)
 
-    def process(item: BatchItem, image) -> ItemOutcome:
-        name, t0 = name_of[item.path], time.perf_counter()
-        try:
-            faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, 1, regressor=ctx.regressor)
-            if not faces:
-                raise InputError("no face found")
-            specs = sample_targets(name, draw, names, presets)
-            sample = make_flow_sample(image, faces[0], specs, ctx.editor, name, config)
-        except Exception as err:
-            writer.failed(name, failure_reason(err))
-            raise
-        writer.add(sample)
-        return ItemOutcome(outputs=1, timings_ms={"image": [(time.perf_counter() - t0) * 1e3]})
+    def make(image: np.ndarray, name: str) -> FlowSample:
+        faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, 1, regressor=ctx.regressor)
+        if not faces:
+            raise InputError("no face found")
+        specs = sample_targets(name, draw, names, presets)
+        return make_flow_sample(image, faces[0], specs, ctx.editor, name, config)
 
-    def prepare(item: BatchItem):
-        try:
-            return read_image(item.path)
-        except Exception as err:
-            writer.failed(name_of[item.path], failure_reason(err))
-            raise
-
-    try:
-        for inp, reason in problems:
-            if inp not in done:
-                writer.failed(inp, reason)
-        return run_batch(
-            items, process, prepare, lambda it: name_of[it.path] in done, 1, "flow cache", problems, progress
-        )
-    finally:
-        writer.close()
+    args = (cache_dir, inputs, items, problems, config.shard_size, _stack, make, "flow cache", progress)
+    return fill_shards(*args)[0]
 
 
 def load_flow_cache(cache_dir: str | os.PathLike) -> FlowCache:

@@ -264,8 +264,7 @@ def _cache_editor(ctx: EditContext | None, config: DataConfig) -> tuple[EditCont
 
 
 def _fit_and_sample(image: np.ndarray, name: str, ctx: EditContext, editor, config: DataConfig, presets):
-    """Fit the largest face of ``image`` and make its :class:`CacheSample`; ``(sample, ms)``."""
-    t0 = time.perf_counter()
+    """Fit the largest face of ``image`` and make its :class:`CacheSample`."""
     faces = fit_image(
         image, ctx.fit_model, ctx.fit_config, ctx.detector, max_faces=1, regressor=ctx.regressor
     )
@@ -273,8 +272,7 @@ def _fit_and_sample(image: np.ndarray, name: str, ctx: EditContext, editor, conf
         raise InputError("no face found")
     names = tuple(ctx.fit_model.expression_names)
     specs = sample_targets(name, config, names, presets)
-    sample = make_sample(image, faces[0], specs, names, editor, name, config)
-    return sample, (time.perf_counter() - t0) * 1e3
+    return make_sample(image, faces[0], specs, names, editor, name, config)
 
 
 def _cache_summary(cache_dir: Path, items: list, problems: list, batch: BatchSummary, written: int):
@@ -291,6 +289,62 @@ def _cache_summary(cache_dir: Path, items: list, problems: list, batch: BatchSum
     )
     atomic_write_json(cache_dir / "summary.json", dataclasses.asdict(summary))
     return summary
+
+
+def fill_shards(
+    cache_dir: Path,
+    inputs: list[str],
+    items: list[BatchItem],
+    problems: list,
+    shard_size: int,
+    stack,
+    make,
+    desc: str,
+    progress: bool = True,
+    skip_reason: str = "",
+) -> tuple[BatchSummary, int]:
+    """The batch every training cache is built by: ``make(image, name)`` per image of ``items``
+    not yet in ``index.jsonl``, its sample appended to the shards of ``cache_dir`` (``stack``:
+    samples -> arrays); None is recorded as skipped (``skip_reason``), an error or an unreadable
+    file as failed with its reason, and the run goes on. Returns (the batch summary, samples
+    written in this run)."""
+    records = read_index(cache_dir)
+    done = {r["name"] for r in records}
+    roots = [Path(p).resolve() for p in inputs if Path(p).is_dir()]
+    name_of = {item.path: relative_name(item.path, roots) for item in items}
+    writer = ShardWriter(cache_dir, shard_size, records, stack)
+
+    def process(item: BatchItem, image) -> ItemOutcome:
+        name, t0 = name_of[item.path], time.perf_counter()
+        try:
+            sample = make(image, name)
+        except Exception as err:
+            writer.failed(name, failure_reason(err))
+            raise
+        if sample is None:
+            writer.log({"name": name, "status": "skipped", "reason": skip_reason})
+        else:
+            writer.add(sample)
+        ms = (time.perf_counter() - t0) * 1e3
+        return ItemOutcome(outputs=int(sample is not None), timings_ms={"image": [ms]})
+
+    def prepare(item: BatchItem):
+        try:
+            return read_image(item.path)
+        except Exception as err:
+            writer.failed(name_of[item.path], failure_reason(err))
+            raise
+
+    try:
+        for inp, reason in problems:
+            if inp not in done:
+                writer.failed(inp, reason)
+        batch = run_batch(
+            items, process, prepare, lambda it: name_of[it.path] in done, 1, desc, problems, progress
+        )
+    finally:
+        writer.close()
+    return batch, writer.written
 
 
 def build_cache(
@@ -317,35 +371,15 @@ def build_cache(
     cache_dir.mkdir(parents=True, exist_ok=True)
     check_or_write_config(cache_dir, _config_payload(config, ctx.fit_model.expression_names))
     presets = load_presets()
-    records = read_index(cache_dir)
-    done = {r["name"] for r in records}
-    roots = [Path(p).resolve() for p in inputs if Path(p).is_dir()]
-    name_of = {item.path: relative_name(item.path, roots) for item in items}
-    writer = ShardWriter(cache_dir, config.shard_size, records, lambda b: stack_samples(b, config.renders))
-
-    def process(item: BatchItem, image) -> ItemOutcome:
-        try:
-            sample, ms = _fit_and_sample(image, name_of[item.path], ctx, editor, config, presets)
-        except Exception as err:
-            writer.failed(name_of[item.path], failure_reason(err))
-            raise
-        writer.add(sample)
-        return ItemOutcome(outputs=1, timings_ms={"image": [ms]})
-
-    def prepare(item: BatchItem):
-        try:
-            return read_image(item.path)
-        except Exception as err:
-            writer.failed(name_of[item.path], failure_reason(err))
-            raise
-
-    try:
-        for inp, reason in problems:
-            if inp not in done:
-                writer.failed(inp, reason)
-        batch = run_batch(
-            items, process, prepare, lambda it: name_of[it.path] in done, 1, "gan cache", problems, progress
-        )
-    finally:
-        writer.close()
-    return _cache_summary(cache_dir, items, problems, batch, writer.written)
+    batch, written = fill_shards(
+        cache_dir,
+        inputs,
+        items,
+        problems,
+        config.shard_size,
+        lambda b: stack_samples(b, config.renders),
+        lambda image, name: _fit_and_sample(image, name, ctx, editor, config, presets),
+        "gan cache",
+        progress,
+    )
+    return _cache_summary(cache_dir, items, problems, batch, written)
