@@ -216,7 +216,7 @@ def _train_texture(args) -> int:
 def _train_deform(args) -> int:
     from editing.train.command import run_from_args
 
-    return run_from_args("deform", args)
+    return run_from_args(args)
 
 
 TRAIN_TARGETS = {"regressor": _train_regressor, "texture": _train_texture, "deform": _train_deform}

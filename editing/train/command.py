@@ -20,23 +20,21 @@ from editing.train.gan_cache import build_cache
 from editing.train.gan_data import DataConfig, load_cache
 from face3d.errors import InputError
 
-EXPR_WEIGHT = {"texture": 30.0, "deform": 1.0}
-"""Default weight of the expression loss on the generator's output, per path. The 3D path gets its
-expression from the renderer and only needs a nudge. The 2D path's expression is driven by
-``LossWeights.warp_expr`` on the warped image (GANimation weighs its AU regression 4000 against a
-cycle weight of 10); a large weight on the output lets the texture generator paint adversarial
-patterns for the discriminator's expression head instead of deforming the face. The deform path
-standardises the expression error (``TrainConfig.expr_standardize``: about 30x larger values), so
-its 1.0 weighs about what 30 does on the texture path."""
+EXPR_WEIGHT = 1.0
+"""Default weight of the expression loss on the generator's output. The 2D path's expression is
+driven by ``LossWeights.warp_expr`` on the warped image (GANimation weighs its AU regression 4000
+against a cycle weight of 10); a large weight on the output lets the texture generator paint
+adversarial patterns for the discriminator's expression head instead of deforming the face. The
+expression error is standardised (``TrainConfig.expr_standardize``: about 30x larger values), so
+1.0 weighs about what ``LossWeights.expr``'s 30 does unstandardised."""
 
 
-DISC_WARMUP = {"texture": 0, "deform": 1500}
-"""Default discriminator warm-up steps per path (the 2D path's expression comes only from the
+DISC_WARMUP = 1500
+"""Default discriminator warm-up steps (the 2D path's expression comes only from the
 discriminator's expression head, so it must have learnt before the generators follow it)."""
 
 
 def train_generators(
-    kind: str,
     inputs: list[str] | None,
     run_dir: str | os.PathLike,
     cache_dir: str | os.PathLike | None = None,
@@ -47,7 +45,7 @@ def train_generators(
     progress: bool = True,
     command: str = "",
 ) -> TrainSummary:
-    """Train the ``kind`` (``"deform"``) generators on face photos.
+    """Train the 2D baseline's generators (deformation + texture) on face photos.
 
     Args:
         inputs: photo files/folders to cache (fitted, cropped, re-rendered); None: use the existing
@@ -55,14 +53,12 @@ def train_generators(
         run_dir: the run directory (checkpoints, logs, samples, ``generator/``).
         cache_dir: the crop cache (default ``run_dir/cache``); shared by runs built from the same
             photos: the deform path only reads photos, fitted weights, targets and masks.
-        config: :class:`TrainConfig` (its ``kind`` is set from ``kind``).
+        config: :class:`TrainConfig`.
         command: the command line, recorded with the weights.
     Raises:
-        InputError: bad kind, no inputs and no cache, or as the cache builder and trainer.
+        InputError: no inputs and no cache, or as the cache builder and trainer.
     """
-    if kind != "deform":
-        raise InputError(f"train: this command trains deform, got {kind!r}")
-    config = dataclasses.replace(config or TrainConfig(), kind=kind)
+    config = config or TrainConfig()
     cache_dir = Path(cache_dir) if cache_dir is not None else Path(run_dir) / "cache"
     if inputs:
         for p in inputs:
@@ -102,32 +98,29 @@ def add_arguments(p) -> None:
         "--expr-weight",
         type=float,
         default=None,
-        help=f"weight of the expression-regression loss (default {EXPR_WEIGHT['texture']:g} for texture, "
-        f"{EXPR_WEIGHT['deform']:g} for deform)",
+        help=f"weight of the expression-regression loss (default {EXPR_WEIGHT:g})",
     )
     p.add_argument(
         "--disc-warmup",
         type=int,
         default=None,
-        help="steps training the discriminator's expression head alone first "
-        f"(default {DISC_WARMUP['texture']} "
-        f"for texture, {DISC_WARMUP['deform']} for deform)",
+        help=f"steps training the discriminator's expression head alone first (default {DISC_WARMUP})",
     )
     p.add_argument(
         "--expr-standardize",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="divide each expression weight's error by its spread over the photos (default: on for deform)",
+        help="divide each expression weight's error by its spread over the photos (default: on)",
     )
     p.add_argument(
         "--warp-expr-weight",
         type=float,
         default=LossWeights.warp_expr,
-        help=f"deform: weight of the expression loss on the warped image (default {LossWeights.warp_expr:g})",
+        help=f"weight of the expression loss on the warped image (default {LossWeights.warp_expr:g})",
     )
 
 
-def run_from_args(kind: str, args) -> int:
+def run_from_args(args) -> int:
     """``face3d train deform``: check the flags, then :func:`train_generators`."""
     if args.steps < 0 or args.batch_size < 1 or args.targets < 1:
         raise InputError("--steps must be >= 0, --batch-size and --targets >= 1")
@@ -137,14 +130,13 @@ def run_from_args(kind: str, args) -> int:
         if args.threads < 1:
             raise InputError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    expr = EXPR_WEIGHT[kind] if args.expr_weight is None else args.expr_weight
+    expr = EXPR_WEIGHT if args.expr_weight is None else args.expr_weight
     losses = dataclasses.replace(LossWeights(), expr=expr, warp_expr=args.warp_expr_weight)
-    warmup = DISC_WARMUP[kind] if args.disc_warmup is None else args.disc_warmup
+    warmup = DISC_WARMUP if args.disc_warmup is None else args.disc_warmup
     if warmup < 0:
         raise InputError("--disc-warmup must be >= 0")
-    standardize = (kind == "deform") if args.expr_standardize is None else args.expr_standardize
+    standardize = True if args.expr_standardize is None else args.expr_standardize
     config = TrainConfig(
-        kind=kind,
         steps=args.steps,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -155,10 +147,10 @@ def run_from_args(kind: str, args) -> int:
     data_config = DataConfig(max_images=args.max_images, targets_per_image=args.targets)
     command = "face3d " + " ".join(sys.argv[1:]) if sys.argv and "face3d" in sys.argv[0] else ""
     summary = train_generators(
-        kind, args.data, args.out, args.cache, config, data_config, args.resume, args.device, command=command
+        args.data, args.out, args.cache, config, data_config, args.resume, args.device, command=command
     )
     print(
-        f"trained {kind}: steps {summary.first_step} -> {summary.last_step} in {summary.seconds:.0f} s "
+        f"trained deform: steps {summary.first_step} -> {summary.last_step} in {summary.seconds:.0f} s "
         f"({summary.images_per_second:.1f} crops/s); weights: {summary.run_dir / 'generator'}"
     )
     return 0

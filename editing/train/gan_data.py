@@ -178,7 +178,7 @@ def load_cache(cache_dir: str | os.PathLike) -> GanCache:
     if not cfg_path.is_file():
         raise InputError(
             f"{cache_dir}: not a GAN cache (no config.json); build one with "
-            "scripts/rebuild/build_gan_cache.py or face3d train texture|deform --data"
+            "scripts/rebuild/build_gan_cache.py or face3d train deform --data"
         )
     payload = json.loads(cfg_path.read_text())
     config = DataConfig(**payload["data"])

@@ -10,7 +10,16 @@ import torch.nn.functional as F
 
 from editing.compare.perceptual import masked_l1
 
-__all__ = ["d_hinge", "g_hinge", "expression_loss", "total_variation", "mask_sparsity", "masked_l1"]
+__all__ = [
+    "d_hinge",
+    "g_hinge",
+    "expression_loss",
+    "total_variation",
+    "mask_sparsity",
+    "masked_l1",
+    "low_frequency_l1",
+    "flow_magnitude",
+]
 
 
 def d_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
