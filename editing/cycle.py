@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from editing.compare.quality import landmark_measures
 from editing.edit3d import Editor3D, FaceEdit
 from editing.expressions import ExpressionSpec
 from face3d.fit.pipeline import FaceFit
@@ -71,9 +72,7 @@ def edit_and_back(editor: Editor3D, image: np.ndarray, face: FaceFit, via: Expre
 def mouth_open(face: FaceFit, names, min_gap: float = 0.05, min_jaw_open: float = 0.1) -> bool:
     """Whether the fitted mouth of ``face`` is open: its inner lips at least ``min_gap`` inter-ocular
     distances apart, or its jawOpen weight at least ``min_jaw_open`` (``names``: the K_exp names)."""
-    lm = face.fit.landmarks_fitted[0].detach().cpu().double().numpy()
-    iod = float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))) or 1.0
-    gap = float(np.linalg.norm(lm[66] - lm[62])) / iod
+    gap = landmark_measures(face.fit.landmarks_fitted[0].detach().cpu().double().numpy())["lip_gap"]
     jaw = float(face.fit.expression[0, list(names).index("jawOpen")])
     return gap >= min_gap or jaw >= min_jaw_open
 

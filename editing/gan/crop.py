@@ -94,6 +94,11 @@ def crop_mask(mask: np.ndarray, box, size: int = 128) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
+def crop_mask_uint8(mask: np.ndarray, box, size: int = 128) -> np.ndarray:
+    """:func:`crop_mask` as (size, size) uint8 0..255 (rounded): how the training caches store masks."""
+    return (crop_mask(mask, box, size) * 255 + 0.5).astype(np.uint8)
+
+
 def uncrop(maps: np.ndarray, box, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Warp (size, size, C) maps of the aligned crop ``box`` back to (H, W, C) image pixels
     (bilinear, borders replicated; uint8 maps stay uint8, any other dtype becomes float32).

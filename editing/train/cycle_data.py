@@ -13,7 +13,6 @@ Layout of ``cache_dir`` (the shards and resumable index of :class:`editing.train
         photo   (S, S, 3) uint8   aligned crop of the photo: the truth
         cycle   (S, S, 3) uint8   the same crop of the edit-and-back result: the generator's input
         synth   (S, S) uint8      0..255, the pixels the cycle drew (the mask the generator gets)
-        region  (S, S) uint8      0..255, the pixels either edit may change (its paste-back alpha)
         mouth   (S, S) uint8      0..255, the mouth region (:func:`editing.cycle.mouth_region`)
         y       (K,) float32      fitted ARKit weights (the cycle's target)
         yaw     () float32        fitted yaw, degrees
@@ -34,7 +33,7 @@ import numpy as np
 from editing.api import EditContext
 from editing.cycle import edit_and_back, mouth_open, mouth_region
 from editing.expressions import parse_expressions
-from editing.gan.crop import aligned_box, crop_mask, crop_square
+from editing.gan.crop import aligned_box, crop_mask_uint8, crop_square
 from editing.train.gan_cache import check_or_write_config, fill_shards
 from editing.train.gan_data import read_shards
 from face3d.batch import collect_items
@@ -42,7 +41,7 @@ from face3d.errors import InputError
 from face3d.fit import fit_image
 
 CYCLE_VERSION = 1
-KEYS = ("photo", "cycle", "synth", "region", "mouth", "y", "yaw", "box", "name")
+KEYS = ("photo", "cycle", "synth", "mouth", "y", "yaw", "box", "name")
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,6 @@ class CycleSample:
     photo: np.ndarray
     cycle: np.ndarray
     synth: np.ndarray
-    region: np.ndarray
     mouth: np.ndarray
     y: np.ndarray
     yaw: float
@@ -108,26 +106,20 @@ class CycleCache:
         raise AttributeError(key)
 
 
-def _unit8(mask: np.ndarray, box, size: int) -> np.ndarray:
-    return (crop_mask(mask.astype(np.float32), box, size) * 255 + 0.5).astype(np.uint8)
-
-
 def make_cycle_sample(image: np.ndarray, face, editor, via, name: str, config: CycleDataConfig):
     """The :class:`CycleSample` of one fitted face, or None when its cycle draws too little."""
     cyc = edit_and_back(editor, image, face, via)
     lm = face.fit.landmarks_fitted[0].detach().cpu().double().numpy()
     box = aligned_box(lm, config.scale)
     S = config.size
-    synth = _unit8(cyc.back.synthesized, box, S)
+    synth = crop_mask_uint8(cyc.back.synthesized, box, S)
     if int((synth >= 128).sum()) < config.min_synth_px:
         return None
-    alpha = np.maximum(cyc.there.alpha, cyc.back.alpha)
     return CycleSample(
         photo=crop_square(image, box, S),
         cycle=crop_square(cyc.back.image, box, S),
         synth=synth,
-        region=_unit8(alpha, box, S),
-        mouth=_unit8(mouth_region(lm, image.shape[:2]), box, S),
+        mouth=crop_mask_uint8(mouth_region(lm, image.shape[:2]), box, S),
         y=cyc.back.target.astype(np.float32),
         yaw=float(face.fit.yaw_pitch_roll[0, 0]),
         box=np.asarray(box, np.float32),

@@ -35,7 +35,7 @@ import numpy as np
 
 from editing.api import EditContext
 from editing.expressions import load_presets
-from editing.gan.crop import aligned_box, crop_mask, crop_matrix, crop_square
+from editing.gan.crop import aligned_box, crop_mask_uint8, crop_matrix, crop_square
 from editing.train.gan_cache import check_or_write_config, fill_shards, sample_targets
 from editing.train.gan_data import DataConfig, read_shards
 from face3d.batch import collect_items
@@ -135,7 +135,7 @@ def make_flow_sample(image, face, specs, editor, name: str, config: FlowDataConf
         y_src=fit.expression[0].detach().cpu().numpy().astype(np.float32),
         y_tgt=np.stack([f.target for f in fields]).astype(np.float32),
         flow=np.stack(flows).astype(np.float16),
-        mask=(crop_mask(alpha, box, config.size) * 255 + 0.5).astype(np.uint8),
+        mask=crop_mask_uint8(alpha, box, config.size),
         yaw=float(fit.yaw_pitch_roll[0, 0]),
         box=np.asarray(box, np.float32),
         name=name,

@@ -18,7 +18,7 @@ import numpy as np
 from editing.api import EditContext
 from editing.edit3d import EditConfig, Editor3D
 from editing.expressions import ExpressionSpec, load_presets
-from editing.gan.crop import aligned_box, crop_mask, crop_matrix, crop_square
+from editing.gan.crop import aligned_box, crop_mask_uint8, crop_matrix, crop_square
 from editing.gan.selection import select_evenly
 from editing.train.gan_data import BASE_KEYS, CACHE_VERSION, SHARD_KEYS, CacheSample, DataConfig, read_index
 from face3d.batch import BatchItem, BatchSummary, ItemOutcome, collect_items, run_batch
@@ -126,7 +126,7 @@ def make_sample(
         y_tgt=np.stack([e.target for e in edits[1:]]).astype(np.float32),
         render_src=crop_square(edits[0].image, box, S),
         render_tgt=np.stack([crop_square(e.image, box, S) for e in edits[1:]]),
-        mask=(crop_mask(alpha, box, S) * 255 + 0.5).astype(np.uint8),
+        mask=crop_mask_uint8(alpha, box, S),
         **common,
     )
 

@@ -26,7 +26,7 @@ def _sample(i: int) -> CycleSample:
     img = lambda: rng.integers(0, 256, (S, S, 3), dtype=np.uint8)  # noqa: E731
     mask = lambda: rng.integers(0, 256, (S, S), dtype=np.uint8)  # noqa: E731
     return CycleSample(
-        photo=img(), cycle=img(), synth=mask(), region=mask(), mouth=mask(),
+        photo=img(), cycle=img(), synth=mask(), mouth=mask(),
         y=rng.random(K).astype(np.float32), yaw=float(i), box=np.arange(4, dtype=np.float32),
         name=f"p{i}.jpg",
     )  # fmt: skip
@@ -50,7 +50,7 @@ def test_samples_round_trip_through_the_shards(tmp_path):
     cache = load_cycle_cache(tmp_path)
     assert len(cache) == 5 and cache.names == tuple(s.name for s in samples)
     assert cache.expression_names == tuple("abcde") and cache.config == config
-    for k in ("photo", "cycle", "synth", "region", "mouth", "y", "box"):
+    for k in ("photo", "cycle", "synth", "mouth", "y", "box"):
         np.testing.assert_array_equal(getattr(cache, k), np.stack([getattr(s, k) for s in samples]))
     np.testing.assert_array_equal(cache.yaw, np.arange(5, dtype=np.float32))
     (tmp_path / "shard_00001.npz").unlink()

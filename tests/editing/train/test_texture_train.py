@@ -48,7 +48,6 @@ def _cache(n: int = 40, seed: int = 0) -> CycleCache:
         "photo": photo,
         "cycle": cycle,
         "synth": synth,
-        "region": grown,
         "mouth": grown,
         "y": rng.uniform(0, 1, (n, K)).astype(np.float32),
         "yaw": np.zeros(n, np.float32),
