@@ -18,9 +18,6 @@ uninterrupted one would (on the same cache).
 
 from __future__ import annotations
 
-import dataclasses
-import io
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -32,9 +29,9 @@ import torch.nn.functional as F
 
 from editing.gan.checkpoint import load_generators, save_generators
 from editing.gan.networks import DeformationGenerator, GeneratorConfig, TextureGenerator, warp
-from editing.train.runlog import append_losses, plot_losses, sample_grid
+from editing.train.runlog import append_losses, open_run, plot_losses, sample_grid, save_checkpoint
 from face3d.errors import InputError
-from face3d.io import atomic_write_bytes, atomic_write_json, write_image
+from face3d.io import write_image
 
 
 @dataclass(frozen=True)
@@ -178,29 +175,17 @@ def _start(run_dir: Path, config: DistillConfig, resume: bool):
     torch.manual_seed(config.seed)
     model = DeformationGenerator(config.deform)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
-    cfg_path, ckpt = run_dir / "config.json", run_dir / "checkpoint.pt"
-    if ckpt.is_file() and not resume:
-        raise InputError(
-            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
-        )
+    state = open_run(run_dir, config, DistillConfig.from_dict, resume)
     start = 0
-    if ckpt.is_file():
-        saved = DistillConfig.from_dict(json.loads(cfg_path.read_text()))
-        if dataclasses.replace(saved, steps=config.steps) != config:
-            raise InputError(f"--resume: {cfg_path} was written by a different configuration")
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if state is not None:
         model.load_state_dict(state["deform"])
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cfg_path, dataclasses.asdict(config))
     return model, opt, start
 
 
 def _save(run_dir: Path, model, opt, texture, step: int, size: int, meta: dict) -> None:
-    buf = io.BytesIO()
-    torch.save({"step": step, "deform": model.state_dict(), "opt": opt.state_dict()}, buf)
-    atomic_write_bytes(run_dir / "checkpoint.pt", buf.getvalue())
+    save_checkpoint(run_dir, {"step": step, "deform": model.state_dict(), "opt": opt.state_dict()})
     save_generators(run_dir / "generator", texture, model, size, {**meta, "step": step})
 
 

@@ -20,8 +20,6 @@ batches an uninterrupted one would.
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -42,9 +40,9 @@ from editing.gan.networks import (
     warp,
 )
 from editing.train import losses as L
-from editing.train.runlog import append_losses, plot_losses, sample_grid
+from editing.train.runlog import append_losses, open_run, plot_losses, sample_grid, save_checkpoint
 from face3d.errors import InputError
-from face3d.io import atomic_write_bytes, atomic_write_json, write_image
+from face3d.io import write_image
 
 
 @dataclass(frozen=True)
@@ -301,9 +299,7 @@ def train_step(models: Models, batch: Batch, config: TrainConfig) -> dict[str, f
 
 
 def _save_checkpoint(run_dir: Path, models: Models, config: TrainConfig, step: int, meta: dict) -> None:
-    buf = io.BytesIO()
-    torch.save({"step": step, "models": models.state_dict()}, buf)
-    atomic_write_bytes(run_dir / "checkpoint.pt", buf.getvalue())
+    save_checkpoint(run_dir, {"step": step, "models": models.state_dict()})
     save_generators(
         run_dir / "generator", models.texture, models.deform, int(meta["size"]), {**meta, "step": step}
     )
@@ -376,22 +372,12 @@ def train(
         raise InputError(
             f"the cache has {n} samples: too few for holdout {config.holdout} + batch {config.batch_size}"
         )
-    cfg_path, ckpt_path = run_dir / "config.json", run_dir / "checkpoint.pt"
     models = Models(config, device)
+    state = open_run(run_dir, config, TrainConfig.from_dict, resume, device=device)
     start = 0
-    if resume and ckpt_path.is_file():
-        saved = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
-        if dataclasses.replace(saved, steps=config.steps) != config:
-            raise InputError(f"--resume: {cfg_path} was written by a different configuration")
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+    if state is not None:
         models.load_state_dict(state["models"])
         start = int(state["step"])
-    elif ckpt_path.is_file():
-        raise InputError(
-            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cfg_path, config.to_dict())
     meta = {**(meta or {}), "size": int(cache.photo.shape[1]), "train_samples": n_train}
     if config.expr_standardize:
         sd = np.maximum(cache.y_src[config.holdout :].std(0), 0.05).astype(np.float32)

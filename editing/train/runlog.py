@@ -1,16 +1,59 @@
-"""Training-run records: the loss log (CSV), loss curves (PNG) and sample grids."""
+"""Training-run records: the run folder's config and checkpoint, the loss log (CSV), loss curves
+(PNG) and sample grids."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from face3d.io import atomic_write_bytes
+from face3d.errors import InputError
+from face3d.io import atomic_write_bytes, atomic_write_json
+
+CONFIG, CHECKPOINT = "config.json", "checkpoint.pt"
+
+
+def open_run(
+    run_dir: Path, config, from_dict, resume: bool, free: tuple[str, ...] = ("steps",), device="cpu"
+):
+    """Start or resume the training run in ``run_dir``, then write its ``config.json``.
+
+    Args:
+        config: the run's frozen settings dataclass; ``from_dict`` rebuilds one from its JSON.
+        free: fields a resumed run may change (``steps``: train further).
+    Returns:
+        the contents of ``checkpoint.pt`` when resuming from one, else None.
+    Raises:
+        InputError: a checkpoint there without ``resume``, or a resume whose settings differ from the
+            saved ones in more than ``free``.
+    """
+    cfg_path, ckpt = run_dir / CONFIG, run_dir / CHECKPOINT
+    state = None
+    if ckpt.is_file():
+        if not resume:
+            raise InputError(
+                f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
+            )
+        saved = from_dict(json.loads(cfg_path.read_text()))
+        if dataclasses.replace(saved, **{f: getattr(config, f) for f in free}) != config:
+            raise InputError(f"--resume: {cfg_path} was written by a different configuration")
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cfg_path, dataclasses.asdict(config))
+    return state
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    """Write ``checkpoint.pt`` (``state``: state dicts, the step, plain values) atomically."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(run_dir / CHECKPOINT, buf.getvalue())
 
 
 def append_losses(path: str | os.PathLike, step: int, values: dict[str, float]) -> None:

@@ -22,10 +22,7 @@ weights, :func:`editing.gan.checkpoint.save_generators`), ``losses.csv``/``losse
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import io
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -46,9 +43,9 @@ from editing.gan.networks import (
 )
 from editing.gan.refine import synthesized_region
 from editing.train import losses as L
-from editing.train.runlog import append_losses, plot_losses, sample_grid
+from editing.train.runlog import append_losses, open_run, plot_losses, sample_grid, save_checkpoint
 from face3d.errors import InputError
-from face3d.io import atomic_write_bytes, atomic_write_json, write_image
+from face3d.io import write_image
 
 
 @dataclass(frozen=True)
@@ -291,11 +288,10 @@ def _psnr(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tenso
 def evaluate(models: TextureModels, data: _Data, idx: np.ndarray, device, batch: int = 32) -> dict:
     """Held-out mouth-region L1 and PSNR of the generator's paste and of the cycle itself."""
     l1, psnr, base = [], [], []
-    no_flip = np.zeros(0, bool)
     with torch.no_grad():
         for s in range(0, len(idx), batch):
             part = idx[s : s + batch]
-            b = _batch(data, part, np.zeros(len(part), bool) if len(part) else no_flip, np.arange(1), device)
+            b = _batch(data, part, np.zeros(len(part), bool), np.arange(1), device)
             pasted, _ = models.refine(b)
             mouth = b["weight"]
             l1.append(((pasted - b["photo"]).abs() * mouth).sum((1, 2, 3)) / (mouth.sum((1, 2, 3)) * 3))
@@ -308,29 +304,6 @@ def evaluate(models: TextureModels, data: _Data, idx: np.ndarray, device, batch:
         "psnr_cycle": float(q.median()),
         "gain_db": float((p - q).mean()),
     }
-
-
-def _save(run_dir: Path, models: TextureModels, step: int, state: dict) -> None:
-    buf = io.BytesIO()
-    torch.save({"step": step, "models": models.state_dict(), **state}, buf)
-    atomic_write_bytes(run_dir / "checkpoint.pt", buf.getvalue())
-
-
-def _start(run_dir: Path, config: TextureTrainConfig, models: TextureModels, resume: bool, device) -> dict:
-    """Load ``checkpoint.pt`` for ``resume`` (same config but ``steps``); the loop state."""
-    cfg_path, ckpt = run_dir / "config.json", run_dir / "checkpoint.pt"
-    if ckpt.is_file() and not resume:
-        raise InputError(
-            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
-        )
-    if not (resume and ckpt.is_file()):
-        return {"step": 0, "best": None, "bad_evals": 0, "seconds": 0.0}
-    saved = TextureTrainConfig.from_dict(json.loads(cfg_path.read_text()))
-    if dataclasses.replace(saved, steps=config.steps, patience=config.patience) != config:
-        raise InputError(f"--resume: {cfg_path} was written by a different configuration")
-    state = torch.load(ckpt, map_location=device, weights_only=False)
-    models.load_state_dict(state.pop("models"))
-    return state
 
 
 def train_texture(
@@ -355,12 +328,14 @@ def train_texture(
     if len(train_idx) < config.batch_size or len(held_idx) == 0:
         raise InputError(f"the cache has {len(cache)} samples: too few to hold some out and fill a batch")
     models = TextureModels(config, device, perceptual)
-    state = _start(run_dir, config, models, resume, device)
+    state = open_run(run_dir, config, TextureTrainConfig.from_dict, resume, ("steps", "patience"), device)
+    if state is None:
+        state = {"step": 0, "best": None, "bad_evals": 0}
+    else:
+        models.load_state_dict(state.pop("models"))
     held_key = hashlib.sha1("\n".join(sorted(cache.names[i] for i in held_idx)).encode()).hexdigest()
     if state.get("heldout") != held_key:  # a grown cache holds out more: earlier bests are not comparable
         state.update(heldout=held_key, best=None, bad_evals=0)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", dataclasses.asdict(config))
     data, perm = _prepare(cache), mirror_permutation(cache.expression_names)
     meta = {**(meta or {}), "size": int(cache.photo.shape[1]), "train_samples": int(len(train_idx))}
     start, step = int(state["step"]), int(state["step"])
@@ -405,16 +380,16 @@ def train_texture(
                 )
             else:
                 state["bad_evals"] += 1
-            _save(run_dir, models, step, {**state, "step": step})
+            save_checkpoint(run_dir, {**state, "step": step, "models": models.state_dict()})
             last_ckpt = time.perf_counter()
             if config.patience and state["bad_evals"] >= config.patience:
                 stopped = "held-out cycle error stopped falling"
                 break
         elif time.perf_counter() - last_ckpt > 60 * config.checkpoint_minutes:
-            _save(run_dir, models, step, {**state, "step": step})
+            save_checkpoint(run_dir, {**state, "step": step, "models": models.state_dict()})
             last_ckpt = time.perf_counter()
     if step > start:
-        _save(run_dir, models, step, {**state, "step": step})
+        save_checkpoint(run_dir, {**state, "step": step, "models": models.state_dict()})
     secs = time.perf_counter() - t0
     ips = (step - start) * config.batch_size / secs if secs > 0 else 0.0
     return TextureTrainSummary(run_dir, start, step, stopped, state["best"] or {}, secs, ips)
