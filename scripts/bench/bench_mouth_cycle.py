@@ -25,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -41,6 +42,7 @@ from editing.gan.checkpoint import SHIPPED, load_generators
 from editing.gan.refine import refine_face_edit
 from editing.gan.selection import lfw_heldout_photos
 from face3d.eval.aflw import load_aflw, select_split
+from face3d.eval.metrics import BIN_NAMES
 from face3d.fit import fit_image
 from face3d.io import atomic_write_json, read_image
 
@@ -122,7 +124,7 @@ def realism(rows: list[dict]) -> dict:
 
 def summarize(rows: list[dict]) -> dict:
     out = {"all": {"faces": len(rows), **realism(rows)}}
-    for b in ("[0,30)", "[30,60)", "[60,90]"):
+    for b in BIN_NAMES:
         rs = [r for r in rows if bin_name(r["yaw"]) == b]
         if not rs:
             continue
@@ -159,16 +161,13 @@ def main(argv=None) -> int:
     rows = (
         [json.loads(s) for s in stream.read_text().splitlines()] if args.resume and stream.is_file() else []
     )
-    done = {r["image"] for r in rows} | {r.get("skipped") for r in rows}
+    done = {r.get("image") or r.get("skipped") for r in rows}
+    counts = Counter(bin_name(r["yaw"]) for r in rows if "yaw" in r)
     stream.parent.mkdir(parents=True, exist_ok=True)
     todo = photos(args)[: args.max_photos]
     with open(stream, "a" if args.resume else "w") as f:
         for kind, path in tqdm(todo, desc="mouth cycles", unit="photo"):
-            counts = [
-                sum(1 for r in rows if "yaw" in r and bin_name(r["yaw"]) == b)
-                for b in ("[0,30)", "[30,60)", "[60,90]")
-            ]
-            if min(counts) >= args.per_bin:
+            if min(counts[b] for b in BIN_NAMES) >= args.per_bin:
                 break
             if str(path) in done:
                 continue
@@ -177,16 +176,11 @@ def main(argv=None) -> int:
             if not faces or not mouth_open(faces[0], names):
                 row = {"skipped": str(path)}
             else:
-                if (
-                    counts[
-                        ["[0,30)", "[30,60)", "[60,90]"].index(
-                            bin_name(float(faces[0].fit.yaw_pitch_roll[0, 0]))
-                        )
-                    ]
-                    >= args.per_bin
-                ):
+                b = bin_name(float(faces[0].fit.yaw_pitch_roll[0, 0]))
+                if counts[b] >= args.per_bin:
                     continue
                 row = {"image": str(path), "set": kind, **measure(image, faces[0], ctx, via, bundle, perc)}
+                counts[b] += 1
             rows.append(row)
             f.write(json.dumps(row) + "\n")
             f.flush()

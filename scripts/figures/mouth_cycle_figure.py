@@ -20,14 +20,13 @@ import cv2
 import numpy as np
 import torch
 
-BINS = ("[0,30)", "[30,60)", "[60,90]")
-
 
 def pick(rows: list[dict], per_bin: int) -> list[dict]:
     from editing.compare.metrics import bin_name
+    from face3d.eval.metrics import BIN_NAMES
 
     out = []
-    for b in BINS:
+    for b in BIN_NAMES:
         rs = sorted((r for r in rows if "yaw" in r and bin_name(r["yaw"]) == b), key=lambda r: -r["drawn_px"])
         out += rs[:per_bin]
     return out
