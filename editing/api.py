@@ -10,10 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from editing.edit3d import EditConfig, Editor3D, FaceEdit
+from editing.defgan2d import DefGAN2D
+from editing.edit3d import EditConfig, Editor3D
 from editing.expressions import ARKIT_NAMES, ExpressionSpec
 from editing.gan.checkpoint import auto_refines, shipped_generators
-from editing.gan.refine import edit_face_2d, refine_image_edit
+from editing.gan.refine import refine_image_edit
 from editing.result import ImageEdit
 from editing.warp2d import Warp2D, dlib_landmarks, landmark_faces
 from face3d.batch import (
@@ -67,11 +68,12 @@ class EditContext:
         editor: the :class:`Editor3D` (full head, UV layout; None for ``2d-warp``).
         fit_config: :class:`FitConfig`.
         detector, regressor: face detector and landmark regressor (None: built on demand / unused).
-        method: ``"3d"`` (the 3D-guided warp), ``"2d"`` (the 2D-only DefGAN baseline) or
-            ``"2d-warp"`` (the landmark-driven warp, :mod:`editing.warp2d`: no 3D model, no fit).
+        method: ``"3d"`` (the 3D-guided warp), or a 2D-only baseline (no 3D model, no fit):
+            ``"2d"`` (DefGAN, :mod:`editing.defgan2d`) or ``"2d-warp"`` (the landmark-driven warp,
+            :mod:`editing.warp2d`).
         refiner: texture generator bundle that cleans up 3D re-renders (``--refine gan``), or None.
-        baseline: the 2D baseline's generators (``method == "2d"``) or its :class:`Warp2D`
-            (``method == "2d-warp"``).
+        baseline: the 2D baseline's editor: :class:`DefGAN2D` (``method == "2d"``) or
+            :class:`Warp2D` (``method == "2d-warp"``).
     """
 
     fit_model: object | None
@@ -100,13 +102,13 @@ class EditContext:
             refine: ``"auto"`` (the shipped texture generator when it beat the hand-made fill on the
                 held-out mouth cycle: :func:`editing.gan.checkpoint.auto_refines`), ``"gan"``
                 (required) or ``"none"``.
-            method: ``"3d"``, ``"2d"`` (needs ``assets/defgan``) or ``"2d-warp"`` (loads no 3D
-                model and no landmark regressor: dlib's detector and landmarks only).
+            method: ``"3d"``, ``"2d"`` (needs ``assets/defgan``) or ``"2d-warp"``; the 2D ones load
+                no 3D model and no landmark regressor: dlib's detector and landmarks only.
         Raises:
             Face3DError: unknown refine/method, or required generator weights missing or corrupt.
         """
         refiner, baseline = load_generators_for(refine, method, device or "cpu")
-        if method == "2d-warp":
+        if method in TWO_D_METHODS:
             return cls(None, None, fit_config, FaceDetector(), None, method, None, baseline)
         fit_model = MorphableModel.from_dir(model_dir).to(device or "cpu")
         render_model = MorphableModel.from_dir(model_dir, subset="full").to(device or "cpu")
@@ -119,10 +121,14 @@ class EditContext:
 METHODS = ("3d", "2d", "2d-warp")
 """The ``face3d edit --method`` values."""
 
+TWO_D_METHODS = ("2d", "2d-warp")
+"""The 2D-only methods: no 3D model and no fit, dlib's landmarks only."""
+
 
 def load_generators_for(refine: str, method: str, device="cpu"):
     """(texture refiner or None, 2D baseline or None) for the ``--refine`` / ``--method`` flags: the
-    DefGAN generators for ``2d``, the :class:`Warp2D` (no weights, its landmark model) for ``2d-warp``.
+    :class:`DefGAN2D` (the shipped generators) for ``2d``, the :class:`Warp2D` (no weights, its
+    landmark model) for ``2d-warp``.
 
     Raises:
         InputError: unknown values. Face3DError: required weights or the landmark model missing or corrupt.
@@ -138,7 +144,7 @@ def load_generators_for(refine: str, method: str, device="cpu"):
         refiner = shipped_generators("texture", required=refine == "gan")
         if refine == "auto" and not auto_refines(refiner):
             refiner = None
-    baseline = shipped_generators("2d", required=True) if method == "2d" else None
+    baseline = DefGAN2D(shipped_generators("2d", required=True)) if method == "2d" else None
     return (None if refiner is None else refiner.to(device)), (
         None if baseline is None else baseline.to(device)
     )
@@ -163,7 +169,7 @@ def edit_image(
     """
     if not specs:
         raise InputError("no target expression given")
-    if ctx.method == "2d-warp":  # 2D only: the detector and dlib's landmarks, no fit
+    if ctx.method in TWO_D_METHODS:  # 2D only: the detector and dlib's landmarks, no fit
         marked = detect_and_landmark(image, ctx.detector or FaceDetector(), None, box, None)
         return edit_fitted(image, landmark_faces(marked), specs, ctx, face)
     faces = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector, box=box, regressor=ctx.regressor)
@@ -180,11 +186,9 @@ def edit_fitted(
         raise InputError("no face found")
     selected = _select(faces, face)
     labels = [s.label for s in specs]
-    if ctx.method == "2d":
+    if ctx.method in TWO_D_METHODS:
         if ctx.baseline is None:
-            raise InputError("method 2d needs the 2D baseline's generators (EditContext.baseline)")
-        per_face = [(f, edit_face_2d_all(ctx, image, f, specs)) for f in selected]
-    elif ctx.method == "2d-warp":
+            raise InputError(f"method {ctx.method} needs its 2D editor (EditContext.baseline)")
         per_face = [(f, ctx.baseline.edit_face(image, dlib_landmarks(image, f), specs)) for f in selected]
     else:
         per_face = [(f, ctx.editor.edit_face(image, f, specs)) for f in selected]
@@ -192,28 +196,6 @@ def edit_fitted(
     if ctx.method == "3d" and ctx.refiner is not None:
         result = refine_image_edit(ctx.refiner, image, result)
     return result
-
-
-def edit_face_2d_all(
-    ctx: EditContext, image: np.ndarray, face, specs: list[ExpressionSpec]
-) -> list[FaceEdit]:
-    """The 2D baseline's edits of one face to each target, as :class:`FaceEdit` (``render`` holds the
-    warped photo before the texture generator), with the 3D edit's paste-back region."""
-    t0 = time.perf_counter()
-    regions = ctx.editor.regions(image.shape, face, specs)
-    region_ms = (time.perf_counter() - t0) * 1e3
-    source = face.fit.expression[0].detach().cpu().numpy()
-    edits = []
-    for target, region, alpha in regions:
-        t1 = time.perf_counter()
-        out, warped = edit_face_2d(ctx.baseline, image, face, target, region, alpha)
-        ys, xs = np.nonzero(region)
-        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
-        timings = {"region": region_ms, "edit_2d": (time.perf_counter() - t1) * 1e3}
-        edits.append(
-            FaceEdit(out, warped[y0:y1, x0:x1], (x0, y0, x1, y1), region, alpha, source, target, timings)
-        )
-    return edits
 
 
 def grid_image(image: np.ndarray, result: ImageEdit, size: int = 256) -> np.ndarray:
@@ -299,7 +281,7 @@ class EditWorker:
         out_dir, specs, ctx, options = self.job.out_dir, self.job.specs, self.job.ctx, self.job.options
         t0 = time.perf_counter()
         image = marked.image
-        if ctx.method == "2d-warp":
+        if ctx.method in TWO_D_METHODS:
             faces = landmark_faces(marked)
         else:
             faces = fit_detections(ctx.fit_model, marked, ctx.fit_config)

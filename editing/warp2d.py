@@ -193,6 +193,43 @@ def _face_region(shape: tuple[int, int], ring: np.ndarray, config: CompositeConf
     return hard, region, alpha
 
 
+def open_mouth_map(maps, origin, frame: Similarity, landmarks, opened, within=None):
+    """Inside the target's inner lips, the backward map of a work crop becomes
+    :func:`editing.mouth2d.mouth_map`'s (each half of the opening moves with its inner lip, so the
+    teeth a photo shows keep their shape); what it takes from outside the source's own opening, or
+    from its other half, is to be synthesised.
+
+    Args:
+        maps: (h, w, 2) float32 the crop's backward map (image pixels), modified in place.
+        origin: (x0, y0) of the crop in the image; frame: the face's :class:`Similarity`.
+        landmarks: (source, target) (68, 2) pixel landmarks; opened: (h, w) bool the source's
+            opening (:func:`opening_mask`) in the crop; within: (h, w) bool, where the map is defined.
+    Returns:
+        (pixels to synthesise (h, w) bool, the target's opening (h, w) bool).
+    """
+    (x0, y0), (src, dst) = origin, landmarks
+    h, w = maps.shape[:2]
+    inner = polygon_mask((h, w), opening_polygon(dst) - [x0, y0])
+    if within is not None:
+        inner &= within
+    ys, xs = np.nonzero(inner)
+    xy = np.stack([xs + x0, ys + y0], 1).astype(np.float64)
+    from_xy, upper = mouth_map(xy, frame, src, dst)
+    maps[ys, xs] = from_xy
+    ix = np.clip(np.round(from_xy - [x0, y0]).astype(int), 0, [w - 1, h - 1])
+    seen = opened[ix[:, 1], ix[:, 0]] & (source_half(from_xy, frame, src) == upper)
+    synth = np.zeros_like(inner)
+    synth[ys[~seen], xs[~seen]] = True
+    return synth, inner
+
+
+def opening_mask(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the inner lips' opening of (68, 2) ``landmarks`` (pixels) filled, without
+    specks thinner than 3 px (closed lips leave none)."""
+    opened = polygon_mask(shape, opening_polygon(landmarks)).astype(np.uint8)
+    return cv2.morphologyEx(opened, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+
+
 def polygon_mask(shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
     """(h, w) bool: the polygon ``points`` (n, 2) (pixels, sub-pixel precise) filled."""
     mask = np.zeros(shape, np.uint8)
@@ -224,6 +261,14 @@ class Warp2D:
         offsets = frame.vectors_to_image(self.model.offsets(target - source))
         return source, target, landmarks + offsets
 
+    def face_region(self, shape: tuple[int, int], landmarks: np.ndarray):
+        """(hard, region, alpha), each (H, W) for an image of ``shape``: the region a 2D method edits
+        for the face with (68, 2) pixel ``landmarks``: the anchor ring's polygon, and its dilation
+        and feathered paste-back weight (:func:`editing.composite.edit_region`)."""
+        src = np.asarray(landmarks, np.float64)
+        anchors = anchor_ring(src, self.model.frame(src), self.config)
+        return _face_region(shape, anchors, self.config.composite)
+
     def edit_face(
         self, image: np.ndarray, landmarks: np.ndarray, specs: list[ExpressionSpec]
     ) -> list[FaceEdit]:
@@ -242,8 +287,7 @@ class Warp2D:
             raise ValueError("the face lies outside the image")
         hard, region, alpha = _face_region((H, W), anchors, self.config.composite)
         photo = np.ascontiguousarray(image[y0:y1, x0:x1])
-        opened = polygon_mask(photo.shape[:2], opening_polygon(src) - [x0, y0])
-        opened = cv2.morphologyEx(opened.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+        opened = opening_mask(photo.shape[:2], src - [x0, y0])
         prep_ms = (time.perf_counter() - t0) * 1e3
         edits = []
         for spec in specs:
@@ -272,15 +316,7 @@ class Warp2D:
         src, dst_points = points  # (68, 2) source landmarks; (68 + anchors, 2) target points
         dst = dst_points[:68]
         maps, inside = backward_map(np.concatenate([src, dst_points[68:]]), dst_points, tris, crop)
-        inner = polygon_mask(photo.shape[:2], opening_polygon(dst) - [x0, y0]) & inside
-        ys, xs = np.nonzero(inner)
-        xy = np.stack([xs + x0, ys + y0], 1).astype(np.float64)
-        from_xy, upper = mouth_map(xy, frame, src, dst)
-        maps[ys, xs] = from_xy
-        ix = np.clip(np.round(from_xy - [x0, y0]).astype(int), 0, [x1 - x0 - 1, y1 - y0 - 1])
-        seen = opened[ix[:, 1], ix[:, 0]] & (source_half(from_xy, frame, src) == upper)
-        synth = np.zeros_like(inner)
-        synth[ys[~seen], xs[~seen]] = True
+        synth, inner = open_mouth_map(maps, (x0, y0), frame, (src, dst), opened, inside)
         out = cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         gx, gy = np.arange(x0, x1, dtype=np.float32)[None], np.arange(y0, y1, dtype=np.float32)[:, None]
         still = (maps[..., 0] - gx) ** 2 + (maps[..., 1] - gy) ** 2 < self.config.still_px**2

@@ -9,12 +9,11 @@ raise :class:`Face3DError` naming the file.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
+from editing.defgan2d import DefGAN2D
 from editing.gan.checkpoint import shipped_generators
-from editing.gan.refine import edit_face_2d, refine_image_edit
+from editing.gan.refine import refine_image_edit
 from editing.result import ImageEdit
 from editing.warp2d import Warp2D, dlib_landmarks
 from face3d.errors import InputError
@@ -39,8 +38,8 @@ def parse_methods(text: str) -> list[str]:
 
 def check_methods(methods: list[str]) -> dict[str, object]:
     """Fail fast, before any model loads, when a method is unknown or lacks its files; returns
-    method -> its loaded :class:`editing.gan.checkpoint.GeneratorBundle` (learned methods) or
-    :class:`editing.warp2d.Warp2D` (``2d-warp``).
+    method -> its loaded :class:`editing.gan.checkpoint.GeneratorBundle` (``3d-gan``),
+    :class:`editing.defgan2d.DefGAN2D` (``2d``) or :class:`editing.warp2d.Warp2D` (``2d-warp``).
 
     Raises:
         Face3DError: unknown method, or missing / corrupt weights (the message names the file).
@@ -51,6 +50,8 @@ def check_methods(methods: list[str]) -> dict[str, object]:
             raise InputError(f"unknown method {m!r}; expected one of {', '.join(METHODS)}")
         if m == "2d-warp":
             bundles[m] = Warp2D()
+        elif m == "2d":
+            bundles[m] = DefGAN2D(shipped_generators(GENERATOR_KINDS[m], required=True))
         elif m != "3d":
             bundles[m] = shipped_generators(GENERATOR_KINDS[m], required=True)
     return bundles
@@ -61,27 +62,14 @@ def method_outputs(
 ) -> dict[str, np.ndarray]:
     """One method's outputs ``{label: (H, W, 3) uint8}`` from the plain 3D edit ``base``
     (:class:`editing.result.ImageEdit`): ``3d`` is ``base`` itself, ``3d-gan`` cleans each re-render
-    with the texture generator, ``2d`` runs the DefGAN baseline on the photo with the same crop,
-    targets and paste-back region. ``2d-warp`` uses none of the fit: dlib's landmarks of each face,
-    the target ``specs`` (:class:`editing.expressions.ExpressionSpec`, in ``base.labels`` order)
-    and its own region."""
+    with the texture generator. The 2D-only ``2d`` and ``2d-warp`` use none of the fit: dlib's
+    landmarks of each face, the target ``specs`` (:class:`editing.expressions.ExpressionSpec`, in
+    ``base.labels`` order) and their own face region."""
     if method == "3d":
         return base.outputs
     if method == "3d-gan":
         return refine_image_edit(bundle, image, base).outputs
-    if method == "2d-warp":
-        if specs is None or [s.label for s in specs] != base.labels:
-            raise ValueError("2d-warp needs the target specs, in the order of base.labels")
-        faces = [(f, bundle.edit_face(image, dlib_landmarks(image, f), specs)) for f, _ in base.faces]
-        return ImageEdit.from_faces(image, faces, base.labels).outputs
-    faces = [
-        (
-            f,
-            [
-                dataclasses.replace(e, image=edit_face_2d(bundle, image, f, e.target, e.region, e.alpha)[0])
-                for e in edits
-            ],
-        )
-        for f, edits in base.faces
-    ]
+    if specs is None or [s.label for s in specs] != base.labels:
+        raise ValueError(f"{method} needs the target specs, in the order of base.labels")
+    faces = [(f, bundle.edit_face(image, dlib_landmarks(image, f), specs)) for f, _ in base.faces]
     return ImageEdit.from_faces(image, faces, base.labels).outputs

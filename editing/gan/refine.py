@@ -5,13 +5,13 @@
   and stay as they are). It sees the aligned 128 px crop of the composited edit; its texture T and
   attention M are warped back to image pixels and applied there (``M * edit + (1 - M) * T``),
   pasted only over the synthesised pixels grown by :data:`SYNTH_GROW_PX`.
-- :func:`edit_face_2d` (``face3d edit --method 2d``): the 2D-only DefGAN baseline. ``G_def``'s flow
-  is predicted on the same aligned crop, scaled to image pixels and applied to the full-resolution
-  photo, then its texture generator runs on the warped crop as above.
+- :func:`deform_2d` and :func:`texture_2d` (``face3d edit --method 2d``, put together by
+  :class:`editing.defgan2d.DefGAN2D`): the 2D-only DefGAN baseline. ``G_def``'s flow is predicted
+  on the aligned crop of the 2D landmarks and scaled to image pixels (the photo is warped at full
+  resolution), then its texture generator runs on the warped crop as above.
 
-Both paste back with the 3D edit's dilated face region and feathered alpha
-(:meth:`editing.edit3d.Editor3D.regions`), so every method changes the same pixels and everything
-outside the region is byte-identical to the input.
+Both paste back inside a given region with a feathered alpha, so everything outside the region is
+byte-identical to the input.
 """
 
 from __future__ import annotations
@@ -109,44 +109,47 @@ def synthesized_region(synthesized: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return region, alpha
 
 
-def edit_face_2d(
-    bundle: GeneratorBundle,
-    image: np.ndarray,
-    face,
-    target: np.ndarray,
-    region: np.ndarray,
-    alpha: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The 2D-only DefGAN edit of one face.
+def deform_2d(
+    bundle: GeneratorBundle, image: np.ndarray, landmarks: np.ndarray, source: np.ndarray, target: np.ndarray
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The 2D-only DefGAN's motion of one face: no 3D model, no fit.
 
     Args:
         bundle: a ``kind="2d"`` :class:`GeneratorBundle`.
-        image: (H, W, 3) uint8 photo; face: its :class:`FaceFit` (crop placement, source weights).
-        target: (K,) target ARKit weights; region, alpha: the paste-back region and weight (H, W).
+        image: (H, W, 3) uint8 photo; landmarks: (68, 2) its face's 2D landmarks, pixels (they
+            place the aligned crop).
+        source, target: (K,) the source's and the target's ARKit weights (the generators' condition).
     Returns:
-        (the edited (H, W, 3) uint8 image, the warped photo before the texture generator), both
-        equal to ``image`` outside ``region``.
+        (the backward displacement (H, W, 2) float32, image pixels: the output's pixel ``p`` shows
+        the photo at ``p + disp[p]``, zero outside the crop; the aligned crop box ``(x0, y0, x1, y1)``).
     """
     if bundle.kind != "2d":
-        raise ValueError(f"edit_face_2d needs a 2D (deform + texture) bundle, got kind {bundle.kind!r}")
-    H, W = image.shape[:2]
-    box = aligned_box(face.fit.landmarks_fitted[0].detach().cpu().numpy(), _scale(bundle))
+        raise ValueError(f"deform_2d needs a 2D (deform + texture) bundle, got kind {bundle.kind!r}")
+    box = aligned_box(landmarks, _scale(bundle))
     dev = next(bundle.deform.parameters()).device
     x = _to_tensor(crop_square(image, box, bundle.size), dev)
-    y_src = face.fit.expression.detach().to(dev, torch.float32)
+    y_src = torch.as_tensor(source, dtype=torch.float32, device=dev)[None]
     y_tgt = torch.as_tensor(target, dtype=torch.float32, device=dev)[None]
     with torch.no_grad():
         flow = bundle.deform(x, y_src, y_tgt)[0].permute(1, 2, 0).cpu().numpy()  # normalised units
-    side = box[2] - box[0]
-    disp, inside = uncrop(flow * (side / 2), box, (H, W))  # image pixels
-    disp = disp * inside[..., None]
-    gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
-    warped = cv2.remap(
-        image, gx + disp[..., 0], gy + disp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-    warped = paste(image, warped, alpha, region)
+    disp, inside = uncrop(flow * ((box[2] - box[0]) / 2), box, image.shape[:2])
+    return (disp * inside[..., None]).astype(np.float32), box
+
+
+def texture_2d(
+    bundle: GeneratorBundle,
+    image: np.ndarray,
+    warped: np.ndarray,
+    box,
+    target: np.ndarray,
+    region: np.ndarray,
+    alpha: np.ndarray,
+) -> np.ndarray:
+    """The 2D-only DefGAN's texture generator on the ``warped`` (H, W, 3) uint8 photo (aligned crop
+    ``box`` of :func:`deform_2d`), pasted over ``image`` inside ``region`` with weight ``alpha``
+    ((H, W) each): (H, W, 3) uint8, equal to ``image`` outside ``region``."""
     texture, mask = _texture_pass(dataclasses.replace(bundle, kind="texture"), warped, box, target)
-    return paste(image, _attend(warped, texture, mask), alpha, region), warped
+    return paste(image, _attend(warped, texture, mask), alpha, region)
 
 
 def refine_image_edit(bundle: GeneratorBundle, image: np.ndarray, result: ImageEdit) -> ImageEdit:

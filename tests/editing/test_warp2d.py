@@ -84,22 +84,6 @@ def test_the_smooth_lips_pass_through_the_landmarks():
 
 # ------------------------------------------------------------------------------ end to end
 @pytest.fixture(scope="module")
-def no_3d_model():
-    """The 3D model made unavailable: any attempt to load it fails."""
-    from face3d import ict
-    from face3d.errors import ModelNotFoundError
-    from face3d.model import MorphableModel
-
-    def refuse(*args, **kwargs):
-        raise ModelNotFoundError("the 3D model is unavailable in this test")
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(MorphableModel, "from_dir", classmethod(refuse))
-        mp.setattr(ict, "load_ict_arrays", refuse)
-        yield
-
-
-@pytest.fixture(scope="module")
 def example_edit(no_3d_model):
     from editing.api import EditContext, edit_image
     from face3d.demo import example_image

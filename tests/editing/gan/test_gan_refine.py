@@ -73,6 +73,7 @@ def _specs(ctx):
 @pytest.mark.parametrize("method", ["3d-gan", "3d-gan-cycle", "2d"])
 def test_background_byte_identical_and_face_changed(ctx, fitted, bundles, method):
     from editing.api import edit_fitted
+    from editing.defgan2d import DefGAN2D
 
     image, faces = fitted
     tex, two_d, cyc = bundles
@@ -80,7 +81,7 @@ def test_background_byte_identical_and_face_changed(ctx, fitted, bundles, method
         run = dataclasses.replace(ctx, refiner=tex if method == "3d-gan" else cyc)
         plain = edit_fitted(image, faces, _specs(ctx), ctx)
     else:
-        run = dataclasses.replace(ctx, method="2d", baseline=two_d)
+        run = dataclasses.replace(ctx, method="2d", baseline=DefGAN2D(two_d))
     res = edit_fitted(image, faces, _specs(ctx), run)
     acted = 0
     for k, label in enumerate(res.labels):
