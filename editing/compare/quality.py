@@ -8,7 +8,10 @@
   its class, on the class's defining measures, read from the model's landmarks at the re-fitted
   expression with a neutral identity (cm, pose-free): happy is mouth width and corner lift,
   surprise is lip gap and brow height, neutral is the lip gap.
-* :func:`pooled_completeness`: the same over a set of faces (summed change over summed gap).
+* :func:`pooled_completeness`: the same over a set of faces (summed change over summed gap), and
+  :func:`pooled_completeness_ci` with its bootstrap interval over faces.
+* :func:`landmark_references` / :func:`read_measures`: the same measures read by dlib's landmarks,
+  on FER2013's class medians and on a photo inside a face's landmark box (near frontal only).
 * :func:`measure_closing`: how far an edit to neutral closes a photo's open mouth.
 * :func:`mouth_stats`: mean and spread of the luminance inside the inner lips (an opened mouth
   must not be a hole, black or flat).
@@ -149,20 +152,68 @@ def completeness(before: dict, after: dict, reference: dict, label: str, eps: fl
     return float(np.mean(parts)) if parts else float("nan")
 
 
+def _pooled_arrays(befores, afters, reference: dict, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """The faces with both measures (None dropped) as (N, M) changes ``after - before`` and
+    (N, M) gaps ``reference - before`` on the M measures of ``label``'s :data:`CLASS_MEASURES`."""
+    pairs = [(b, a) for b, a in zip(befores, afters, strict=True) if b is not None and a is not None]
+    keys = CLASS_MEASURES[label]
+    change = np.array([[a[m] - b[m] for m in keys] for b, a in pairs], np.float64).reshape(-1, len(keys))
+    gap = np.array([[reference[m] - b[m] for m in keys] for b, _ in pairs], np.float64).reshape(-1, len(keys))
+    return change, gap
+
+
+def _pooled(change: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    """Pooled completeness of (..., N, M) changes and gaps: per measure the summed change over the
+    summed gap (measures whose summed gap is ~0 left out), averaged over the measures -> (...),
+    NaN where no measure is left."""
+    num, den = change.sum(-2), gap.sum(-2)
+    ok = np.abs(den) > 1e-9
+    ratio = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+    count = ok.sum(-1)
+    return np.where(count > 0, ratio.sum(-1) / np.maximum(count, 1), np.nan)
+
+
 def pooled_completeness(befores: list[dict], afters: list[dict], reference: dict, label: str) -> float:
     """:func:`completeness` over a set of faces, pooled: per measure, the summed change over the
     summed distance to ``reference`` (the mean change over the mean gap), averaged over the
     class's measures. A face already near the class median adds little to the denominator
-    instead of dividing by almost nothing, so a few faces do not swing it (NaN for no faces)."""
-    pairs = [(b, a) for b, a in zip(befores, afters, strict=True) if b is not None and a is not None]
-    if not pairs:
-        return float("nan")
-    parts = []
-    for m in CLASS_MEASURES[label]:
-        gap = sum(reference[m] - b[m] for b, _ in pairs)
-        if abs(gap) > 1e-9:
-            parts.append(sum(a[m] - b[m] for b, a in pairs) / gap)
-    return float(np.mean(parts)) if parts else float("nan")
+    instead of dividing by almost nothing, so a few faces do not swing it (NaN for no faces;
+    faces whose ``before`` or ``after`` is None are left out)."""
+    change, gap = _pooled_arrays(befores, afters, reference, label)
+    return float(_pooled(change, gap)) if len(change) else float("nan")
+
+
+def pooled_completeness_ci(
+    befores: list[dict],
+    afters: list[dict],
+    reference: dict,
+    label: str,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float, int]:
+    """:func:`pooled_completeness` and its percentile-bootstrap interval over faces: ``n_boot``
+    resamples of the N faces (with replacement, same size, seeded), each pooled again.
+
+    Returns:
+        (pooled, low, high, N): NaNs and N = 0 without faces; low = high = pooled for N = 1.
+        Resamples whose pooled value is undefined (every gap ~0) are left out of the quantiles.
+    """
+    change, gap = _pooled_arrays(befores, afters, reference, label)
+    n = len(change)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    value = float(_pooled(change, gap))
+    if n == 1:
+        return value, value, value, 1
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    boots = _pooled(change[idx], gap[idx])
+    boots = boots[np.isfinite(boots)]
+    if not len(boots):
+        return value, math.nan, math.nan, n
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(boots, [alpha, 1.0 - alpha])
+    return value, float(lo), float(hi), n
 
 
 # ------------------------------------------------------------------------------ one photo
@@ -176,24 +227,54 @@ def fit_on_box(ctx, image: np.ndarray, box):
     return faces[0] if faces else None
 
 
+def _face_photo(face48: np.ndarray, size: int) -> np.ndarray:
+    """A (48, 48) grey FER2013 face as a (size, size, 3) uint8 photo (bicubic; the face fills it)."""
+    return cv2.resize(np.repeat(face48[..., None], 3, -1), (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def _medians(rows: list[dict]) -> dict[str, float]:
+    return {k: float(np.median([r[k] for r in rows])) for k in rows[0]} if rows else {}
+
+
+def load_fer_faces(path, classes, n: int = 100) -> dict[str, np.ndarray]:
+    """The first ``n`` test faces of each of ``classes`` in the FER2013 npz at ``path`` (``x_test``,
+    ``y_test``, ``classes``): class -> (<= n, 48, 48) uint8."""
+    with np.load(path) as fer:
+        names = [str(c) for c in fer["classes"]]
+        return {c: fer["x_test"][fer["y_test"] == names.index(c)][:n] for c in classes}
+
+
+def landmark_references(faces48: dict[str, np.ndarray], size: int = 192) -> dict[str, dict[str, float]]:
+    """Median dlib measures of real faces per class: each (48, 48) grey face of ``faces48`` (class ->
+    (N, 48, 48) uint8, FER2013) upscaled to ``size`` px (the faces fill the frame), dlib's 68
+    landmarks predicted on the fixed box 5-95 % of the frame, measured with
+    :func:`landmark_measures` (inter-ocular units): class -> measure -> median ({} for no faces)."""
+    box = (0.05 * size,) * 2 + (0.95 * size,) * 2
+    return {
+        label: _medians([landmark_measures(predict_landmarks(_face_photo(f, size), box)) for f in faces])
+        for label, faces in faces48.items()
+    }
+
+
 def class_references(ctx, faces48: dict[str, np.ndarray], size: int = 192) -> dict[str, dict[str, float]]:
-    """Median measures of real faces per class: each (48, 48) grey face of ``faces48`` (class ->
-    (N, 48, 48) uint8, FER2013) upscaled to ``size`` px (the faces fill the frame) and read two
-    ways: ``out[label]`` by ``ctx``'s fitter on a fixed landmark box (:func:`expression_measures`)
-    and ``out["dlib:" + label]`` by dlib's landmarks on a fixed box (:func:`landmark_measures`)."""
+    """Median measures of real faces per class (``faces48`` as for :func:`landmark_references`)
+    read two ways: ``out[label]`` by ``ctx``'s fitter on a fixed landmark box
+    (:func:`expression_measures`) and ``out["dlib:" + label]`` by :func:`landmark_references`."""
     box = (0.1 * size, 0.18 * size, 0.9 * size, 0.95 * size)
     out = {}
     for label, faces in faces48.items():
-        fitted, read = [], []
-        for f in faces:
-            img = cv2.resize(np.repeat(f[..., None], 3, -1), (size, size), interpolation=cv2.INTER_CUBIC)
-            face = fit_on_box(ctx, img, box)
-            if face is not None:
-                fitted.append(expression_measures(ctx.fit_model, face.fit.expression[0]))
-            read.append(landmark_measures(predict_landmarks(img, (0.05 * size,) * 2 + (0.95 * size,) * 2)))
-        for key, rows in ((label, fitted), (f"dlib:{label}", read)):
-            out[key] = {k: float(np.median([r[k] for r in rows])) for k in rows[0]} if rows else {}
+        fitted = [fit_on_box(ctx, _face_photo(f, size), box) for f in faces]
+        weights = [f.fit.expression[0] for f in fitted if f is not None]
+        out[label] = _medians([expression_measures(ctx.fit_model, w) for w in weights])
+    out.update({f"dlib:{k}": v for k, v in landmark_references(faces48, size).items()})
     return out
+
+
+def read_measures(image: np.ndarray, landmark_box) -> dict[str, float]:
+    """:func:`landmark_measures` of dlib's 68 landmarks predicted on ``image`` inside the dlib box
+    of ``landmark_box`` (``(x0, y0, x1, y1)`` of a face's 68 points;
+    :func:`face3d.detect.dlib_box_from_landmark_box`): valid near frontal only."""
+    return landmark_measures(predict_landmarks(image, dlib_box_from_landmark_box(landmark_box)))
 
 
 def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descriptor) -> list[dict] | None:
@@ -211,8 +292,7 @@ def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descript
         return None
     lm = face.fit.landmarks_fitted[0].detach().cpu().numpy()
     before = expression_measures(ctx.fit_model, face.fit.expression[0])
-    dlib_box = dlib_box_from_landmark_box(box)
-    read_before = landmark_measures(predict_landmarks(image, dlib_box))
+    read_before = read_measures(image, box)
     identity_in = descriptor(image, face.landmarks_detected)
     t0 = time.perf_counter()
     result = edit_fitted(image, [face], specs, ctx)
@@ -227,7 +307,7 @@ def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descript
         complete, mouth = float("nan"), (float("nan"), float("nan"), 0)
         complete_dlib, read_after = float("nan"), None
         if klass is not None and f"dlib:{klass}" in references:
-            read_after = landmark_measures(predict_landmarks(out, dlib_box))
+            read_after = read_measures(out, box)
             complete_dlib = completeness(read_before, read_after, references[f"dlib:{klass}"], klass, 0.01)
         if refit is not None:
             mouth = mouth_stats(out, refit.fit.landmarks_fitted[0].numpy())

@@ -13,9 +13,11 @@ relative); ``output`` is None for a failed row (the report shows the failure). `
   of each metric (seeded, :func:`editing.compare.metrics.bootstrap_ci`);
 * optional data-set-level numbers per method (e.g. KID on FER features), given as ``extra``;
 * one PNG plot per metric against |yaw| (points per row, per-bin means with their intervals);
+* per |yaw| bin, for records that carry a ``"grid"`` image path (a face-crop grid made with
+  :func:`editing.compare.grids.face_grid`): a montage of the bin's first grids
+  (``grids/bin_<bin>.png``) and every grid of the bin (:func:`editing.compare.grids.bin_sections`);
 * side-by-side grids: one row per (input, target), columns input | one per method, each image
-  linked by its relative path; and, for records that carry a ``"grid"`` image path (a face-crop
-  grid made with :func:`face_grid`), those grids per input.
+  linked by its relative path.
 
 Every image the report names is checked to exist; a missing one raises :class:`Face3DError`.
 """
@@ -31,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import cv2
 import numpy as np
 
+from editing.compare.grids import bin_sections, image_link
 from editing.compare.metrics import PSNR_CAP, bin_name, summarize
 from face3d.errors import Face3DError
 from face3d.eval.metrics import BIN_NAMES
@@ -63,10 +65,22 @@ METRICS: dict[str, MetricSpec] = {
     "psnr_bg": MetricSpec(f"PSNR outside face, dB (inf -> {PSNR_CAP:.0f})", True, cap=PSNR_CAP, digits=1),
     "ssim_bg": MetricSpec("SSIM outside face", True, digits=4),
     "changed_bg": MetricSpec("changed pixels outside face", False, digits=4, percent=True),
+    "speckles": MetricSpec("speckles (isolated outlier pixels)", False, digits=1),
+    "completeness": MetricSpec("completeness toward FER median (dlib, near frontal)", True, digits=2),
 }
 """Per-row metrics the report summarises, in display order (absent ones are skipped)."""
 
 CSV_FIELDS = ("input", "target", "method", "yaw", "yaw_fit", "output", "error")
+
+COMPLETENESS_NOTE = (
+    "Completeness: how far the edit moved the face toward the median FER2013 face of the target's "
+    "class (0: not at all, 1: all the way) on the class's measures (happy: mouth width, corner lift; "
+    "surprise: lip gap, brow height), read from dlib's 68 landmarks on the input and the output "
+    "inside the input's landmark box, in inter-ocular units. dlib's landmark reading is valid near "
+    "frontal only: the [30,60) and [60,90] bins are indicative at best. Pooled: per measure the "
+    "summed change over the summed gap of the faces, with a bootstrap 95 % interval over faces."
+)
+"""What the completeness numbers are (the report's notes and ``summary.md``)."""
 
 
 def _rel(path, root: Path) -> str | None:
@@ -84,11 +98,6 @@ def _fmt(value: float, spec: MetricSpec) -> str:
     return f"{value * 100:.1f} %" if spec.percent else f"{value:.{spec.digits}f}"
 
 
-def _img(rel: str, width: int = 160) -> str:
-    src = html.escape(quote(rel))
-    return f'<a href="{src}"><img src="{src}" width="{width}" loading="lazy" alt="{html.escape(rel)}"></a>'
-
-
 def check_images(root: str | os.PathLike, paths) -> None:
     """Raise :class:`Face3DError` naming the images (relative to ``root``) that do not exist."""
     root = Path(root)
@@ -98,44 +107,6 @@ def check_images(root: str | os.PathLike, paths) -> None:
         raise Face3DError(
             f"report: {len(missing)} image(s) missing under {root}: {', '.join(missing[:5])}{more}"
         )
-
-
-def face_grid(
-    image: np.ndarray,
-    outputs: dict[str, dict[str, np.ndarray]],
-    labels: list[str],
-    box: tuple[float, float, float, float],
-    size: int = 160,
-    margin: float = 0.35,
-) -> np.ndarray:
-    """Face crops side by side: rows per target label, columns input | one per method.
-
-    Args:
-        image: (H, W, 3) uint8 input.
-        outputs: method -> label -> (H, W, 3) uint8 output (same size as the input).
-        labels: target labels (rows, in order).
-        box: the face box ``(x0, y0, x1, y1)``; the crop is its square grown by ``margin`` per side.
-        size: tile side in pixels.
-
-    Returns:
-        (len(labels) * size, (1 + len(outputs)) * size, 3) uint8.
-    """
-    h, w = image.shape[:2]
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    half = max(box[2] - box[0], box[3] - box[1]) * (0.5 + margin)
-    x0, y0 = max(0, round(cx - half)), max(0, round(cy - half))
-    x1, y1 = min(w, round(cx + half)), min(h, round(cy + half))
-
-    def tile(img: np.ndarray) -> np.ndarray:
-        crop = img[y0:y1, x0:x1]
-        if crop.size == 0:
-            return np.zeros((size, size, 3), np.uint8)
-        return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-
-    rows = [
-        np.concatenate([tile(image)] + [tile(outputs[m][label]) for m in outputs], axis=1) for label in labels
-    ]
-    return np.concatenate(rows, axis=0)
 
 
 def write_metrics_csv(path: str | os.PathLike, records: list[dict]) -> Path:
@@ -217,6 +188,18 @@ def plot_metric(records: list[dict], metric: str, path: str | os.PathLike, seed:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def _plots(out_dir: Path, rows: list[dict], summary: dict, seed: int) -> list[str]:
+    """:func:`plot_metric` of every summarised metric that has rows with a yaw: their paths."""
+    plots = []
+    for metric in summary:
+        if any(r.get("yaw") is not None and r.get(metric) is not None for r in rows):
+            rel = f"plots/{metric}_vs_yaw.png"
+            plot_metric(rows, metric, out_dir / rel, seed)
+            plots.append(rel)
+    check_images(out_dir, plots)
+    return plots
+
+
 _CSS = """body{font-family:sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px;text-align:right}th{background:#f2f2f2}
@@ -259,10 +242,18 @@ def _md_cell(s: dict | None, spec: MetricSpec) -> str:
     return f"{_fmt(s['mean'], spec)} [{_fmt(s['low'], spec)}, {_fmt(s['high'], spec)}]"
 
 
-def summary_markdown(summary: dict, kid: dict | None = None, metrics: list[str] | None = None) -> str:
+def summary_markdown(
+    summary: dict,
+    kid: dict | None = None,
+    metrics: list[str] | None = None,
+    kid_bins: dict | None = None,
+    completeness: dict | None = None,
+) -> str:
     """A Markdown table of :func:`summary_table`'s means (rows: method x |yaw| bin, columns:
     ``metrics``, default all present), the bootstrap 95 % interval after each mean, then the KID
-    table (``kid``: method -> values, as ``summary.json`` holds it) if given."""
+    table (``kid``: method -> values, as ``summary.json`` holds it; ``kid_bins``: |yaw| bin ->
+    method -> values) and the pooled completeness table
+    (:func:`editing.compare.setlevel.completeness_table`) if given."""
     metrics = [m for m in (metrics or list(summary)) if m in summary]
     methods = list(dict.fromkeys(me for m in metrics for me in summary[m]))
     bins = [
@@ -286,26 +277,93 @@ def summary_markdown(summary: dict, kid: dict | None = None, metrics: list[str] 
             cells = [_md_cell(s, METRICS[m]) for s, m in zip(stats, metrics, strict=True)]
             lines.append(f"| {method} | {b} | {n} | " + " | ".join(cells) + " |")
     if kid:
-        lines += ["", "| method | n | KID (FER features) | KID (dlib descriptors) |", "|---|---:|---:|---:|"]
-        for method, row in kid.items():
-            vals = []
-            for kind in ("fer", "dlib"):
-                v, sd = row.get(f"kid_{kind}"), row.get(f"kid_{kind}_std")
-                vals.append(f"{v:.4f} ± {sd:.4f}" if isinstance(v, float) else _plain(v))
-            lines.append(f"| {method} | {row.get('n', '-')} | {vals[0]} | {vals[1]} |")
+        lines += ["", _render(_KID_HEAD, _kid_rows(kid, kid_bins), 2, True)]
+    if completeness:
+        lines += [
+            "",
+            COMPLETENESS_NOTE,
+            "",
+            _render(_COMPLETENESS_HEAD, _completeness_rows(completeness), 3, True),
+        ]
     return "\n".join(lines) + "\n"
 
 
-def _extra_html(extra: dict[str, dict[str, str | float]]) -> str:
-    cols = list(dict.fromkeys(k for v in extra.values() for k in v))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    rows = "".join(
-        f'<tr><td class="l">{html.escape(method)}</td>'
-        + "".join(f"<td>{html.escape(_plain(vals.get(c)))}</td>" for c in cols)
-        + "</tr>"
-        for method, vals in extra.items()
+def _render(head: list[str], rows: list[list[str]], left: int, markdown: bool) -> str:
+    """A table of preformatted cells as Markdown or HTML (cells escaped); the first ``left``
+    columns left-aligned, the others right-aligned."""
+    if markdown:
+        cells = [[c.replace("|", "\\|") for c in row] for row in (head, *rows)]
+        rule = "|" + "".join("---|" if i < left else "---:|" for i in range(len(head)))
+        return "\n".join(
+            ["| " + " | ".join(cells[0]) + " |", rule, *("| " + " | ".join(c) + " |" for c in cells[1:])]
+        )
+
+    def tr(cells: list[str], tag: str) -> str:
+        attrs = [' class="l"' if i < left else "" for i in range(len(cells))]
+        tds = (f"<{tag}{a}>{html.escape(c)}</{tag}>" for a, c in zip(attrs, cells, strict=True))
+        return "<tr>" + "".join(tds) + "</tr>"
+
+    return "<table>" + tr(head, "th") + "".join(tr(r, "td") for r in rows) + "</table>"
+
+
+def _by_bin(table: dict, by_bin: dict | None) -> list[tuple[str, str, dict]]:
+    """(method, group, row) of a method -> row table over all rows, then of its per-bin tables."""
+    out = []
+    for method, row in table.items():
+        out.append((method, "all", row))
+        out += [(method, b, t[method]) for b, t in (by_bin or {}).items() if method in t]
+    return out
+
+
+def _kid_rows(kid: dict, kid_bins: dict | None) -> list[list[str]]:
+    def cell(row: dict, kind: str) -> str:
+        v, sd = row.get(f"kid_{kind}"), row.get(f"kid_{kind}_std")
+        if not isinstance(v, float):
+            return _plain(v)
+        return f"{v:.4f}" if sd is None else f"{v:.4f} ± {sd:.4f}"
+
+    return [
+        [m, b, str(r.get("n", "-")), cell(r, "fer"), cell(r, "dlib")] for m, b, r in _by_bin(kid, kid_bins)
+    ]
+
+
+_KID_HEAD = ["method", "|yaw|", "n", "KID (FER features)", "KID (dlib descriptors)"]
+_COMPLETENESS_HEAD = ["method", "|yaw|", "target", "n faces", "completeness (row median)", "pooled [95 % CI]"]
+
+
+def _completeness_rows(table: dict) -> list[list[str]]:
+    """Rows of :func:`editing.compare.setlevel.completeness_table` (method -> group -> target -> stats)."""
+    spec, rows = METRICS["completeness"], []
+    for method, groups in table.items():
+        for b, targets in groups.items():
+            for target, c in targets.items():
+                pooled = f"{_fmt(c['pooled'], spec)} [{_fmt(c['low'], spec)}, {_fmt(c['high'], spec)}]"
+                rows.append([method, b, target, str(c["n"]), _fmt(c["median"], spec), pooled])
+    return rows
+
+
+def comparison_notes(n_real: int, real_dir: str | None, completeness: bool) -> str:
+    """The comparison report's notes (HTML): what KID is measured against, where preservation is
+    measured, what speckles are and, when ``completeness``, :data:`COMPLETENESS_NOTE`."""
+    source = "the inputs" if real_dir is None else html.escape(str(real_dir))
+    per_bin = "that bin's inputs" if real_dir is None else "the same photos"
+    notes = (
+        "<p>KID: unbiased MMD&sup2; (cubic polynomial kernel) between each method's outputs and "
+        f"{n_real} real photos ({source}); per |yaw| bin, the bin's outputs against {per_bin}; "
+        "kid_fer on the FER classifier's 128-d penultimate features, kid_dlib on dlib's 128-d "
+        "descriptors; not comparable with Inception KIDs. Preservation is measured outside the union "
+        "of the 3D method's dilated face regions. Speckles: isolated outlier pixels the edit created "
+        "that no nearby input pixel explains.</p>"
     )
-    return f'<table><tr><th class="l">method</th>{head}</tr>{rows}</table>'
+    return notes + (f"<p>{html.escape(COMPLETENESS_NOTE)}</p>" if completeness else "")
+
+
+def _extra_html(extra: dict[str, dict[str, str | float]], by_bin: dict | None = None) -> str:
+    """method -> numbers (``extra``) and |yaw| bin -> method -> numbers (``by_bin``) as one table."""
+    rows = _by_bin(extra, by_bin)
+    cols = list(dict.fromkeys(k for _, _, v in rows for k in v))
+    cells = [[m, b, *(_plain(v.get(c)) for c in cols)] for m, b, v in rows]
+    return _render(["method", "|yaw|", *cols], cells, 2, False)
 
 
 def _plain(v) -> str:
@@ -323,7 +381,7 @@ def _grid_html(records: list[dict], methods: list[str], thumb: int) -> str:
     for (inp, target), by_method in keyed.items():
         yaw = next((r.get("yaw") for r in by_method.values() if r.get("yaw") is not None), None)
         yaw_txt = "" if yaw is None else f"<br>yaw {float(yaw):.0f}&deg;"
-        cells = [f'<td class="l">{_img(inp, thumb)}{html.escape(Path(inp).name)}{yaw_txt}</td>']
+        cells = [f'<td class="l">{image_link(inp, thumb)}{html.escape(Path(inp).name)}{yaw_txt}</td>']
         cells.append(f'<td class="l">{html.escape(str(target))}</td>')
         for m in methods:
             r = by_method.get(m)
@@ -332,7 +390,7 @@ def _grid_html(records: list[dict], methods: list[str], thumb: int) -> str:
             elif r.get("output") is None:
                 cells.append(f'<td class="fail">failed: {html.escape(str(r.get("error", "")))}</td>')
             else:
-                cells.append(f"<td>{_img(r['output'], thumb)}</td>")
+                cells.append(f"<td>{image_link(r['output'], thumb)}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return f'<table><tr><th class="l">input</th><th class="l">target</th>{head}</tr>{"".join(rows)}</table>'
 
@@ -345,15 +403,20 @@ def write_report(
     notes: str = "",
     thumb: int = 160,
     seed: int = 0,
+    extra_by_bin: dict[str, dict[str, dict]] | None = None,
+    completeness: dict | None = None,
 ) -> Path:
-    """Write ``out_dir/report.html``, its plots (``out_dir/plots/<metric>_vs_yaw.png``) and return the
-    report's path.
+    """Write ``out_dir/report.html``, its plots (``out_dir/plots/<metric>_vs_yaw.png``) and per-bin
+    montages (``out_dir/grids/bin_<bin>.png``) and return the report's path. The page names only
+    local files (relative links): it opens offline.
 
     Args:
         records: per-row dicts (see the module docstring); image paths relative to ``out_dir``.
         extra: method -> data-set-level numbers (e.g. ``{"kid_fer": 0.012, "kid_fer_std": 0.003}``).
         notes: HTML shown under the title (settings, what the features are...).
         thumb: thumbnail width in pixels.
+        extra_by_bin: |yaw| bin -> method -> the same numbers per bin, shown after ``extra``'s.
+        completeness: pooled completeness, :func:`editing.compare.setlevel.completeness_table`.
 
     Raises:
         Face3DError: no records, a record lacks input/target/method, or an image it names is missing.
@@ -376,13 +439,7 @@ def write_report(
     check_images(out_dir, [p for r in rows for p in (r["input"], r["output"], r["grid"])])
     methods = list(dict.fromkeys(r["method"] for r in rows))
     summary = summary_table(rows, seed)
-    plots = []
-    for metric in summary:
-        if any(r.get("yaw") is not None and r.get(metric) is not None for r in rows):
-            rel = f"plots/{metric}_vs_yaw.png"
-            plot_metric(rows, metric, out_dir / rel, seed)
-            plots.append(rel)
-    check_images(out_dir, plots)
+    plots = _plots(out_dir, rows, summary, seed)
     n_inputs = len({r["input"] for r in rows})
     failed = sum(r["output"] is None for r in rows)
     parts = [
@@ -395,13 +452,18 @@ def write_report(
         _summary_html(summary, methods) if summary else "<p>no metrics</p>",
     ]
     if extra:
-        parts += ["<h2>Data-set level</h2>", _extra_html(extra)]
+        parts += ["<h2>Data-set level</h2>", _extra_html(extra, extra_by_bin)]
+    if completeness:
+        table = _render(_COMPLETENESS_HEAD, _completeness_rows(completeness), 3, False)
+        parts += [
+            "<h2>Completeness pooled over faces</h2>",
+            f"<p>{html.escape(COMPLETENESS_NOTE)}</p>",
+            table,
+        ]
     if plots:
         parts.append("<h2>Against yaw</h2>")
         parts += [f'<a href="{quote(p)}"><img src="{quote(p)}" width="600" alt="{p}"></a>' for p in plots]
-    grids = list(dict.fromkeys(r["grid"] for r in rows if r["grid"] is not None))
-    if grids:
-        parts.append(f"<h2>Face crops</h2><p>rows: targets; columns: input | {' | '.join(methods)}</p>")
-        parts += [f"<p>{html.escape(Path(g).stem)}<br>{_img(g, 120 * (1 + len(methods)))}</p>" for g in grids]
+    if any(r["grid"] is not None for r in rows):
+        parts.append(bin_sections(out_dir, rows, methods))
     parts += ["<h2>Side by side</h2>", _grid_html(rows, methods, thumb), "</body></html>\n"]
     return atomic_write_text(out_dir / "report.html", "\n".join(parts))

@@ -11,14 +11,16 @@ skipped). Per input (one face: ``options.face``, the largest by default):
 3. each method's output per target -> ``DIR/<method>/<stem>_<label>.png``, and its metrics
    (identity, preservation, FER expression, and the 3DMM re-fitted on the output inside the
    input's landmark box against the target weights, which favours the 3D methods;
-   :mod:`editing.compare.metrics`) ->
+   :mod:`editing.compare.metrics`; speckles and, with ``options.fer_faces``, completeness toward
+   the FER2013 class median read by dlib's landmarks, :mod:`editing.compare.quality`) ->
    ``DIR/records/<stem>.json``; a face-crop grid (rows: targets, columns: input | methods) ->
    ``DIR/grids/<stem>.png``; features for KID (input's and outputs') -> ``DIR/records/<stem>.npz``.
 
-Then, over all records (resumed ones included): ``DIR/metrics.csv``, KID per method on FER and dlib
-features against the real inputs (or ``options.real_dir``), ``DIR/report.html``,
-``DIR/summary.json`` and ``DIR/summary.md`` (the per-method, per-bin table in Markdown). Inputs
-are copied (as decoded RGB) to ``DIR/inputs/<stem>.png`` so the report is self-contained.
+Then, over all records (resumed ones included): ``DIR/metrics.csv``, KID per method (over all rows
+and per |yaw| bin) on FER and dlib features against the real inputs (or ``options.real_dir``),
+completeness pooled over faces (:mod:`editing.compare.setlevel`), ``DIR/report.html``,
+``DIR/summary.json`` and ``DIR/summary.md`` (the tables in Markdown). Inputs are copied (as
+decoded RGB) to ``DIR/inputs/<stem>.png`` so the report is self-contained.
 
 Methods (:mod:`editing.compare.methods`): ``3d``, ``3d-gan``, ``2d`` and ``2d-warp``; their weights
 load before any work, and missing or corrupt ones raise :class:`Face3DError` naming the file.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -38,23 +41,32 @@ from scipy.io import loadmat
 
 from editing.api import EditContext, edit_fitted
 from editing.compare.fer import FerClassifier, fer_crop
+from editing.compare.grids import face_grid
 from editing.compare.methods import METHODS as METHODS  # re-exported: callers import them from here
 from editing.compare.methods import check_methods, method_outputs
 from editing.compare.methods import parse_methods as parse_methods
 from editing.compare.metrics import (
     expression_metrics,
     identity_metrics,
-    kid,
     preservation_metrics,
     refit_metrics,
 )
+from editing.compare.quality import (
+    CLASS_MEASURES,
+    completeness,
+    landmark_references,
+    load_fer_faces,
+    read_measures,
+    speckles,
+)
 from editing.compare.report import (
-    face_grid,
+    comparison_notes,
     summary_markdown,
     summary_table,
     write_metrics_csv,
     write_report,
 )
+from editing.compare.setlevel import real_features, set_level
 from editing.result import ImageEdit
 from face3d.batch import (
     BatchItem,
@@ -66,8 +78,8 @@ from face3d.batch import (
     run_batch,
     write_summary,
 )
-from face3d.detect import FaceDetector
-from face3d.detect.dlib_detector import face_descriptor, predict_landmarks
+from face3d.detect import FaceDetector, landmark_box
+from face3d.detect.dlib_detector import face_descriptor
 from face3d.errors import InputError
 from face3d.fit.pipeline import detect_and_landmark, fit_detections
 from face3d.io import (
@@ -99,8 +111,11 @@ class CompareOptions:
 
     Attributes:
         face: index of the face compared in each image (largest first).
-        resume: skip inputs whose ``records/<stem>.json`` holds every method (their records still
-            count); where it holds only some, run just the missing methods (a method added later).
+        resume: skip inputs whose ``records/<stem>.json`` holds every method and every per-row
+            metric (their records still count); where it holds only some methods, run just the
+            missing ones (a method added later); where it holds every method but lacks a metric
+            added later (``speckles``, ``completeness``), add it from the saved input and outputs
+            without editing again.
         workers: threads decoding and detecting ahead; with ``ray``, Ray actors.
         progress: show a progress bar.
         ray: None runs in this process; ``"local"`` starts a Ray runtime on this machine,
@@ -112,6 +127,10 @@ class CompareOptions:
         seed: bootstrap and KID subset seed.
         yaw_truth: image file name -> ground-truth yaw (degrees) used for the |yaw| bins instead of
             the fitted yaw (both are recorded: ``yaw`` and ``yaw_fit``); see :func:`aflw_yaws`.
+        fer_faces: the FER2013 npz (``x_test``, ``y_test``, ``classes``) whose class medians are
+            the completeness references (:func:`editing.compare.quality.landmark_references`);
+            None: no completeness.
+        fer_n: FER2013 test faces per class read for those references.
     """
 
     face: int = 0
@@ -125,6 +144,8 @@ class CompareOptions:
     max_real: int = 500
     seed: int = 0
     yaw_truth: dict[str, float] | None = None
+    fer_faces: str | None = None
+    fer_n: int = 100
 
 
 def aflw_yaws(inputs: list[str]) -> dict[str, float]:
@@ -140,18 +161,14 @@ def aflw_yaws(inputs: list[str]) -> dict[str, float]:
     return out
 
 
-def _real_features(paths: list[Path], fer, detector) -> dict[str, np.ndarray]:
-    """FER and dlib features of the largest face of each real photo (photos without a face are skipped)."""
-    fer_feats, dlib_feats = [], []
-    for p in paths:
-        image = read_image(p)
-        found = detector.detect(image, max_faces=1)
-        if not found:
-            continue
-        lm = predict_landmarks(image, found[0].box)
-        fer_feats.append(fer.features(fer_crop(image, lm, fer.config))[0])
-        dlib_feats.append(face_descriptor(image, lm))
-    return {"fer": np.array(fer_feats).reshape(-1, fer.config.feature_dim), "dlib": np.array(dlib_feats)}
+def completeness_references(fer_faces: str | None, labels: list[str], n: int = 100) -> dict | None:
+    """FER2013 class -> dlib measure -> median over its first ``n`` test faces
+    (:func:`editing.compare.quality.landmark_references`), for the classes of :data:`CLASS_MEASURES`
+    that ``labels`` name (:data:`FER_TARGETS`); None without ``fer_faces`` (the npz path)."""
+    if fer_faces is None:
+        return None
+    classes = {FER_TARGETS.get(label.lower()) for label in labels} & set(CLASS_MEASURES)
+    return landmark_references(load_fer_faces(fer_faces, sorted(classes), n))
 
 
 def _refit(image: np.ndarray, box, ctx) -> np.ndarray | None:
@@ -187,44 +204,10 @@ def _earlier_methods(out_dir: Path, stem: str, methods: list[str]) -> dict[str, 
     return done
 
 
-def _load_features(out_dir: Path, stems: list[str], names: list[str]) -> dict[str, dict[str, np.ndarray]]:
-    """name ("input" or a method) -> {"fer": (N, 128), "dlib": (N, 128)} from ``records/<stem>.npz``."""
-    found: dict[str, dict[str, list]] = {m: {"fer": [], "dlib": []} for m in names}
-    for stem in stems:
-        path = out_dir / "records" / f"{stem}.npz"
-        if not path.is_file():
-            continue
-        with np.load(path) as z:
-            for m in names:
-                for kind in ("fer", "dlib"):
-                    if f"{m}__{kind}" in z:
-                        found[m][kind].append(z[f"{m}__{kind}"])
-    return {
-        m: {k: np.concatenate(v) if v else np.zeros((0, 128)) for k, v in kinds.items()}
-        for m, kinds in found.items()
-    }
-
-
-def _kid_table(fake: dict[str, dict[str, np.ndarray]], real: dict[str, np.ndarray], seed: int) -> dict:
-    """method -> {"n", "kid_fer", "kid_fer_std", "kid_dlib", "kid_dlib_std"}."""
-    table = {}
-    for m, feats in fake.items():
-        row: dict[str, float | int | str] = {}
-        for kind in ("fer", "dlib"):
-            x, y = feats[kind], real[kind]
-            row["n"] = len(x)
-            if len(x) >= 2 and len(y) >= 2:
-                mean, std = kid(x, y, seed=seed)
-                row[f"kid_{kind}"], row[f"kid_{kind}_std"] = mean, std
-            else:
-                row[f"kid_{kind}"] = "too few samples"
-        table[m] = row
-    return table
-
-
 @dataclass(frozen=True)
 class _Run:
-    """What every input of one :func:`compare_folder` run shares."""
+    """What every input of one :func:`compare_folder` run shares; ``references``: FER2013 class ->
+    dlib measure -> median (:func:`completeness_references`), None without ``options.fer_faces``."""
 
     out_dir: Path
     specs: list
@@ -233,10 +216,18 @@ class _Run:
     options: CompareOptions
     bundles: dict[str, object]
     fer: FerClassifier
+    references: dict[str, dict[str, float]] | None = None
 
     @property
     def labels(self) -> list[str]:
         return [s.label for s in self.specs]
+
+    @property
+    def completeness_classes(self) -> dict[str, str]:
+        """Target label -> its FER2013 class (:data:`FER_TARGETS`) for targets whose class has a reference."""
+        refs = self.references or {}
+        classes = {label: FER_TARGETS.get(label.lower()) for label in self.labels}
+        return {label: c for label, c in classes.items() if c in CLASS_MEASURES and refs.get(c)}
 
     def prepare(self, item: BatchItem):
         """Read the image, detect its faces and their landmarks (the batch worker's first half)."""
@@ -282,7 +273,7 @@ def _measure_input(run: _Run, item: BatchItem, marked) -> _Input:
         mask=np.logical_or.reduce([e.region for e in edits]),
         landmarks=lm_in,
         box=fit.bbox,
-        box_lm=(*lm_in.min(0), *lm_in.max(0)),
+        box_lm=landmark_box(lm_in),
         source=fit.fit.expression[0].detach().cpu().numpy(),
         targets={label: e.target for label, e in zip(run.labels, edits, strict=True)},
         yaw=(options.yaw_truth or {}).get(item.path.name, yaw_fit),
@@ -321,8 +312,71 @@ def _measure_method(
     return records, {f"{method}__fer": np.array(fer_f), f"{method}__dlib": np.array(dlib_f)}
 
 
+def _lacks_quality(run: _Run, record: dict) -> bool:
+    """A record of ``run``'s methods without the per-row metrics of :func:`_row_quality`."""
+    wanted = ("speckles",) if run.references is None else ("speckles", "completeness")
+    mine = record["method"] in run.methods and record.get("output") is not None
+    return mine and any(k not in record for k in wanted)
+
+
+def _row_quality(run: _Run, image: np.ndarray, box_lm, before: dict | None, label: str, output) -> dict:
+    """The metrics of one row measured on pixels alone: ``speckles`` (:func:`speckles` of the (H, W, 3)
+    input and output) and, with references, ``completeness`` toward the target's FER2013 class
+    median (dlib's landmarks inside the input's landmark box ``box_lm``, before = ``before``, eps
+    0.01 inter-ocular; None for a target without a class or when undefined) with the measures it
+    came from (``lm_before``, ``lm_after``: measure -> value, for pooled completeness)."""
+    row: dict = {"speckles": speckles(image, output)}
+    if run.references is None:
+        return row
+    klass = run.completeness_classes.get(label)
+    if klass is None or before is None:
+        return {**row, "completeness": None}
+    after = read_measures(output, box_lm)
+    value = completeness(before, after, run.references[klass], klass, eps=0.01)
+    row["completeness"] = None if math.isnan(value) else value
+    return {**row, "lm_before": before, "lm_after": after}
+
+
+def _add_quality(run: _Run, image: np.ndarray, box_lm, records: list[dict], output_of) -> None:
+    """Add :func:`_row_quality` to each of one input's ``records`` that lacks it (in place);
+    ``output_of(record)`` gives the record's (H, W, 3) output."""
+    lacking = [r for r in records if _lacks_quality(run, r)]
+    before = read_measures(image, box_lm) if lacking and run.completeness_classes else None
+    for r in lacking:
+        r.update(_row_quality(run, image, box_lm, before, r["target"], output_of(r)))
+
+
+def _kept_records(run: _Run, stem: str) -> list[dict] | None:
+    """``--resume``: the records of ``records/<stem>.json`` when they hold every method, else None."""
+    p = run.out_dir / "records" / f"{stem}.json"
+    if not (run.options.resume and p.is_file()):
+        return None
+    records = _read_json(p)
+    return records if set(run.methods) <= {r["method"] for r in records} else None
+
+
+def _add_missing_metrics(run: _Run, item: BatchItem, marked, records: list[dict]) -> ItemOutcome:
+    """``--resume`` on an input whose records hold every method but lack a per-row metric added since:
+    measure it on the saved input (``inputs/<stem>.png``) and outputs and rewrite the records. No
+    edit and no fit: the landmark box is that of the compared face's detected landmarks, which
+    the fit takes as they are (``FaceFit.landmarks_detected``)."""
+    t0 = time.perf_counter()
+    if len(marked.detections) <= run.options.face:
+        raise InputError(f"face {run.options.face} requested but {len(marked.detections)} face(s) found")
+    image = read_image(run.out_dir / "inputs" / f"{item.stem}.png")
+    box_lm = landmark_box(marked.landmarks[run.options.face])
+    _add_quality(run, image, box_lm, records, lambda r: read_image(run.out_dir / r["output"]))
+    atomic_write_json(run.out_dir / "records" / f"{item.stem}.json", records)
+    n = sum(r["method"] in run.methods for r in records)
+    return ItemOutcome(outputs=n, timings_ms={"add_metrics": [(time.perf_counter() - t0) * 1e3]})
+
+
 def _compare_item(run: _Run, item: BatchItem, marked) -> ItemOutcome:
-    """Every method on one input: outputs, records, features and the face grid."""
+    """Every method on one input: outputs, records, features and the face grid (with ``--resume``
+    and every method measured already, only the metrics added since: :func:`_add_missing_metrics`)."""
+    kept = _kept_records(run, item.stem)
+    if kept is not None:
+        return _add_missing_metrics(run, item, marked, kept)
     out_dir, methods = run.out_dir, run.methods
     t0 = time.perf_counter()
     inp = _measure_input(run, item, marked)
@@ -348,6 +402,7 @@ def _compare_item(run: _Run, item: BatchItem, marked) -> ItemOutcome:
         records.extend(recs)
         feats.update(method_feats)
     all_outputs = {m: all_outputs[m] for m in methods}
+    _add_quality(run, inp.image, inp.box_lm, records, lambda r: all_outputs[r["method"]][r["target"]])
     records.sort(key=lambda r: methods.index(r["method"]))
     grid = face_grid(inp.image, all_outputs, run.labels, inp.box)
     write_image(out_dir / "grids" / f"{item.stem}.png", grid)
@@ -363,9 +418,10 @@ def compare_worker(run: _Run) -> _Run:
 
 
 def compare_done(run: _Run, item: BatchItem) -> bool:
-    """``--resume``: ``records/<stem>.json`` holds every method (written last, locally or on Ray)."""
-    p = run.out_dir / "records" / f"{item.stem}.json"
-    return run.options.resume and p.is_file() and set(run.methods) <= {r["method"] for r in _read_json(p)}
+    """``--resume``: ``records/<stem>.json`` (written last, locally or on Ray) holds every method,
+    each row with every per-row metric."""
+    kept = _kept_records(run, item.stem)
+    return kept is not None and not any(_lacks_quality(run, r) for r in kept)
 
 
 def _write_reports(run: _Run, items: list[BatchItem], summary: BatchSummary) -> None:
@@ -379,25 +435,22 @@ def _write_reports(run: _Run, items: list[BatchItem], summary: BatchSummary) -> 
     extra: dict = {"methods": methods, "expressions": run.labels, "rows": len(records)}
     if records:
         write_metrics_csv(out_dir / "metrics.csv", records)
-        feats = _load_features(out_dir, [i.stem for i in items], ["input", *methods])
+        real = None
         if options.real_dir is not None:
             paths = list_images([options.real_dir])[0][: options.max_real]
-            real = _real_features(paths, run.fer, run.ctx.detector)
-        else:
-            real = feats["input"]
-        kids = _kid_table({m: feats[m] for m in methods}, real, options.seed)
-        source = "the inputs" if options.real_dir is None else options.real_dir
-        notes = (
-            "<p>KID: unbiased MMD&sup2; (cubic polynomial kernel) between each method's outputs and "
-            f"{len(real['fer'])} real photos ({source}); kid_fer on the FER classifier's 128-d "
-            "penultimate features, kid_dlib on dlib's 128-d descriptors; not comparable with "
-            "Inception KIDs. Preservation is measured outside the union of the 3D method's dilated "
-            "face regions.</p>"
+            real = real_features(paths, run.fer, run.ctx.detector)
+        stems = [i.stem for i in items]
+        refs, classes = run.references, run.completeness_classes
+        sets = set_level(out_dir, stems, records, methods, real, refs, classes, options.seed)
+        kids, kid_bins, pooled = sets["kid"], sets["kid_by_bin"], sets.get("completeness_pooled")
+        notes = comparison_notes(sets["n_real"], options.real_dir, refs is not None)
+        write_report(
+            out_dir, records, kids, notes=notes, seed=options.seed, extra_by_bin=kid_bins, completeness=pooled
         )
-        write_report(out_dir, records, extra=kids, notes=notes, seed=options.seed)
-        extra["kid"] = kids
+        extra.update(sets)
         extra["metrics"] = summary_table(records, options.seed)
-        atomic_write_text(out_dir / "summary.md", summary_markdown(extra["metrics"], kids))
+        md = summary_markdown(extra["metrics"], kids, kid_bins=kid_bins, completeness=pooled)
+        atomic_write_text(out_dir / "summary.md", md)
     write_summary(out_dir, summary, "rows", **extra)
 
 
@@ -427,7 +480,8 @@ def compare_folder(
     items, problems = collect_items(inputs)
     if ctx.detector is None:
         ctx.detector = FaceDetector()
-    run = _Run(Path(out_dir).absolute(), list(specs), methods, ctx, options, bundles, fer)
+    refs = completeness_references(options.fer_faces, [s.label for s in specs], options.fer_n)
+    run = _Run(Path(out_dir).absolute(), list(specs), methods, ctx, options, bundles, fer, refs)
     summary = run_batch(
         items,
         BatchJob(compare_worker, run, compare_done),

@@ -104,6 +104,7 @@ def quality(args) -> int:
     from editing.compare.quality import (
         FER_CLASSES,
         class_references,
+        load_fer_faces,
         measure_photo,
         pooled_completeness,
         real_mouths,
@@ -116,10 +117,7 @@ def quality(args) -> int:
         args.expressions = "happy,surprise,open_mouth"
     ctx = EditContext.from_dir(refine=args.refine)
     specs = parse_expressions(args.expressions, ctx.fit_model.expression_names)
-    fer = np.load(args.fer)
-    classes = [str(c) for c in fer["classes"]]
-    faces48 = {c: fer["x_test"][fer["y_test"] == classes.index(c)][: args.fer_n] for c in FER_CLASSES}
-    references = class_references(ctx, faces48)
+    references = class_references(ctx, load_fer_faces(args.fer, FER_CLASSES, args.fer_n))
     every = load_aflw(args.aflw)
     samples = stratified(select_split(every, "heldout"), args.per_bin)
     rows = []

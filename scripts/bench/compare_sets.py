@@ -11,7 +11,9 @@ of every k-th person (sorted), skipping people with any photo in the GAN trainin
 (``--exclude-index``, or ``--exclude-cache-selection 1200`` for the shipped generators' cache
 without it at hand), binned by the fitted yaw. ``--shard i/n`` processes every n-th input (run
 n processes into the same ``--out``, then once more without ``--shard`` and with ``--resume`` to
-write the combined report).
+write the combined report). ``--fer``: the FER2013 npz whose class medians the completeness is
+measured toward (``--resume`` on a run made before completeness and speckles adds them without
+editing again).
 """
 
 from __future__ import annotations
@@ -85,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument(
+        "--fer",
+        default=str(DATA / "fer2013" / "fer2013_48.npz"),
+        help="FER2013 npz whose class medians are the completeness references ('' for no completeness)",
+    )
+    ap.add_argument(
+        "--fer-n", type=int, default=100, help="FER2013 test faces per class for those references"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     methods = parse_methods(args.methods)
@@ -100,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx = EditContext.from_dir(refine="none")
     specs = parse_expressions(args.expressions, ARKIT_NAMES)
     truth = aflw_yaws(files) if args.set == "aflw" else None
-    options = CompareOptions(resume=args.resume, yaw_truth=truth)
+    fer = args.fer or None
+    options = CompareOptions(resume=args.resume, yaw_truth=truth, fer_faces=fer, fer_n=args.fer_n)
     summary = compare_folder(files, args.out, specs, methods, ctx, options)
     print(summary.line("rows"))
     return summary.exit_code

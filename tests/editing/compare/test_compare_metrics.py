@@ -149,7 +149,7 @@ def test_group_by_yaw():
 
 # ------------------------------------------------------------------------------ report
 def _records(tmp_path: Path) -> list[dict]:
-    from editing.compare.report import face_grid
+    from editing.compare.grids import face_grid
     from face3d.io import write_image
 
     rng = np.random.default_rng(0)
@@ -205,6 +205,38 @@ def test_report_refuses_missing_images(tmp_path):
         write_report(tmp_path, recs)
     with pytest.raises(Face3DError, match="no records"):
         write_report(tmp_path, [])
+
+
+def test_report_shows_a_grid_per_bin_and_opens_offline(tmp_path):
+    from editing.compare.grids import bin_file, bin_montage
+    from editing.compare.report import summary_markdown, summary_table, write_report
+    from face3d.io import read_image
+
+    recs = _records(tmp_path)
+    for r in recs:
+        r["speckles"] = 3 if r["method"] == "2d" else 0
+    kid_all = {"3d": {"n": 3, "kid_fer": 0.01, "kid_fer_std": 0.002}, "2d": {"n": 4, "kid_fer": 0.02}}
+    kid_bins = {"[0,30)": {"3d": {"n": 1, "kid_fer": 0.0314, "kid_fer_std": 0.0}}}
+    cell = {"class": "happy", "median": 0.2, "pooled": 0.29, "low": 0.1, "high": 0.4, "n": 3}
+    pooled = {"3d": {"all": {"happy": cell}, "[0,30)": {"happy": cell}}}
+    text = write_report(tmp_path, recs, kid_all, extra_by_bin=kid_bins, completeness=pooled).read_text()
+    assert "http" not in text and "<script" not in text and "@import" not in text
+    named = set(re.findall(r'(?:src|href)="([^"]+)"', text))
+    assert all((tmp_path / p).is_file() for p in named)
+    for name, stem in (("[0,30)", "0_30"), ("[30,60)", "30_60"), ("[60,90]", "60_90")):
+        assert bin_file(name) == f"grids/bin_{stem}.png" and bin_file(name) in named
+        assert f"<h3>{name}</h3>" in text
+    # one input per bin: the montage is that input's grid
+    montage = read_image(tmp_path / bin_file("[30,60)"))
+    assert np.array_equal(montage, read_image(tmp_path / "grids" / "in1.png"))
+    assert "0.0314" in text and "plots/speckles_vs_yaw.png" in named
+    assert "Completeness pooled" in text and "near frontal" in text
+    stacked = bin_montage([np.zeros((16, 48, 3), np.uint8), np.zeros((10, 32, 3), np.uint8)], gap=4)
+    assert stacked.shape == (30, 48, 3) and (stacked[16:20] == 255).all() and (stacked[20:, 32:] == 255).all()
+    md = summary_markdown(summary_table(recs), kid_all, kid_bins=kid_bins, completeness=pooled)
+    assert "| 3d | [0,30) | 1 | 0.0314 ± 0.0000 | - |" in md
+    assert re.search(r"\| 3d \| \[0,30\) \| happy \| 3 \| 0\.20 \| 0\.29 \[", md), md
+    assert "speckles" in md
 
 
 # ------------------------------------------------------------------------------ methods

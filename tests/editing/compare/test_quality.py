@@ -106,3 +106,73 @@ def test_landmark_measures_in_interocular_units():
     L[62], L[66] = (50.0, 89.0), (50.0, 91.0)
     m = landmark_measures(L)
     assert m == pytest.approx({"mouth_width": 0.7, "corner_lift": 0.05, "lip_gap": 0.05, "brow_height": 0.3})
+
+
+# ------------------------------------------------------------------------------ over a set of faces
+def _faces() -> tuple[list, list, dict]:
+    """Five faces' dlib measures before and after a smile edit, and the happy class median."""
+    mw_b, mw_a = [0.60, 0.70, 0.65, 0.80, 0.62], [0.70, 0.72, 0.70, 0.80, 0.70]
+    cl_b, cl_a = [0.00, 0.02, 0.01, 0.05, 0.00], [0.02, 0.03, 0.04, 0.05, 0.01]
+    befores = [{"mouth_width": w, "corner_lift": c} for w, c in zip(mw_b, cl_b, strict=True)]
+    afters = [{"mouth_width": w, "corner_lift": c} for w, c in zip(mw_a, cl_a, strict=True)]
+    return befores, afters, {"mouth_width": 0.80, "corner_lift": 0.05}
+
+
+def test_pooled_completeness_is_summed_change_over_summed_gap():
+    from editing.compare.quality import pooled_completeness
+
+    befores, afters, ref = _faces()
+    # mouth width: (0.10 + 0.02) / (0.20 + 0.10) = 0.4; corner lift: (0.02 + 0.01) / (0.05 + 0.03) = 0.375
+    assert pooled_completeness(befores[:2], afters[:2], ref, "happy") == pytest.approx(0.3875)
+    # a face without a reading is left out; none at all is undefined
+    assert pooled_completeness([*befores[:2], None], [*afters[:2], afters[2]], ref, "happy") == pytest.approx(
+        0.3875
+    )
+    assert math.isnan(pooled_completeness([], [], ref, "happy"))
+
+
+def test_pooled_completeness_interval_resamples_faces():
+    from editing.compare.quality import pooled_completeness, pooled_completeness_ci
+
+    befores, afters, ref = _faces()
+    value, lo, hi, n = pooled_completeness_ci(befores, afters, ref, "happy", n_boot=300, seed=4)
+    # by hand: mouth width 0.25 / 0.63, corner lift 0.07 / 0.17 (the last face adds nothing to either)
+    assert n == 5 and value == pytest.approx((0.25 / 0.63 + 0.07 / 0.17) / 2)
+    assert value == pytest.approx(pooled_completeness(befores, afters, ref, "happy"))
+    # the same resamples, pooled one by one
+    idx = np.random.default_rng(4).integers(0, 5, size=(300, 5))
+    boots = [pooled_completeness([befores[i] for i in k], [afters[i] for i in k], ref, "happy") for k in idx]
+    boots = [b for b in boots if math.isfinite(b)]
+    assert (lo, hi) == pytest.approx(tuple(np.quantile(boots, [0.025, 0.975])))
+    assert lo < value < hi
+    assert pooled_completeness_ci(befores[:1], afters[:1], ref, "happy")[1:] == (
+        pytest.approx(0.45),  # (0.1 / 0.2 + 0.02 / 0.05) / 2
+        pytest.approx(0.45),
+        1,
+    )
+    assert pooled_completeness_ci([], [], ref, "happy")[3] == 0
+
+
+def test_landmark_references_are_medians_per_class(tmp_path):
+    skimage_data = pytest.importorskip("skimage.data")
+    import cv2
+
+    from editing.compare.quality import landmark_references, load_fer_faces
+
+    grey = cv2.cvtColor(skimage_data.astronaut()[20:220, 150:330], cv2.COLOR_RGB2GRAY)
+    face = cv2.resize(grey, (48, 48), interpolation=cv2.INTER_AREA)
+    other = np.ascontiguousarray(face[:, ::-1])  # mirrored: other measures
+    np.savez(
+        tmp_path / "fer.npz",
+        x_test=np.stack([face, other, face, face]),
+        y_test=np.array([3, 3, 3, 5]),
+        classes=np.array(["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]),
+    )
+    faces = load_fer_faces(tmp_path / "fer.npz", ["happy", "surprise", "neutral"], n=3)
+    assert [len(faces[c]) for c in ("happy", "surprise", "neutral")] == [3, 1, 0]
+    refs = landmark_references(faces)
+    assert refs["neutral"] == {}
+    # the median of (face, other, face) is the face's own reading, measure by measure
+    assert refs["happy"] == pytest.approx(refs["surprise"])
+    assert set(refs["happy"]) == {"mouth_width", "corner_lift", "lip_gap", "brow_height"}
+    assert landmark_references({"happy": other[None]})["happy"] != pytest.approx(refs["happy"])
