@@ -167,6 +167,8 @@ def cmd_compare(args) -> int:
     methods = parse_methods(args.methods)
     specs = parse_expressions(args.expressions, ARKIT_NAMES, intensity=args.intensity)
     _check_inputs(args.inputs)
+    if args.fer_faces is not None and not Path(args.fer_faces).is_file():
+        raise Face3DError(f"--fer-faces: no such file: {args.fer_faces}")
     check_methods(methods)  # before the 3DMM loads
     ctx = EditContext.from_dir(
         args.model_dir, fit_config=_fit_config(args), device=_device(args), refine="none"
@@ -182,6 +184,7 @@ def cmd_compare(args) -> int:
         fer_dir=args.fer_dir,
         real_dir=args.real_dir,
         yaw_truth=aflw_yaws(args.inputs) if args.yaw_from_mat else None,
+        fer_faces=args.fer_faces,
     )
     summary = compare_folder(args.inputs, args.out, specs, methods, ctx, options)
     print(summary.line("rows"))
@@ -406,8 +409,8 @@ def _add_compare_parser(sub, common, batch) -> None:
     p.add_argument("--expressions", required=True, help="targets, e.g. happy,sad,surprise")
     p.add_argument(
         "--methods",
-        default="2d,3d,3d-gan",
-        help="comma list of 2d, 3d, 3d-gan, 2d-warp (default: 2d,3d,3d-gan)",
+        default="2d,2d-warp,3d,3d-gan",
+        help="comma list of 2d, 2d-warp, 3d, 3d-gan (default: all four)",
     )
     p.add_argument("--intensity", type=float, default=1.0, help="0: fitted expression, 1: the target")
     p.add_argument("--face", type=int, default=0, help="index of the face compared in each image")
@@ -416,6 +419,12 @@ def _add_compare_parser(sub, common, batch) -> None:
     )
     p.add_argument("--fer-dir", default=None, help="FER classifier folder (default assets/fer)")
     p.add_argument("--real-dir", default=None, help="real photos for the realism (KID) reference")
+    p.add_argument(
+        "--fer-faces",
+        default=None,
+        metavar="NPZ",
+        help="FER2013 npz (x_test, y_test, classes): also measure completeness toward its class medians",
+    )
     p.add_argument(
         "--yaw-from-mat",
         action="store_true",

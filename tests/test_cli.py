@@ -103,6 +103,16 @@ def test_empty_folder_fails_before_loading_anything(tmp_path, capsys):
     assert "no images found" in capsys.readouterr().err
 
 
+def test_compare_missing_fer_faces_is_one_line_exit_2(tmp_path, capsys):
+    from face3d.demo import example_image
+
+    write_image(tmp_path / "a.png", example_image())
+    args = ["compare", str(tmp_path / "a.png"), "--expressions", "happy", "--out", str(tmp_path / "o")]
+    assert main([*args, "--fer-faces", str(tmp_path / "nope.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "--fer-faces: no such file" in err and "Traceback" not in err
+
+
 @pytest.mark.integration
 def test_nothing_processed_exits_1(tmp_path, ict_model):
     (tmp_path / "bad").mkdir()

@@ -14,7 +14,6 @@ training shards; tests render them to check the shipped weights.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -26,6 +25,7 @@ import torch
 from face3d.camera import FLIP, euler_degrees, euler_to_pose_matrix, project, to_camera
 from face3d.crop import crop_box, crop_transform, warp_crop
 from face3d.errors import InputError
+from face3d.eval.lfw import is_heldout
 from face3d.fit import fit_image
 from face3d.ict import EYE_EXTRAS_FIRST, HEAD_LAST
 from face3d.io import IMAGE_SUFFIXES, atomic_write_json, atomic_write_npz, read_image
@@ -71,11 +71,6 @@ class DataConfig:
     max_fit_error: float = 4.0
     profile_fraction: float = 0.0
     profile_min_yaw: float = 45.0
-
-
-def is_heldout(person: str) -> bool:
-    """Whether an LFW person belongs to the held-out split (1 in 10, by a stable hash)."""
-    return int(hashlib.md5(person.encode()).hexdigest(), 16) % 10 == 0
 
 
 def list_photos(folder: Path, heldout: bool) -> list[Path]:
@@ -217,7 +212,6 @@ class FaceProfiler:
 
     def _shade_render(self, rng, verts, K, colors, background) -> np.ndarray:
         import cv2
-
 
         S = self.config.size
         frags, _, _ = rasterize(verts, self.faces, K, (S, S))
@@ -375,7 +369,6 @@ def write_shards(items, read, fit, out, todo, config, seed, prefix, desc, progre
     Returns: (the shard paths written, the number of items skipped).
     """
     from tqdm import tqdm
-
 
     P = config.photos_per_shard
     torch.set_num_threads(1)

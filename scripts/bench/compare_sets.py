@@ -9,7 +9,8 @@ AFLW: ``--per-bin`` images per ground-truth |yaw| bin of the ``--split`` half (d
 ``scripts/bench/bench_fit.py --split heldout``), binned by the ground-truth yaw. LFW: the first photo
 of every k-th person (sorted), skipping people with any photo in the GAN training cache
 (``--exclude-index``, or ``--exclude-cache-selection 1200`` for the shipped generators' cache
-without it at hand), binned by the fitted yaw. ``--shard i/n`` processes every n-th input (run
+without it at hand; ``--fitter-heldout``: and only people the regression network never saw), binned
+by the fitted yaw. ``--shard i/n`` processes every n-th input (run
 n processes into the same ``--out``, then once more without ``--shard`` and with ``--resume`` to
 write the combined report). ``--fer``: the FER2013 npz whose class medians the completeness is
 measured toward (``--resume`` on a run made before completeness and speckles adds them without
@@ -29,6 +30,7 @@ from editing.api import EditContext
 from editing.compare.run import CompareOptions, aflw_yaws, check_methods, compare_folder, parse_methods
 from editing.expressions import ARKIT_NAMES, parse_expressions
 from face3d.eval.aflw import SPLITS, load_aflw, select_split, stratified
+from face3d.eval.lfw import is_heldout
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"  # ../shared beside the checkout
 
@@ -38,11 +40,16 @@ def aflw_inputs(folder: Path, per_bin: int, split: str = "all") -> list[Path]:
 
 
 def lfw_inputs(
-    folder: Path, n: int, exclude_index: Path | None, exclude_selection: int | None = None
+    folder: Path,
+    n: int,
+    exclude_index: Path | None,
+    exclude_selection: int | None = None,
+    fitter_heldout: bool = False,
 ) -> list[Path]:
     """``n`` LFW people spread over the sorted list, one photo each, none of them a person of the GAN
     cache: those in its ``exclude_index`` (``index.jsonl``), or all that a cache of
-    ``--max-images exclude_selection`` built from ``folder`` selects (no cache needed)."""
+    ``--max-images exclude_selection`` built from ``folder`` selects (no cache needed); with
+    ``fitter_heldout``, only people the regression network never saw (:func:`face3d.eval.lfw.is_heldout`)."""
     banned: set[str] = set()
     if exclude_index is not None:
         for line in exclude_index.read_text().splitlines():
@@ -52,7 +59,11 @@ def lfw_inputs(
         from editing.gan.selection import selected_images
 
         banned.update(p.parent.name for p in selected_images([str(folder)], exclude_selection))
-    people = sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in banned)
+    people = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_dir() and p.name not in banned and (not fitter_heldout or is_heldout(p.name))
+    )
     step = max(1, len(people) // max(n, 1))
     out = []
     for p in people[::step]:
@@ -81,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="LFW: hold out the people a GAN cache built with --max-images N selects (needs no cache)",
     )
+    ap.add_argument(
+        "--fitter-heldout",
+        action="store_true",
+        help="LFW: only people the regression network never saw (its held-out persons)",
+    )
     ap.add_argument("--expressions", default="happy,sad,surprise")
     ap.add_argument("--methods", default="2d,3d,3d-gan")
     ap.add_argument("--shard", default=None, help="i/n: every n-th input, starting at i")
@@ -102,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.set == "aflw":
         inputs = aflw_inputs(args.data / "aflw2000-3d-dev", args.per_bin, args.split)
     else:
-        inputs = lfw_inputs(args.data / "lfw", args.n, args.exclude_index, args.exclude_cache_selection)
+        inputs = lfw_inputs(
+            args.data / "lfw", args.n, args.exclude_index, args.exclude_cache_selection, args.fitter_heldout
+        )
     if args.shard:
         i, n = (int(v) for v in args.shard.split("/"))
         inputs = inputs[i::n]
