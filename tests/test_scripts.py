@@ -225,3 +225,27 @@ def test_face_free_images_the_benchmarks_share():
     assert crop.shape[:2] == (whole.shape[0] // 2, whole.shape[1] // 2)
     again = dict(no_face_images(seed=0))
     assert all(np.array_equal(im, again[name]) for name, im in images)
+
+
+def test_compare_paired_differences_per_bin(tmp_path):
+    """base - other over the rows both methods have, per |yaw| bin, with an interval; a missing
+    run folder is a one-line error, exit 2."""
+    paired = _script("bench/compare_paired")
+    rows = []
+    for i, yaw in enumerate((5.0, 10.0, 45.0)):
+        for m, gain in (("3d", 0.3 + i * 0.01), ("2d", 0.1)):
+            rows.append({"input": f"inputs/{i}.png", "target": "happy", "method": m, "yaw": yaw,
+                         "p_target_gain": gain, "identity_distance": 0.4 if m == "3d" else 0.3})  # fmt: skip
+    lone = {"input": "inputs/9.png", "target": "happy", "method": "3d", "yaw": 70.0, "p_target_gain": 1.0}
+    rows.append(lone)
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "a.json").write_text(json.dumps(rows))
+    out = paired.paired(tmp_path, "3d", metrics=("p_target_gain", "identity_distance"))
+    front = out["2d"]["p_target_gain"]["[0,30)"]
+    assert front["n"] == 2 and front["mean"] == pytest.approx(0.205)
+    assert front["low"] <= front["mean"] <= front["high"]
+    assert out["2d"]["p_target_gain"]["[30,60)"]["mean"] == pytest.approx(0.22)
+    assert out["2d"]["p_target_gain"]["[60,90]"]["n"] == 0  # the unpaired row counts nowhere
+    assert out["2d"]["identity_distance"]["all"]["mean"] == pytest.approx(0.1)
+    assert "| 2d | p_target_gain | +0.205" in paired.markdown(out, "3d")
+    assert paired.main([str(tmp_path / "nope"), "--out", str(tmp_path / "p.json")]) == 2
