@@ -43,6 +43,9 @@ class DistillConfig:
         batch_size: crops per step.
         lr: Adam learning rate; betas: Adam betas.
         same_frac: fraction of targets replaced by the source expression (teacher motion zero).
+        zero_source: give the generator an all-zero source condition instead of the photo's fitted
+            weights: the condition ``--method 2d`` gives it at inference, where a 2D method cannot
+            read the photo's expression (the flow must then read it from the image).
         outside: weight of the flow error outside the cached face mask (1 inside).
         charbonnier: the error's smoothing, crop pixels (sqrt(e^2 + c^2) - c).
         tv: weight of the flow's total variation (crop pixels).
@@ -58,6 +61,7 @@ class DistillConfig:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     same_frac: float = 0.1
+    zero_source: bool = False
     outside: float = 0.2
     charbonnier: float = 0.1
     tv: float = 0.05
@@ -113,6 +117,8 @@ def draw_batch(cache, config: DistillConfig, rng: np.random.Generator, idx=None)
     Fs = flow.shape[1]
     mask = _tensor(cache.mask[idx][..., None])
     mask = F.interpolate(mask, size=(Fs, Fs), mode="area")
+    if config.zero_source:
+        y_src = np.zeros_like(y_src)
     return {
         "x": _tensor(cache.photo[idx]),
         "y_src": torch.from_numpy(y_src),
@@ -170,12 +176,18 @@ def _texture(texture_from) -> TextureGenerator:
     return load_generators(texture_from).texture
 
 
-def _start(run_dir: Path, config: DistillConfig, resume: bool):
-    """The model and optimiser (restored with ``resume``) and the first step."""
+def _start(run_dir: Path, config: DistillConfig, resume: bool, init_from=None):
+    """The model and optimiser (restored with ``resume``; a new run's ``G_def`` starts from the
+    generator folder ``init_from`` when given) and the first step."""
     torch.manual_seed(config.seed)
     model = DeformationGenerator(config.deform)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     state = open_run(run_dir, config, DistillConfig.from_dict, resume)
+    if state is None and init_from is not None:
+        bundle = load_generators(init_from)
+        if bundle.deform is None or bundle.deform.config != config.deform:
+            raise InputError(f"--init {init_from}: its deformation generator's architecture differs")
+        model.load_state_dict(bundle.deform.state_dict())
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     start = 0
     if state is not None:
         model.load_state_dict(state["deform"])
@@ -197,6 +209,7 @@ def distill(
     texture_from: str | os.PathLike | None = None,
     meta: dict | None = None,
     max_seconds: float | None = None,
+    init_from: str | os.PathLike | None = None,
 ) -> DistillSummary:
     """Train (or resume) ``G_def`` on ``cache`` (:class:`editing.train.flow_cache.FlowCache`).
 
@@ -204,6 +217,8 @@ def distill(
         texture_from: a generator folder whose texture generator the saved bundle carries (None: an
             untrained one, which keeps the input almost everywhere).
         max_seconds: stop (after a checkpoint) once this much wall time has passed.
+        init_from: a generator folder whose ``G_def`` a new run starts from (a fine-tune; ignored
+            on resume).
     Raises:
         InputError: too few samples, a non-empty ``run_dir`` without ``resume``, or a resume with
             another configuration.
@@ -212,7 +227,7 @@ def distill(
     n = len(cache.photo)
     if n - config.holdout < 1:
         raise InputError(f"the cache has {n} samples: too few for holdout {config.holdout}")
-    model, opt, start = _start(run_dir, config, resume)
+    model, opt, start = _start(run_dir, config, resume, init_from)
     texture = _texture(texture_from)
     size = int(cache.photo.shape[1])
     meta = {**(meta or {}), "crop_scale": float(cache.config.scale), "train_samples": n - config.holdout}

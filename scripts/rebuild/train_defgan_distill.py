@@ -27,6 +27,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-flow", type=float, default=0.25, help="largest displacement, normalised")
     ap.add_argument("--no-film", action="store_true", help="condition by input channels only")
     ap.add_argument("--texture-from", type=Path, default=Path("assets/defgan"))
+    ap.add_argument("--zero-source", action="store_true", help="all-zero source condition (the 2D-only one)")
+    ap.add_argument("--init", type=Path, default=None, help="generator folder a new run's G_def starts from")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop (checkpointed) after this")
     ap.add_argument("--seed", type=int, default=0)
@@ -49,7 +51,12 @@ def main(argv=None) -> int:
         film=not args.no_film,
     )
     config = DistillConfig(
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, deform=deform
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        deform=deform,
+        zero_source=args.zero_source,
     )
     try:
         cache = load_flow_cache(args.cache)
@@ -60,7 +67,7 @@ def main(argv=None) -> int:
         }
         texture = args.texture_from if args.texture_from.is_dir() else None
         max_s = None if args.max_minutes is None else args.max_minutes * 60
-        s = distill(cache, args.out, config, args.resume, texture, meta, max_s)
+        s = distill(cache, args.out, config, args.resume, texture, meta, max_s, args.init)
     except Face3DError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.code

@@ -92,3 +92,25 @@ def test_resume_continues_where_it_stopped(tmp_path):
         distill(cache, tmp_path / "a", tiny_config(steps=30))  # not empty, no resume
     with pytest.raises(InputError):
         distill(cache, tmp_path / "a", tiny_config(steps=40, lr=5e-2), resume=True)  # another config
+
+
+def test_zero_source_and_init_from_a_bundle(tmp_path):
+    """--zero-source hides the fitted source from the generator (its 2D-only inference condition);
+    --init starts a new run from a saved bundle's G_def; another architecture is refused."""
+    from editing.train.flow_distill import draw_batch
+
+    cache = tiny_flow_cache()
+    cache.y_src[:] = 0.3  # a fitted source the zero-source condition must hide
+    b = draw_batch(cache, tiny_config(zero_source=True, same_frac=1.0), np.random.default_rng(0))
+    assert not b["y_src"].any() and torch.allclose(b["y_tgt"], torch.full_like(b["y_tgt"], 0.3))
+    assert not b["flow"].any()  # the target is the photo's own expression: no motion
+    distill(cache, tmp_path / "a", tiny_config(steps=20))
+    init = tmp_path / "a" / "generator"
+    fresh = distill(cache, tmp_path / "c", tiny_config(steps=1, lr=0.0), init_from=init)
+    assert fresh.first_step == 0 and fresh.last_step == 1
+    a = load_generators(init).deform.state_dict()
+    c = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)["deform"]
+    assert all(torch.allclose(a[k], c[k]) for k in a)  # lr 0: still the init's weights
+    other = tiny_config(deform=GeneratorConfig(kind="deform", base=4, n_down=2, n_res=1, cond=8, film=True))
+    with pytest.raises(InputError, match="architecture differs"):
+        distill(cache, tmp_path / "d", other, init_from=init)
