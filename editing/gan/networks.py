@@ -72,11 +72,22 @@ class DiscriminatorConfig:
         n_expr: K, the length of the regressed expression vector.
         base: channels of the first stride-2 conv (doubling per level, at most 8x).
         n_down: stride-2 levels (128 px -> 8 x 8 patches with 4).
+        extra_inputs: channels given beside the image (a mask-aware discriminator, as in inpainting
+            GANs, takes 1: where the judged image was synthesised, in [0, 1]; 0: the image alone).
+        spectral_norm: spectral normalisation of the convolutions. It bounds how much the logits
+            can differ between images that differ little; a critic of pastes that equal the photo
+            but in a few dozen pixels needs it off to move from chance.
     """
 
     n_expr: int = 53
     base: int = 24
     n_down: int = 4
+    extra_inputs: int = 0
+    spectral_norm: bool = True
+
+    def __post_init__(self):
+        if self.extra_inputs < 0 or self.n_down < 1 or self.base < 1:
+            raise ValueError("DiscriminatorConfig: extra_inputs >= 0, n_down >= 1 and base >= 1 are required")
 
 
 def _norm(c: int) -> nn.Module:
@@ -245,13 +256,15 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 
 class Discriminator(nn.Module):
-    """Patch realism logits (B, 1, h, w) and expression weights (B, K) in [0, 1]."""
+    """Patch realism logits (B, 1, h, w) and expression weights (B, K) in [0, 1]; with
+    ``config.extra_inputs`` it also takes (B, extra_inputs, H, W) maps in [0, 1] beside the image
+    (the mask of what was synthesised)."""
 
     def __init__(self, config: DiscriminatorConfig = DiscriminatorConfig()):
         super().__init__()
         self.config = config
-        sn = nn.utils.spectral_norm
-        layers, c = [], 3
+        sn = nn.utils.spectral_norm if config.spectral_norm else (lambda m: m)
+        layers, c = [], 3 + config.extra_inputs
         for i in range(config.n_down):
             nc = config.base * 2 ** min(i, 3)
             layers += [sn(nn.Conv2d(c, nc, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
@@ -260,10 +273,28 @@ class Discriminator(nn.Module):
         self.patch = sn(nn.Conv2d(c, 1, 3, padding=1))
         self.expression = nn.Linear(c, config.n_expr)
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(self, image: torch.Tensor, extra: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The trunk's activations after every level (the last one feeds both heads)."""
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
-        h = self.trunk(image * 2 - 1)
+        n = self.config.extra_inputs
+        if n and (extra is None or extra.shape != (image.shape[0], n, *image.shape[-2:])):
+            got = None if extra is None else tuple(extra.shape)
+            raise ValueError(f"extra must be (B, {n}, H, W) for this discriminator, got {got}")
+        if not n and extra is not None:
+            raise ValueError("this discriminator takes no extra inputs")
+        h = image * 2 - 1 if extra is None else torch.cat([image * 2 - 1, extra * 2 - 1], 1)
+        out = []
+        for layer in self.trunk:
+            h = layer(h)
+            if isinstance(layer, nn.LeakyReLU):
+                out.append(h)
+        return out
+
+    def forward(
+        self, image: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(image, extra)[-1]
         return self.patch(h), torch.sigmoid(self.expression(h.mean((2, 3))))
 
 

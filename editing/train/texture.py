@@ -12,12 +12,22 @@ pasted pixels; a hinge adversarial term from a patch discriminator on mouth patc
 versus cycled ones); and a regulariser that keeps M at 1 (the input kept) where nothing was
 synthesised, with its total variation.
 
-The run stops when the held-out cycle error stops falling (``patience`` evaluations without a new
-best), or at ``steps``. A run folder holds ``config.json``, ``checkpoint.pt`` (everything
-``--resume`` needs, written every ``checkpoint_minutes``), ``generator/`` (the best held-out
-weights, :func:`editing.gan.checkpoint.save_generators`), ``losses.csv``/``losses.png``,
-``heldout.csv`` and ``samples/step_XXXXXX.png``. Batches come from
-``numpy.random.default_rng([seed, step])``, so a resumed run repeats an uninterrupted one.
+With ``disc_mask`` the discriminator is mask-aware (as inpainting GANs: SN-PatchGAN, DeepFill): it
+gets the paste weights beside the patch, for the photo (the truth at those pixels) as for the
+generator's paste, and its hinge losses count only the logits whose cell (grown by one) holds pasted
+pixels: elsewhere real and fake patches are the same photo, and those logits carry no signal. An
+optional feature-matching term pulls the discriminator's features of the paste toward the photo's.
+A run may start from trained generator weights (``init_from``: adversarial fine-tuning of the
+L1-trained generator) and draw wide-open mouths more often (``oversample_open``).
+
+The run stops when the held-out score of :func:`editing.train.texture_eval.is_better` stops
+improving (``patience`` evaluations without a new best; ``select``: the mouth L1, or a held-out
+realism proxy subject to a PSNR-gain floor), or at ``steps``. A run folder holds ``config.json``,
+``checkpoint.pt`` (everything ``--resume`` needs, written every ``checkpoint_minutes``),
+``generator/`` (the best held-out weights, :func:`editing.gan.checkpoint.save_generators`),
+``generator_last/`` (the latest evaluation's), ``losses.csv``/``losses.png``, ``heldout.csv`` and
+``samples/step_XXXXXX.png``. Batches come from ``numpy.random.default_rng([seed, step])``, so a
+resumed run repeats an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -30,10 +40,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from editing.compare.perceptual import FerPerceptual
-from editing.gan.checkpoint import save_generators
+from editing.gan.checkpoint import load_generators, save_generators
 from editing.gan.networks import (
     Discriminator,
     DiscriminatorConfig,
@@ -41,9 +52,17 @@ from editing.gan.networks import (
     TextureGenerator,
     apply_attention,
 )
-from editing.gan.refine import synthesized_region
 from editing.train import losses as L
 from editing.train.runlog import append_losses, open_run, plot_losses, sample_grid, save_checkpoint
+from editing.train.texture_data import (
+    holdout_mask,
+    make_batch,
+    mirror_permutation,
+    patches,
+    prepare,
+    sampling_probabilities,
+)
+from editing.train.texture_eval import evaluate, is_better
 from face3d.errors import InputError
 from face3d.io import write_image
 
@@ -58,6 +77,11 @@ class TextureLossWeights:
         adv: hinge adversarial term on mouth patches.
         mask: mean of ``1 - M`` outside the pasted pixels (keep the input where nothing was drawn).
         mask_tv: total variation of M.
+        feature_match: L1 between the discriminator's features of the paste's and the photo's
+            mouth patches (pix2pixHD; 0: off, and not logged).
+        style: :func:`editing.train.losses.statistics_l1` of the perceptual network's feature maps
+            in the mouth region and the pasted pixels, paste vs photo (their texture statistics:
+            sharpness; 0: off, and not logged).
     """
 
     l1: float = 10.0
@@ -65,6 +89,8 @@ class TextureLossWeights:
     adv: float = 0.3
     mask: float = 1.0
     mask_tv: float = 0.1
+    feature_match: float = 0.0
+    style: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +112,17 @@ class TextureTrainConfig:
         seed: seeds the initialisation and every batch.
         generator, discriminator: the architectures.
         losses: :class:`TextureLossWeights`.
+        disc_mask: a mask-aware discriminator (module docstring); needs
+            ``discriminator.extra_inputs == 1``.
+        oversample_open: draw each training sample with probability proportional to
+            ``1 + oversample_open * drawn pixels / their mean`` (0: uniform; wide-open mouths draw many).
+        select: which evaluation's weights ``generator/`` keeps and ``patience`` waits on
+            (:func:`editing.train.texture_eval.is_better`): ``"l1"`` the lowest held-out mouth L1;
+            ``"realism"`` the lowest held-out mouth KID among evaluations with a mean PSNR gain over
+            the fill of at least ``min_gain_db``.
+        min_gain_db: see ``select``.
+        init_from: a generator folder (:func:`editing.gan.checkpoint.save_generators`, same
+            architecture) whose weights start the run ("": random initialisation).
     """
 
     steps: int = 20000
@@ -106,6 +143,11 @@ class TextureTrainConfig:
     generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(extra_inputs=1))
     discriminator: DiscriminatorConfig = field(default_factory=lambda: DiscriminatorConfig(base=24, n_down=3))
     losses: TextureLossWeights = field(default_factory=TextureLossWeights)
+    disc_mask: bool = False
+    oversample_open: float = 0.0
+    select: str = "l1"
+    min_gain_db: float = 0.0
+    init_from: str = ""
 
     def __post_init__(self):
         if self.steps < 0 or self.batch_size < 1 or not 0 < self.holdout_frac < 1 or self.eval_every < 1:
@@ -114,6 +156,10 @@ class TextureTrainConfig:
             )
         if self.generator.extra_inputs != 1:
             raise InputError("the cycle-trained texture generator takes 1 extra input (the synthesised mask)")
+        if self.discriminator.extra_inputs != int(self.disc_mask):
+            raise InputError("a mask-aware discriminator (disc_mask) takes 1 extra input, any other none")
+        if self.select not in ("l1", "realism") or self.oversample_open < 0:
+            raise InputError("select must be 'l1' or 'realism' and oversample_open >= 0")
 
     @classmethod
     def from_dict(cls, d: dict) -> TextureTrainConfig:
@@ -137,98 +183,6 @@ class TextureTrainSummary:
     images_per_second: float
 
 
-def mirror_permutation(names: tuple[str, ...]) -> np.ndarray:
-    """Indices that swap each left expression weight with its right twin (mirrored image)."""
-    swaps = {
-        "jawLeft": "jawRight",
-        "jawRight": "jawLeft",
-        "mouthLeft": "mouthRight",
-        "mouthRight": "mouthLeft",
-    }
-    index = {n: i for i, n in enumerate(names)}
-
-    def twin(n: str) -> str:
-        if n in swaps:
-            return swaps[n]
-        if n.endswith("_L"):
-            return n[:-2] + "_R"
-        return n[:-2] + "_L" if n.endswith("_R") else n
-
-    return np.array([index.get(twin(n), i) for i, n in enumerate(names)])
-
-
-def holdout_mask(names: tuple[str, ...], frac: float) -> np.ndarray:
-    """(N,) bool: the held-out samples, chosen by a hash of the name (stable as the cache grows)."""
-    h = [int(hashlib.sha1(n.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF for n in names]
-    return np.array(h) < frac
-
-
-def paste_weights(synth: np.ndarray) -> np.ndarray:
-    """(N, S, S) uint8 synthesised masks -> (N, S, S) float32 paste-back weights (the inference
-    rule: :func:`editing.gan.refine.synthesized_region`)."""
-    return np.stack([synthesized_region(s >= 128)[1] for s in synth]).astype(np.float32)
-
-
-@dataclass
-class _Data:
-    photo: torch.Tensor  # (N, 3, S, S) uint8
-    cycle: torch.Tensor
-    synth: torch.Tensor  # (N, 1, S, S) float32 in [0, 1]
-    alpha: torch.Tensor
-    weight: torch.Tensor  # mouth region or pasted pixels
-    y: torch.Tensor  # (N, K)
-    centre: np.ndarray  # (N, 2) mouth centre, crop pixels (x, y)
-
-
-def _prepare(cache) -> _Data:
-    to_img = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2)  # noqa: E731
-    alpha = paste_weights(cache.synth)
-    mouth = cache.mouth.astype(np.float32) / 255
-    ys, xs = np.mgrid[: mouth.shape[1], : mouth.shape[2]]
-    m = mouth + 1e-6
-    centre = np.stack([(m * xs).sum((1, 2)) / m.sum((1, 2)), (m * ys).sum((1, 2)) / m.sum((1, 2))], 1)
-    return _Data(
-        photo=to_img(cache.photo),
-        cycle=to_img(cache.cycle),
-        synth=torch.from_numpy(cache.synth.astype(np.float32) / 255)[:, None],
-        alpha=torch.from_numpy(alpha)[:, None],
-        weight=torch.from_numpy(np.maximum(mouth, alpha))[:, None],
-        y=torch.from_numpy(cache.y.astype(np.float32)),
-        centre=centre,
-    )
-
-
-def _batch(data: _Data, idx: np.ndarray, flip: np.ndarray, perm: np.ndarray, device) -> dict:
-    b = {
-        "photo": data.photo[idx].float() / 255,
-        "cycle": data.cycle[idx].float() / 255,
-        "synth": data.synth[idx],
-        "alpha": data.alpha[idx],
-        "weight": data.weight[idx],
-        "y": data.y[idx],
-    }
-    centre = data.centre[idx].copy()
-    if flip.any():
-        f = torch.from_numpy(flip)
-        for k in ("photo", "cycle", "synth", "alpha", "weight"):
-            b[k] = torch.where(f[:, None, None, None], b[k].flip(-1), b[k])
-        b["y"] = torch.where(f[:, None], b["y"][:, perm], b["y"])
-        centre[flip, 0] = data.photo.shape[-1] - 1 - centre[flip, 0]
-    b = {k: v.to(device) for k, v in b.items()}
-    b["centre"] = centre
-    return b
-
-
-def _patches(images: torch.Tensor, centre: np.ndarray, side: int) -> torch.Tensor:
-    S = images.shape[-1]
-    out = []
-    for img, (cx, cy) in zip(images, centre, strict=True):
-        x0 = int(np.clip(round(cx) - side // 2, 0, S - side))
-        y0 = int(np.clip(round(cy) - side // 2, 0, S - side))
-        out.append(img[:, y0 : y0 + side, x0 : x0 + side])
-    return torch.stack(out)
-
-
 class TextureModels:
     """The generator, the discriminator, their optimisers and the frozen perceptual network."""
 
@@ -241,6 +195,11 @@ class TextureModels:
         self.opt_g = torch.optim.Adam(self.gen.parameters(), config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), config.lr_d, betas=betas)
         self.perceptual = (perceptual or FerPerceptual()).to(device)
+        if config.init_from:
+            start = load_generators(config.init_from).texture
+            if start.config != config.generator:
+                raise InputError(f"init_from: {config.init_from} holds another architecture: {start.config}")
+            self.gen.load_state_dict(start.state_dict())
 
     def state_dict(self) -> dict:
         return {k: getattr(self, k).state_dict() for k in ("gen", "disc", "opt_g", "opt_d")}
@@ -256,23 +215,42 @@ class TextureModels:
         return b["alpha"] * out + (1 - b["alpha"]) * b["cycle"], m
 
 
+def _logit_weight(region: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """(B, 1, h, w): the largest paste weight in each logit's cell of ``region`` (B, 1, H, W),
+    grown by one cell (a logit sees beyond its cell)."""
+    return F.max_pool2d(F.adaptive_max_pool2d(region, logits.shape[-2:]), 3, 1, 1)
+
+
 def train_step(models: TextureModels, b: dict) -> dict[str, float]:
     """One discriminator and one generator update on batch ``b``; returns the loss terms."""
     cfg, w = models.config, models.config.losses
     pasted, m = models.refine(b)
-    real = _patches(b["photo"], b["centre"], cfg.patch)
-    fake = _patches(pasted, b["centre"], cfg.patch)
-    loss_d = L.d_hinge(models.disc(real)[0], models.disc(fake.detach())[0])
+    real = patches(b["photo"], b["centre"], cfg.patch)
+    fake = patches(pasted, b["centre"], cfg.patch)
+    extra = patches(b["alpha"], b["centre"], cfg.patch) if cfg.disc_mask else None
+    real_logits = models.disc(real, extra)[0]
+    weight = _logit_weight(extra, real_logits) if cfg.disc_mask else None
+    loss_d = L.d_hinge(real_logits, models.disc(fake.detach(), extra)[0], weight)
     models.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     models.opt_d.step()
+    fake_feats = models.disc.features(fake, extra)
     terms = {
         "l1": L.masked_l1(pasted, b["photo"], b["weight"]),
         "perceptual": models.perceptual(pasted, b["photo"], b["weight"]),
-        "adv": L.g_hinge(models.disc(fake)[0]),
+        "adv": L.g_hinge(models.disc.patch(fake_feats[-1]), weight),
         "mask": L.mask_sparsity(m, 1 - b["alpha"]),
         "mask_tv": L.total_variation(m),
     }
+    if w.feature_match:
+        with torch.no_grad():
+            real_feats = models.disc.features(real, extra)
+        terms["feature_match"] = L.feature_matching(real_feats, fake_feats)
+    if w.style:
+        feats = models.perceptual._features  # the FER stages FerPerceptual compares
+        with torch.no_grad():
+            truth = feats(b["photo"])
+        terms["style"] = L.statistics_l1(feats(pasted), truth, b["weight"])
     loss = sum(getattr(w, k) * v for k, v in terms.items())
     models.opt_g.zero_grad(set_to_none=True)
     loss.backward()
@@ -280,30 +258,26 @@ def train_step(models: TextureModels, b: dict) -> dict[str, float]:
     return {**{k: float(v.detach()) for k, v in terms.items()}, "d": loss_d.item(), "g": loss.item()}
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    mse = (((a - b) ** 2) * weight).sum((1, 2, 3)) / (weight.sum((1, 2, 3)) * 3).clamp(min=1e-6)
-    return 10 * torch.log10(1 / mse.clamp(min=1e-10))
-
-
-def evaluate(models: TextureModels, data: _Data, idx: np.ndarray, device, batch: int = 32) -> dict:
-    """Held-out mouth-region L1 and PSNR of the generator's paste and of the cycle itself."""
-    l1, psnr, base = [], [], []
+def _write_samples(models: TextureModels, data, held_idx, perm, device, path: Path) -> None:
+    b = make_batch(data, held_idx[:6], np.zeros(min(6, len(held_idx)), bool), perm, device)
     with torch.no_grad():
-        for s in range(0, len(idx), batch):
-            part = idx[s : s + batch]
-            b = _batch(data, part, np.zeros(len(part), bool), np.arange(1), device)
-            pasted, _ = models.refine(b)
-            mouth = b["weight"]
-            l1.append(((pasted - b["photo"]).abs() * mouth).sum((1, 2, 3)) / (mouth.sum((1, 2, 3)) * 3))
-            psnr.append(_psnr(pasted, b["photo"], mouth))
-            base.append(_psnr(b["cycle"], b["photo"], mouth))
-    l1_all, p, q = torch.cat(l1), torch.cat(psnr), torch.cat(base)
-    return {
-        "l1": float(l1_all.mean()),
-        "psnr": float(p.median()),
-        "psnr_cycle": float(q.median()),
-        "gain_db": float((p - q).mean()),
-    }
+        pasted, m = models.refine(b)
+    write_image(path, sample_grid([b["cycle"], pasted, m.expand_as(pasted), b["photo"]]))
+
+
+def _evaluate_and_keep(models: TextureModels, data, held_idx, device, state, step, run_dir, meta) -> None:
+    """Score the held-out cycles, log them, write ``generator_last/`` and, when the selection rule
+    says so, ``generator/``; updates ``state`` (best, bad_evals)."""
+    cfg = models.config
+    ev = evaluate(models, data, held_idx, device, realism=cfg.select == "realism")
+    append_losses(run_dir / "heldout.csv", step, ev)
+    kept = {**meta, "step": step, "heldout": ev}
+    save_generators(run_dir / "generator_last", models.gen, None, meta["size"], kept)
+    if is_better(ev, state["best"], cfg.select, cfg.min_gain_db):
+        state["best"], state["bad_evals"] = {**ev, "step": step}, 0
+        save_generators(run_dir / "generator", models.gen, None, meta["size"], kept)
+    else:
+        state["bad_evals"] += 1
 
 
 def train_texture(
@@ -319,8 +293,8 @@ def train_texture(
     """Train (or resume) the texture generator on a :class:`editing.train.cycle_data.CycleCache`.
 
     Raises:
-        InputError: too few samples, a run already in ``run_dir`` without ``resume``, or ``resume``
-            with another configuration.
+        InputError: too few samples, a run already in ``run_dir`` without ``resume``, ``resume``
+            with another configuration, or ``init_from`` weights of another architecture.
     """
     run_dir = Path(run_dir)
     held = holdout_mask(cache.names, config.holdout_frac)
@@ -336,50 +310,32 @@ def train_texture(
     held_key = hashlib.sha1("\n".join(sorted(cache.names[i] for i in held_idx)).encode()).hexdigest()
     if state.get("heldout") != held_key:  # a grown cache holds out more: earlier bests are not comparable
         state.update(heldout=held_key, best=None, bad_evals=0)
-    data, perm = _prepare(cache), mirror_permutation(cache.expression_names)
+    data, perm = prepare(cache), mirror_permutation(cache.expression_names)
+    probs = sampling_probabilities(data, train_idx, config.oversample_open)
     meta = {**(meta or {}), "size": int(cache.photo.shape[1]), "train_samples": int(len(train_idx))}
     start, step = int(state["step"]), int(state["step"])
+    if start == 0 and config.init_from and state["best"] is None:  # the starting weights' score
+        _evaluate_and_keep(models, data, held_idx, device, state, 0, run_dir, meta)
     t0, last_ckpt, last, stopped = time.perf_counter(), time.perf_counter(), {}, "steps"
-    bar = tqdm(
-        range(start, config.steps),
-        initial=start,
-        total=config.steps,
-        disable=not progress,
-        desc="train texture",
-    )
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress)
     for step in bar:
         rng = np.random.default_rng([config.seed, step])
-        idx = train_idx[rng.integers(0, len(train_idx), config.batch_size)]
+        if probs is None:
+            idx = train_idx[rng.integers(0, len(train_idx), config.batch_size)]
+        else:
+            idx = rng.choice(train_idx, config.batch_size, p=probs)
         flip = (rng.random(config.batch_size) < 0.5) & config.flip
         torch.manual_seed(config.seed * 1_000_003 + step)
-        last = train_step(models, _batch(data, idx, flip, perm, device))
+        last = train_step(models, make_batch(data, idx, flip, perm, device))
         step += 1
         if step % config.log_every == 0:
             append_losses(run_dir / "losses.csv", step, last)
             bar.set_postfix({k: f"{last[k]:.3f}" for k in ("l1", "adv", "d")})
         if step % config.sample_every == 0:
-            b = _batch(data, held_idx[:6], np.zeros(min(6, len(held_idx)), bool), perm, device)
-            with torch.no_grad():
-                pasted, m = models.refine(b)
-            write_image(
-                run_dir / "samples" / f"step_{step:06d}.png",
-                sample_grid([b["cycle"], pasted, m.expand_as(pasted), b["photo"]]),
-            )
+            _write_samples(models, data, held_idx, perm, device, run_dir / "samples" / f"step_{step:06d}.png")
             plot_losses(run_dir / "losses.csv", run_dir / "losses.png")
         if step % config.eval_every == 0:
-            ev = evaluate(models, data, held_idx, device)
-            append_losses(run_dir / "heldout.csv", step, ev)
-            if state["best"] is None or ev["l1"] < state["best"]["l1"]:
-                state["best"], state["bad_evals"] = {**ev, "step": step}, 0
-                save_generators(
-                    run_dir / "generator",
-                    models.gen,
-                    None,
-                    meta["size"],
-                    {**meta, "step": step, "heldout": ev},
-                )
-            else:
-                state["bad_evals"] += 1
+            _evaluate_and_keep(models, data, held_idx, device, state, step, run_dir, meta)
             save_checkpoint(run_dir, {**state, "step": step, "models": models.state_dict()})
             last_ckpt = time.perf_counter()
             if config.patience and state["bad_evals"] >= config.patience:
