@@ -121,8 +121,12 @@ def auto_refines(bundle: GeneratorBundle | None) -> bool:
 
 WIN_BINS, KEEP_BINS = ("[0,30)", "[30,60)"), ("[60,90]",)
 """Where a texture generator must beat the hand-made fill on the mouth cycle (the paired PSNR
-difference's interval above zero) and where it must merely not lose (the interval reaching zero).
-Its mouths must also look at least as real as the fill's: KID over all faces no higher."""
+difference's interval above :data:`WIN_DB`, the median PSNR at least :data:`MIN_PSNR_DB`) and where
+it must merely not lose (the interval reaching zero). Its mouths must also look at least as real as
+the fill's: KID over all faces no higher."""
+
+WIN_DB, MIN_PSNR_DB = 0.3, 21.0
+"""The mouth cycle's win: the paired PSNR gain's lower bound (dB) and the generator's median PSNR."""
 
 
 def cycle_verdict(per_bin: dict) -> tuple[bool, str]:
@@ -137,18 +141,22 @@ def cycle_verdict(per_bin: dict) -> tuple[bool, str]:
         if b not in per_bin:
             return False, f"no faces in {b}"
         _, lo, hi = per_bin[b]["psnr_diff"]
-        if b in WIN_BINS and not lo > 0:
-            return False, f"{b}: the PSNR gain's interval [{lo:+.2f}, {hi:+.2f}] dB does not lie above 0"
+        if b in WIN_BINS and not lo > WIN_DB:
+            gain = f"[{lo:+.2f}, {hi:+.2f}] dB"
+            return False, f"{b}: the PSNR gain's interval {gain} does not lie above {WIN_DB}"
+        psnr = per_bin[b].get("psnr_gan_median", MIN_PSNR_DB)
+        if b in WIN_BINS and psnr < MIN_PSNR_DB:
+            return False, f"{b}: median mouth PSNR {psnr:.1f} dB, under {MIN_PSNR_DB}"
         if b in KEEP_BINS and not hi >= 0:
             return False, f"{b}: worse than the fill, [{lo:+.2f}, {hi:+.2f}] dB"
     kid_fill, kid_gen = per_bin.get("all", {}).get("kid_none"), per_bin.get("all", {}).get("kid_gan")
     if kid_fill is None or kid_gen is None:
         return False, "no realism (KID) measured"
     if kid_gen > kid_fill:
-        return (
-            False,
-            f"its mouths look less real than the fill's (KID x100 {kid_gen:.1f} against {kid_fill:.1f})",
-        )
+        diff = per_bin["all"].get("kid_diff")
+        paired = f"; difference {diff[0]:+.1f} [{diff[1]:+.1f}, {diff[2]:+.1f}]" if diff else ""
+        kids = f"KID x100 {kid_gen:.1f} against {kid_fill:.1f}{paired}"
+        return False, f"its mouths look less real than the fill's ({kids})"
     return True, "beats the fill at [0,30) and [30,60), is not worse at [60,90], and looks as real"
 
 

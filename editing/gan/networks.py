@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from face3d.filters import gaussian_blur
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:
@@ -42,6 +44,10 @@ class GeneratorConfig:
             ``h * (1 + gamma(y)) + beta(y)``, after their instance norm). Without it the condition
             reaches the network only as constant input channels, which the stem's instance norm
             removes (all but the zero-padded border): the output barely depends on the target.
+        detail_sigma: ``texture`` only: T keeps the input's detail layer, ``T = G_s * T_net +
+            (I - G_s * I)`` clamped to [0, 1], with ``G_s`` a Gaussian blur of this sigma (pixels of
+            the generator's crop): the network paints the colour and shading, the input (for the
+            cycle-trained generator: the hand fill) keeps the fine structure (0: off, T = T_net).
     """
 
     kind: str = "texture"
@@ -54,6 +60,7 @@ class GeneratorConfig:
     flow_stride: int = 4
     extra_inputs: int = 0
     film: bool = False
+    detail_sigma: float = 0.0
 
     def __post_init__(self):
         if self.kind not in ("texture", "deform"):
@@ -62,6 +69,8 @@ class GeneratorConfig:
             raise ValueError(
                 "GeneratorConfig: n_down >= 1, base >= 4, n_expr >= 1 and extra_inputs >= 0 are required"
             )
+        if self.detail_sigma < 0:
+            raise ValueError(f"GeneratorConfig.detail_sigma must be >= 0, got {self.detail_sigma}")
 
 
 @dataclass(frozen=True)
@@ -199,8 +208,14 @@ class TextureGenerator(nn.Module):
         nn.init.constant_(self.to_mask.bias, 2.0)  # start close to "keep the input"
 
     def forward(
-        self, image: torch.Tensor, expression: torch.Tensor, extra: torch.Tensor | None = None
+        self,
+        image: torch.Tensor,
+        expression: torch.Tensor,
+        extra: torch.Tensor | None = None,
+        detail: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``detail=False``: T without the detail head (:func:`keep_detail`), for a caller that
+        applies it at another resolution (the photo's: :func:`editing.gan.refine.refine_face_edit`)."""
         _check_inputs(image, [expression], self.config.n_expr)
         n = self.config.extra_inputs
         if n and (extra is None or extra.shape != (image.shape[0], n, *image.shape[-2:])):
@@ -209,7 +224,16 @@ class TextureGenerator(nn.Module):
         if not n and extra is not None:
             raise ValueError("this generator takes no extra inputs")
         h = self.trunk(image, expression, extra)
-        return torch.sigmoid(self.to_texture(h)), torch.sigmoid(self.to_mask(h))
+        texture, mask = torch.sigmoid(self.to_texture(h)), torch.sigmoid(self.to_mask(h))
+        if detail and self.config.detail_sigma > 0:
+            texture = keep_detail(texture, image, self.config.detail_sigma)
+        return texture, mask
+
+
+def keep_detail(texture: torch.Tensor, image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The detail head: ``G_s * texture + (image - G_s * image)`` clamped to [0, 1], on (B, 3, H, W)
+    tensors in [0, 1], ``G_s`` a Gaussian blur of ``sigma`` pixels (``GeneratorConfig.detail_sigma``)."""
+    return (gaussian_blur(texture, sigma) + image - gaussian_blur(image, sigma)).clamp(0, 1)
 
 
 def apply_attention(image: torch.Tensor, texture: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch
 from editing.composite import paste
 from editing.gan.checkpoint import GeneratorBundle
 from editing.gan.crop import aligned_box, crop_mask, crop_square, uncrop
-from editing.gan.networks import apply_attention
+from editing.gan.networks import apply_attention, keep_detail
 from editing.result import ImageEdit
 from face3d.render.texture_fill import grey_levels, is_greyscale
 
@@ -57,14 +57,33 @@ def _texture_pass(
         drawn = np.zeros(image.shape[:2], bool) if synthesized is None else synthesized
         extra = torch.from_numpy(crop_mask(drawn, box, bundle.size)).to(dev)[None, None]
     with torch.no_grad():
-        tex, m = bundle.texture(x, y, extra)
+        tex, m = bundle.texture(x, y, extra, detail=False)
     maps = torch.cat([tex, m], 1)[0].permute(1, 2, 0).cpu().numpy()
     full, inside = uncrop(maps, box, image.shape[:2])
     m_full = 1 - (1 - full[..., 3:]) * inside[..., None]  # outside the crop: keep the input
     texture = full[..., :3]
     if is_greyscale(x[0].permute(1, 2, 0)):  # trained on colour photos: its grey levels in a grey one
         texture = grey_levels(torch.from_numpy(texture)).numpy()
+    sigma = bundle.texture.config.detail_sigma
+    if sigma > 0:  # the detail head at the photo's resolution: its own fine structure is kept
+        texture = _detail_in_box(texture, image, box, sigma * (box[2] - box[0]) / bundle.size)
     return texture, m_full
+
+
+def _detail_in_box(texture: np.ndarray, image: np.ndarray, box, sigma: float) -> np.ndarray:
+    """:func:`keep_detail` of (H, W, 3) float ``texture`` against the uint8 ``image``, computed in
+    the crop ``box`` (grown by the blur's reach) only; ``sigma`` in image pixels."""
+    H, W = image.shape[:2]
+    r = int(np.ceil(3 * sigma)) + 1
+    x0, y0 = max(0, int(box[0]) - r), max(0, int(box[1]) - r)
+    x1, y1 = min(W, int(np.ceil(box[2])) + r), min(H, int(np.ceil(box[3])) + r)
+    if x1 <= x0 or y1 <= y0:
+        return texture
+    win = lambda a: torch.from_numpy(np.ascontiguousarray(a[y0:y1, x0:x1])).permute(2, 0, 1)[None].float()  # noqa: E731
+    kept = keep_detail(win(texture), win(image) / 255.0, sigma)[0].permute(1, 2, 0).numpy()
+    out = texture.copy()
+    out[y0:y1, x0:x1] = kept
+    return out
 
 
 def _attend(image: np.ndarray, texture: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ resumed run repeats an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -197,7 +198,8 @@ class TextureModels:
         self.perceptual = (perceptual or FerPerceptual()).to(device)
         if config.init_from:
             start = load_generators(config.init_from).texture
-            if start.config != config.generator:
+            same_weights = dataclasses.replace(start.config, detail_sigma=config.generator.detail_sigma)
+            if same_weights != config.generator:  # the detail head has no weights of its own
                 raise InputError(f"init_from: {config.init_from} holds another architecture: {start.config}")
             self.gen.load_state_dict(start.state_dict())
 

@@ -90,6 +90,7 @@ def add_texture_arguments(p) -> None:
         ("--select", str, "best weights: l1 (held-out mouth L1) or realism (held-out mouth KID)"),
         ("--min-gain-db", float, "--select realism: least held-out PSNR gain over the fill"),
         ("--init-from", str, "start from this generator folder's weights (fine-tuning)"),
+        ("--detail-sigma", float, "T keeps the input's detail finer than this blur, crop px (0: off)"),
     ]
     for flag, kind, text in settings:
         p.add_argument(flag, type=kind, default=None, help=text)
@@ -135,6 +136,8 @@ def config_from_args(args) -> TextureTrainConfig:
         disc["spectral_norm"] = False
     if disc:
         top["discriminator"] = dataclasses.replace(config.discriminator, **disc)
+    if getattr(args, "detail_sigma", None) is not None:
+        top["generator"] = dataclasses.replace(config.generator, detail_sigma=args.detail_sigma)
     return dataclasses.replace(config, **top)
 
 

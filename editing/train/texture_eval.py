@@ -6,7 +6,7 @@ the photo (mean L1, median PSNR, mean PSNR gain over the cycle's own fill). With
 measures a realism proxy of the benchmark's kind (``scripts/bench/bench_mouth_cycle.py``): KID
 (x 100) of 96 px mouth crops (:func:`mouth_crops`; features: the FER classifier's early feature
 maps' channel means and spreads, standardised on the real mouths) against the real photos' mouths,
-crossed halves so a crop never meets its own photo (:func:`crossed_kid`); and the same for the
+over random half-splits so a crop never meets its own photo (:func:`crossed_kid`); and the same for the
 cycle's fill (``kid_cycle``, the baseline).
 
 The best weights (:func:`is_better`): ``select="l1"`` the lowest held-out mouth L1 (the first
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from editing.compare.metrics import kid
+from editing.compare.metrics import split_kid
 from editing.train.texture_data import make_batch
 
 CROP = 96
@@ -56,16 +56,13 @@ def mouth_crops(images: torch.Tensor, mouth: torch.Tensor, side: int = CROP) -> 
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def crossed_kid(fake: np.ndarray, real: np.ndarray) -> float:
+def crossed_kid(fake: np.ndarray, real: np.ndarray, splits: int = 50) -> float:
     """KID x 100 of (N, d) fake features against the (N, d) real ones (row i of both from the same
-    face), on features standardised by the real ones; each set is split in halves and the fakes of
-    one half meet the reals of the other. NaN under 8 rows."""
+    face): the median over random half-splits (:func:`editing.compare.metrics.split_kid`). NaN
+    under 8 rows."""
     if len(real) < 8:
         return float("nan")
-    mu, sd = real.mean(0), real.std(0) + 1e-6
-    z, f, half = (real - mu) / sd, (fake - mu) / sd, len(real) // 2
-    pairs = [kid(f[:half], z[half:], subset_size=half)[0], kid(f[half:], z[:half], subset_size=half)[0]]
-    return 100 * float(np.mean(pairs))
+    return float(np.median(split_kid({"fake": fake}, real, splits)["fake"]))
 
 
 def is_better(ev: dict, best: dict | None, select: str, min_gain_db: float) -> bool:

@@ -16,12 +16,10 @@ add relief. ``smooth_cm`` = 0 is the unsplit ``D = output_scale * tanh(.)``.
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from face3d.filters import gaussian_blur
 from face3d.fit.residual_mesh import MeshOperators, cached, normals, sample_at_vertices
 
 
@@ -79,17 +77,6 @@ def texel_cm(model, ops: MeshOperators, map_size: tuple[int, int]) -> float:
     return cached(model, ("texel_cm", tuple(map_size)), make)
 
 
-def blur_map(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur (``sigma`` texels, replicate padding) of (1, C, H, W) maps."""
-    r = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-r, r + 1, dtype=maps.dtype)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    k = (k / k.sum())[None, None]
-    C = maps.shape[1]
-    out = F.conv2d(F.pad(maps, (r, r, 0, 0), mode="replicate"), k[..., None, :].expand(C, 1, 1, -1), groups=C)
-    return F.conv2d(F.pad(out, (0, 0, r, r), mode="replicate"), k[..., :, None].expand(C, 1, -1, 1), groups=C)
-
-
 def mesh_lowpass(x: torch.Tensor, ops: MeshOperators, iterations: int) -> torch.Tensor:
     """(V, C) per-vertex values averaged lazily with their neighbours ``iterations`` times."""
     for _ in range(iterations):
@@ -129,7 +116,8 @@ class Displacement:
         """(1, 2C, H, W) in [-1, 1] -> smooth and detail (1, C, H, W) maps, cm."""
         a, b = raw[:, : self.C], raw[:, self.C :]
         c = self.config
-        return c.smooth_scale * blur_map(a, self.sigma), c.detail_scale * 0.5 * (b - blur_map(b, self.sigma))
+        detail = b - gaussian_blur(b, self.sigma)
+        return c.smooth_scale * gaussian_blur(a, self.sigma), c.detail_scale * 0.5 * detail
 
     def _split_vertices(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(1, V, 2C) free values -> smooth and detail (1, V, C), cm."""

@@ -128,6 +128,23 @@ def test_kid_separates_distributions():
         kid(same[:1], real)
 
 
+def test_split_kid_is_paired_over_the_same_splits():
+    from editing.compare.metrics import split_kid
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(80, 6))
+    same, moved = real + 0.05 * rng.normal(size=real.shape), rng.normal(size=(80, 6)) + 1.0
+    per = split_kid({"same": same, "moved": moved}, real, splits=20, seed=1)
+    assert per["same"].shape == (20,) and np.median(per["moved"]) > np.median(per["same"]) + 10
+    assert (per["moved"] - per["same"] > 0).all()  # paired: the same halves for both
+    again = split_kid({"same": same}, real, splits=20, seed=1)["same"]
+    np.testing.assert_array_equal(again, per["same"])  # seeded, and independent of the other methods
+    with pytest.raises(ValueError, match="8\\+ faces"):
+        split_kid({"x": same[:6]}, real[:6])
+    with pytest.raises(ValueError, match="arrays like"):
+        split_kid({"x": same[:, :3]}, real)
+
+
 # ------------------------------------------------------------------------------ statistics
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
     rng = np.random.default_rng(1)

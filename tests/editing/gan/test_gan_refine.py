@@ -141,7 +141,7 @@ def test_refine_auto_uses_only_a_generator_that_earned_it(bundles):
 def test_cycle_verdict_needs_a_win_near_frontal_and_no_loss_at_profile():
     from editing.gan.checkpoint import cycle_verdict
 
-    win, tie, lose = [0.5, 0.2, 0.8], [0.0, -0.3, 0.3], [-0.5, -0.8, -0.2]
+    win, tie, lose = [0.8, 0.4, 1.2], [0.0, -0.3, 0.3], [-0.5, -0.8, -0.2]
 
     def bins(a, b, c, kid=(1.0, 0.9)):
         return {
@@ -158,7 +158,16 @@ def test_cycle_verdict_needs_a_win_near_frontal_and_no_loss_at_profile():
     assert cycle_verdict({"[0,30)": {"psnr_diff": win}})[1] == "no faces in [30,60)"
     ok, why = cycle_verdict(bins(win, win, win, kid=(1.2, 5.3)))  # sharper pixels, less real mouths
     assert not ok and "less real" in why
+    paired = bins(win, win, win, kid=(-2.9, -0.9))
+    paired["all"]["kid_diff"] = [1.8, -3.4, 4.6]
+    assert cycle_verdict(paired)[1].endswith("difference +1.8 [-3.4, +4.6])")
     assert not cycle_verdict({k: v for k, v in bins(win, win, win).items() if k != "all"})[0]
+    ok, why = cycle_verdict(bins(win, [0.4, 0.1, 0.7], win))  # above zero, not above +0.3 dB
+    assert not ok and "does not lie above 0.3" in why
+    low = bins(win, win, win)
+    low["[0,30)"]["psnr_gan_median"] = 19.5
+    ok, why = cycle_verdict(low)
+    assert not ok and "under 21" in why
 
 
 def test_shipped_generator_keeps_the_photo_unless_something_was_drawn(fitted):

@@ -251,6 +251,11 @@ def test_init_from_starts_at_the_given_weights(tmp_path, perceptual):
     other = dataclasses.replace(config, generator=dataclasses.replace(config.generator, base=12))
     with pytest.raises(InputError, match="another architecture"):
         TextureModels(other, perceptual=perceptual)
+    detail = dataclasses.replace(config, generator=dataclasses.replace(config.generator, detail_sigma=2.0))
+    tuned = TextureModels(detail, perceptual=perceptual)  # the detail head adds no weights
+    assert tuned.gen.config.detail_sigma == 2.0
+    for k, v in tuned.gen.state_dict().items():
+        torch.testing.assert_close(v, start[k])
 
 
 def test_config_round_trip_and_resume_flags(tmp_path):
@@ -267,7 +272,10 @@ def test_config_round_trip_and_resume_flags(tmp_path):
     p = argparse.ArgumentParser()
     add_texture_arguments(p)
     flags = ["--out", str(tmp_path), "--mask-aware-d", "--no-spectral-norm", "--adv-weight", "1"]
-    made = config_from_args(p.parse_args([*flags, "--select", "realism", "--style-weight", "5"]))
+    made = config_from_args(
+        p.parse_args([*flags, "--select", "realism", "--style-weight", "5", "--detail-sigma", "2"])
+    )
+    assert made.generator.detail_sigma == 2.0
     assert made.disc_mask and made.discriminator.extra_inputs == 1 and made.losses.adv == 1.0
     assert not made.discriminator.spectral_norm and made.losses.style == 5.0
     assert made.losses.l1 == TextureLossWeights().l1 and made.select == "realism"
