@@ -192,3 +192,17 @@ def test_shipped_generator_keeps_the_photo_unless_something_was_drawn(fitted):
     assert float(m_none.mean()) > 0.97 and float(m_none.min()) > 0.5
     inside = torch.from_numpy(drawn > 0.5)
     assert float(m_drawn[0, 0][inside].mean()) < 0.5  # the texture replaces what was drawn
+
+
+def test_detail_head_at_the_photos_resolution_stays_in_the_box():
+    from editing.gan.refine import _detail_in_box
+    from face3d.filters import gaussian_blur
+
+    rng = np.random.default_rng(0)
+    image = (64 + 128 * rng.random((60, 80, 3))).astype(np.uint8)
+    texture = np.full((60, 80, 3), 0.5, np.float32)
+    out = _detail_in_box(texture, image, (30.0, 10.0, 60.0, 40.0), 1.5)
+    np.testing.assert_array_equal(out[:, :20], texture[:, :20])  # beyond the box and the blur's reach
+    img = torch.from_numpy(image / 255.0).permute(2, 0, 1)[None]
+    hi = (img - gaussian_blur(img, 1.5))[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(out[15:35, 35:55], 0.5 + hi[15:35, 35:55], atol=1e-5)
