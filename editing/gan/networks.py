@@ -192,6 +192,15 @@ def _check_inputs(image: torch.Tensor, exprs: list[torch.Tensor], n_expr: int) -
             )
 
 
+def _check_extra(image: torch.Tensor, extra: torch.Tensor | None, n: int, owner: str) -> None:
+    """``extra`` must be (B, n, H, W) like ``image`` when ``n`` > 0, and None otherwise."""
+    if n and (extra is None or extra.shape != (image.shape[0], n, *image.shape[-2:])):
+        got = None if extra is None else tuple(extra.shape)
+        raise ValueError(f"extra must be (B, {n}, H, W) for this {owner}, got {got}")
+    if not n and extra is not None:
+        raise ValueError(f"this {owner} takes no extra inputs")
+
+
 class TextureGenerator(nn.Module):
     """``G_tex(I, y[, s]) -> (T, M)``: T (B, 3, H, W) colour in [0, 1], M (B, 1, H, W) attention in
     [0, 1]; ``s`` (B, extra_inputs, H, W) in [0, 1] when the config has extra inputs (the mask of
@@ -217,12 +226,7 @@ class TextureGenerator(nn.Module):
         """``detail=False``: T without the detail head (:func:`keep_detail`), for a caller that
         applies it at another resolution (the photo's: :func:`editing.gan.refine.refine_face_edit`)."""
         _check_inputs(image, [expression], self.config.n_expr)
-        n = self.config.extra_inputs
-        if n and (extra is None or extra.shape != (image.shape[0], n, *image.shape[-2:])):
-            got = None if extra is None else tuple(extra.shape)
-            raise ValueError(f"extra must be (B, {n}, H, W) for this generator, got {got}")
-        if not n and extra is not None:
-            raise ValueError("this generator takes no extra inputs")
+        _check_extra(image, extra, self.config.extra_inputs, "generator")
         h = self.trunk(image, expression, extra)
         texture, mask = torch.sigmoid(self.to_texture(h)), torch.sigmoid(self.to_mask(h))
         if detail and self.config.detail_sigma > 0:
@@ -301,12 +305,7 @@ class Discriminator(nn.Module):
         """The trunk's activations after every level (the last one feeds both heads)."""
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
-        n = self.config.extra_inputs
-        if n and (extra is None or extra.shape != (image.shape[0], n, *image.shape[-2:])):
-            got = None if extra is None else tuple(extra.shape)
-            raise ValueError(f"extra must be (B, {n}, H, W) for this discriminator, got {got}")
-        if not n and extra is not None:
-            raise ValueError("this discriminator takes no extra inputs")
+        _check_extra(image, extra, self.config.extra_inputs, "discriminator")
         h = image * 2 - 1 if extra is None else torch.cat([image * 2 - 1, extra * 2 - 1], 1)
         out = []
         for layer in self.trunk:
