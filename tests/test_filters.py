@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from face3d.filters import gaussian_blur
+from face3d.filters import gaussian_blur, noise_sigma
 
 
 def test_gaussian_blur_matches_scipy_and_keeps_constants():
@@ -20,3 +20,29 @@ def test_gaussian_blur_matches_scipy_and_keeps_constants():
 def test_gaussian_blur_checks_its_input():
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         gaussian_blur(torch.zeros(3, 8, 8), 1.0)
+
+
+def test_noise_sigma_reads_white_noise_and_ignores_smooth_content():
+    g = torch.Generator().manual_seed(0)
+    y, x = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
+    smooth = (0.2 + 0.5 * x + 0.2 * y**2 + 0.1 * x * y)[..., None].expand(96, 128, 3).contiguous()
+    assert noise_sigma(smooth) < 1e-6  # quadrics cancel
+    for sigma in (0.01, 0.05, 0.1):
+        noisy = smooth + sigma * torch.randn(96, 128, 3, generator=g)
+        assert noise_sigma(noisy) == pytest.approx(sigma, rel=0.05)
+        assert noise_sigma(noisy[..., 0]) == pytest.approx(sigma, rel=0.05)  # (H, W)
+
+
+def test_noise_sigma_counts_only_the_mask():
+    g = torch.Generator().manual_seed(1)
+    image = torch.full((64, 64, 3), 0.5)
+    image[:, 32:] += 0.2 * torch.randn(64, 32, 3, generator=g)  # noisy right half
+    left = torch.zeros(64, 64, dtype=torch.bool)
+    left[:, :32] = True
+    assert noise_sigma(image, left) < 1e-6  # the 3x3 support never reaches the noisy half
+    assert noise_sigma(image, ~left) == pytest.approx(0.2, rel=0.1)
+    assert noise_sigma(image, torch.zeros(64, 64, dtype=torch.bool)) == 0.0  # nothing usable
+    with pytest.raises(ValueError, match="does not match"):
+        noise_sigma(image, left[:10])
+    with pytest.raises(ValueError, match=r"\(H, W\) or \(H, W, C\)"):
+        noise_sigma(image[None])

@@ -149,10 +149,14 @@ class Appearance:
     """Albedo (an RGB grid over the UV atlas) and grey SH lighting of the residual fit, re-solved by
     least squares as the geometry moves, or a ``known`` (albedo (V, 3), lighting (9,)) kept fixed.
     ``config``: a :class:`face3d.fit.residual.ResidualConfig` (albedo grid, its smoothness prior
-    and the annealing of that prior over the steps)."""
+    and the annealing of that prior over the steps); ``data_weight``: the weight of the data term
+    against that prior (below 1 on a noisy photo: a smoother albedo)."""
 
-    def __init__(self, model, ops: MeshOperators, config, known=None):
+    def __init__(self, model, ops: MeshOperators, config, known=None, data_weight: float = 1.0):
+        if not data_weight > 0:
+            raise ValueError(f"data_weight must be > 0, got {data_weight}")
         self.config, self.known, self.V = config, known, model.n_vertices
+        self.data_weight = data_weight
         self.S = cached(
             model,
             ("albedo", config.albedo_size, config.symmetric_albedo),
@@ -180,6 +184,6 @@ class Appearance:
             return
         a = min(1.0, step / max(config.anneal * config.steps, 1e-9))  # 0 -> 1 over the annealing
         sm = config.albedo_smoothness_start ** (1 - a) * config.albedo_smoothness**a
-        args = (self.S, self.smooth, self.grid, self.lighting, iterations, sm)
+        args = (self.S, self.smooth, self.grid, self.lighting, iterations, sm / self.data_weight)
         self.grid, self.lighting = solve_appearance(y, wpix, tri, bary, nv, *args)
         self.albedo = torch.from_numpy(self.S @ self.grid).to(torch.float32)

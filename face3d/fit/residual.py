@@ -23,6 +23,8 @@ bending the face the landmarks fixed:
 * the appearance gets its capacity first: albedo and lighting are solved at the linear geometry
   before the residual moves and re-solved as it moves, with the albedo's final smoothness prior
   from the start, so the residual only gets the shading the appearance cannot explain.
+* the photo's noise, read in the working crop (:func:`face3d.filters.noise_sigma`), weights the
+  data term down (``noise_reference``): a noisy photo leans more on the priors.
 
 **Why the photometric term constrains geometry.** Re-rendering the photo's own texture reproduces
 the photo whatever the geometry. Instead the image is explained as *albedo x shading*:
@@ -60,6 +62,7 @@ import torch
 import torch.nn.functional as F
 
 from face3d.camera import project, to_camera
+from face3d.filters import noise_sigma
 from face3d.fit.appearance import Appearance, sh_shading
 from face3d.fit.config import FitConfig
 from face3d.fit.landmark_fit import landmark_weights
@@ -102,6 +105,12 @@ class ResidualConfig:
         anneal: fraction of the steps over which the weight goes geometrically from
             ``albedo_smoothness_start`` to ``albedo_smoothness`` (``"none"`` uses the final one).
         photometric: weight of the masked mean squared RGB error between render and photo.
+        noise_reference: the photo's noise adapts the fit (a maximum a posteriori reading: the data
+            term's variance is the model's error plus the noise's): the photometric term, and the
+            appearance's data term against its albedo prior, are weighted by
+            ``r**2 / (r**2 + sigma**2)`` with ``r`` this reference (the model's own RMS error on
+            clean photos, [0, 1] units) and ``sigma`` the noise the working crop's photometric
+            pixels show (:func:`face3d.filters.noise_sigma`); 0: off (weight 1).
         landmark: weight of the landmark term: the weighted mean over ``landmarks`` of the squared
             distance of each landmark of the mesh with the residual to its target, in % of the
             targets' box size sqrt(w * h) (the landmark fitter's unit); the weights are the landmark
@@ -145,7 +154,7 @@ class ResidualConfig:
 
     parametrisation: str = "conv"
     displacement: str = "normal"
-    steps: int = 100
+    steps: int = 200
     lr: float = 1e-2
     free_lr: float = 3e-3
     lr_decay: float = 0.1
@@ -156,6 +165,7 @@ class ResidualConfig:
     albedo_smoothness_start: float = 1e-3
     anneal: float = 0.5
     photometric: float = 1.0
+    noise_reference: float = 0.05
     landmark: float = 1e-3
     landmarks: str = "all"
     anchor: float = 0.0
@@ -189,6 +199,8 @@ class ResidualConfig:
             )
         if self.landmarks not in LANDMARK_SETS:
             raise ValueError(f"landmarks must be one of {tuple(LANDMARK_SETS)}, got {self.landmarks!r}")
+        if self.noise_reference < 0:
+            raise ValueError(f"noise_reference must be >= 0, got {self.noise_reference}")
         if self.smooth_cm < 0:
             raise ValueError(f"smooth_cm must be >= 0, got {self.smooth_cm}")
         if self.displacement not in DISPLACEMENTS:
@@ -212,6 +224,8 @@ class ResidualResult:
             (None unless ``"conv"``).
         albedo: (1, V, 3) per-vertex RGB albedo in [0, 1] of the appearance model.
         lighting: (9,) grey spherical-harmonics coefficients (see :func:`sh_shading`).
+        noise: the noise sigma the working crop's photometric pixels show ([0, 1] units) and
+            ``data_weight`` the photometric term's weight under it (``config.noise_reference``).
         losses: per step of each of :data:`LOSS_NAMES`.
         ms: wall time of the fit, milliseconds.
     """
@@ -222,6 +236,8 @@ class ResidualResult:
     displacement: torch.Tensor | None
     albedo: torch.Tensor
     lighting: torch.Tensor
+    noise: float
+    data_weight: float
     losses: dict[str, list[float]]
     ms: float
 
@@ -239,7 +255,7 @@ class _Scene:
     """The working crop of one face: the photo resized around the face, the camera in crop pixels,
     the linear fit's geometry, the landmarks' targets and weights and the photometric weights
     (region minus features, facing the camera at the linear fit, away from depth jumps and the
-    outline)."""
+    outline), the noise those pixels show and the data term's weight under it."""
 
     def __init__(self, model, image: np.ndarray, fit: FitResult, config: ResidualConfig, landmark_offset,
                  weights):  # fmt: skip
@@ -269,8 +285,19 @@ class _Scene:
         self.wv = ops.photo_weight * facing.float()
         self.keep = torch.ones(h, w)
         with torch.no_grad():  # drop pixels at depth discontinuities and the outline (mixed in the photo)
-            *_, cov, z = self.raster(self.v0)
+            _, _, _, wpix, cov, z = self.raster(self.v0)
             self.keep.copy_(away_from_edges(z, cov, config.depth_jump_cm).float())
+        seen = torch.zeros(h, w, dtype=torch.bool)
+        seen[cov] = wpix > 0
+        self._adapt_to_noise(seen & self.keep.bool())
+
+    def _adapt_to_noise(self, seen: torch.Tensor) -> None:
+        """Read the noise of the working crop on its ``seen`` pixels (the photometric ones) and the
+        data term's weight under it."""
+        config = self.config
+        self.noise = noise_sigma(self.photo, seen)
+        r2 = config.noise_reference**2
+        self.data_weight = r2 / (r2 + self.noise**2) if r2 > 0 else 1.0
 
     def _landmarks(self, model, fit: FitResult, config: ResidualConfig, landmark_offset, weights) -> None:
         """The landmark term's targets (crop pixels), vertices, offsets, weights and unit."""
@@ -329,7 +356,7 @@ def _objective(
     color = app.albedo * sh_shading(nv, torch.from_numpy(app.lighting).to(torch.float32))[:, None]
     err = ((interpolate_at_pixels(color, tri, bary) - y) ** 2).sum(-1)
     terms = (
-        (err * wpix).sum() / wpix.sum().clamp(min=1.0),
+        scene.data_weight * (err * wpix).sum() / wpix.sum().clamp(min=1.0),
         scene.landmark_error(base + res),
         (scene.lm_weight * (res[0, scene.lm_ids] ** 2).sum(-1)).sum(),
         (smooth**2).sum(-1).mean() if smooth is not None else res.new_zeros(()),
@@ -377,7 +404,7 @@ def fit_residual(
     scene = _Scene(model, image, fit, config, landmark_offset, landmark_weights)
     with torch.no_grad():
         y0, tri, bary, wpix, *_ = scene.raster(scene.v0)
-    app = Appearance(model, scene.ops, config, appearance)
+    app = Appearance(model, scene.ops, config, appearance, scene.data_weight)
     anneal_from = 0 if config.parametrisation != "none" else config.steps  # "none": final prior only
     app.solve(y0, tri, bary, wpix, scene.n0, config.appearance_init_iterations, anneal_from)
     unknown = Displacement(model, scene.ops, scene.base, config)
@@ -402,6 +429,8 @@ def fit_residual(
         displacement=None if disp is None else disp[0].detach(),
         albedo=app.albedo.clamp(0, 1)[None],
         lighting=torch.from_numpy(app.lighting).to(torch.float32),
+        noise=scene.noise,
+        data_weight=scene.data_weight,
         losses=losses,
         ms=(time.perf_counter() - t_start) * 1e3,
     )

@@ -110,12 +110,14 @@ def run_face(model, image, face, sample, cfgs, noise_sigma, rng) -> tuple[dict, 
         refined, res = residual_face(model, image, face, cfg)
         renders[name] = render_appearance(model, res.fit, res, cfg)
         rec[f"{name}_ms"] = res.ms
+        rec["noise_sigma"] = res.noise
         rec[f"{name}_residual_max_cm"] = float(res.residual.norm(dim=-1).max())
         rec[f"{name}_nme"] = nme(refined.fit.landmarks_fitted[0].cpu().numpy(), sample.landmarks)
         cam = refined.fit.landmark_points(model, face.landmark_offset, image=False)[0].cpu().numpy()
         rec[f"{name}_nme3d"] = nme_3d(cam, sample.landmarks_3d)
         if noise_sigma > 0:
             _, res_n = residual_face(model, noisy, face, cfg)
+            rec["noisy_noise_sigma"] = res_n.noise
             noisy_renders[name] = render_appearance(model, res_n.fit, res_n, cfg)
     common = np.all([m for _, m in [*renders.values(), *noisy_renders.values()]], 0)
     rec["mask_px"] = int(common.sum())

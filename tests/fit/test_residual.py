@@ -165,6 +165,24 @@ def test_free_offsets_fit_noise_more_than_conv(ict_model, scene):
     assert free.losses["photometric"][-1] <= conv.losses["photometric"][-1]
 
 
+def test_noisy_photo_weakens_the_data_term(ict_model, scene):
+    # the noise the photo shows is read in the working crop and weights the data term down
+    # (noise_reference): a clean render keeps weight ~1, a noisy one fits a much smaller residual
+    # than the same fit without the adaptation (the truth is no residual: whatever is fitted is noise)
+    fit, _ = scene
+    clean = fit_residual(ict_model, _photo(ict_model, fit, None), fit, ResidualConfig(steps=5))
+    assert clean.noise < 0.01 and clean.data_weight > 0.95, (clean.noise, clean.data_weight)
+    noisy = _photo(ict_model, fit, None, noise=0.1)
+    adapted = fit_residual(ict_model, noisy, fit, ResidualConfig(**FAST))
+    plain = fit_residual(ict_model, noisy, fit, ResidualConfig(noise_reference=0.0, **FAST))
+    assert adapted.noise > 0.03 and adapted.data_weight < 0.7, (adapted.noise, adapted.data_weight)
+    assert plain.data_weight == 1.0 and plain.noise == pytest.approx(adapted.noise)
+    sizes = float(adapted.residual.norm()), float(plain.residual.norm())
+    assert sizes[0] < 0.5 * sizes[1], sizes
+    with pytest.raises(ValueError, match="noise_reference must be >= 0"):
+        ResidualConfig(noise_reference=-1.0)
+
+
 def test_result_fields_and_outputs(ict_model, scene, tmp_path):
     fit, bump = scene
     photo = _photo(ict_model, fit, bump)
