@@ -7,7 +7,7 @@ Each AFLW2000-3D face of ``--split`` with |yaw| < 30 (the first ``--n``, fitted 
 landmark box) is edited to the preset with every weight multiplied by each scale (clamped to 1),
 and :func:`editing.compare.quality.measure_photo` reads the result with dlib's landmarks against the
 median FER2013 face of the class (``completeness_dlib``: 1 = all the way). Writes the median
-completeness and identity per scale.
+completeness and identity per scale. ``--facs`` measures another recipe (e.g. ``6E+12E+25``) as that class.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="happy", choices=("happy", "surprise"))
     ap.add_argument("--scales", type=float_list(0.0, 3.0), default=[1.0, 1.2, 1.4])
+    ap.add_argument("--facs", default=None, help="a FACS recipe measured instead of the preset's weights")
     ap.add_argument("--split", default="train", choices=("train", "heldout"))
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--fer-n", type=int, default=100)
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
 
     from editing.api import EditContext
     from editing.compare.quality import class_references, measure_photo
-    from editing.expressions import ExpressionSpec, load_presets
+    from editing.expressions import ExpressionSpec, facs_weights, load_presets
     from face3d.detect import face_descriptor
     from face3d.eval import select_split
     from face3d.eval.aflw import load_aflw
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
     faces48 = {args.preset: fer["x_test"][fer["y_test"] == classes.index(args.preset)][: args.fer_n]}
     references = class_references(ctx, faces48)
     samples = [s for s in select_split(load_aflw(args.aflw), args.split) if abs(s.yaw) < 30][: args.n]
-    weights = load_presets()[args.preset]
+    weights = load_presets()[args.preset] if args.facs is None else facs_weights(args.facs)
     result = {"command": " ".join(sys.argv), "weights": weights, "scales": {}}
     for scale in args.scales:
         spec = ExpressionSpec(weights={k: min(1.0, v * scale) for k, v in weights.items()}, label=args.preset)
