@@ -32,6 +32,7 @@ from editing.mouth import mouth_opening, part_colors, photo_tone, render_interio
 from editing.shading import apply_ratio, fit_lighting, ratio_image
 from editing.warp import WarpConfig, dense_motion, despeckle, moving, surface_map, warp_image
 from face3d.camera import project
+from face3d.filters import extra_blur
 from face3d.fit.pipeline import FaceFit
 from face3d.ict import EYE_EXTRAS_FIRST, FACE_LAST, HEAD_LAST
 from face3d.render import RenderConfig, atlas_corner_uvs, extract_texture, rasterize, uv_layout
@@ -354,6 +355,7 @@ class Editor3D:
             "light": fit_lighting(photo, normals, skin) if self.config.shading else None,
             "colors": part_colors(self.model, is_greyscale(crop_t)),
             "tone": photo_tone(photo, skin),
+            "blur": extra_blur(photo, geo["covered"][0].numpy()),
         }
 
     def _source_geometry(self, size, v_src, K) -> dict:
@@ -408,9 +410,10 @@ class Editor3D:
         thin = interior & smap.seen & ~_opened(interior & smap.seen) & moving(dense)
         lips = self.model.landmarks(v_tgt)
         synth = interior & (~smap.seen | thin) & mouth_opening(lips, K, (h, w), face_size)
-        if synth.any():  # drawn with a one-pixel soft edge: a rasterised outline reads as a cut-out
-            drawn = render_interior(frags, v_tgt, self.faces, src["colors"], synth, src["tone"])
-            a = cv2.GaussianBlur(synth.astype(np.float32), (0, 0), 0.7)
+        if synth.any():  # a soft edge (the photo's blur, at least 0.7 px): an outline reads as a cut-out
+            args = (src["colors"], synth, src["tone"], src["blur"])
+            drawn = render_interior(frags, v_tgt, self.faces, *args)
+            a = cv2.GaussianBlur(synth.astype(np.float32), (0, 0), max(0.7, src["blur"]))
             a = np.where(a > 0.98, 1.0, a)[..., None]
             mixed = drawn.astype(np.float32) * a + out.astype(np.float32) * (1 - a)
             out[synth] = np.clip(mixed[synth] + 0.5, 0, 255).astype(np.uint8)

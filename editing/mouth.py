@@ -30,7 +30,8 @@ WHITE_BALANCE = 0.25
 """Share of the skin's colour cast (against the reference) given to the interior: a little, since
 a skin's own hue is part of its colour and teeth are not skin."""
 SMOOTH_PX = 0.8
-"""Gaussian sigma (pixels) of the blur of the drawn interior (within the drawn area)."""
+"""Least Gaussian sigma (pixels) of the blur of the drawn interior (within the drawn area); a
+blurrier photo's own blur is used instead (:func:`face3d.filters.extra_blur`)."""
 INTERIOR_LIGHT = RenderConfig(albedo=1.0, ambient=0.45, diffuse=0.55, specular=0.05, shininess=24.0)
 
 
@@ -104,27 +105,31 @@ def render_interior(
     colors: torch.Tensor,
     mask: np.ndarray,
     tone: np.ndarray,
+    blur_px: float = SMOOTH_PX,
 ) -> np.ndarray:
     """(h, w, 3) uint8 colours of the interior at the ``mask`` pixels of a target render
     (``frags``: its fragments; ``colors``: (V, 3) per-vertex part colours in [0, 1], already grey
-    for a grey photo); zero elsewhere."""
+    for a grey photo), blurred by ``blur_px`` (at least :data:`SMOOTH_PX`: the photo's own blur
+    beyond pixel-sharp, so that a soft photo gets soft teeth); zero elsewhere."""
     out = np.zeros((*mask.shape, 3), np.uint8)
     if not mask.any():
         return out
     base = VertexColorShader()(frags, colors[None], faces)[0]
     shade = PhongShader(INTERIOR_LIGHT)(frags, v_target, faces, vertex_normals(v_target, faces))[0]
-    rgb = _smooth_within((base * shade).numpy().astype(np.float32), mask)[mask].astype(np.float64) * tone
+    sigma = max(SMOOTH_PX, blur_px)
+    rgb = _smooth_within((base * shade).numpy().astype(np.float32), mask, sigma)[mask].astype(np.float64)
+    rgb = rgb * tone
     if np.allclose(colors[:, 0].numpy(), colors[:, 1].numpy()):  # grey interior: a grey photo
         rgb = rgb.mean(-1, keepdims=True).repeat(3, -1)
     out[mask] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
-def _smooth_within(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(h, w, 3) ``image`` blurred by :data:`SMOOTH_PX` using only the ``mask`` pixels (normalised
+def _smooth_within(image: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+    """(h, w, 3) ``image`` blurred by ``sigma`` pixels using only the ``mask`` pixels (normalised
     convolution): the small teeth's per-pixel shading reads as grit at photo resolution, and the
     blur must not pull in the unrendered black around the mask."""
     m = mask.astype(np.float32)
-    num = cv2.GaussianBlur(image * m[..., None], (0, 0), SMOOTH_PX)
-    den = cv2.GaussianBlur(m, (0, 0), SMOOTH_PX)[..., None]
+    num = cv2.GaussianBlur(image * m[..., None], (0, 0), sigma)
+    den = cv2.GaussianBlur(m, (0, 0), sigma)[..., None]
     return num / np.maximum(den, 1e-6)

@@ -1,9 +1,10 @@
+import cv2
 import numpy as np
 import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from face3d.filters import gaussian_blur, noise_sigma
+from face3d.filters import SHARP_EDGE_SIGMA, blur_sigma, extra_blur, gaussian_blur, noise_sigma
 
 
 def test_gaussian_blur_matches_scipy_and_keeps_constants():
@@ -46,3 +47,31 @@ def test_noise_sigma_counts_only_the_mask():
         noise_sigma(image, left[:10])
     with pytest.raises(ValueError, match=r"\(H, W\) or \(H, W, C\)"):
         noise_sigma(image[None])
+
+
+def _rectangles(seed: int = 0) -> np.ndarray:
+    """(200, 200) uint8: pixel-sharp rectangles of random grey levels (step edges)."""
+    rng = np.random.default_rng(seed)
+    img = np.full((200, 200), 60, np.float32)
+    for _ in range(25):
+        (x0, y0), (w, h) = rng.integers(0, 170, 2), rng.integers(10, 60, 2)
+        img[y0 : y0 + h, x0 : x0 + w] = rng.integers(0, 255)
+    return img
+
+
+def test_blur_sigma_reads_a_known_gaussian_blur():
+    sharp = _rectangles()
+    assert blur_sigma(sharp.astype(np.uint8)) == pytest.approx(SHARP_EDGE_SIGMA, abs=0.1)
+    assert extra_blur(sharp.astype(np.uint8)) < 0.3
+    for sigma in (1.0, 2.0, 3.0):
+        blurred = cv2.GaussianBlur(sharp, (0, 0), sigma).astype(np.uint8)
+        assert extra_blur(blurred) == pytest.approx(sigma, rel=0.15), sigma
+        rgb = np.repeat(blurred[..., None], 3, -1)
+        assert blur_sigma(rgb) == pytest.approx(blur_sigma(blurred), abs=0.05)  # colour: its grey
+    left = np.zeros((200, 200), bool)
+    left[:, :100] = True
+    half = np.concatenate([sharp[:, :100], cv2.GaussianBlur(sharp, (0, 0), 3.0)[:, 100:]], 1)
+    assert blur_sigma(half.astype(np.uint8), left) < blur_sigma(half.astype(np.uint8), ~left) - 1.0
+    assert blur_sigma(np.full((50, 50), 128, np.uint8)) == 0.0  # no edges
+    with pytest.raises(ValueError, match="does not match"):
+        blur_sigma(sharp, left[:10])

@@ -64,3 +64,17 @@ def test_part_colours_are_darkened_and_grey_in_a_grey_photo():
     assert colour[4].sum() < colour[3].sum() < colour[1].sum()  # socket < tongue < front teeth
     assert torch.allclose(grey[:, 0], grey[:, 1]) and torch.allclose(grey[:, 1], grey[:, 2])
     assert not torch.allclose(colour[:, 0], colour[:, 2])
+
+
+def test_interior_blur_follows_the_given_sigma_and_stays_inside():
+    from editing.mouth import _smooth_within
+
+    yy, xx = np.mgrid[:60, :60]
+    checker = (((yy // 2) + (xx // 2)) % 2).astype(np.float32)[..., None].repeat(3, -1)
+    mask = np.zeros((60, 60), bool)
+    mask[10:50, 10:50] = True
+    soft, softer = _smooth_within(checker, mask, 0.8), _smooth_within(checker, mask, 2.0)
+    assert softer[mask].std() < 0.5 * soft[mask].std() < 0.5 * checker[mask].std()
+    # normalised inside the mask: the unrendered zeros around it are never pulled in
+    assert abs(float(softer[mask].mean()) - float(checker[mask].mean())) < 0.02
+    assert abs(float(softer[10, 10:50].mean()) - 0.5) < 0.1
