@@ -44,6 +44,8 @@ def main(argv=None) -> int:
     ap.add_argument("--aflw", default="../shared/data/aflw2000-3d-dev")
     ap.add_argument("--fer", default="../shared/data/fer2013/fer2013_48.npz")
     ap.add_argument("--per-bin", type=int, default=10, help="quality: faces per |yaw| bin")
+    ap.add_argument("--split", choices=("heldout", "train"), default="heldout",
+                    help="quality: the AFLW2000-3D dev half (train: for calibration)")  # fmt: skip
     ap.add_argument("--fer-n", type=int, default=100, help="quality: FER2013 test faces per class")
     ap.add_argument("--refine", choices=("none", "auto", "gan"), default="none")
     args = ap.parse_args(argv)
@@ -119,7 +121,7 @@ def quality(args) -> int:
     specs = parse_expressions(args.expressions, ctx.fit_model.expression_names)
     references = class_references(ctx, load_fer_faces(args.fer, FER_CLASSES, args.fer_n))
     every = load_aflw(args.aflw)
-    samples = stratified(select_split(every, "heldout"), args.per_bin)
+    samples = stratified(select_split(every, args.split), args.per_bin)
     rows = []
     for s in tqdm(samples, desc="bench_edit quality", unit="img"):
         got = measure_photo(read_image(s.image_path), s.box, ctx, specs, references, face_descriptor)
