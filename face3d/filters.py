@@ -70,26 +70,25 @@ def extra_blur(image: np.ndarray, mask: np.ndarray | None = None) -> float:
 
 
 def blur_sigma(image: np.ndarray, mask: np.ndarray | None = None, reblur: float = 1.0) -> float:
-    """The Gaussian blur (sigma, pixels) of the edges of an (H, W) or (H, W, 3) uint8 or float image.
+    """The Gaussian blur (sigma, pixels) of the edges of an (H, W) or (H, W, 3) image (uint8, or
+    float in [0, 1]).
 
     The re-blur gradient ratio (Zhuo and Sim, "Defocus map estimation from a single image", 2011):
     at a step edge blurred by sigma the gradient falls by ``R = sqrt(sigma**2 + s**2) / sigma`` when
     the image is blurred again by ``s`` (``reblur``), so ``sigma = s / sqrt(R**2 - 1)``. Read at the
     Canny edges inside ``mask`` (all if None) whose gradient is in the strongest quarter, the median.
-    A pixel-sharp step reads about 0.5 (the pixel grid's own blur). Returns 0 where fewer than 16
-    edge pixels are found.
+    A pixel-sharp step reads :data:`SHARP_EDGE_SIGMA` (the pixel grid's and the Sobel kernel's own
+    blur). Returns 0 where fewer than 16 edge pixels are found.
     """
     import cv2
 
     a = np.asarray(image)
-    if a.ndim == 3:
-        a = a.astype(np.float32).mean(-1)
-    if a.ndim != 2:
+    if a.ndim not in (2, 3):
         raise ValueError(f"blur_sigma needs an (H, W) or (H, W, 3) image, got {a.shape}")
-    if mask is not None and mask.shape != a.shape:
-        raise ValueError(f"mask {mask.shape} does not match the image {a.shape}")
-    g = a.astype(np.float32)
-    g = g * (255.0 / max(float(g.max()), 1e-6)) if g.max() <= 1.0 else g
+    g = a.astype(np.float32) * (255.0 if a.dtype.kind == "f" else 1.0)  # floats: [0, 1]
+    g = g.mean(-1) if g.ndim == 3 else g
+    if mask is not None and mask.shape != g.shape:
+        raise ValueError(f"mask {mask.shape} does not match the image {g.shape}")
 
     def grad(x):
         return np.hypot(cv2.Sobel(x, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(x, cv2.CV_32F, 0, 1, ksize=3))

@@ -68,6 +68,7 @@ def test_blur_sigma_reads_a_known_gaussian_blur():
         assert extra_blur(blurred) == pytest.approx(sigma, rel=0.15), sigma
         rgb = np.repeat(blurred[..., None], 3, -1)
         assert blur_sigma(rgb) == pytest.approx(blur_sigma(blurred), abs=0.05)  # colour: its grey
+        assert blur_sigma(blurred / np.float32(255)) == pytest.approx(blur_sigma(blurred), abs=0.05)  # [0, 1]
     left = np.zeros((200, 200), bool)
     left[:, :100] = True
     half = np.concatenate([sharp[:, :100], cv2.GaussianBlur(sharp, (0, 0), 3.0)[:, 100:]], 1)
