@@ -154,7 +154,7 @@ class ResidualConfig:
 
     parametrisation: str = "conv"
     displacement: str = "normal"
-    steps: int = 200
+    steps: int = 150
     lr: float = 1e-2
     free_lr: float = 3e-3
     lr_decay: float = 0.1
