@@ -103,3 +103,25 @@ def blur_sigma(image: np.ndarray, mask: np.ndarray | None = None, reblur: float 
     ratio = g0[strong] / np.maximum(g1[strong], 1e-6)
     sigma = reblur / np.sqrt(np.maximum(ratio**2 - 1.0, 1e-6))
     return float(np.median(np.minimum(sigma, 20.0)))
+
+
+def unclip(image: torch.Tensor, sigma: float, samples: int = 1024) -> torch.Tensor:
+    """Undo the bias that clipping adds to noise: the latent values x in [0, 1] of an image whose
+    values are ``E[clip(x + n, 0, 1)]`` with ``n ~ N(0, sigma**2)`` (a noisy photo stored in [0, 1]
+    is brighter than the truth in its shadows and darker in its highlights, by up to 0.4 sigma).
+
+    ``E[clip(x + n)] = x (Phi(b) - Phi(a)) + sigma (phi(a) - phi(b)) + 1 - Phi(b)`` with
+    ``a = -x / sigma`` and ``b = (1 - x) / sigma`` rises monotonically with x; it is inverted by
+    interpolation on ``samples`` values of x. Values farther than about 3 sigma from 0 and 1 do not
+    change; sigma 0 returns the image.
+    """
+    if sigma <= 0:
+        return image
+    x = torch.linspace(0.0, 1.0, samples, dtype=torch.float64)
+    normal = torch.distributions.Normal(0.0, 1.0)
+    a, b = -x / sigma, (1.0 - x) / sigma
+    pdf = lambda t: torch.exp(-0.5 * t * t) / math.sqrt(2 * math.pi)  # noqa: E731
+    f = x * (normal.cdf(b) - normal.cdf(a)) + sigma * (pdf(a) - pdf(b)) + 1.0 - normal.cdf(b)
+    y = image.detach().double().clamp(float(f[0]), float(f[-1])).flatten().numpy()
+    out = np.interp(y, f.numpy(), x.numpy())
+    return torch.from_numpy(out).reshape(image.shape).to(image.dtype)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from face3d.filters import SHARP_EDGE_SIGMA, blur_sigma, extra_blur, gaussian_blur, noise_sigma
+from face3d.filters import SHARP_EDGE_SIGMA, blur_sigma, extra_blur, gaussian_blur, noise_sigma, unclip
 
 
 def test_gaussian_blur_matches_scipy_and_keeps_constants():
@@ -76,3 +76,17 @@ def test_blur_sigma_reads_a_known_gaussian_blur():
     assert blur_sigma(np.full((50, 50), 128, np.uint8)) == 0.0  # no edges
     with pytest.raises(ValueError, match="does not match"):
         blur_sigma(sharp, left[:10])
+
+
+def test_unclip_undoes_the_bias_of_clipped_noise():
+    g = torch.Generator().manual_seed(0)
+    truth = torch.linspace(0, 1, 11, dtype=torch.float64)
+    sigma = 0.1
+    stored = (truth[:, None] + sigma * torch.randn(11, 20000, generator=g, dtype=torch.float64)).clamp(0, 1)
+    mean = stored.mean(1)  # brighter than the truth in the shadows, darker in the highlights
+    assert mean[0] > 0.035 and mean[-1] < 0.965
+    torch.testing.assert_close(unclip(mean, sigma), truth, atol=5e-3, rtol=0)
+    mid = torch.tensor([0.4, 0.5, 0.6], dtype=torch.float64)
+    torch.testing.assert_close(unclip(mid, sigma), mid, atol=1e-3, rtol=0)  # far from the ends
+    assert unclip(mean, 0.0) is mean
+    assert unclip(torch.zeros(2, 3, 3), sigma).shape == (2, 3, 3)

@@ -24,7 +24,8 @@ bending the face the landmarks fixed:
   before the residual moves and re-solved as it moves, with the albedo's final smoothness prior
   from the start, so the residual only gets the shading the appearance cannot explain.
 * the photo's noise, read in the working crop (:func:`face3d.filters.noise_sigma`), weights the
-  data term down (``noise_reference``): a noisy photo leans more on the priors.
+  data term down (``noise_reference``): a noisy photo leans more on the priors; the bias the
+  noise's clipping adds to shadows and highlights is taken out first (``unclip``).
 
 **Why the photometric term constrains geometry.** Re-rendering the photo's own texture reproduces
 the photo whatever the geometry. Instead the image is explained as *albedo x shading*:
@@ -62,7 +63,7 @@ import torch
 import torch.nn.functional as F
 
 from face3d.camera import project, to_camera
-from face3d.filters import noise_sigma
+from face3d.filters import noise_sigma, unclip
 from face3d.fit.appearance import Appearance, sh_shading
 from face3d.fit.config import FitConfig
 from face3d.fit.landmark_fit import landmark_weights
@@ -111,6 +112,12 @@ class ResidualConfig:
             ``r**2 / (r**2 + sigma**2)`` with ``r`` this reference (the model's own RMS error on
             clean photos, [0, 1] units) and ``sigma`` the noise the working crop's photometric
             pixels show (:func:`face3d.filters.noise_sigma`); 0: off (weight 1).
+        unclip: undo the bias clipping adds to the photo's noise (:func:`face3d.filters.unclip`, with
+            the noise read in the crop scaled to the photo's resolution): shadows and highlights
+            of a noisy photo are otherwise brighter and darker than the truth. It inverts the
+            clipped noise's expectation, so it holds where each crop pixel is the mean of several
+            photo pixels (a face larger than the crop, the usual case) and corrects less on an
+            upscaled one. No change on a clean photo.
         landmark: weight of the landmark term: the weighted mean over ``landmarks`` of the squared
             distance of each landmark of the mesh with the residual to its target, in % of the
             targets' box size sqrt(w * h) (the landmark fitter's unit); the weights are the landmark
@@ -166,6 +173,7 @@ class ResidualConfig:
     anneal: float = 0.5
     photometric: float = 1.0
     noise_reference: float = 0.05
+    unclip: bool = True
     landmark: float = 1e-3
     landmarks: str = "all"
     anchor: float = 0.0
@@ -292,10 +300,13 @@ class _Scene:
         self._adapt_to_noise(seen & self.keep.bool())
 
     def _adapt_to_noise(self, seen: torch.Tensor) -> None:
-        """Read the noise of the working crop on its ``seen`` pixels (the photometric ones) and the
-        data term's weight under it."""
+        """Read the noise of the working crop on its ``seen`` pixels (the photometric ones), undo
+        the bias its clipping added (``config.unclip``) and weight the data term under it."""
         config = self.config
         self.noise = noise_sigma(self.photo, seen)
+        if config.unclip:  # the noise was clipped at the photo's resolution, before the resize
+            sx, sy = self.crop_map[1]
+            self.photo = unclip(self.photo, self.noise * max(1.0, (sx * sy) ** -0.5))
         r2 = config.noise_reference**2
         self.data_weight = r2 / (r2 + self.noise**2) if r2 > 0 else 1.0
 
