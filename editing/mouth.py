@@ -117,7 +117,7 @@ def render_interior(
     base = VertexColorShader()(frags, colors[None], faces)[0]
     shade = PhongShader(INTERIOR_LIGHT)(frags, v_target, faces, vertex_normals(v_target, faces))[0]
     sigma = max(SMOOTH_PX, blur_px)
-    rgb = _smooth_within((base * shade).numpy().astype(np.float32), mask, sigma)[mask].astype(np.float64)
+    rgb = smooth_within((base * shade).numpy().astype(np.float32), mask, sigma)[mask].astype(np.float64)
     rgb = rgb * tone
     if np.allclose(colors[:, 0].numpy(), colors[:, 1].numpy()):  # grey interior: a grey photo
         rgb = rgb.mean(-1, keepdims=True).repeat(3, -1)
@@ -125,7 +125,7 @@ def render_interior(
     return out
 
 
-def _smooth_within(image: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+def smooth_within(image: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
     """(h, w, 3) ``image`` blurred by ``sigma`` pixels using only the ``mask`` pixels (normalised
     convolution): the small teeth's per-pixel shading reads as grit at photo resolution, and the
     blur must not pull in the unrendered black around the mask."""

@@ -18,15 +18,13 @@ import cv2
 import numpy as np
 
 from editing.landmark_model import LandmarkModel, Similarity
-from editing.mouth import PART_COLORS, THROAT_CM, THROAT_FLOOR, photo_tone
+from editing.mouth import PART_COLORS, SMOOTH_PX, THROAT_CM, THROAT_FLOOR, photo_tone, smooth_within
 from face3d.render.texture_fill import LUMA_601, is_greyscale
 
 SOCKET_DEPTH_CM = 1.0
 """Depth (cm behind the front incisors) of the socket wall seen right at the lips."""
 SOCKET_SLOPE = 1.0
 """The socket's depth grows by this many cm per cm a pixel lies inside the lips (toward the throat)."""
-SMOOTH_PX = 0.8
-"""Gaussian sigma (pixels) of the drawn interior (as :data:`editing.mouth.SMOOTH_PX`)."""
 UPPER_INNER = (60, 61, 62, 63, 64)
 LOWER_INNER = (60, 67, 66, 65, 64)
 """Inner lip contours, each from the image-left mouth corner to the image-right one."""
@@ -174,8 +172,7 @@ def fill_mouth(
         rgb = (rgb @ np.array(LUMA_601))[:, None].repeat(3, 1)
     drawn = np.zeros((*synth.shape, 3), np.float32)
     drawn[ys, xs] = rgb
-    weight = cv2.GaussianBlur(inner.astype(np.float32), (0, 0), SMOOTH_PX)
-    drawn = cv2.GaussianBlur(drawn, (0, 0), SMOOTH_PX) / np.maximum(weight, 1e-6)[..., None]
+    drawn = smooth_within(drawn, inner, SMOOTH_PX)
     a = cv2.GaussianBlur(synth.astype(np.float32), (0, 0), 0.7)
     a = np.where(a > 0.98, 1.0, a)[..., None]
     mixed = np.clip(drawn, 0.0, 1.0) * 255.0 * a + win.astype(np.float32) * (1 - a)

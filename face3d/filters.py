@@ -120,8 +120,8 @@ def unclip(image: torch.Tensor, sigma: float, samples: int = 1024) -> torch.Tens
     x = torch.linspace(0.0, 1.0, samples, dtype=torch.float64)
     normal = torch.distributions.Normal(0.0, 1.0)
     a, b = -x / sigma, (1.0 - x) / sigma
-    pdf = lambda t: torch.exp(-0.5 * t * t) / math.sqrt(2 * math.pi)  # noqa: E731
-    f = x * (normal.cdf(b) - normal.cdf(a)) + sigma * (pdf(a) - pdf(b)) + 1.0 - normal.cdf(b)
+    pdf_a, pdf_b = normal.log_prob(a).exp(), normal.log_prob(b).exp()
+    f = x * (normal.cdf(b) - normal.cdf(a)) + sigma * (pdf_a - pdf_b) + 1.0 - normal.cdf(b)
     y = image.detach().double().clamp(float(f[0]), float(f[-1])).flatten().numpy()
     out = np.interp(y, f.numpy(), x.numpy())
     return torch.from_numpy(out).reshape(image.shape).to(image.dtype)

@@ -67,13 +67,13 @@ def test_part_colours_are_darkened_and_grey_in_a_grey_photo():
 
 
 def test_interior_blur_follows_the_given_sigma_and_stays_inside():
-    from editing.mouth import _smooth_within
+    from editing.mouth import smooth_within
 
     yy, xx = np.mgrid[:60, :60]
     checker = (((yy // 2) + (xx // 2)) % 2).astype(np.float32)[..., None].repeat(3, -1)
     mask = np.zeros((60, 60), bool)
     mask[10:50, 10:50] = True
-    soft, softer = _smooth_within(checker, mask, 0.8), _smooth_within(checker, mask, 2.0)
+    soft, softer = smooth_within(checker, mask, 0.8), smooth_within(checker, mask, 2.0)
     assert softer[mask].std() < 0.5 * soft[mask].std() < 0.5 * checker[mask].std()
     # normalised inside the mask: the unrendered zeros around it are never pulled in
     assert abs(float(softer[mask].mean()) - float(checker[mask].mean())) < 0.02
