@@ -63,10 +63,10 @@ def similarity_align(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return scale * a @ R.T + mu_d
 
 
-def nme_3d(pred, gt) -> float:
-    """3D landmark error in % of sqrt(w * h) of the ground truth's 2D (x, y) landmark box, as
-    :func:`nme`: the mean 3D point distance after moving ``pred`` onto ``gt`` by
-    :func:`similarity_align` (pose and scale do not count, the shape does).
+def landmark_errors_3d(pred, gt) -> np.ndarray:
+    """(L,) 3D error of each landmark in % of sqrt(w * h) of the ground truth's 2D (x, y) landmark
+    box, as :func:`nme`, after moving ``pred`` onto ``gt`` by :func:`similarity_align` (pose and
+    scale do not count, the shape does); :func:`nme_3d` is their mean.
 
     Args:
         pred: (L, 3) predicted landmarks in any right-handed frame and unit (e.g. camera space, cm).
@@ -76,7 +76,13 @@ def nme_3d(pred, gt) -> float:
     gt = np.asarray(gt, dtype=np.float64)
     aligned = similarity_align(pred, gt)
     span = gt[:, :2].max(0) - gt[:, :2].min(0)
-    return float(np.linalg.norm(aligned - gt, axis=-1).mean() / np.sqrt(max(span[0] * span[1], 1e-9)) * 100.0)
+    return np.linalg.norm(aligned - gt, axis=-1) / np.sqrt(max(span[0] * span[1], 1e-9)) * 100.0
+
+
+def nme_3d(pred, gt) -> float:
+    """3D landmark error in % of sqrt(w * h) of the ground truth's 2D landmark box: the mean of
+    :func:`landmark_errors_3d` (same arguments)."""
+    return float(landmark_errors_3d(pred, gt).mean())
 
 
 def bin_table(values: list[tuple[float, float | None]]) -> dict:

@@ -19,7 +19,8 @@ bending the face the landmarks fixed:
 * all 68 landmarks of the mesh with the residual are held to the landmark fit's targets, with
   the landmark fit's weights (its jaw weight; :func:`residual_face`), in % of the face as the
   landmark fitter measures them: the smooth part is what can move them, and it is held there (and
-  by a small magnitude prior); ``anchor`` would also hold the landmark vertices in depth;
+  by a small magnitude prior); ``anchor`` also holds the outline's and the brows' landmark
+  vertices in depth, where the landmarks cannot see and the photometric term has no say;
 * the appearance gets its capacity first: albedo and lighting are solved at the linear geometry
   before the residual moves and re-solved as it moves, with the albedo's final smoothness prior
   from the start, so the residual only gets the shading the appearance cannot explain.
@@ -43,11 +44,12 @@ the photo whatever the geometry. Instead the image is explained as *albedo x sha
 
 Measured on synthetic faces (tests/fit/test_residual.py, 200 steps, relative error
 ||D - D_true|| / ||D_true|| over the face): a 0.3 cm cheek bump with the appearance known, conv
-0.34 (0.27 without the smooth part's magnitude prior), free offsets about 1.1; with albedo and
+0.37 (0.28 without the smooth part's magnitude prior; 0.34 and 0.30 without the anchor), free
+offsets about 1.1; with albedo and
 lighting estimated the albedo takes that bump's shading (it moves no landmark) and the residual
 stays near zero; a nose 3 mm longer (mostly outside the identity modes' span, landmarks detected
-on it, appearance estimated) conv 0.49, its nose landmarks moving as the change moves them
-(within 12 %). On photos: docs/benchmarks.md ("Residual ablation").
+on it, appearance estimated) conv 0.40, its nose landmarks moving as the change moves them
+(within 14 %). On photos: docs/benchmarks.md ("Residual ablation").
 
 ``parametrisation="free"`` optimises per-vertex values instead (same losses, split and bounds)
 and ``"none"`` only the appearance with the linear geometry: the ablation.
@@ -84,7 +86,9 @@ from face3d.render import RenderConfig, rasterize
 
 PARAMETRISATIONS = ("conv", "free", "none")
 DISPLACEMENTS = ("normal", "vector")
-LANDMARK_SETS = {"all": tuple(range(68)), "inner": tuple(range(17, 68))}
+LANDMARK_SETS = {"all": tuple(range(68)), "inner": tuple(range(17, 68)), "jaw_brows": tuple(range(27))}
+
+
 @dataclass(frozen=True)
 class ResidualConfig:
     """Settings of :func:`fit_residual`.
@@ -123,10 +127,16 @@ class ResidualConfig:
             targets' box size sqrt(w * h) (the landmark fitter's unit); the weights are the landmark
             fit's (its jaw weight: :func:`residual_face` passes them).
         landmarks: ``"all"`` 68 landmarks (jaw included) or ``"inner"`` 51 in the landmark term.
-        anchor: weight of the weighted mean squared residual (cm^2) at those landmarks' vertices
-            (the landmark term sees only the image, not depth). Off by default: it keeps the 3D
-            landmark error of the linear fit, but also stops a real shape change the landmarks
-            show (a longer nose) and takes most of the photometric gain (docs/history.md).
+        anchor: weight of the weighted mean squared residual (cm^2) at the vertices of the
+            ``anchor_landmarks`` (the landmark term sees only the image, not depth).
+        anchor_landmarks: the landmarks ``anchor`` holds (a key of :data:`LANDMARK_SETS`; their
+            landmark-fit weights, normalised). The default ``"jaw_brows"`` holds the 27 of the
+            outline and the brows, where the photometric term has no say of its own (the brows'
+            albedo edges are masked out, the outline is seen at grazing angles) and moved them in
+            depth, and leaves the nose, eyes and mouth free. Holding all 68 (``"all"``) keeps the
+            3D landmark error of the linear fit, but also stops a real shape change the landmarks
+            show (a longer nose) and, at 0.1 and more, takes part of the photometric gain
+            (docs/history.md).
         smooth_magnitude: weight of the mean squared smooth part of the residual (cm^2) over the
             vertices: it is held close to zero (split only).
         magnitude: weight of the mean squared residual length (cm^2) over the vertices.
@@ -176,7 +186,8 @@ class ResidualConfig:
     unclip: bool = True
     landmark: float = 1e-3
     landmarks: str = "all"
-    anchor: float = 0.0
+    anchor: float = 0.03
+    anchor_landmarks: str = "jaw_brows"
     smooth_magnitude: float = 0.01
     magnitude: float = 1e-3
     laplacian: float = 0.3
@@ -205,8 +216,9 @@ class ResidualConfig:
             raise ValueError(
                 f"parametrisation must be one of {PARAMETRISATIONS}, got {self.parametrisation!r}"
             )
-        if self.landmarks not in LANDMARK_SETS:
-            raise ValueError(f"landmarks must be one of {tuple(LANDMARK_SETS)}, got {self.landmarks!r}")
+        for name in ("landmarks", "anchor_landmarks"):
+            if getattr(self, name) not in LANDMARK_SETS:
+                raise ValueError(f"{name} must be one of {tuple(LANDMARK_SETS)}, got {getattr(self, name)!r}")
         if self.noise_reference < 0:
             raise ValueError(f"noise_reference must be >= 0, got {self.noise_reference}")
         if self.smooth_cm < 0:
@@ -293,11 +305,13 @@ class _Scene:
         self.wv = ops.photo_weight * facing.float()
         self.keep = torch.ones(h, w)
         with torch.no_grad():  # drop pixels at depth discontinuities and the outline (mixed in the photo)
-            _, _, _, wpix, cov, z = self.raster(self.v0)
+            _, tri, bary, wpix, cov, z = self.raster(self.v0)
             self.keep.copy_(away_from_edges(z, cov, config.depth_jump_cm).float())
+        wpix = wpix * self.keep[cov]
         seen = torch.zeros(h, w, dtype=torch.bool)
         seen[cov] = wpix > 0
-        self._adapt_to_noise(seen & self.keep.bool())
+        self._adapt_to_noise(seen)
+        self.initial = (self.photo[cov], tri, bary, wpix)  # the linear mesh's raster, for the first solve
 
     def _adapt_to_noise(self, seen: torch.Tensor) -> None:
         """Read the noise of the working crop on its ``seen`` pixels (the photometric ones), undo
@@ -321,8 +335,8 @@ class _Scene:
         if landmark_offset is not None:
             self.lm_offset = torch.as_tensor(landmark_offset, dtype=f32).reshape(68, 3)
         w = torch.ones(68) if weights is None else torch.as_tensor(weights, dtype=f32).reshape(68).clone()
-        w[[i for i in range(68) if i not in LANDMARK_SETS[config.landmarks]]] = 0.0
-        self.lm_weight = w / w.sum().clamp(min=1e-9)
+        self.lm_weight = _restricted(w, config.landmarks)
+        self.anchor_weight = _restricted(w, config.anchor_landmarks)
 
     def landmark_error(self, verts: torch.Tensor) -> torch.Tensor:
         """The landmark term of (1, V, 3) model-space vertices (weighted mean squared % of the face)."""
@@ -342,6 +356,13 @@ class _Scene:
         tri, bary = ops.region_faces[p2f[cov]], frags.bary_coords[0, ..., 0, :][cov]
         wpix = interpolate_at_pixels(self.wv[:, None], tri, bary.detach())[:, 0] * self.keep[cov]
         return self.photo[cov], tri, bary, wpix, cov, frags.zbuf[0, ..., 0].detach()
+
+
+def _restricted(weights: torch.Tensor, name: str) -> torch.Tensor:
+    """(68,) ``weights`` outside the landmark set ``name`` set to 0, the rest normalised to sum 1."""
+    w = weights.clone()
+    w[[i for i in range(68) if i not in LANDMARK_SETS[name]]] = 0.0
+    return w / w.sum().clamp(min=1e-9)
 
 
 def _objective(
@@ -369,7 +390,7 @@ def _objective(
     terms = (
         scene.data_weight * (err * wpix).sum() / wpix.sum().clamp(min=1.0),
         scene.landmark_error(base + res),
-        (scene.lm_weight * (res[0, scene.lm_ids] ** 2).sum(-1)).sum(),
+        (scene.anchor_weight * (res[0, scene.lm_ids] ** 2).sum(-1)).sum(),
         (smooth**2).sum(-1).mean() if smooth is not None else res.new_zeros(()),
         (res**2).sum(-1).mean(),
         (scene.ops.laplacian(res[0]) ** 2).sum(-1).mean(),
@@ -413,11 +434,9 @@ def fit_residual(
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
     scene = _Scene(model, image, fit, config, landmark_offset, landmark_weights)
-    with torch.no_grad():
-        y0, tri, bary, wpix, *_ = scene.raster(scene.v0)
     app = Appearance(model, scene.ops, config, appearance, scene.data_weight)
     anneal_from = 0 if config.parametrisation != "none" else config.steps  # "none": final prior only
-    app.solve(y0, tri, bary, wpix, scene.n0, config.appearance_init_iterations, anneal_from)
+    app.solve(*scene.initial, scene.n0, config.appearance_init_iterations, anneal_from)
     unknown = Displacement(model, scene.ops, scene.base, config)
     opt = torch.optim.Adam(unknown.params, lr=unknown.lr0) if unknown.params else None
     losses: dict[str, list[float]] = {k: [] for k in LOSS_NAMES}

@@ -37,7 +37,7 @@ import torch
 
 from face3d.detect import FaceDetector
 from face3d.eval.aflw import load_aflw, select_split, stratified
-from face3d.eval.metrics import bin_table, nme, nme_3d
+from face3d.eval.metrics import bin_table, landmark_errors_3d, nme
 from face3d.fit import FitConfig
 from face3d.fit.pipeline import default_regressor, detect_and_landmark, fit_detections
 from face3d.fit.residual import ResidualConfig, residual_face
@@ -46,6 +46,15 @@ from face3d.io import atomic_write_json, read_image, write_image
 from face3d.model import MorphableModel
 
 DEFAULT_VARIANTS = ("linear=none", "free=free", "conv=conv")
+
+
+GROUPS = {
+    "jaw": range(17),
+    "brows": range(17, 27),
+    "nose": range(27, 36),
+    "eyes": range(36, 48),
+    "mouth": range(48, 68),
+}  # the 68 landmarks' parts, for the 3D error per part
 
 
 def parse_variant(spec: str, steps: int | None) -> tuple[str, ResidualConfig]:
@@ -114,7 +123,9 @@ def run_face(model, image, face, sample, cfgs, noise_sigma, rng) -> tuple[dict, 
         rec[f"{name}_residual_max_cm"] = float(res.residual.norm(dim=-1).max())
         rec[f"{name}_nme"] = nme(refined.fit.landmarks_fitted[0].cpu().numpy(), sample.landmarks)
         cam = refined.fit.landmark_points(model, face.landmark_offset, image=False)[0].cpu().numpy()
-        rec[f"{name}_nme3d"] = nme_3d(cam, sample.landmarks_3d)
+        err3d = landmark_errors_3d(cam, sample.landmarks_3d)
+        rec[f"{name}_nme3d"] = float(err3d.mean())
+        rec[f"{name}_err3d_groups"] = {g: float(err3d[list(ids)].mean()) for g, ids in GROUPS.items()}
         if noise_sigma > 0:
             _, res_n = residual_face(model, noisy, face, cfg)
             rec["noisy_noise_sigma"] = res_n.noise
@@ -167,6 +178,9 @@ def summarise(records: list[dict], names: list[str]) -> dict:
                 res[f"median_{key}"] = round(float(np.median(vals)), 3)
         gain = [r[f"{name}_psnr"] - r[f"{names[0]}_psnr"] for r in records]
         res["median_gain_db"], res["gain_ci95"] = round(float(np.median(gain)), 3), bootstrap_median(gain)
+        res["err3d_groups_delta"] = {  # mean per part, minus the first variant's
+            g: round(float(np.mean([r[f"{name}_err3d_groups"][g] - r[f"{names[0]}_err3d_groups"][g]
+                                    for r in records])), 3) for g in GROUPS}  # fmt: skip
         drop = [r[f"{name}_noise_drop"] for r in records if f"{name}_noise_drop" in r]
         if drop:
             res["noise_drop_ci95"] = bootstrap_median(drop)

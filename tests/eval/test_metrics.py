@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from face3d.eval.metrics import bin_line, bin_table, nme, nme_3d, similarity_align
+from face3d.eval.metrics import bin_line, bin_table, landmark_errors_3d, nme, nme_3d, similarity_align
 
 
 def test_bin_table_counts_misses_and_balances_the_bins():
@@ -65,3 +65,17 @@ def test_3d_error_ignores_pose_and_scale_but_not_shape_or_mirroring():
     noisy = gt.copy()
     noisy[:, :2] += rng.normal(size=(68, 2)) * 0.01
     assert nme_3d(noisy, gt) == pytest.approx(nme(noisy[:, :2], gt[:, :2]), rel=0.05)
+
+
+def test_3d_error_per_landmark_points_at_the_moved_one():
+    rng = np.random.default_rng(1)
+    gt = rng.normal(size=(68, 3)) * [60.0, 70.0, 40.0] + [200.0, 220.0, 0.0]
+    moved = gt.copy()
+    moved[30] += [0.0, 0.0, 30.0]  # one point 30 px deeper
+    per = landmark_errors_3d(moved, gt)
+    assert per.shape == (68,) and int(per.argmax()) == 30
+    assert float(per.mean()) == pytest.approx(nme_3d(moved, gt), rel=1e-12)
+    span = gt[:, :2].max(0) - gt[:, :2].min(0)
+    # the alignment spreads a little of the move over the others; most stays at the point
+    assert per[30] == pytest.approx(30.0 / np.sqrt(span.prod()) * 100.0, rel=0.1)
+    assert np.median(per) < 0.05 * per[30]
