@@ -48,13 +48,21 @@ class CycleEdit:
     region: np.ndarray
 
 
-def with_expression(face: FaceFit, expression: np.ndarray) -> FaceFit:
-    """``face`` with its fitted expression replaced by ``expression`` ((K_exp,) weights)."""
+def with_expression(face: FaceFit, expression: np.ndarray, model=None) -> FaceFit:
+    """``face`` with its fitted expression replaced by ``expression`` ((K_exp,) weights): the face
+    of a photo edited to it. With the editor's ``model`` its ``landmarks_detected`` become that
+    mesh's landmarks too (the edited photo shows them: its own mouth opening, which the edit reads
+    as the photo's, :func:`editing.mouth.photo_opening`); without it they stay the input's."""
     current = face.fit.expression
     new = torch.as_tensor(np.asarray(expression), dtype=current.dtype, device=current.device)
     if new.shape != current.shape[1:]:
         raise ValueError(f"expression: expected {tuple(current.shape[1:])}, got {tuple(new.shape)}")
-    return dataclasses.replace(face, fit=dataclasses.replace(face.fit, expression=new[None]))
+    moved = dataclasses.replace(face, fit=dataclasses.replace(face.fit, expression=new[None]))
+    if model is None:
+        return moved
+    with torch.no_grad():
+        shown = moved.fit.landmark_points(model, face.landmark_offset)[0].cpu().numpy()
+    return dataclasses.replace(moved, landmarks_detected=shown.astype(np.float64))
 
 
 def edit_and_back(editor: Editor3D, image: np.ndarray, face: FaceFit, via: ExpressionSpec) -> CycleEdit:
@@ -65,7 +73,7 @@ def edit_and_back(editor: Editor3D, image: np.ndarray, face: FaceFit, via: Expre
     back_spec = ExpressionSpec(
         {n: float(np.clip(v, 0.0, 1.0)) for n, v in zip(names, source, strict=True)}, label="source"
     )
-    back = editor.edit_face(there.image, with_expression(face, there.target), [back_spec])[0]
+    back = editor.edit_face(there.image, with_expression(face, there.target, editor.model), [back_spec])[0]
     return CycleEdit(there=there, back=back, region=there.region | back.region)
 
 

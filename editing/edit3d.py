@@ -11,7 +11,11 @@ tongue, teeth and eyeballs (the eye's translucent layers are never drawn). Per t
    image under SH lighting fitted to the photo (1 where the shape does not change).
 3. **Synthesis** (:mod:`editing.mouth`): only interior surface points the photo never showed
    (teeth, gums, tongue, the mouth socket) are drawn, toned to the photo; skin a moving lip or jaw
-   reveals takes the nearby photo pixels through the extended motion.
+   reveals takes the nearby photo pixels through the extended motion. Where the backward map
+   lands inside the photo's own opening (its detected inner lips apart,
+   :func:`editing.mouth.photo_opening`) the photo showed the interior, even if the fitted source
+   mesh did not: its teeth are moved, not drawn over; parts under 3 px wide or
+   :data:`MIN_DRAWN_PX` in area are left to the warp too (a drawn sliver reads as a crack).
 
 Only pixels that changed differ from the input; every other pixel is byte-identical. The UV atlas
 (:meth:`Editor3D.sample_texture`) is kept for exports and synthetic tests, not used by the edit.
@@ -28,7 +32,7 @@ import torch
 
 from editing.composite import CompositeConfig, dilation_px, edit_region, falloff
 from editing.expressions import ExpressionSpec
-from editing.mouth import mouth_opening, part_colors, photo_tone, render_interior
+from editing.mouth import mouth_opening, part_colors, photo_opening, photo_tone, render_interior
 from editing.shading import apply_ratio, fit_lighting, ratio_image
 from editing.warp import WarpConfig, dense_motion, despeckle, moving, surface_map, warp_image
 from face3d.camera import project
@@ -259,6 +263,7 @@ class Editor3D:
             x0, y0, x1, y1 = crop
             photo = np.ascontiguousarray(image[y0:y1, x0:x1])
             src = self._source_view(photo, v_src, K)
+            src["opening"] = photo_opening(face.landmarks_detected, (x0, y0), photo.shape[:2])
             prep_ms = (time.perf_counter() - t0) * 1e3
             edits = []
             for target, v_tgt in zip(targets, v_tgts, strict=True):
@@ -410,6 +415,8 @@ class Editor3D:
         thin = interior & smap.seen & ~_opened(interior & smap.seen) & moving(dense)
         lips = self.model.landmarks(v_tgt)
         synth = interior & (~smap.seen | thin) & mouth_opening(lips, K, (h, w), face_size)
+        synth &= ~_sampled(src["opening"], dense)  # the photo's own opening, moved: no drawing
+        synth = _drawable(synth)
         if synth.any():  # a soft edge (the photo's blur, at least 0.7 px): an outline reads as a cut-out
             args = (src["colors"], synth, src["tone"], src["blur"])
             drawn = render_interior(frags, v_tgt, self.faces, *args)
@@ -418,6 +425,31 @@ class Editor3D:
             mixed = drawn.astype(np.float32) * a + out.astype(np.float32) * (1 - a)
             out[synth] = np.clip(mixed[synth] + 0.5, 0, 255).astype(np.uint8)
         return despeckle(out, photo, dense, synth), smap.covered, synth
+
+
+def _sampled(mask: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """(h, w) bool ``mask`` read through the backward ``motion`` (h, w, 2) at the nearest pixel:
+    the target pixels whose photo pixel lies in the mask."""
+    h, w = mask.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    x = np.clip(np.rint(gx + motion[..., 0]), 0, w - 1).astype(np.intp)
+    y = np.clip(np.rint(gy + motion[..., 1]), 0, h - 1).astype(np.intp)
+    return mask[y, x]
+
+
+MIN_DRAWN_PX = 10
+"""Least area (pixels) of a drawn part of the interior; smaller ones are left to the warp."""
+
+
+def _drawable(synth: np.ndarray) -> np.ndarray:
+    """The parts of the (h, w) bool ``synth`` mask worth drawing: at least 3 px wide and
+    :data:`MIN_DRAWN_PX` in area. A sliver or a dot of drawn throat in the photo's own moved teeth
+    reads as a crack or a speck, not as an opening; the warp's stretch of the photo fills it."""
+    wide = _opened(synth).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(wide, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= MIN_DRAWN_PX
+    keep[0] = False
+    return keep[labels]
 
 
 def _opened(mask: np.ndarray) -> np.ndarray:

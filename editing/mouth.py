@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from face3d.camera import project
+from face3d.filters import masked_blur
 from face3d.ict import INNER_LIPS
 from face3d.render import RenderConfig
 from face3d.render.shading import PhongShader, VertexColorShader, vertex_normals
@@ -59,6 +60,18 @@ def mouth_opening(landmarks_cam: torch.Tensor, K: torch.Tensor, shape: tuple[int
     r = max(1, int(round(MOUTH_GROW_FRAC * face_size)))
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     return mask > 0
+
+
+def photo_opening(landmarks: np.ndarray, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool: where the photo itself shows its mouth open: the polygon of its detected inner
+    lips (``landmarks`` (68, 2) image pixels, e.g. :attr:`FaceFit.landmarks_detected`) in a crop of
+    ``shape`` whose top-left pixel is ``origin`` (x0, y0), less a pixel of its border (the lips'
+    edge). Empty when the detected lips touch. The photo showed what lies there: the warp moves
+    it, nothing is drawn over it."""
+    pts = np.asarray(landmarks, np.float64)[list(INNER_LIPS)] - np.asarray(origin, np.float64)
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+    return cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
 
 
 def photo_tone(photo: np.ndarray, skin: np.ndarray) -> np.ndarray:
@@ -117,19 +130,9 @@ def render_interior(
     base = VertexColorShader()(frags, colors[None], faces)[0]
     shade = PhongShader(INTERIOR_LIGHT)(frags, v_target, faces, vertex_normals(v_target, faces))[0]
     sigma = max(SMOOTH_PX, blur_px)
-    rgb = smooth_within((base * shade).numpy().astype(np.float32), mask, sigma)[mask].astype(np.float64)
+    rgb = masked_blur((base * shade).numpy().astype(np.float32), mask, sigma)[0][mask].astype(np.float64)
     rgb = rgb * tone
     if np.allclose(colors[:, 0].numpy(), colors[:, 1].numpy()):  # grey interior: a grey photo
         rgb = rgb.mean(-1, keepdims=True).repeat(3, -1)
     out[mask] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return out
-
-
-def smooth_within(image: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
-    """(h, w, 3) ``image`` blurred by ``sigma`` pixels using only the ``mask`` pixels (normalised
-    convolution): the small teeth's per-pixel shading reads as grit at photo resolution, and the
-    blur must not pull in the unrendered black around the mask."""
-    m = mask.astype(np.float32)
-    num = cv2.GaussianBlur(image * m[..., None], (0, 0), sigma)
-    den = cv2.GaussianBlur(m, (0, 0), sigma)[..., None]
-    return num / np.maximum(den, 1e-6)

@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from editing.landmark_model import LandmarkModel, Similarity
-from editing.mouth import PART_COLORS, SMOOTH_PX, THROAT_CM, THROAT_FLOOR, photo_tone, smooth_within
+from editing.mouth import PART_COLORS, SMOOTH_PX, THROAT_CM, THROAT_FLOOR, photo_tone
+from face3d.filters import masked_blur
 from face3d.render.texture_fill import LUMA_601, is_greyscale
 
 SOCKET_DEPTH_CM = 1.0
@@ -172,7 +173,7 @@ def fill_mouth(
         rgb = (rgb @ np.array(LUMA_601))[:, None].repeat(3, 1)
     drawn = np.zeros((*synth.shape, 3), np.float32)
     drawn[ys, xs] = rgb
-    drawn = smooth_within(drawn, inner, SMOOTH_PX)
+    drawn = masked_blur(drawn, inner, SMOOTH_PX)[0]
     a = cv2.GaussianBlur(synth.astype(np.float32), (0, 0), 0.7)
     a = np.where(a > 0.98, 1.0, a)[..., None]
     mixed = np.clip(drawn, 0.0, 1.0) * 255.0 * a + win.astype(np.float32) * (1 - a)

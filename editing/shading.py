@@ -11,9 +11,9 @@ never its colour.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from face3d.filters import masked_blur
 from face3d.fit.appearance import sh_basis
 from face3d.render.texture_fill import LUMA_601
 
@@ -59,10 +59,7 @@ def ratio_image(normal_target: np.ndarray, normal_source: np.ndarray, mask: np.n
     r[~facing | np.all(normal_target[mask] == normal_source[mask], -1)] = 1.0
     out[mask] = np.clip(r, *RATIO_RANGE)
     if SMOOTH_PX > 0:  # smooth the log-ratio inside the mask; 1 stays exactly 1 where nothing changes
-        log = np.log(out)
-        num = cv2.GaussianBlur(log * mask, (0, 0), SMOOTH_PX)
-        den = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), SMOOTH_PX)
-        smooth = np.exp(num / np.maximum(den, 1e-6)).astype(np.float32)  # exp(0) = 1 exactly
+        smooth = np.exp(masked_blur(np.log(out), mask, SMOOTH_PX)[0]).astype(np.float32)  # exp(0) = 1
         out = np.where(mask, smooth, np.float32(1.0))
     return out
 

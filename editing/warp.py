@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from face3d.camera import project
+from face3d.filters import masked_blur
 from face3d.render.shading import interpolate, packed_corners, vertex_normals
 from face3d.render.texture import visibility
 from face3d.render.texture_fill import LUMA_601
@@ -137,16 +138,10 @@ def dense_motion(
     m = known.astype(np.float32)
     d = motion.astype(np.float32) * m[..., None]
     if config.smooth_px > 0:  # smooth the known motion among known pixels only
-        num = cv2.GaussianBlur(d, (0, 0), config.smooth_px)
-        den = cv2.GaussianBlur(m, (0, 0), config.smooth_px)
-        d = np.where(known[..., None], num / np.maximum(den, 1e-6)[..., None], 0.0).astype(np.float32)
+        d = np.where(known[..., None], masked_blur(d, m, config.smooth_px)[0], 0.0).astype(np.float32)
     sigma = max(1.0, config.reach_frac * face_size)
-    num = cv2.GaussianBlur(d, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
-    den = cv2.GaussianBlur(m, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
-    extended = num / np.maximum(den, 0.5)[..., None]
-    num = cv2.GaussianBlur(d, (0, 0), config.fill_px, borderType=cv2.BORDER_CONSTANT)
-    den = cv2.GaussianBlur(m, (0, 0), config.fill_px, borderType=cv2.BORDER_CONSTANT)
-    local = num / np.maximum(den, 1e-6)[..., None]
+    extended = masked_blur(d, m, sigma, floor=0.5, border=cv2.BORDER_CONSTANT)[0]
+    local, den = masked_blur(d, m, config.fill_px, border=cv2.BORDER_CONSTANT)
     a = np.clip(den / 0.3, 0.0, 1.0)[..., None]  # 1 among known pixels, 0 a few fill_px away
     return np.where(known[..., None], d, a * local + (1 - a) * extended).astype(np.float32)
 

@@ -23,6 +23,31 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(out, (0, 0, r, r), mode="replicate"), cols, groups=C)
 
 
+def masked_blur(
+    values: np.ndarray, mask: np.ndarray, sigma: float, floor: float = 1e-6, border: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised convolution: (h, w) or (h, w, C) float32 ``values`` blurred by a Gaussian of
+    ``sigma`` pixels using only the pixels of the (h, w) ``mask`` (bool or weights in [0, 1]), so
+    what lies outside it (unrendered black, unknown motion) is not pulled in.
+
+    Args:
+        floor: least denominator (the blurred mask): 1e-6 gives the masked mean wherever the mask
+            reaches; a larger one (e.g. 0.5) lets the result fade toward 0 where the mask covers
+            little of the kernel.
+        border: OpenCV border type of both blurs (None: OpenCV's default, reflect-101).
+    Returns:
+        (blurred values (same shape), the blurred mask (h, w): the share of the kernel it holds).
+    """
+    import cv2
+
+    kw = {} if border is None else {"borderType": border}
+    m = mask.astype(np.float32)
+    num = cv2.GaussianBlur(values * (m[..., None] if values.ndim == 3 else m), (0, 0), sigma, **kw)
+    den = cv2.GaussianBlur(m, (0, 0), sigma, **kw)
+    d = np.maximum(den, floor)
+    return num / (d[..., None] if values.ndim == 3 else d), den
+
+
 def noise_sigma(image: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     """Robust estimate of additive white Gaussian noise's sigma in an (H, W) or (H, W, C) image.
 

@@ -4,7 +4,15 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from face3d.filters import SHARP_EDGE_SIGMA, blur_sigma, extra_blur, gaussian_blur, noise_sigma, unclip
+from face3d.filters import (
+    SHARP_EDGE_SIGMA,
+    blur_sigma,
+    extra_blur,
+    gaussian_blur,
+    masked_blur,
+    noise_sigma,
+    unclip,
+)
 
 
 def test_gaussian_blur_matches_scipy_and_keeps_constants():
@@ -90,3 +98,27 @@ def test_unclip_undoes_the_bias_of_clipped_noise():
     torch.testing.assert_close(unclip(mid, sigma), mid, atol=1e-3, rtol=0)  # far from the ends
     assert unclip(mean, 0.0) is mean
     assert unclip(torch.zeros(2, 3, 3), sigma).shape == (2, 3, 3)
+
+
+def test_masked_blur_follows_the_given_sigma_and_stays_inside():
+    # the drawn mouth interior's blur: the unrendered zeros around it are never pulled in
+    yy, xx = np.mgrid[:60, :60]
+    checker = (((yy // 2) + (xx // 2)) % 2).astype(np.float32)[..., None].repeat(3, -1)
+    mask = np.zeros((60, 60), bool)
+    mask[10:50, 10:50] = True
+    soft, softer = masked_blur(checker, mask, 0.8)[0], masked_blur(checker, mask, 2.0)[0]
+    assert softer[mask].std() < 0.5 * soft[mask].std() < 0.5 * checker[mask].std()
+    # normalised inside the mask: the unrendered zeros around it are never pulled in
+    assert abs(float(softer[mask].mean()) - float(checker[mask].mean())) < 0.02
+    assert abs(float(softer[10, 10:50].mean()) - 0.5) < 0.1
+    grey, weight = masked_blur(checker[..., 0], mask, 2.0)  # (h, w) values: the same, one channel
+    np.testing.assert_array_equal(grey, softer[..., 0])
+    assert weight.shape == (60, 60) and abs(float(weight[30, 30]) - 1.0) < 1e-5
+    # a floor lets the result fade where the mask holds little of the kernel; a constant border
+    # counts the outside of the image as unmasked
+    ones = np.ones((60, 60), np.float32)
+    edge = np.zeros((60, 60), bool)
+    edge[:, :3] = True
+    faded = masked_blur(ones, edge, 4.0, floor=0.5, border=cv2.BORDER_CONSTANT)[0]
+    assert faded[30, 1] < 0.75 and faded[30, 10] < 0.2
+    assert abs(float(masked_blur(ones, edge, 4.0)[0][30, 10]) - 1.0) < 1e-5  # the masked mean

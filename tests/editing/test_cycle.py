@@ -42,12 +42,19 @@ def test_open_mouth_cycle_draws_the_interior_and_touches_nothing_else():
     image = example_image()
     face = fit_image(image, ctx.fit_model, ctx.fit_config, ctx.detector)[0]
     opened = ctx.editor.edit_face(image, face, parse_expressions("open_mouth", names))[0]
-    face_open = with_expression(face, opened.target)  # the opened photo and its exact fit
+    face_open = with_expression(face, opened.target, ctx.editor.model)  # the opened photo, its exact fit
     cyc = edit_and_back(ctx.editor, opened.image, face_open, parse_expressions("neutral", names)[0])
     np.testing.assert_allclose(cyc.back.target, opened.target, atol=1e-6)  # back to its own weights
     np.testing.assert_allclose(cyc.back.source, cyc.there.target, atol=1e-6)
     assert cyc.there.synthesized.sum() < 0.2 * cyc.back.synthesized.sum()  # closed: little drawn
     assert cyc.back.synthesized.sum() > 100 and cyc.region[cyc.back.synthesized].all()
     assert np.array_equal(cyc.back.image[~cyc.region], opened.image[~cyc.region])
+    # the closed photo's landmarks are its mesh's: the back edit does not take its (closed) mouth
+    # for the opened photo's opening and draws the interior again
+    from editing.mouth import photo_opening
+
+    closed = with_expression(face_open, cyc.there.target, ctx.editor.model)
+    shown = [photo_opening(f.landmarks_detected, (0, 0), image.shape[:2]).sum() for f in (face_open, closed)]
+    assert shown[0] > 100 and shown[1] < 0.2 * shown[0], shown
     with pytest.raises(ValueError, match="expression: expected"):
         with_expression(face, np.zeros(3))

@@ -184,6 +184,31 @@ def test_an_opened_mouth_is_drawn_inside_the_lips_and_is_no_hole(ctx, astronaut_
     assert (edit.image[synth].max(-1) > 8).all()  # no black pixel
 
 
+def test_teeth_the_photo_shows_are_moved_not_drawn_over(ctx, astronaut_fit):
+    """The demo photo smiles with its teeth showing: happy opens the model's lips where the photo's
+    own detected inner lips are apart, so nothing is drawn (43 pixels of drawn throat, slivers
+    over her teeth, before the edit read the photo's opening); a wider opening draws only outside
+    it, in parts at least 3 px wide."""
+    from editing.api import edit_fitted
+    from editing.edit3d import MIN_DRAWN_PX, _drawable
+
+    image, faces = astronaut_fit
+    specs = parse_expressions("happy,open_mouth", ctx.fit_model.expression_names)
+    happy, wide = edit_fitted(image, faces, specs, ctx).faces[0][1]
+    assert happy.synthesized.sum() == 0
+    assert wide.synthesized.sum() > 100
+    assert np.array_equal(_drawable(wide.synthesized), wide.synthesized)  # nothing thin or tiny
+    sliver = np.zeros((20, 20), bool)
+    sliver[5, 2:18] = sliver[6, 2:18] = True  # 2 px wide
+    dot = np.zeros((20, 20), bool)
+    dot[8:11, 8:11] = True  # 3 x 3, under MIN_DRAWN_PX
+    block = np.zeros((20, 20), bool)
+    block[4:9, 4:9] = True
+    assert MIN_DRAWN_PX > 9
+    assert not _drawable(sliver).any() and not _drawable(dot).any()
+    assert np.array_equal(_drawable(block | sliver), block)
+
+
 def test_the_warp_moves_the_photos_own_pixels(ctx, astronaut_fit):
     """Away from the drawn interior every changed pixel is a resampling of the photo: its colour
     lies within the range of the photo's pixels a few pixels around it."""

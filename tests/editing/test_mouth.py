@@ -13,6 +13,7 @@ from editing.mouth import (
     THROAT_FLOOR,
     mouth_opening,
     part_colors,
+    photo_opening,
     photo_tone,
     throat_falloff,
 )
@@ -29,6 +30,22 @@ def test_the_opening_is_the_inner_lip_polygon_grown():
     grown = mouth_opening(lm, K, (100, 100), face_size=100.0)
     assert tight[52, 55] and not tight[30, 55] and not tight[52, 20]
     assert tight.sum() < grown.sum() and grown[tight].all()
+
+
+def test_the_photos_own_opening_is_its_detected_inner_lips_less_their_edge():
+    import cv2
+
+    lm = np.zeros((68, 2))  # iBUG 60 left corner, 61-63 upper inner lip, 64 right corner, 65-67 lower
+    lm[60:68] = [(140, 150), (150, 146), (160, 146), (170, 150), (175, 152), (160, 158), (150, 158),
+                 (145, 155)]  # fmt: skip
+    mask = photo_opening(lm, (100, 100), (100, 100))  # a crop from (100, 100)
+    assert mask.shape == (100, 100) and mask[52, 55] and not mask[30, 55] and not mask[52, 20]
+    full = np.zeros((100, 100), np.uint8)
+    cv2.fillPoly(full, [np.round(lm[60:68] - 100).astype(np.int32)], 1)
+    assert 0 < mask.sum() < full.sum() and full[mask].all()  # a pixel of the lips' edge is left out
+    closed = lm.copy()
+    closed[65:68] = closed[[63, 62, 61]]  # the lower inner lip on the upper one: the lips touch
+    assert not photo_opening(closed, (100, 100), (100, 100)).any()
 
 
 def test_tone_follows_the_photos_exposure_and_keeps_grey_grey():
@@ -64,17 +81,3 @@ def test_part_colours_are_darkened_and_grey_in_a_grey_photo():
     assert colour[4].sum() < colour[3].sum() < colour[1].sum()  # socket < tongue < front teeth
     assert torch.allclose(grey[:, 0], grey[:, 1]) and torch.allclose(grey[:, 1], grey[:, 2])
     assert not torch.allclose(colour[:, 0], colour[:, 2])
-
-
-def test_interior_blur_follows_the_given_sigma_and_stays_inside():
-    from editing.mouth import smooth_within
-
-    yy, xx = np.mgrid[:60, :60]
-    checker = (((yy // 2) + (xx // 2)) % 2).astype(np.float32)[..., None].repeat(3, -1)
-    mask = np.zeros((60, 60), bool)
-    mask[10:50, 10:50] = True
-    soft, softer = smooth_within(checker, mask, 0.8), smooth_within(checker, mask, 2.0)
-    assert softer[mask].std() < 0.5 * soft[mask].std() < 0.5 * checker[mask].std()
-    # normalised inside the mask: the unrendered zeros around it are never pulled in
-    assert abs(float(softer[mask].mean()) - float(checker[mask].mean())) < 0.02
-    assert abs(float(softer[10, 10:50].mean()) - 0.5) < 0.1
