@@ -16,21 +16,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
 from editing.compare.quality import landmark_measures
 from editing.edit3d import Editor3D, FaceEdit
 from editing.expressions import ExpressionSpec
+from editing.mouth import MOUTH_GROW, mouth_region  # noqa: F401 (re-exported)
 from face3d.fit.pipeline import FaceFit
 
-OUTER_LIPS = slice(48, 60)
 """The 68-landmark indices of the outer lip contour."""
-
-MOUTH_GROW = 0.15
-"""The mouth region is the outer lips' polygon grown by this fraction of the mouth width."""
-
 
 @dataclass(frozen=True)
 class CycleEdit:
@@ -83,20 +78,3 @@ def mouth_open(face: FaceFit, names, min_gap: float = 0.05, min_jaw_open: float 
     gap = landmark_measures(face.fit.landmarks_fitted[0].detach().cpu().double().numpy())["lip_gap"]
     jaw = float(face.fit.expression[0, list(names).index("jawOpen")])
     return gap >= min_gap or jaw >= min_jaw_open
-
-
-def mouth_region(landmarks: np.ndarray, shape: tuple[int, int], grow: float = MOUTH_GROW) -> np.ndarray:
-    """(H, W) bool: the polygon of the outer lips (landmarks 48-59 of ``landmarks`` (68, 2), pixels)
-    grown by ``grow`` of the mouth width: the mouth, its interior and the lip edges."""
-    lm = np.asarray(landmarks, np.float64)
-    if lm.shape != (68, 2):
-        raise ValueError(f"landmarks: expected (68, 2), got {lm.shape}")
-    lips = lm[OUTER_LIPS]
-    width = float(np.ptp(lips[:, 0])) or 1.0
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillPoly(
-        mask, [np.round(cv2.convexHull(lips.astype(np.float32))[:, 0] * 4).astype(np.int32)], 1, shift=2
-    )
-    r = max(1, int(round(grow * width)))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return cv2.dilate(mask, kernel) > 0

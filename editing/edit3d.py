@@ -32,7 +32,7 @@ import torch
 
 from editing.composite import CompositeConfig, dilation_px, edit_region, falloff
 from editing.expressions import ExpressionSpec
-from editing.mouth import mouth_opening, part_colors, photo_opening, photo_tone, render_interior
+from editing.mouth import mouth_opening, part_colors, photo_opening, photo_tone, render_interior, tone_pixels
 from editing.shading import apply_ratio, fit_lighting, ratio_image
 from editing.warp import WarpConfig, dense_motion, despeckle, moving, surface_map, warp_image
 from face3d.camera import project
@@ -176,6 +176,7 @@ class Editor3D:
         a, b = render_model.regions["mouth_socket"][0], render_model.regions["teeth"][1]
         self.face_interior = ((self.faces >= a) & (self.faces <= b)).all(1).numpy()
         self.face_skin = (self.faces <= HEAD_LAST).all(1).numpy()
+        self.face_tone = (self.faces <= render_model.regions["narrow_face"][1]).all(1).numpy()
         a, b = render_model.regions["eyeball_left"][0], render_model.regions["eyeball_right"][1]
         self.face_eyeball = ((self.faces >= a) & (self.faces <= b)).all(1).numpy()
 
@@ -347,11 +348,14 @@ class Editor3D:
 
     def _source_view(self, photo: np.ndarray, v_src: torch.Tensor, K: torch.Tensor) -> dict:
         """Per face, once: the source render (depth, coverage, changeable pixels), the photo's SH
-        lighting over the visible face, the interior colours and their toning."""
+        lighting over the visible face, the interior colours and their toning (to the facial skin
+        around the mouth: the head's mesh also covers hair, and a turned face's far side is in
+        shadow)."""
         geo = self._source_geometry(photo.shape[:2], v_src, K)
         frags = geo.pop("frags")
         pix = frags.pix_to_face[0, ..., 0]
         skin = (geo["covered"][0] & torch.from_numpy(self.face_skin)[pix.clamp(min=0)]).numpy()
+        face = (geo["covered"][0] & torch.from_numpy(self.face_tone)[pix.clamp(min=0)]).numpy()
         normals = interpolate(frags, packed_corners(vertex_normals(v_src, self.faces), self.faces))[0]
         normals = torch.nn.functional.normalize(normals, dim=-1).float().numpy()
         crop_t = torch.from_numpy(photo.astype(np.float32) / 255.0)[None]
@@ -359,7 +363,7 @@ class Editor3D:
             **geo,
             "light": fit_lighting(photo, normals, skin) if self.config.shading else None,
             "colors": part_colors(self.model, is_greyscale(crop_t)),
-            "tone": photo_tone(photo, skin),
+            "tone": photo_tone(photo, tone_pixels(project(self.model.landmarks(v_src), K)[0].numpy(), face)),
             "blur": extra_blur(photo, geo["covered"][0].numpy()),
         }
 
@@ -446,7 +450,7 @@ def _drawable(synth: np.ndarray) -> np.ndarray:
     :data:`MIN_DRAWN_PX` in area. A sliver or a dot of drawn throat in the photo's own moved teeth
     reads as a crack or a speck, not as an opening; the warp's stretch of the photo fills it."""
     wide = _opened(synth).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(wide, connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(wide, connectivity=8)
     keep = stats[:, cv2.CC_STAT_AREA] >= MIN_DRAWN_PX
     keep[0] = False
     return keep[labels]

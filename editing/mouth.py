@@ -45,6 +45,13 @@ PART_COLORS = {
 }
 """Colours of the interior parts (0-1 RGB, before lighting and toning): a dark socket, a pink tongue
 and gums, off-white enamel."""
+MOUTH_GROW = 0.15
+"""The mouth region is the outer lips' polygon grown by this fraction of the mouth width."""
+OUTER_LIPS = slice(48, 60)
+TONE_RING = 0.5
+"""The interior is toned to the skin around the mouth: the mouth region grown by this fraction of
+the mouth width, less the lips (the light that reaches the opening, not the hair's or the far
+cheek's shadow)."""
 MOUTH_GROW_FRAC = 0.04
 """Growth of the inner-lip polygon, as a fraction of the face size, that bounds the drawn interior."""
 
@@ -72,6 +79,31 @@ def photo_opening(landmarks: np.ndarray, origin: tuple[int, int], shape: tuple[i
     mask = np.zeros(shape, np.uint8)
     cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
     return cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
+
+
+def mouth_region(landmarks: np.ndarray, shape: tuple[int, int], grow: float = MOUTH_GROW) -> np.ndarray:
+    """(H, W) bool: the polygon of the outer lips (landmarks 48-59 of ``landmarks`` (68, 2), pixels)
+    grown by ``grow`` of the mouth width: the mouth, its interior and the lip edges."""
+    lm = np.asarray(landmarks, np.float64)
+    if lm.shape != (68, 2):
+        raise ValueError(f"landmarks: expected (68, 2), got {lm.shape}")
+    lips = lm[OUTER_LIPS]
+    width = float(np.ptp(lips[:, 0])) or 1.0
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(
+        mask, [np.round(cv2.convexHull(lips.astype(np.float32))[:, 0] * 4).astype(np.int32)], 1, shift=2
+    )
+    r = max(1, int(round(grow * width)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(mask, kernel) > 0
+
+
+def tone_pixels(landmarks: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the pixels of ``face`` (h, w) bool (the visible facial skin) around the mouth
+    whose outer lips ``landmarks`` (68, 2) give in those pixels' frame (:data:`TONE_RING`), or all
+    of ``face`` where fewer than 20 of them are left."""
+    around = mouth_region(landmarks, face.shape, TONE_RING) & ~mouth_region(landmarks, face.shape, 0.0) & face
+    return around if around.sum() >= 20 else face
 
 
 def photo_tone(photo: np.ndarray, skin: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from editing.mouth import (
     photo_opening,
     photo_tone,
     throat_falloff,
+    tone_pixels,
 )
 
 
@@ -46,6 +47,24 @@ def test_the_photos_own_opening_is_its_detected_inner_lips_less_their_edge():
     closed = lm.copy()
     closed[65:68] = closed[[63, 62, 61]]  # the lower inner lip on the upper one: the lips touch
     assert not photo_opening(closed, (100, 100), (100, 100)).any()
+
+
+def test_the_tone_is_read_on_the_skin_around_the_mouth():
+    lm = np.zeros((68, 2))
+    t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    lm[48:60] = np.stack([50 + 10 * np.cos(t), 70 + 4 * np.sin(t)], 1)  # a 20 px wide mouth at (50, 70)
+    face = np.zeros((100, 100), bool)
+    face[20:95, 15:85] = True
+    ring = tone_pixels(lm, face)
+    ys, xs = np.nonzero(ring)
+    assert ring.sum() > 100 and not ring[70, 50]  # around the lips, not on them
+    assert ys.min() >= 70 - 4 - 11 and xs.max() <= 50 + 10 + 11  # within half the mouth's width
+    photo = np.full((100, 100, 3), 60, np.uint8)  # a dark face (hair, the far cheek's shadow) ...
+    photo[ring] = 180  # ... around a lit mouth
+    lit = np.full((100, 100, 3), 180, np.uint8)
+    np.testing.assert_allclose(photo_tone(photo, ring), photo_tone(lit, face))  # the shadow does not count
+    far = face & (np.arange(100)[:, None] < 30)  # no skin around the mouth: all the face's
+    assert np.array_equal(tone_pixels(lm, far), far)
 
 
 def test_tone_follows_the_photos_exposure_and_keeps_grey_grey():
