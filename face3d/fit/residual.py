@@ -45,11 +45,11 @@ the photo whatever the geometry. Instead the image is explained as *albedo x sha
 Measured on synthetic faces (tests/fit/test_residual.py, 200 steps, relative error
 ||D - D_true|| / ||D_true|| over the face): a 0.3 cm cheek bump with the appearance known, conv
 0.37 (0.28 without the smooth part's magnitude prior; 0.34 and 0.30 without the anchor), free
-offsets about 1.1; with albedo and
-lighting estimated the albedo takes that bump's shading (it moves no landmark) and the residual
-stays near zero; a nose 3 mm longer (mostly outside the identity modes' span, landmarks detected
-on it, appearance estimated) conv 0.40, its nose landmarks moving as the change moves them
-(within 14 %). On photos: docs/benchmarks.md ("Residual ablation").
+offsets about 1.1; with albedo and lighting estimated the albedo takes that bump's shading (it
+moves no landmark) and the residual stays near zero; a nose 3 mm longer (mostly outside the
+identity modes' span, landmarks detected on it, appearance estimated) conv 0.40, its nose
+landmarks moving as the change moves them (within 14 %). On photos: docs/benchmarks.md
+("Residual ablation").
 
 ``parametrisation="free"`` optimises per-vertex values instead (same losses, split and bounds)
 and ``"none"`` only the appearance with the linear geometry: the ablation.
