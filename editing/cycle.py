@@ -25,7 +25,6 @@ from editing.expressions import ExpressionSpec
 from editing.mouth import MOUTH_GROW, mouth_region  # noqa: F401 (re-exported)
 from face3d.fit.pipeline import FaceFit
 
-"""The 68-landmark indices of the outer lip contour."""
 
 @dataclass(frozen=True)
 class CycleEdit:

@@ -48,6 +48,7 @@ and gums, off-white enamel."""
 MOUTH_GROW = 0.15
 """The mouth region is the outer lips' polygon grown by this fraction of the mouth width."""
 OUTER_LIPS = slice(48, 60)
+"""The 68-landmark indices of the outer lip contour."""
 TONE_RING = 0.5
 """The interior is toned to the skin around the mouth: the mouth region grown by this fraction of
 the mouth width, less the lips (the light that reaches the opening, not the hair's or the far

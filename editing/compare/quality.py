@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from editing.api import edit_fitted
+from editing.mouth import photo_opening
 from editing.warp import isolated_outliers
 from face3d.detect import dlib_box_from_landmark_box, predict_landmarks
 from face3d.fit import fit_image
@@ -97,9 +98,7 @@ def box_slices(landmarks: np.ndarray, shape) -> tuple[slice, slice]:
 def mouth_stats(image: np.ndarray, landmarks: np.ndarray) -> tuple[float, float, int]:
     """Luminance mean and standard deviation inside the inner-lip polygon (points 60-67 of the
     (68, 2) ``landmarks``, eroded by one pixel), and its pixel count (0: closed)."""
-    mask = np.zeros(image.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round(landmarks[60:68]).astype(np.int32)], 1)
-    mask = cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
+    mask = photo_opening(landmarks, (0, 0), image.shape[:2])
     if not mask.any():
         return float("nan"), float("nan"), 0
     y = _luma(image)[mask]
