@@ -14,8 +14,9 @@ tongue, teeth and eyeballs (the eye's translucent layers are never drawn). Per t
    reveals takes the nearby photo pixels through the extended motion. Where the backward map
    lands inside the photo's own opening (its detected inner lips apart,
    :func:`editing.mouth.photo_opening`) the photo showed the interior, even if the fitted source
-   mesh did not: its teeth are moved, not drawn over; parts under 3 px wide or
-   :data:`MIN_DRAWN_PX` in area are left to the warp too (a drawn sliver reads as a crack).
+   mesh did not: its teeth are moved, not drawn over; parts under 3 px wide, or under
+   :data:`MIN_DRAWN_PX` or :data:`MIN_DRAWN_FRAC` of the face's size squared in area, are left to
+   the warp too (a drawn sliver reads as a crack, a drawn blob of a few pixels as a speck).
 
 Only pixels that changed differ from the input; every other pixel is byte-identical. The UV atlas
 (:meth:`Editor3D.sample_texture`) is kept for exports and synthetic tests, not used by the edit.
@@ -420,7 +421,7 @@ class Editor3D:
         lips = self.model.landmarks(v_tgt)
         synth = interior & (~smap.seen | thin) & mouth_opening(lips, K, (h, w), face_size)
         synth &= ~_sampled(src["opening"], dense)  # the photo's own opening, moved: no drawing
-        synth = _drawable(synth)
+        synth = _drawable(synth, face_size)
         if synth.any():  # a soft edge (the photo's blur, at least 0.7 px): an outline reads as a cut-out
             args = (src["colors"], synth, src["tone"], src["blur"])
             drawn = render_interior(frags, v_tgt, self.faces, *args)
@@ -443,15 +444,20 @@ def _sampled(mask: np.ndarray, motion: np.ndarray) -> np.ndarray:
 
 MIN_DRAWN_PX = 10
 """Least area (pixels) of a drawn part of the interior; smaller ones are left to the warp."""
+MIN_DRAWN_FRAC = 0.02
+"""Least side of a drawn part as a fraction of the face's size (the square root of the pixels its
+render covers): its area must be at least this side squared (and :data:`MIN_DRAWN_PX`)."""
 
 
-def _drawable(synth: np.ndarray) -> np.ndarray:
+def _drawable(synth: np.ndarray, face_size: float = 0.0) -> np.ndarray:
     """The parts of the (h, w) bool ``synth`` mask worth drawing: at least 3 px wide and
-    :data:`MIN_DRAWN_PX` in area. A sliver or a dot of drawn throat in the photo's own moved teeth
-    reads as a crack or a speck, not as an opening; the warp's stretch of the photo fills it."""
+    :data:`MIN_DRAWN_PX` in area, and at least ``(MIN_DRAWN_FRAC * face_size) ** 2`` (``face_size``:
+    pixels). A sliver or a dot of drawn throat in the photo's own moved teeth, or a mouth corner
+    opened by a few pixels in profile, reads as a crack or a speck, not as an opening; the warp's
+    stretch of the photo fills it."""
     wide = _opened(synth).astype(np.uint8)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(wide, connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] >= MIN_DRAWN_PX
+    keep = stats[:, cv2.CC_STAT_AREA] >= max(MIN_DRAWN_PX, (MIN_DRAWN_FRAC * face_size) ** 2)
     keep[0] = False
     return keep[labels]
 

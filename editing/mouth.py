@@ -41,10 +41,14 @@ PART_COLORS = {
     "eye_socket_left": (0.10, 0.06, 0.06),
     "eye_socket_right": (0.10, 0.06, 0.06),
     "gums_tongue": (0.70, 0.36, 0.38),
-    "teeth": (0.95, 0.88, 0.76),
+    "teeth": (1.0, 0.86, 0.79),
 }
 """Colours of the interior parts (0-1 RGB, before lighting and toning): a dark socket, a pink tongue
-and gums, off-white enamel."""
+and gums, warm off-white enamel. The enamel's hue is calibrated on the dev train half: the brightest
+30 % of the inner mouth of 128 near-frontal colour photos whose labelled lips are apart read red /
+green 1.16 and blue / green 0.91 (medians), the drawn teeth's brightest 30 % 1.09 and 0.87 with the
+enamel (0.95, 0.88, 0.76) before: a dim yellow-grey that looked olive next to the lips
+(``scripts/experiments/interior_brightness.py``, docs/history.md)."""
 MOUTH_GROW = 0.15
 """The mouth region is the outer lips' polygon grown by this fraction of the mouth width."""
 OUTER_LIPS = slice(48, 60)

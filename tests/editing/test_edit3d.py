@@ -207,6 +207,10 @@ def test_teeth_the_photo_shows_are_moved_not_drawn_over(ctx, astronaut_fit):
     assert MIN_DRAWN_PX > 9
     assert not _drawable(sliver).any() and not _drawable(dot).any()
     assert np.array_equal(_drawable(block | sliver), block)
+    blob = np.zeros((20, 20), bool)
+    blob[8:12, 8:12] = True  # 4 x 4: drawn on a small face, a speck on a face of 250 px
+    assert np.array_equal(_drawable(blob), blob) and np.array_equal(_drawable(blob, 150.0), blob)
+    assert not _drawable(blob, 250.0).any() and np.array_equal(_drawable(block, 250.0), block)
 
 
 def test_the_warp_moves_the_photos_own_pixels(ctx, astronaut_fit):
