@@ -33,7 +33,15 @@ import torch
 
 from editing.composite import CompositeConfig, dilation_px, edit_region, falloff
 from editing.expressions import ExpressionSpec
-from editing.mouth import mouth_opening, part_colors, photo_opening, photo_tone, render_interior, tone_pixels
+from editing.mouth import (
+    lips_saturation,
+    mouth_opening,
+    part_colors,
+    photo_opening,
+    photo_tone,
+    render_interior,
+    tone_pixels,
+)
 from editing.shading import apply_ratio, fit_lighting, ratio_image
 from editing.warp import WarpConfig, dense_motion, despeckle, moving, surface_map, warp_image
 from face3d.camera import project
@@ -360,11 +368,13 @@ class Editor3D:
         normals = interpolate(frags, packed_corners(vertex_normals(v_src, self.faces), self.faces))[0]
         normals = torch.nn.functional.normalize(normals, dim=-1).float().numpy()
         crop_t = torch.from_numpy(photo.astype(np.float32) / 255.0)[None]
+        lips = project(self.model.landmarks(v_src), K)[0].numpy()  # the fitted 68 landmarks, crop pixels
         return {
             **geo,
             "light": fit_lighting(photo, normals, skin) if self.config.shading else None,
             "colors": part_colors(self.model, is_greyscale(crop_t)),
-            "tone": photo_tone(photo, tone_pixels(project(self.model.landmarks(v_src), K)[0].numpy(), face)),
+            "tone": photo_tone(photo, tone_pixels(lips, face)),
+            "saturation": lips_saturation(photo, lips),
             "blur": extra_blur(photo, geo["covered"][0].numpy()),
         }
 
@@ -423,7 +433,7 @@ class Editor3D:
         synth &= ~_sampled(src["opening"], dense)  # the photo's own opening, moved: no drawing
         synth = _drawable(synth, face_size)
         if synth.any():  # a soft edge (the photo's blur, at least 0.7 px): an outline reads as a cut-out
-            args = (src["colors"], synth, src["tone"], src["blur"])
+            args = (src["colors"], synth, src["tone"], src["blur"], src["saturation"])
             drawn = render_interior(frags, v_tgt, self.faces, *args)
             a = cv2.GaussianBlur(synth.astype(np.float32), (0, 0), max(0.7, src["blur"]))
             a = np.where(a > 0.98, 1.0, a)[..., None]

@@ -124,6 +124,34 @@ def photo_tone(photo: np.ndarray, skin: np.ndarray) -> np.ndarray:
     return np.clip(exposure * balance**WHITE_BALANCE, 0.35, 1.6)
 
 
+LIPS_CHROMA = 31.0
+"""Lip chroma (the mean of max - min of R, G, B over the lips, levels) at and above which the drawn
+interior keeps its full colour: the lower quartile of the dev train half's photos (median 63). A
+photo whose lips show less (a toned black-and-white, a faded print) gets an interior desaturated in
+proportion, so a near-grey photo does not get a red mouth."""
+
+
+def lips_saturation(photo: np.ndarray, landmarks: np.ndarray) -> float:
+    """The share in [0, 1] of the interior's colour a photo supports: the chroma of its lips
+    (``photo`` (h, w, 3) uint8; ``landmarks`` (68, 2) in its pixels: the outer lips' polygon less the
+    inner lips') over :data:`LIPS_CHROMA`, 1 where fewer than 10 lip pixels are seen."""
+    lm = np.asarray(landmarks, np.float64)
+    lips = mouth_region(lm, photo.shape[:2], 0.0)
+    inner = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillPoly(inner, [np.round(lm[60:68]).astype(np.int32)], 1)
+    lips &= inner == 0
+    if lips.sum() < 10:
+        return 1.0
+    px = photo[lips].astype(np.float64)
+    return float(np.clip((px.max(1) - px.min(1)).mean() / LIPS_CHROMA, 0.0, 1.0))
+
+
+def desaturate(rgb: np.ndarray, saturation: float) -> np.ndarray:
+    """(..., 3) colours with their distance from their grey level (Rec. 601) scaled by ``saturation``."""
+    luma = (rgb @ np.array(LUMA_601))[..., None]
+    return luma + saturation * (rgb - luma)
+
+
 def throat_falloff(model) -> torch.Tensor:
     """(V,) brightness factor of each vertex of ``model`` (the full head): 1 at and in front of the
     front teeth, falling off exponentially with the depth behind them (``THROAT_CM``) to
@@ -156,11 +184,13 @@ def render_interior(
     mask: np.ndarray,
     tone: np.ndarray,
     blur_px: float = SMOOTH_PX,
+    saturation: float = 1.0,
 ) -> np.ndarray:
     """(h, w, 3) uint8 colours of the interior at the ``mask`` pixels of a target render
     (``frags``: its fragments; ``colors``: (V, 3) per-vertex part colours in [0, 1], already grey
     for a grey photo), blurred by ``blur_px`` (at least :data:`SMOOTH_PX`: the photo's own blur
-    beyond pixel-sharp, so that a soft photo gets soft teeth); zero elsewhere."""
+    beyond pixel-sharp, so that a soft photo gets soft teeth), toned by ``tone`` (3,) and
+    desaturated to ``saturation`` (:func:`lips_saturation`); zero elsewhere."""
     out = np.zeros((*mask.shape, 3), np.uint8)
     if not mask.any():
         return out
@@ -168,7 +198,7 @@ def render_interior(
     shade = PhongShader(INTERIOR_LIGHT)(frags, v_target, faces, vertex_normals(v_target, faces))[0]
     sigma = max(SMOOTH_PX, blur_px)
     rgb = masked_blur((base * shade).numpy().astype(np.float32), mask, sigma)[0][mask].astype(np.float64)
-    rgb = rgb * tone
+    rgb = desaturate(rgb * tone, saturation)
     if np.allclose(colors[:, 0].numpy(), colors[:, 1].numpy()):  # grey interior: a grey photo
         rgb = rgb.mean(-1, keepdims=True).repeat(3, -1)
     out[mask] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -3,7 +3,8 @@
 The same fill as the 3D path (:mod:`editing.mouth`), laid out in 2D: its part colours (off-white
 teeth, the dark mouth socket), darkened with the depth behind the front incisors by the same
 falloff (``THROAT_FLOOR + (1 - THROAT_FLOOR) * exp(-depth / THROAT_CM)``) and toned to the photo
-by the same :func:`editing.mouth.photo_tone` on the face's skin (grey levels in a greyscale photo).
+by the same :func:`editing.mouth.photo_tone` on the face's skin (grey levels in a greyscale photo,
+desaturated as far as the photo's lips are: :func:`editing.mouth.lips_saturation`).
 The geometry comes from the 2D landmark model (:class:`editing.landmark_model.LandmarkModel`, read
 from the ICT model when it was built): the upper teeth are fixed to the skull, their edge a set
 distance below the *source's* upper inner lip; the lower teeth ride with the jaw, their edge a set
@@ -18,7 +19,15 @@ import cv2
 import numpy as np
 
 from editing.landmark_model import LandmarkModel, Similarity
-from editing.mouth import PART_COLORS, SMOOTH_PX, THROAT_CM, THROAT_FLOOR, photo_tone
+from editing.mouth import (
+    PART_COLORS,
+    SMOOTH_PX,
+    THROAT_CM,
+    THROAT_FLOOR,
+    desaturate,
+    lips_saturation,
+    photo_tone,
+)
 from face3d.filters import masked_blur
 from face3d.render.texture_fill import LUMA_601, is_greyscale
 
@@ -169,6 +178,7 @@ def fill_mouth(
     ys, xs = np.nonzero(inner)
     xy = np.stack([xs + x0, ys + y0], 1).astype(np.float64) + off
     rgb = interior_colors(xy, depth_px[ys, xs], frame, source, target, model) * tone
+    rgb = desaturate(rgb, lips_saturation(photo, source - off))
     if grey:
         rgb = (rgb @ np.array(LUMA_601))[:, None].repeat(3, 1)
     drawn = np.zeros((*synth.shape, 3), np.float32)

@@ -8,9 +8,12 @@ import numpy as np
 import torch
 
 from editing.mouth import (
+    LIPS_CHROMA,
     REFERENCE_SKIN,
     THROAT_CM,
     THROAT_FLOOR,
+    desaturate,
+    lips_saturation,
     mouth_opening,
     part_colors,
     photo_opening,
@@ -65,6 +68,29 @@ def test_the_tone_is_read_on_the_skin_around_the_mouth():
     np.testing.assert_allclose(photo_tone(photo, ring), photo_tone(lit, face))  # the shadow does not count
     far = face & (np.arange(100)[:, None] < 30)  # no skin around the mouth: all the face's
     assert np.array_equal(tone_pixels(lm, far), far)
+
+
+def test_the_interior_is_as_saturated_as_the_photos_lips():
+    lm = np.zeros((68, 2))
+    t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    lm[48:60] = np.stack([50 + 12 * np.cos(t), 70 + 6 * np.sin(t)], 1)  # outer lips
+    t8 = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    lm[60:68] = np.stack([50 + 6 * np.cos(t8), 70 + 1 * np.sin(t8)], 1)  # inner lips, nearly closed
+    photo = np.full((100, 100, 3), 150, np.uint8)
+    assert lips_saturation(photo, lm) == 0.0  # a grey photo: a grey interior
+    red = photo.copy()
+    red[64:77, 38:63] = (190, 110, 110)  # red lips (chroma 80 levels)
+    assert lips_saturation(red, lm) == 1.0
+    toned = photo.copy()
+    toned[..., 2] = 160  # a bluish-toned black-and-white photo: 10 levels of chroma on the lips too
+    assert abs(lips_saturation(toned, lm) - 10.0 / LIPS_CHROMA) < 1e-6
+    rgb = np.array([[0.6, 0.2, 0.2], [0.3, 0.3, 0.3]])
+    grey = desaturate(rgb, 0.0)
+    np.testing.assert_allclose(grey[:, 0], grey[:, 2])
+    np.testing.assert_allclose(grey[1], rgb[1])  # a grey colour stays
+    np.testing.assert_allclose(grey @ [0.299, 0.587, 0.114], rgb @ [0.299, 0.587, 0.114])  # luma kept
+    np.testing.assert_allclose(desaturate(rgb, 1.0), rgb)
+    np.testing.assert_allclose(desaturate(rgb, 0.5) - grey, 0.5 * (rgb - grey))
 
 
 def test_tone_follows_the_photos_exposure_and_keeps_grey_grey():
