@@ -61,14 +61,19 @@ MOUTH_GROW_FRAC = 0.04
 """Growth of the inner-lip polygon, as a fraction of the face size, that bounds the drawn interior."""
 
 
+def _polygon_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) uint8: 1 inside the polygon of (N, 2) pixel ``points`` (rounded), 0 elsewhere."""
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
+    return mask
+
+
 def mouth_opening(landmarks_cam: torch.Tensor, K: torch.Tensor, shape: tuple[int, int], face_size: float):
     """(h, w) bool: the target's inner-lip polygon (its 68-landmark vertices ``landmarks_cam``
     (1, 68, 3) projected with ``K``), grown by :data:`MOUTH_GROW_FRAC` of ``face_size``: the only
     place the interior may be drawn (elsewhere an interior triangle peeking past a silhouette is
     a rasterisation artefact, not an opened mouth)."""
-    pts = project(landmarks_cam[:, list(INNER_LIPS)], K)[0].double().numpy()
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+    mask = _polygon_mask(project(landmarks_cam[:, list(INNER_LIPS)], K)[0].double().numpy(), shape)
     r = max(1, int(round(MOUTH_GROW_FRAC * face_size)))
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     return mask > 0
@@ -81,9 +86,7 @@ def photo_opening(landmarks: np.ndarray, origin: tuple[int, int], shape: tuple[i
     edge). Empty when the detected lips touch. The photo showed what lies there: the warp moves
     it, nothing is drawn over it."""
     pts = np.asarray(landmarks, np.float64)[list(INNER_LIPS)] - np.asarray(origin, np.float64)
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
-    return cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
+    return cv2.erode(_polygon_mask(pts, shape), np.ones((3, 3), np.uint8)) > 0
 
 
 def mouth_region(landmarks: np.ndarray, shape: tuple[int, int], grow: float = MOUTH_GROW) -> np.ndarray:
@@ -136,10 +139,8 @@ def lips_saturation(photo: np.ndarray, landmarks: np.ndarray) -> float:
     (``photo`` (h, w, 3) uint8; ``landmarks`` (68, 2) in its pixels: the outer lips' polygon less the
     inner lips') over :data:`LIPS_CHROMA`, 1 where fewer than 10 lip pixels are seen."""
     lm = np.asarray(landmarks, np.float64)
-    lips = mouth_region(lm, photo.shape[:2], 0.0)
-    inner = np.zeros(photo.shape[:2], np.uint8)
-    cv2.fillPoly(inner, [np.round(lm[60:68]).astype(np.int32)], 1)
-    lips &= inner == 0
+    inner = _polygon_mask(lm[list(INNER_LIPS)], photo.shape[:2]) > 0
+    lips = mouth_region(lm, photo.shape[:2], 0.0) & ~inner
     if lips.sum() < 10:
         return 1.0
     px = photo[lips].astype(np.float64)

@@ -14,7 +14,6 @@ the photo shifted by one pixel and blurred by a Gaussian of 0.7 px. Writes the m
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -53,7 +52,7 @@ def main(argv=None) -> int:
     from editing.expressions import parse_expressions
     from face3d.detect.dlib_detector import face_descriptor
     from face3d.eval.aflw import load_aflw, select_split
-    from face3d.io import read_image
+    from face3d.io import atomic_write_json, read_image
 
     ctx = EditContext.from_dir(refine="none")
     names = ctx.fit_model.expression_names
@@ -92,9 +91,8 @@ def main(argv=None) -> int:
     for k, v in medians.items():
         print(f"{k:28s} {v:.3f}")
     out_path = Path(args.out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     summary = {"command": sys.argv, "faces": len(rows), "medians": medians, "rows": rows}
-    out_path.write_text(json.dumps(summary, indent=1))
+    atomic_write_json(out_path, summary)
     print(f"wrote {out_path}")
     return 0
 

@@ -22,7 +22,6 @@ drawn teeth of the cycles.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -83,7 +82,7 @@ def main(argv=None) -> int:
     from editing.expressions import parse_expressions
     from face3d.eval.aflw import load_aflw, select_split
     from face3d.fit import fit_image
-    from face3d.io import read_image
+    from face3d.io import atomic_write_json, read_image
     from face3d.render.texture_fill import LUMA_601
 
     samples = select_split(load_aflw(args.aflw), args.split)
@@ -141,9 +140,8 @@ def main(argv=None) -> int:
     for b, v in real.items():
         print(b, "real teeth", v)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": sys.argv, "summary": summary, "real_teeth": real, "rows": rows}
-    out.write_text(json.dumps(record, indent=1))
+    atomic_write_json(out, record)
     print(f"wrote {out}")
     return 0
 
