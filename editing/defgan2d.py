@@ -33,6 +33,7 @@ from editing.gan.checkpoint import GeneratorBundle
 from editing.gan.refine import deform_2d, texture_2d
 from editing.mouth2d import fill_mouth
 from editing.warp2d import Warp2D, open_mouth_map, opening_mask
+from face3d.crop import photo_extent
 
 MOUTH_PAD = 0.15
 """The mouth's work crop: the landmarks' mouth box grown by this fraction of the face width per side."""
@@ -71,6 +72,10 @@ class DefGAN2D:
         if src.shape != (68, 2):
             raise ValueError(f"landmarks: expected (68, 2), got {src.shape}")
         _, region, alpha = self.warp.face_region(image.shape[:2], src)
+        ex0, ey0, ex1, ey1 = photo_extent(image)  # nothing moves into the padding around a photo
+        inside = np.zeros(region.shape, bool)
+        inside[ey0:ey1, ex0:ex1] = True
+        region, alpha = region & inside, np.where(inside, alpha, 0).astype(alpha.dtype)
         ys, xs = np.nonzero(region)
         if len(ys) == 0:
             raise ValueError("the face lies outside the image")
@@ -85,8 +90,8 @@ class DefGAN2D:
             disp, box = deform_2d(self.bundle, image, src, source, target)
             H, W = image.shape[:2]
             gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
-            warped = cv2.remap(image, gx + disp[..., 0], gy + disp[..., 1], cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+            mx, my = np.clip(gx + disp[..., 0], ex0, ex1 - 1), np.clip(gy + disp[..., 1], ey0, ey1 - 1)
+            warped = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             _, _, dst = self.warp.target_landmarks(src, spec, frame)
             synthesized = self._fill_mouth(image, warped, disp, frame, (src, dst))
             warped = paste(image, warped, alpha, region)

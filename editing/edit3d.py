@@ -45,6 +45,7 @@ from editing.mouth import (
 from editing.shading import apply_ratio, fit_lighting, ratio_image
 from editing.warp import WarpConfig, dense_motion, despeckle, moving, surface_map, warp_image
 from face3d.camera import project
+from face3d.crop import photo_extent
 from face3d.filters import extra_blur
 from face3d.fit.pipeline import FaceFit
 from face3d.ict import EYE_EXTRAS_FIRST, FACE_LAST, HEAD_LAST
@@ -194,13 +195,15 @@ class Editor3D:
         t = self.model.template
         return face.fit.vertices_cam(self.model, expression.to(t.device, t.dtype)[None])
 
-    def _crop(self, verts: list[torch.Tensor], K: torch.Tensor, H: int, W: int) -> tuple[int, int, int, int]:
+    def _crop(self, verts: list[torch.Tensor], K: torch.Tensor, extent) -> tuple[int, int, int, int]:
+        """The work crop: the projected face and its margin, within ``extent`` (x0, y0, x1, y1)."""
+        ex0, ey0, ex1, ey1 = extent
         pts = torch.cat([project(v[:, : FACE_LAST + 1], K)[0] for v in verts], 0)
         pts = pts[torch.isfinite(pts).all(1)]
         lo, hi = pts.amin(0), pts.amax(0)
         m = float((hi - lo).max()) * self.config.margin_frac + 4
-        x0, y0 = int(max(0, np.floor(float(lo[0]) - m))), int(max(0, np.floor(float(lo[1]) - m)))
-        x1, y1 = int(min(W, np.ceil(float(hi[0]) + m) + 1)), int(min(H, np.ceil(float(hi[1]) + m) + 1))
+        x0, y0 = int(max(ex0, np.floor(float(lo[0]) - m))), int(max(ey0, np.floor(float(lo[1]) - m)))
+        x1, y1 = int(min(ex1, np.ceil(float(hi[0]) + m) + 1)), int(min(ey1, np.ceil(float(hi[1]) + m) + 1))
         if x1 - x0 < 2 or y1 - y0 < 2:
             raise ValueError("the face projects outside the image")
         return x0, y0, x1, y1
@@ -232,8 +235,9 @@ class Editor3D:
         colors[: HEAD_LAST + 1] = tex.vertex_colors[0][: HEAD_LAST + 1]  # unused: skin is textured
         return texture, colors
 
-    def _geometry(self, face: FaceFit, specs: list[ExpressionSpec], H: int, W: int):
-        """Source and target weights, their camera-space vertices, the work crop and its intrinsics."""
+    def _geometry(self, face: FaceFit, specs: list[ExpressionSpec], extent):
+        """Source and target weights, their camera-space vertices, the work crop (within the photo's
+        ``extent``, :func:`face3d.crop.photo_extent`) and its intrinsics."""
         names = self.model.expression_names
         source = face.fit.expression[0].detach().cpu().double()
         targets = [
@@ -241,27 +245,11 @@ class Editor3D:
         ]
         v_src = self._vertices_cam(face, source)
         v_tgts = [self._vertices_cam(face, t) for t in targets]
-        crop = self._crop([v_src, *v_tgts], face.fit.intrinsics, H, W)
+        crop = self._crop([v_src, *v_tgts], face.fit.intrinsics, extent)
         K = face.fit.intrinsics.clone()
         K[:, 2] -= crop[0]
         K[:, 3] -= crop[1]
         return source, targets, v_src, v_tgts, crop, K
-
-    def regions(self, image_shape, face: FaceFit, specs: list[ExpressionSpec]):
-        """Without rendering colours: per target, ``(target weights (K,), region (H, W) bool, alpha
-        (H, W) float32)``, the same paste-back region as :meth:`edit_face` (for the 2D baseline)."""
-        H, W = image_shape[:2]
-        with torch.no_grad():
-            _, targets, v_src, v_tgts, (x0, y0, x1, y1), K = self._geometry(face, specs, H, W)
-            size = (y1 - y0, x1 - x0)
-            src_change = self._changeable_pixels(rasterize(v_src, self.faces, K, size, self.config.render)[0])
-            out = []
-            for target, v_tgt in zip(targets, v_tgts, strict=True):
-                hard = np.zeros((H, W), bool)
-                tgt = rasterize(v_tgt, self.faces, K, size, self.config.render)[0]
-                hard[y0:y1, x0:x1] = self._changeable_pixels(tgt) | src_change
-                out.append((target.numpy(), *edit_region(hard, self.config.composite)))
-        return out
 
     # ------------------------------------------------------------------ the edit
     def edit_face(self, image: np.ndarray, face: FaceFit, specs: list[ExpressionSpec]) -> list[FaceEdit]:
@@ -269,7 +257,7 @@ class Editor3D:
         H, W = image.shape[:2]
         with torch.no_grad():
             t0 = time.perf_counter()
-            source, targets, v_src, v_tgts, crop, K = self._geometry(face, specs, H, W)
+            source, targets, v_src, v_tgts, crop, K = self._geometry(face, specs, photo_extent(image))
             x0, y0, x1, y1 = crop
             photo = np.ascontiguousarray(image[y0:y1, x0:x1])
             src = self._source_view(photo, v_src, K)
@@ -313,7 +301,7 @@ class Editor3D:
         without its shading and synthesis: the teacher of the 2D baseline's deformation generator)."""
         H, W = image.shape[:2]
         with torch.no_grad():
-            _, targets, v_src, v_tgts, crop, K = self._geometry(face, specs, H, W)
+            _, targets, v_src, v_tgts, crop, K = self._geometry(face, specs, photo_extent(image))
             x0, y0, x1, y1 = crop
             src = self._source_geometry((y1 - y0, x1 - x0), v_src, K)
             fields = []

@@ -33,6 +33,7 @@ from editing.edit3d import FaceEdit
 from editing.expressions import ExpressionSpec
 from editing.landmark_model import LandmarkModel, Similarity
 from editing.mouth2d import fill_mouth, mouth_map, opening_polygon, source_half
+from face3d.crop import photo_extent
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,8 @@ class Warp2D:
         tris = triangulate(np.concatenate([src, anchors]), frame, self.config)
         lo = np.floor(anchors.min(0)).astype(int)
         hi = np.ceil(anchors.max(0)).astype(int) + 1
-        crop = (max(0, int(lo[0])), max(0, int(lo[1])), min(W, int(hi[0])), min(H, int(hi[1])))
+        ex0, ey0, ex1, ey1 = photo_extent(image)  # not the padding around a crop's photo
+        crop = (max(ex0, int(lo[0])), max(ey0, int(lo[1])), min(ex1, int(hi[0])), min(ey1, int(hi[1])))
         x0, y0, x1, y1 = crop
         if x1 - x0 < 2 or y1 - y0 < 2:
             raise ValueError("the face lies outside the image")

@@ -182,3 +182,73 @@ def shrink_region(image: np.ndarray, k: float, x_range, y_range):
     # again: OpenCV reads the part three times, and copies a non-C-ordered one each time
     part = cv2.transpose(cv2.convertScaleAbs(part))
     return part, dW / W, dH / H, a, c
+
+
+PAD_MIN_PX = 4
+"""Least depth (pixels) of an exactly constant band along an image border for it to count as padding."""
+PAD_RING_PX = 16
+"""Most rows (columns) beyond the exact band that still count as padding when nearly constant: the
+JPEG blocks straddling the band's edge ring around its colour."""
+PAD_RING_LEVELS = 24
+"""Greatest deviation (grey levels) from the band's colour, at the 95th percentile of a row, of a
+ringing row."""
+
+
+def photo_extent(image: np.ndarray) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the part of ``image`` (H, W, 3) that holds the photo, less the
+    constant-colour bands a crop reaching beyond its photo was padded with (AFLW2000-3D pads more
+    than half of its images with black).
+
+    A band runs the image's full width (height) from a border, every pixel of its first
+    :data:`PAD_MIN_PX` rows exactly one colour, and goes on over the nearly constant rows after it
+    (at most :data:`PAD_RING_PX`: the JPEG ringing at its edge). Only whole rows and columns count:
+    a flat background the face, hair or body reaches into is not padding (a clipped studio
+    background above a head is, which only stops the edit from moving the head into it). Returns
+    the whole image where there is none.
+    """
+    if image.ndim != 3:
+        raise ValueError(f"photo_extent: image must be (H, W, C), got {image.shape}")
+    H, W = image.shape[:2]
+    x0, y0, x1, y1 = 0, 0, W, H
+    found = True
+    while found:  # again after a band is cut: bands of two colours meet at a corner
+        found = False
+        for side in range(4):
+            part = image[y0:y1, x0:x1]
+            lines = (part, part[::-1], part.transpose(1, 0, 2), part.transpose(1, 0, 2)[::-1])[side]
+            d = _band_depth(lines)
+            if d == 0 or d >= lines.shape[0] - 1:
+                continue
+            found = True
+            if side == 0:
+                y0 += d
+            elif side == 1:
+                y1 -= d
+            elif side == 2:
+                x0 += d
+            else:
+                x1 -= d
+    return x0, y0, x1, y1
+
+
+def _band_depth(lines: np.ndarray) -> int:
+    """Rows of padding at the start of ``lines`` (n, m, C): 0, or the exactly constant run (at
+    least :data:`PAD_MIN_PX`) and the ringing rows after it."""
+    if not (lines[:PAD_MIN_PX] == lines[0, 0]).all():
+        return 0
+    k = _constant_run(lines)
+    near = lines[k : k + PAD_RING_PX].astype(np.int16) - lines[0, 0].astype(np.int16)
+    if len(near) == 0:
+        return k
+    ring = np.percentile(np.abs(near).max(-1), 95, axis=1) <= PAD_RING_LEVELS
+    return k + (len(ring) if ring.all() else int(np.argmin(ring)))
+
+
+def _constant_run(lines: np.ndarray, chunk: int = 32) -> int:
+    """How many leading rows of ``lines`` (n, m, C) are exactly the colour of its first pixel
+    (scanned a chunk at a time: a band is rarely more than a third of the image)."""
+    for i in range(0, lines.shape[0], chunk):
+        same = (lines[i : i + chunk] == lines[0, 0]).all(axis=(1, 2))
+        if not same.all():
+            return i + int(np.argmin(same))
+    return lines.shape[0]

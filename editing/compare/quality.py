@@ -3,6 +3,7 @@
 * :func:`speckles`: isolated outlier pixels the edit created (dark dots along an outline).
 * :func:`changed_outside`: the share of pixels changed outside the face's landmark box grown by
   35 % (65 % upward), where an expression moves nothing.
+* :func:`changed_padding`: the pixels changed in the padding bands around the photo.
 * :func:`psnr`: the round trip (an edit to the fitted expression itself) against the photo.
 * :func:`expression_measures` / :func:`completeness`: how far an edit goes toward a real face of
   its class, on the class's defining measures, read from the model's landmarks at the re-fitted
@@ -27,8 +28,10 @@ import numpy as np
 import torch
 
 from editing.api import edit_fitted
+from editing.compare.flow_reader import FLOW_MEASURES, flow_points, nose_measures
 from editing.mouth import photo_opening
 from editing.warp import isolated_outliers
+from face3d.crop import photo_extent
 from face3d.detect import dlib_box_from_landmark_box, predict_landmarks
 from face3d.fit import fit_image
 from face3d.io import read_image
@@ -81,6 +84,15 @@ def changed_outside(before: np.ndarray, after: np.ndarray, box) -> float:
     inside[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
     outside = ~inside
     return float(((before != after).any(-1) & outside).sum() / max(outside.sum(), 1))
+
+
+def changed_padding(before: np.ndarray, after: np.ndarray) -> int:
+    """Pixels the edit changed in the padding bands around the photo (outside
+    :func:`face3d.crop.photo_extent` of ``before``): 0 unless it moved the face into them."""
+    x0, y0, x1, y1 = photo_extent(before)
+    changed = (before != after).any(-1)
+    changed[y0:y1, x0:x1] = False
+    return int(changed.sum())
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -139,23 +151,27 @@ def landmark_measures(landmarks: np.ndarray) -> dict[str, float]:
     }
 
 
-def completeness(before: dict, after: dict, reference: dict, label: str, eps: float = 0.02) -> float:
+def completeness(
+    before: dict, after: dict, reference: dict, label: str, eps: float = 0.02, measures=None
+) -> float:
     """How far (0: nothing, 1: all the way) an edit went from ``before`` toward ``reference`` (the
-    median real face of class ``label``) on the class's :data:`CLASS_MEASURES`, averaged over the
-    measures whose reference differs from ``before`` by more than ``eps`` cm (NaN if none)."""
+    median real face of class ``label``) on the class's :data:`CLASS_MEASURES` (or ``measures``),
+    averaged over the measures whose reference differs from ``before`` by more than ``eps`` cm
+    (NaN if none)."""
     parts = [
         (after[m] - before[m]) / (reference[m] - before[m])
-        for m in CLASS_MEASURES[label]
+        for m in (measures or CLASS_MEASURES[label])
         if abs(reference[m] - before[m]) > eps
     ]
     return float(np.mean(parts)) if parts else float("nan")
 
 
-def _pooled_arrays(befores, afters, reference: dict, label: str) -> tuple[np.ndarray, np.ndarray]:
+def _pooled_arrays(befores, afters, reference: dict, label: str, measures=None):
     """The faces with both measures (None dropped) as (N, M) changes ``after - before`` and
-    (N, M) gaps ``reference - before`` on the M measures of ``label``'s :data:`CLASS_MEASURES`."""
+    (N, M) gaps ``reference - before`` on the M measures of ``label``'s :data:`CLASS_MEASURES`
+    (or ``measures``)."""
     pairs = [(b, a) for b, a in zip(befores, afters, strict=True) if b is not None and a is not None]
-    keys = CLASS_MEASURES[label]
+    keys = measures or CLASS_MEASURES[label]
     change = np.array([[a[m] - b[m] for m in keys] for b, a in pairs], np.float64).reshape(-1, len(keys))
     gap = np.array([[reference[m] - b[m] for m in keys] for b, _ in pairs], np.float64).reshape(-1, len(keys))
     return change, gap
@@ -172,13 +188,14 @@ def _pooled(change: np.ndarray, gap: np.ndarray) -> np.ndarray:
     return np.where(count > 0, ratio.sum(-1) / np.maximum(count, 1), np.nan)
 
 
-def pooled_completeness(befores: list[dict], afters: list[dict], reference: dict, label: str) -> float:
+def pooled_completeness(befores: list[dict], afters: list[dict], reference: dict, label: str,
+                        measures=None) -> float:  # fmt: skip
     """:func:`completeness` over a set of faces, pooled: per measure, the summed change over the
     summed distance to ``reference`` (the mean change over the mean gap), averaged over the
-    class's measures. A face already near the class median adds little to the denominator
-    instead of dividing by almost nothing, so a few faces do not swing it (NaN for no faces;
-    faces whose ``before`` or ``after`` is None are left out)."""
-    change, gap = _pooled_arrays(befores, afters, reference, label)
+    class's measures (or ``measures``). A face already near the class median adds little to the
+    denominator instead of dividing by almost nothing, so a few faces do not swing it (NaN for no
+    faces; faces whose ``before`` or ``after`` is None are left out)."""
+    change, gap = _pooled_arrays(befores, afters, reference, label, measures)
     return float(_pooled(change, gap)) if len(change) else float("nan")
 
 
@@ -243,22 +260,26 @@ def load_fer_faces(path, classes, n: int = 100) -> dict[str, np.ndarray]:
         return {c: fer["x_test"][fer["y_test"] == names.index(c)][:n] for c in classes}
 
 
-def landmark_references(faces48: dict[str, np.ndarray], size: int = 192) -> dict[str, dict[str, float]]:
+def landmark_references(
+    faces48: dict[str, np.ndarray], size: int = 192, measure=landmark_measures
+) -> dict[str, dict[str, float]]:
     """Median dlib measures of real faces per class: each (48, 48) grey face of ``faces48`` (class ->
     (N, 48, 48) uint8, FER2013) upscaled to ``size`` px (the faces fill the frame), dlib's 68
-    landmarks predicted on the fixed box 5-95 % of the frame, measured with
-    :func:`landmark_measures` (inter-ocular units): class -> measure -> median ({} for no faces)."""
+    landmarks predicted on the fixed box 5-95 % of the frame, measured with ``measure``
+    (:func:`landmark_measures`: inter-ocular units; or
+    :func:`editing.compare.flow_reader.nose_measures`): class -> measure -> median ({} for no faces)."""
     box = (0.05 * size,) * 2 + (0.95 * size,) * 2
     return {
-        label: _medians([landmark_measures(predict_landmarks(_face_photo(f, size), box)) for f in faces])
+        label: _medians([measure(predict_landmarks(_face_photo(f, size), box)) for f in faces])
         for label, faces in faces48.items()
     }
 
 
 def class_references(ctx, faces48: dict[str, np.ndarray], size: int = 192) -> dict[str, dict[str, float]]:
     """Median measures of real faces per class (``faces48`` as for :func:`landmark_references`)
-    read two ways: ``out[label]`` by ``ctx``'s fitter on a fixed landmark box
-    (:func:`expression_measures`) and ``out["dlib:" + label]`` by :func:`landmark_references`."""
+    three ways: ``out[label]`` by ``ctx``'s fitter on a fixed landmark box
+    (:func:`expression_measures`), ``out["dlib:" + label]`` by :func:`landmark_references` and
+    ``out["nose:" + label]`` by the same in the nose frame of the flow reader."""
     box = (0.1 * size, 0.18 * size, 0.9 * size, 0.95 * size)
     out = {}
     for label, faces in faces48.items():
@@ -266,6 +287,7 @@ def class_references(ctx, faces48: dict[str, np.ndarray], size: int = 192) -> di
         weights = [f.fit.expression[0] for f in fitted if f is not None]
         out[label] = _medians([expression_measures(ctx.fit_model, w) for w in weights])
     out.update({f"dlib:{k}": v for k, v in landmark_references(faces48, size).items()})
+    out.update({f"nose:{k}": v for k, v in landmark_references(faces48, size, nose_measures).items()})
     return out
 
 
@@ -276,16 +298,34 @@ def read_measures(image: np.ndarray, landmark_box) -> dict[str, float]:
     return landmark_measures(predict_landmarks(image, dlib_box_from_landmark_box(landmark_box)))
 
 
-def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descriptor) -> list[dict] | None:
+def _flow_reading(image, out, landmarks, yaw: float, references: dict, klass) -> dict:
+    """The flow reader's completeness of one edit (:mod:`editing.compare.flow_reader`) from the
+    photo's known ``landmarks`` (68, 2), and its measures before and after (None where the class
+    has no flow measures or reference, or no landmarks are known)."""
+    none = {"completeness_flow": float("nan"), "flow_before": None, "flow_after": None}
+    if landmarks is None or klass not in FLOW_MEASURES or f"nose:{klass}" not in references:
+        return none
+    before = nose_measures(landmarks, yaw=yaw)
+    after = nose_measures(flow_points(image, out, landmarks), landmarks, yaw)
+    ref = references[f"nose:{klass}"]
+    value = completeness(before, after, ref, klass, 0.01, FLOW_MEASURES[klass])
+    return {"completeness_flow": value, "flow_before": before, "flow_after": after}
+
+
+def measure_photo(
+    image: np.ndarray, box, ctx, specs, references: dict, descriptor, landmarks=None, yaw: float = 0.0
+) -> list[dict] | None:
     """Edit one photo's face (fitted on the landmark ``box``) to each target of ``specs`` with
     ``ctx`` and measure each edit: speckles, the share of pixels changed outside the grown
-    landmark box, identity (the distance of ``descriptor(image, landmarks)``), completeness toward
-    the class median of ``references`` (for targets named after a class of
-    :data:`CLASS_MEASURES`; ``completeness_dlib`` reads dlib's landmarks instead, valid near
-    frontal), the inner mouth's luminance (on the re-fit's landmarks), seconds per
-    edit, and the round trip (the first target at intensity 0: PSNR in the face box); for class
-    targets also dlib's measures before and after (``dlib_before`` / ``dlib_after``, for
-    :func:`pooled_completeness`). None when no face is fitted."""
+    landmark box and the pixels changed in the padding around the photo, identity (the distance
+    of ``descriptor(image, landmarks)``), completeness toward the class median of ``references``
+    (for targets named after a class of :data:`CLASS_MEASURES`; ``completeness_dlib`` reads dlib's
+    landmarks instead, valid near frontal), the inner mouth's luminance (on the re-fit's
+    landmarks), seconds per edit, and the round trip (the first target at intensity 0: PSNR in
+    the face box); for class targets also dlib's measures before and after (``dlib_before`` /
+    ``dlib_after``, for :func:`pooled_completeness`). With the photo's own 68 ``landmarks`` known
+    (and its ``yaw``, degrees) also ``completeness_flow``, read at any yaw by optical flow
+    (:func:`_flow_reading`). None when no face is fitted."""
     face = fit_on_box(ctx, image, box)
     if face is None:
         return None
@@ -318,6 +358,7 @@ def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descript
                 "target": spec.label,
                 "speckles": speckles(image, out),
                 "changed_outside": changed_outside(image, out, grown_box(lm)),
+                "changed_padding": changed_padding(image, out),
                 "identity": float(np.linalg.norm(descriptor(out, face.landmarks_detected) - identity_in)),
                 "completeness": complete,
                 "completeness_dlib": complete_dlib,
@@ -325,6 +366,7 @@ def measure_photo(image: np.ndarray, box, ctx, specs, references: dict, descript
                 "dlib_after": read_after,
                 "mouth_mean": mouth[0],
                 "mouth_std": mouth[1],
+                **_flow_reading(image, out, landmarks, yaw, references, klass),
                 "seconds_per_edit": seconds,
                 "round_trip_db": psnr(back[in_box], image[in_box]),
             }

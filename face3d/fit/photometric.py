@@ -37,7 +37,7 @@ from face3d.fit.appearance import albedo_operator, grid_smoothness, sh_shading, 
 from face3d.fit.config import FitConfig
 from face3d.fit.landmark_fit import FitState, LandmarkProblem, fit_result, landmark_weights, sub_model
 from face3d.fit.residual import ResidualConfig, mesh_operators
-from face3d.fit.residual_mesh import cached, interpolate_at_pixels, to_crop, working_crop
+from face3d.fit.residual_mesh import cached, in_photo, interpolate_at_pixels, to_crop, working_crop
 from face3d.fit.result import FitResult
 from face3d.fit.silhouette import Correspondences, select_outline
 from face3d.render import RenderConfig, rasterize, vertex_normals
@@ -184,7 +184,7 @@ class _Scene:
             jump = (F.max_pool2d(z, 3, 1, 1) + F.max_pool2d(-z, 3, 1, 1))[0] >= config.depth_jump_cm
             e = config.erode_px
             outline = F.max_pool2d((~cov).float()[None], 2 * e + 1, 1, e)[0] > 0 if e else ~cov
-            self.keep = (~jump & ~outline).float()
+            self.keep = (~jump & ~outline).float() * in_photo(image, self.box, (h, w))
         self.S = cached(
             model,
             ("albedo", rc.albedo_size, rc.symmetric_albedo),

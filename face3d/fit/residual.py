@@ -73,6 +73,7 @@ from face3d.fit.residual_mesh import (  # noqa: F401 (re-exported)
     FEATURE_LANDMARKS,
     MeshOperators,
     away_from_edges,
+    in_photo,
     interpolate_at_pixels,
     normals,
     sample_at_vertices,
@@ -304,9 +305,11 @@ class _Scene:
         facing = -(self.n0 * F.normalize(self.v0[0], dim=-1)).sum(-1) > config.min_facing
         self.wv = ops.photo_weight * facing.float()
         self.keep = torch.ones(h, w)
-        with torch.no_grad():  # drop pixels at depth discontinuities and the outline (mixed in the photo)
+        with torch.no_grad():  # drop pixels at depth discontinuities and the outline (mixed in the
+            # photo), and any padding around the photo
             _, tri, bary, wpix, cov, z = self.raster(self.v0)
-            self.keep.copy_(away_from_edges(z, cov, config.depth_jump_cm).float())
+            edges = away_from_edges(z, cov, config.depth_jump_cm).float()
+            self.keep.copy_(edges * in_photo(image, box, (h, w)))
         wpix = wpix * self.keep[cov]
         seen = torch.zeros(h, w, dtype=torch.bool)
         seen[cov] = wpix > 0

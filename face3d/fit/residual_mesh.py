@@ -9,10 +9,12 @@ import math
 import weakref
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from face3d.crop import photo_extent
 from face3d.render import atlas_corner_uvs
 from face3d.render.texture_fill import mirror_vertices
 
@@ -140,6 +142,21 @@ def working_crop(points: np.ndarray, H: int, W: int, resolution: int, margin: fl
     s = min(1.0, resolution / max(x1 - x0, y1 - y0, 1))  # never upsample
     w, h = max(2, round((x1 - x0) * s)), max(2, round((y1 - y0) * s))
     return (x0, y0, x1, y1), (h, w), (w / (x1 - x0), h / (y1 - y0))
+
+
+def in_photo(image: np.ndarray, box, size) -> torch.Tensor:
+    """(h, w) float mask of a working crop (``box`` (x0, y0, x1, y1) of ``image`` (H, W, 3),
+    resized to ``size`` (h, w)): 1 where the pixel lies wholly inside the photo, 0 over the
+    padding a crop of the photo was given (:func:`face3d.crop.photo_extent`), which is not the face."""
+    H, W = image.shape[:2]
+    ex0, ey0, ex1, ey1 = photo_extent(image)
+    if (ex0, ey0, ex1, ey1) == (0, 0, W, H):
+        return torch.ones(size)
+    x0, y0, x1, y1 = box
+    full = np.zeros((y1 - y0, x1 - x0), np.float32)
+    full[max(ey0 - y0, 0) : max(ey1 - y0, 0), max(ex0 - x0, 0) : max(ex1 - x0, 0)] = 1.0
+    small = cv2.resize(full, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return torch.from_numpy((small >= 0.999).astype(np.float32))
 
 
 def to_crop(pts: torch.Tensor, box, scale) -> torch.Tensor:

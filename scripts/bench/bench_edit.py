@@ -9,9 +9,13 @@ to ``--expressions``. Medians over all faces and targets; the first image is a w
 Quality: the AFLW2000-3D dev held-out half (``--per-bin`` faces per |yaw| bin, fitted on the
 ground-truth landmark box), each edited to ``--expressions`` with ``--refine``; per bin and
 target the medians of :func:`editing.compare.quality.measure_photo`'s measures (speckles, pixels
-changed outside the grown landmark box, identity, completeness toward the FER2013 class median,
-the inner mouth's luminance, seconds per edit, the intensity-0 round trip), and dlib's
-completeness pooled over the bin's faces (summed change over summed gap).
+changed outside the grown landmark box and in the padding, identity, completeness toward the
+FER2013 class median, the inner mouth's luminance, seconds per edit, the intensity-0 round trip),
+and completeness pooled over the bin's faces (summed change over summed gap). Completeness is read
+by dlib (near frontal only) and, at every yaw, by the flow reader on the ground-truth landmarks
+(:mod:`editing.compare.flow_reader`), whose references are moved to the ground truth's landmark
+convention by :func:`~editing.compare.flow_reader.convention_offset` on ``--calibrate-n``
+near-frontal photos of the train half.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", choices=("heldout", "train"), default="heldout",
                     help="quality: the AFLW2000-3D dev half (train: for calibration)")  # fmt: skip
     ap.add_argument("--fer-n", type=int, default=100, help="quality: FER2013 test faces per class")
+    ap.add_argument("--calibrate-n", type=int, default=200,
+                    help="quality: near-frontal train photos matching the flow reader to dlib")  # fmt: skip
     ap.add_argument("--refine", choices=("none", "auto", "gan"), default="none")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -103,6 +109,7 @@ def main(argv=None) -> int:
 
 
 def quality(args) -> int:
+    from editing.compare.flow_reader import FLOW_MEASURES, convention_offset
     from editing.compare.quality import (
         FER_CLASSES,
         class_references,
@@ -111,7 +118,7 @@ def quality(args) -> int:
         pooled_completeness,
         real_mouths,
     )
-    from face3d.detect import face_descriptor
+    from face3d.detect import dlib_box_from_landmark_box, face_descriptor, predict_landmarks
     from face3d.eval import BIN_NAMES, select_split, stratified, yaw_bin
     from face3d.eval.aflw import load_aflw
 
@@ -122,36 +129,49 @@ def quality(args) -> int:
     references = class_references(ctx, load_fer_faces(args.fer, FER_CLASSES, args.fer_n))
     every = load_aflw(args.aflw)
     samples = stratified(select_split(every, args.split), args.per_bin)
+    # the flow reader measures the ground-truth landmarks: its references move to their convention
+    calibration = [s for s in select_split(every, "train") if abs(s.yaw) < 30][: args.calibrate_n]
+    offset = convention_offset(
+        (s.landmarks, predict_landmarks(read_image(s.image_path), dlib_box_from_landmark_box(s.box)), s.yaw)
+        for s in calibration
+    )
+    for c in FER_CLASSES:
+        references[f"nose:{c}"] = {k: v + offset[k] for k, v in references[f"nose:{c}"].items()}
     rows = []
     for s in tqdm(samples, desc="bench_edit quality", unit="img"):
-        got = measure_photo(read_image(s.image_path), s.box, ctx, specs, references, face_descriptor)
+        image = read_image(s.image_path)
+        got = measure_photo(image, s.box, ctx, specs, references, face_descriptor, s.landmarks, s.yaw)
         for r in got or []:
             rows.append({"image": s.image_path.name, "bin": BIN_NAMES[yaw_bin(s.yaw)], **r})
-    skip = ("image", "bin", "target", "dlib_before", "dlib_after")
+    skip = ("image", "bin", "target", "dlib_before", "dlib_after", "flow_before", "flow_after")
     keys = [k for k in rows[0] if k not in skip] if rows else []
 
     def median(b: str, label: str, key: str) -> float:
         vals = [r[key] for r in rows if r["bin"] == b and r["target"] == label]
         return round(float(np.nanmedian(vals)), 4) if vals else float("nan")
 
-    def pooled(b: str, label: str) -> float:
-        mine = [r for r in rows if r["bin"] == b and r["target"] == label and r["dlib_after"] is not None]
-        ref = references.get(f"dlib:{label}")
+    def pooled(b: str, label: str, reader: str = "dlib") -> float:
+        mine = [r for r in rows if r["bin"] == b and r["target"] == label]
+        mine = [r for r in mine if r[f"{reader}_after"] is not None]
+        ref = references.get(f"{reader if reader == 'dlib' else 'nose'}:{label}")
         if not mine or ref is None:
             return float("nan")
-        befores, afters = [r["dlib_before"] for r in mine], [r["dlib_after"] for r in mine]
-        return round(pooled_completeness(befores, afters, ref, label), 4)
+        befores, afters = [r[f"{reader}_before"] for r in mine], [r[f"{reader}_after"] for r in mine]
+        measures = FLOW_MEASURES.get(label) if reader == "flow" else None
+        return round(pooled_completeness(befores, afters, ref, label, measures), 4)
 
     table = {b: {sp.label: {k: median(b, sp.label, k) for k in keys} for sp in specs} for b in BIN_NAMES}
     for b in BIN_NAMES:
         for sp in specs:
             table[b][sp.label]["completeness_dlib_pooled"] = pooled(b, sp.label)
+            table[b][sp.label]["completeness_flow_pooled"] = pooled(b, sp.label, "flow")
     result = {
         "command": " ".join(sys.argv),
         "refine": args.refine,
         "faces": len({r["image"] for r in rows}),
         "per_bin": args.per_bin,
         "fer_references": references,
+        "flow_convention_offset": offset,
         "real_open_mouths_train_half": real_mouths(select_split(every, "train")),
         "median_per_bin": table,
         "rows": rows,

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from face3d.crop import photo_extent
 from face3d.detect import FaceDetector
 from face3d.eval.aflw import load_aflw, select_split, stratified
 from face3d.eval.metrics import bin_table, landmark_errors_3d, nme
@@ -111,9 +112,15 @@ def landmark_stage(samples, cache: Path | None) -> list:
 
 def run_face(model, image, face, sample, cfgs, noise_sigma, rng) -> tuple[dict, dict]:
     """Every variant on one face: its record and its (render, mask) per variant. PSNRs are taken
-    over the pixels every variant's photometric mask holds (clean and noisy fits alike)."""
+    over the pixels every variant's photometric mask holds (clean and noisy fits alike), less any
+    padding around the photo (:func:`face3d.crop.photo_extent`), which gets no noise either."""
     rec, renders, noisy_renders = {"image": sample.image_path.name, "yaw": sample.yaw}, {}, {}
-    noisy = np.clip(image / 255.0 + rng.normal(0, noise_sigma, image.shape), 0, 1)
+    noise = rng.normal(0, noise_sigma, image.shape)
+    x0, y0, x1, y1 = photo_extent(image)  # the photo, not the padding around it: that stays black
+    padding = np.ones(image.shape[:2], bool)
+    padding[y0:y1, x0:x1] = False
+    noise[padding] = 0.0
+    noisy = np.clip(image / 255.0 + noise, 0, 1)
     noisy = (noisy * 255 + 0.5).astype(np.uint8)
     for name, cfg in cfgs.items():
         refined, res = residual_face(model, image, face, cfg)
@@ -130,7 +137,7 @@ def run_face(model, image, face, sample, cfgs, noise_sigma, rng) -> tuple[dict, 
             _, res_n = residual_face(model, noisy, face, cfg)
             rec["noisy_noise_sigma"] = res_n.noise
             noisy_renders[name] = render_appearance(model, res_n.fit, res_n, cfg)
-    common = np.all([m for _, m in [*renders.values(), *noisy_renders.values()]], 0)
+    common = np.all([m for _, m in [*renders.values(), *noisy_renders.values()]], 0) & ~padding
     rec["mask_px"] = int(common.sum())
     for name in cfgs:
         rec[f"{name}_psnr"] = psnr(renders[name][0], common, image)

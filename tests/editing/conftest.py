@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 
@@ -19,3 +20,22 @@ def no_3d_model():
         mp.setattr(MorphableModel, "from_dir", classmethod(refuse))
         mp.setattr(ict, "load_ict_arrays", refuse)
         yield
+
+
+@pytest.fixture
+def padding_kept():
+    """``check(image, landmarks (68, 2), edit)``: pads ``image`` with black down to 12 px above the
+    brows (a crop reaching beyond its photo, as AFLW2000-3D's are), runs ``edit`` (padded image ->
+    edited image) and asserts that the band keeps its bytes while the face below it changed.
+    Returns ``(edited image, band rows)``."""
+
+    def check(image: np.ndarray, landmarks: np.ndarray, edit):
+        band = int(np.min(landmarks[17:27, 1])) - 12
+        padded = image.copy()
+        padded[:band] = 0
+        out = edit(padded)
+        np.testing.assert_array_equal(out[:band], padded[:band])
+        assert (out[band:] != padded[band:]).any(-1).sum() > 500
+        return out, band
+
+    return check

@@ -108,3 +108,11 @@ def test_wrong_bundle_and_landmarks_raise():
     two_d = dataclasses.replace(tex, kind="2d")
     with pytest.raises(ValueError, match=r"expected \(68, 2\)"):
         DefGAN2D(two_d).edit_face(np.zeros((8, 8, 3), np.uint8), np.zeros((5, 2)), [])
+
+
+def test_2d_leaves_a_padding_band_untouched(edit_2d, padding_kept):
+    from editing.api import edit_image
+
+    image, ctx, specs, result = edit_2d
+    landmarks = result.faces[0][0].landmarks_detected
+    padding_kept(image, landmarks, lambda padded: edit_image(padded, specs[:1], ctx).outputs[specs[0].label])

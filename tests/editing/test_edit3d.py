@@ -89,6 +89,21 @@ def test_pixels_outside_the_face_are_byte_identical(ctx, astronaut_fit):
         assert edit.region.mean() < 0.2
 
 
+def test_padding_band_through_the_forehead_stays_untouched(ctx, astronaut_fit, padding_kept):
+    """A crop padded with black that cuts through the forehead (as AFLW2000-3D's are): surprise
+    raises the brows, but nothing moves into the band or out of it."""
+    from editing.api import edit_fitted
+
+    image, faces = astronaut_fit
+    spec = parse_expressions("surprise", ctx.fit_model.expression_names)[0]
+    out, band = padding_kept(
+        image,
+        faces[0].fit.landmarks_fitted[0].numpy(),
+        lambda padded: edit_fitted(padded, faces, [spec], ctx).outputs["surprise"],
+    )
+    assert (out[band : band + 4] < 8).all(-1).mean() < 0.01  # and no black was pulled down
+
+
 def test_profile_face_edits_without_touching_background(ctx, aflw_dir):
     from editing.api import edit_image
     from face3d.eval.aflw import load_aflw
@@ -174,7 +189,8 @@ def test_an_opened_mouth_is_drawn_inside_the_lips_and_is_no_hole(ctx, astronaut_
     from face3d.render import rasterize
 
     ed = ctx.editor
-    _, _, _, v_tgts, (x0, y0, x1, y1), K = ed._geometry(faces[0], specs, *image.shape[:2])
+    whole = (0, 0, image.shape[1], image.shape[0])
+    _, _, _, v_tgts, (x0, y0, x1, y1), K = ed._geometry(faces[0], specs, whole)
     frags = rasterize(v_tgts[0], ed.faces, K, (y1 - y0, x1 - x0), ed.config.render)[0]
     size = float((frags.pix_to_face >= 0).sum()) ** 0.5  # the face size the editor uses
     lips = mouth_opening(ed.model.landmarks(v_tgts[0]), K, (y1 - y0, x1 - x0), size)

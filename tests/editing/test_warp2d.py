@@ -159,3 +159,11 @@ def test_cli_edit_2d_warp(example_edit, tmp_path):
     assert (
         record["faces"][0]["yaw"] is None and record["faces"][0]["target_expression"]["mouthSmile_L"] == 0.8
     )
+
+
+def test_2d_warp_leaves_a_padding_band_untouched(example_edit, padding_kept):
+    from editing.api import edit_image
+
+    image, ctx, specs, result = example_edit
+    landmarks = result.faces[0][0].landmarks_detected
+    padding_kept(image, landmarks, lambda padded: edit_image(padded, specs[1:2], ctx).outputs["surprise"])

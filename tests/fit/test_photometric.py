@@ -185,3 +185,21 @@ def test_landmark_term_uses_the_targets_landmark_convention(ict_model, synthetic
         r, _ = problem.residuals(st0, torch.ones(1, 68, dtype=torch.float64), 1.0, jacobian=False)
         lm_err.append(float(r[:, :136].abs().max()))
     assert lm_err[0] < 1e-3 < 0.5 < lm_err[1], lm_err
+
+
+def test_padding_around_the_photo_is_not_fitted(ict_model, synthetic):
+    """A crop padded with black through the face (as AFLW2000-3D's are): the photometric term
+    drops the band's pixels and keeps the rest as before."""
+    truth, _, photo = synthetic
+    band = int(truth.landmarks_target[0, 17:27, 1].min()) + 3  # through the brows
+    padded = photo.copy()
+    padded[:band] = 0
+    clean = _Scene(ict_model, photo, truth, PhotometricConfig())
+    scene = _Scene(ict_model, padded, truth, PhotometricConfig())
+    y0, sy = scene.box[1], scene.scale[1]
+    rows = torch.arange(scene.size[0], dtype=torch.float64)
+    in_band = y0 + (rows + 1) / sy <= band  # crop rows wholly in the band
+    in_photo = y0 + rows / sy >= band
+    assert clean.keep[in_band].sum() > 50  # the face was seen there
+    assert scene.keep[in_band].sum() == 0
+    assert torch.equal(scene.keep[in_photo], clean.keep[in_photo])

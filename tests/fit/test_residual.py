@@ -344,3 +344,22 @@ def test_face_record_describes_the_final_mesh(ict_model, scene):
     np.testing.assert_allclose(rec["landmarks_linear"], fit.landmarks_fitted[0].numpy(), atol=1e-3)
     assert np.abs(np.subtract(rec["landmarks_fitted"], rec["landmarks_linear"])).max() > 0.05
     assert "landmarks_linear" not in face_record(replace(face, fit=fit), ict_model, "a.jpg")
+
+
+def test_padding_around_the_photo_is_not_fitted(ict_model, scene):
+    """The residual's photometric pixels leave out a black band padded over the face, and its
+    noise read is that of the photo (the band is noiseless)."""
+    from face3d.fit.residual import _Scene
+
+    fit, _ = scene
+    photo = _photo(ict_model, fit, None, noise=0.02)
+    band = int(fit.landmarks_target[0, 17:27, 1].min()) + 3  # through the brows
+    padded = photo.copy()
+    padded[:band] = 0
+    clean = _Scene(ict_model, photo, fit, ResidualConfig(), None, None)
+    cut = _Scene(ict_model, padded, fit, ResidualConfig(), None, None)
+    (_, y0, _, _), (_, sy) = cut.crop_map
+    rows = torch.arange(cut.size[0], dtype=torch.float64)
+    in_band = y0 + (rows + 1) * (1 / sy) <= band
+    assert clean.keep[in_band].sum() > 20 and cut.keep[in_band].sum() == 0
+    assert abs(cut.noise - clean.noise) < 0.15 * clean.noise

@@ -9,6 +9,7 @@ import pytest
 
 from editing.compare.quality import (
     changed_outside,
+    changed_padding,
     completeness,
     expression_measures,
     grown_box,
@@ -46,6 +47,16 @@ def test_changes_outside_the_grown_box_are_counted():
     after[2, 2] += 1  # outside
     outside = before.shape[0] * before.shape[1] - (47 - 7) * (57 - 23)
     assert changed_outside(before, after, (x0, y0, x1, y1)) == pytest.approx(1 / outside)
+
+
+def test_changes_in_the_padding_are_counted():
+    before = _photo()
+    before[:10] = 0  # a black band along the top
+    after = before.copy()
+    after[30, 40] += 1  # the photo
+    assert changed_padding(before, after) == 0
+    after[8:10, 20:25] = 90  # the face moved into the band
+    assert changed_padding(before, after) == 10
 
 
 def test_psnr_and_mouth_stats():
@@ -176,3 +187,31 @@ def test_landmark_references_are_medians_per_class(tmp_path):
     assert refs["happy"] == pytest.approx(refs["surprise"])
     assert set(refs["happy"]) == {"mouth_width", "corner_lift", "lip_gap", "brow_height"}
     assert landmark_references({"happy": other[None]})["happy"] != pytest.approx(refs["happy"])
+
+
+@pytest.mark.integration
+def test_measure_photo_reads_the_edit_by_flow_with_known_landmarks(aflw_dir):
+    """With the photo's own landmarks given, a happy edit is read by the flow reader too: the
+    mouth widens (positive completeness), and nothing is changed in any padding."""
+    from editing.api import EditContext
+    from editing.compare.quality import FER_CLASSES, class_references, load_fer_faces, measure_photo
+    from editing.expressions import parse_expressions
+    from face3d.detect import face_descriptor
+    from face3d.eval.aflw import load_aflw
+    from face3d.io import read_image
+
+    fer = aflw_dir.parent / "fer2013" / "fer2013_48.npz"
+    if not fer.exists():
+        pytest.skip("FER2013 not available")
+    ctx = EditContext.from_dir(refine="none")
+    refs = class_references(ctx, load_fer_faces(fer, FER_CLASSES, 8))
+    assert {"nose:happy", "dlib:happy", "happy"} <= set(refs)
+    s = next(s for s in load_aflw(aflw_dir) if abs(s.yaw) < 20)
+    specs = parse_expressions("happy", ctx.fit_model.expression_names)
+    image = read_image(s.image_path)
+    (row,) = measure_photo(image, s.box, ctx, specs, refs, face_descriptor, s.landmarks, s.yaw)
+    assert row["completeness_flow"] > 0.05  # 0.17 on this face (8 reference faces per class)
+    assert row["flow_after"]["mouth_width"] > row["flow_before"]["mouth_width"]
+    assert row["changed_padding"] == 0
+    no_lm = measure_photo(image, s.box, ctx, specs, refs, face_descriptor)
+    assert math.isnan(no_lm[0]["completeness_flow"]) and no_lm[0]["flow_after"] is None

@@ -102,17 +102,6 @@ def test_background_byte_identical_and_face_changed(ctx, fitted, bundles, method
     assert acted >= 1
 
 
-def test_same_region_for_2d_and_3d(ctx, fitted):
-    image, faces = fitted
-    specs = _specs(ctx)
-    edits = ctx.editor.edit_face(image, faces[0], specs)
-    for (target, region, alpha), e in zip(
-        ctx.editor.regions(image.shape, faces[0], specs), edits, strict=True
-    ):
-        assert np.array_equal(region, e.region) and np.allclose(alpha, e.alpha)
-        assert np.allclose(target, e.target)
-
-
 def test_missing_and_corrupt_weights_name_the_file(tmp_path, monkeypatch):
     from editing.api import load_generators_for
     from editing.gan import checkpoint
