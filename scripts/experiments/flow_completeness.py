@@ -45,6 +45,22 @@ def _change(before: dict, after: dict) -> dict[str, float]:
     return {k: float(after[k] - before[k]) for k in before}
 
 
+def _corner_lifts(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
+    """Upward motion (nose units) of the mouth corner on the camera's side (the one farther from
+    the nose across the image), the far corner and the lower lip's middle (57), from (68, 2)
+    landmarks before and after."""
+    up = before[27] - before[33]
+    unit = float(np.linalg.norm(up))
+    lift = (after - before) @ (up / unit) / unit
+    across = np.abs(before[[48, 54], 0] - before[33, 0])
+    near, far = (48, 54) if across[0] > across[1] else (54, 48)
+    return {
+        "lift_near_corner": float(lift[near]),
+        "lift_far_corner": float(lift[far]),
+        "lift_lower_lip": float(lift[57]),
+    }
+
+
 def read_face(s, ctx, specs, refs: dict) -> list[dict]:
     """The rows of one AFLW sample: per target, each reader's change per measure and completeness."""
     image = read_image(s.image_path)
@@ -73,6 +89,7 @@ def read_face(s, ctx, specs, refs: dict) -> list[dict]:
         b, a = pairs["flow_gt"]
         row["completeness_flow"] = completeness(b, a, refs["nose"][label], label, 0.01, FLOW_MEASURES[label])
         row.update({f"change_{k}": _change(*v) for k, v in pairs.items()})
+        row.update(_corner_lifts(s.landmarks, flow_points(image, out, s.landmarks)))
         rows.append(row)
     return rows
 
@@ -87,7 +104,8 @@ def summarise(rows: list[dict], labels: list[str]) -> dict:
             if not mine:
                 continue
             cell = {"n": len(mine)}
-            for k in ("completeness_dlib", "completeness_dlib_flow_measures", "completeness_flow"):
+            for k in ("completeness_dlib", "completeness_dlib_flow_measures", "completeness_flow",
+                      "lift_near_corner", "lift_far_corner", "lift_lower_lip"):  # fmt: skip
                 cell[k] = float(np.nanmedian([r[k] for r in mine]))
             for m in mine[0]["change_dlib"]:
                 a = np.array([[r[f"change_{k}"][m] for k in READERS] for r in mine])
