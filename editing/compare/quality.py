@@ -268,11 +268,19 @@ def landmark_references(
     landmarks predicted on the fixed box 5-95 % of the frame, measured with ``measure``
     (:func:`landmark_measures`: inter-ocular units; or
     :func:`editing.compare.flow_reader.nose_measures`): class -> measure -> median ({} for no faces)."""
-    box = (0.05 * size,) * 2 + (0.95 * size,) * 2
     return {
-        label: _medians([measure(predict_landmarks(_face_photo(f, size), box)) for f in faces])
-        for label, faces in faces48.items()
+        label: _medians([measure(L) for L in landmarks])
+        for label, landmarks in _fer_landmarks(faces48, size).items()
     }
+
+
+def _fer_landmarks(faces48: dict[str, np.ndarray], size: int) -> dict[str, list[np.ndarray]]:
+    """dlib's (68, 2) landmarks of each face of ``faces48`` (as for :func:`landmark_references`)."""
+    box = (0.05 * size,) * 2 + (0.95 * size,) * 2
+    read = {}
+    for label, faces in faces48.items():
+        read[label] = [predict_landmarks(_face_photo(f, size), box) for f in faces]
+    return read
 
 
 def class_references(ctx, faces48: dict[str, np.ndarray], size: int = 192) -> dict[str, dict[str, float]]:
@@ -286,8 +294,9 @@ def class_references(ctx, faces48: dict[str, np.ndarray], size: int = 192) -> di
         fitted = [fit_on_box(ctx, _face_photo(f, size), box) for f in faces]
         weights = [f.fit.expression[0] for f in fitted if f is not None]
         out[label] = _medians([expression_measures(ctx.fit_model, w) for w in weights])
-    out.update({f"dlib:{k}": v for k, v in landmark_references(faces48, size).items()})
-    out.update({f"nose:{k}": v for k, v in landmark_references(faces48, size, nose_measures).items()})
+    read = _fer_landmarks(faces48, size)  # once, for both frames
+    for prefix, measure in (("dlib", landmark_measures), ("nose", nose_measures)):
+        out.update({f"{prefix}:{k}": _medians([measure(L) for L in lms]) for k, lms in read.items()})
     return out
 
 

@@ -153,11 +153,11 @@ def quality(args) -> int:
     def pooled(b: str, label: str, reader: str = "dlib") -> float:
         mine = [r for r in rows if r["bin"] == b and r["target"] == label]
         mine = [r for r in mine if r[f"{reader}_after"] is not None]
-        ref = references.get(f"{reader if reader == 'dlib' else 'nose'}:{label}")
+        frame, measures = ("dlib", None) if reader == "dlib" else ("nose", FLOW_MEASURES.get(label))
+        ref = references.get(f"{frame}:{label}")
         if not mine or ref is None:
             return float("nan")
         befores, afters = [r[f"{reader}_before"] for r in mine], [r[f"{reader}_after"] for r in mine]
-        measures = FLOW_MEASURES.get(label) if reader == "flow" else None
         return round(pooled_completeness(befores, afters, ref, label, measures), 4)
 
     table = {b: {sp.label: {k: median(b, sp.label, k) for k in keys} for sp in specs} for b in BIN_NAMES}
