@@ -5,8 +5,9 @@ tongue, teeth and eyeballs (the eye's translucent layers are never drawn). Per t
 
 1. **Warp** (:mod:`editing.warp`): the head rendered at the target gives, per pixel, the surface
    point it shows; that point on the source mesh, projected, is where the photo shows it. The
-   photo is sampled through that backward map; motion around the face falls smoothly to zero and
-   pixels moving less than 0.05 px keep their bytes.
+   photo is sampled through that backward map; skin just behind an occluding contour moves with
+   the occluder (a fitted silhouette a few pixels off must not drag the photo's edge); motion
+   around the face falls smoothly to zero and pixels moving less than 0.05 px keep their bytes.
 2. **Shading** (:mod:`editing.shading`): the warped skin is multiplied by the expression ratio
    image under SH lighting fitted to the photo (1 where the shape does not change).
 3. **Synthesis** (:mod:`editing.mouth`): only interior surface points the photo never showed
@@ -40,10 +41,19 @@ from editing.mouth import (
     photo_opening,
     photo_tone,
     render_interior,
+    sclera_colour,
     tone_pixels,
 )
 from editing.shading import apply_ratio, fit_lighting, ratio_image
-from editing.warp import WarpConfig, dense_motion, despeckle, moving, surface_map, warp_image
+from editing.warp import (
+    WarpConfig,
+    dense_motion,
+    despeckle,
+    hold_behind_occluders,
+    moving,
+    surface_map,
+    warp_image,
+)
 from face3d.camera import project
 from face3d.crop import photo_extent
 from face3d.filters import extra_blur
@@ -361,7 +371,7 @@ class Editor3D:
             **geo,
             "light": fit_lighting(photo, normals, skin) if self.config.shading else None,
             "colors": part_colors(self.model, is_greyscale(crop_t)),
-            "tone": photo_tone(photo, tone_pixels(lips, face)),
+            "tone": photo_tone(photo, tone_pixels(lips, face), sclera_colour(photo, lips)),
             "saturation": lips_saturation(photo, lips),
             "blur": extra_blur(photo, geo["covered"][0].numpy()),
         }
@@ -394,6 +404,8 @@ class Editor3D:
         gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         motion = smap.source_px - np.stack([gx, gy], -1)
         face_size = float(np.sqrt(max(smap.covered.sum(), 1)))
+        movable = ~(self.face_interior | self.face_eyeball)[smap.face.clip(min=0)]
+        motion = hold_behind_occluders(motion, smap, movable, face_size, self.config.warp)
         dense = dense_motion(motion, smap.seen, face_size, self.config.warp) * reach[..., None]
         return smap, dense, face_size
 

@@ -27,6 +27,7 @@ from editing.mouth import (
     desaturate,
     lips_saturation,
     photo_tone,
+    sclera_colour,
 )
 from face3d.filters import masked_blur
 from face3d.render.texture_fill import LUMA_601, is_greyscale
@@ -167,7 +168,7 @@ def fill_mouth(
     if not synth.any():
         return
     off = np.asarray(origin, np.float64)
-    tone = photo_tone(photo, skin_mask(synth.shape, source - off))
+    tone = photo_tone(photo, skin_mask(synth.shape, source - off), sclera_colour(photo, source - off))
     grey = is_greyscale(photo.astype(np.float32) / 255.0)
     ys, xs = np.nonzero(inner | synth)
     pad = 3

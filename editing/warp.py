@@ -44,12 +44,22 @@ class WarpConfig:
             nostril or lip edge the photo hid) takes its immediate neighbours' motion, not the
             wide average, which would mix in the motion of other parts.
         tolerance_cm: depth tolerance of the photo visibility test.
+        occluder_band_frac: width, as a fraction of the face size, of the band behind an occluding
+            contour (a 45° nose in front of the far cheek, a jaw in front of the neck) whose
+            motion follows the occluder's (:func:`hold_behind_occluders`; 0: off).
+        occluder_jump_cm: least depth step (cm) between two neighbouring pixels that makes the
+            nearer one an occluding contour. 2: a frontal nose tip stands 1.1-1.8 cm in front of
+            the upper lip below it (10th-90th percentile on an LFW face), which must keep its own
+            motion (held, an opened mouth closed less: docs/history.md); a 45° nose stands a
+            median 2.6 cm in front of the far cheek beside it.
     """
 
     reach_frac: float = 0.06
     smooth_px: float = 0.8
     fill_px: float = 1.5
     tolerance_cm: float = 0.4
+    occluder_band_frac: float = 0.06
+    occluder_jump_cm: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,52 @@ def dense_motion(
     local, den = masked_blur(d, m, config.fill_px, border=cv2.BORDER_CONSTANT)
     a = np.clip(den / 0.3, 0.0, 1.0)[..., None]  # 1 among known pixels, 0 a few fill_px away
     return np.where(known[..., None], d, a * local + (1 - a) * extended).astype(np.float32)
+
+
+def nearest_pixel(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel of an (h, w) image, the nearest pixel of the non-empty ``mask`` (h, w) bool:
+    ``(distance (h, w) float32 pixels, its row (h, w), its column (h, w))``."""
+    dist, labels = cv2.distanceTransformWithLabels(
+        (~mask).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    ys, xs = np.nonzero(mask)
+    order = np.zeros(labels.max() + 1, np.int64)
+    order[labels[ys, xs]] = np.arange(len(ys))
+    idx = order[labels]
+    return dist, ys[idx], xs[idx]
+
+
+def hold_behind_occluders(
+    motion: np.ndarray,
+    smap: SurfaceMap,
+    movable: np.ndarray,
+    face_size: float,
+    config: WarpConfig = WarpConfig(),
+) -> np.ndarray:
+    """(h, w, 2) ``motion`` whose pixels just behind an occluding contour take the occluder's motion.
+
+    Where the fitted mesh's silhouette misses the photo's by a few pixels, the surface behind it
+    shows the photo's occluder: beside a 45° nose the fitted far cheek covers the nose's edge and
+    the background. Moved with the cheek's raise, it drags the nose's dark rim out as a blob. So
+    covered pixels of ``movable`` (h, w) bool (skin, not the mouth's interior or the eyeballs,
+    whose motion the lips' and lids' must not replace) within ``occluder_band_frac`` of the face
+    size of a nearer contour (a seen, movable neighbour more than ``occluder_jump_cm`` in front)
+    take that contour's motion: fully over the band's first half, fading out over the second.
+    The motion stays continuous; the surface behind slides under the occluder's edge, as it does
+    in a real view."""
+    if config.occluder_band_frac <= 0:
+        return motion
+    covered, depth = smap.covered & movable, smap.depth
+    deeper = cv2.dilate(np.where(covered, depth, -1e6).astype(np.float32), np.ones((3, 3), np.uint8))
+    contour = covered & smap.seen & (deeper - depth > config.occluder_jump_cm)
+    if not contour.any():
+        return motion
+    band_px = max(1.0, config.occluder_band_frac * face_size)
+    dist, ys, xs = nearest_pixel(contour)
+    behind = covered & (dist <= band_px) & (depth - depth[ys, xs] > config.occluder_jump_cm)
+    t = np.clip(2.0 - 2.0 * dist / band_px, 0.0, 1.0)
+    weight = (t * t * (3.0 - 2.0 * t) * behind)[..., None]
+    return (motion + (motion[ys, xs] - motion) * weight).astype(np.float32)
 
 
 MINIFY_SIGMA = 0.8

@@ -9,9 +9,11 @@ a frame the yaw does not foreshorten: the nose line (landmark 33 to 27) is the v
 its length the unit; the mouth's width is divided by cos(yaw).
 
 The flow follows skin and lips that move, not an opening that appears: near frontal, on the same
-edits, it reads dlib's change of the mouth's width and corner lift and of the brows' height, but
-not of the lip gap (new content between the lips has no source to track). :data:`FLOW_MEASURES`
-are the class measures it reads (``scripts/experiments/flow_completeness.py``, docs/history.md).
+edits, it reads dlib's change of the mouth's width and corner lift and of the brows' height. The
+inner lips border the opening, where new content has no source to track: :func:`flow_landmarks`
+moves them by the flow on their lips' own tissue, and so reads the lip gap too.
+:data:`FLOW_MEASURES` are the class measures it reads (``scripts/experiments/flow_completeness.py``,
+docs/history.md).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 FLOW_MEASURES: dict[str, tuple[str, ...]] = {
     "happy": ("mouth_width", "corner_lift"),
-    "surprise": ("brow_height",),
+    "surprise": ("lip_gap", "brow_height"),
 }
 """Per class, the measures of :data:`editing.compare.quality.CLASS_MEASURES` the flow reads."""
 
@@ -70,6 +72,26 @@ def flow_points(before: np.ndarray, after: np.ndarray, points: np.ndarray) -> np
     y = np.clip(pts[:, 1], 0, h - 1).astype(np.float32)[None]
     moved = [cv2.remap(np.ascontiguousarray(flow[..., c]), x, y, cv2.INTER_LINEAR)[0] for c in (0, 1)]
     return pts + np.stack(moved, -1)
+
+
+LIP_TISSUE = {61: 50, 62: 51, 63: 52, 65: 56, 66: 57, 67: 58}
+"""Inner-lip landmark -> the outer-lip landmark across the same lip (68-point convention)."""
+
+
+def flow_landmarks(before: np.ndarray, after: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(68, 2) ``landmarks`` of ``before`` moved to ``after`` (:func:`flow_points`), the inner lips'
+    (61-63, 65-67) by the flow halfway to the outer-lip point across their lip: on the lip's own
+    tissue, which the flow tracks. The inner edge itself borders whatever appears between parting
+    lips, which has no source pixel, so the flow there follows neither lip."""
+    lm = np.asarray(landmarks, np.float64)
+    if lm.shape != (68, 2):
+        raise ValueError(f"flow_landmarks: landmarks must be (68, 2), got {lm.shape}")
+    inner, outer = list(LIP_TISSUE), list(LIP_TISSUE.values())
+    mid = 0.5 * (lm[inner] + lm[outer])
+    moved = flow_points(before, after, np.concatenate([lm, mid]))
+    out = moved[:68].copy()
+    out[inner] = lm[inner] + (moved[68:] - mid)
+    return out
 
 
 def convention_offset(pairs) -> dict[str, float]:

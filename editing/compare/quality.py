@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from editing.api import edit_fitted
-from editing.compare.flow_reader import FLOW_MEASURES, flow_points, nose_measures
+from editing.compare.flow_reader import FLOW_MEASURES, flow_landmarks, nose_measures
 from editing.mouth import photo_opening
 from editing.warp import isolated_outliers
 from face3d.crop import photo_extent
@@ -315,7 +315,7 @@ def _flow_reading(image, out, landmarks, yaw: float, references: dict, klass) ->
     if landmarks is None or klass not in FLOW_MEASURES or f"nose:{klass}" not in references:
         return none
     before = nose_measures(landmarks, yaw=yaw)
-    after = nose_measures(flow_points(image, out, landmarks), landmarks, yaw)
+    after = nose_measures(flow_landmarks(image, out, landmarks), landmarks, yaw)
     ref = references[f"nose:{klass}"]
     value = completeness(before, after, ref, klass, 0.01, FLOW_MEASURES[klass])
     return {"completeness_flow": value, "flow_before": before, "flow_after": after}

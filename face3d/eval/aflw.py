@@ -76,6 +76,17 @@ MAX_YAW_LABEL = 100.0  # |yaw| labels beyond this (a few AFLW2000-3D poses are w
 
 
 # ----------------------------------------------------------------------------------- split
+def drawn_samples(
+    samples: list[AFLWSample], split: str, per_bin: int | None, names: str = ""
+) -> list[AFLWSample]:
+    """What an experiment runs on: the samples named in ``names`` (comma-separated image file
+    names, any split), or else :func:`stratified` ``per_bin`` of ``split``."""
+    if names:
+        wanted = set(names.split(","))
+        return [s for s in samples if s.image_path.name in wanted]
+    return stratified(select_split(samples, split), per_bin)
+
+
 def split_aflw(names: Sequence[str], yaws: Sequence[float]) -> np.ndarray:
     """Deterministic half split, balanced per |yaw| bin: (N,) bool, True = train.
 
@@ -105,3 +116,10 @@ def select_split(samples: list, split: str) -> list:
 def face3d_yaw(aflw_yaw: float) -> float:
     """AFLW2000-3D's Pose_Para yaw (degrees) -> face3d's convention (opposite sign), in [-180, 180)."""
     return float((-aflw_yaw + 180.0) % 360.0 - 180.0)
+
+
+def lips_apart(landmarks: np.ndarray, min_gap: float = 0.06) -> bool:
+    """Whether (68, 2) labelled ``landmarks`` have their inner lips apart: the gap between 62 and
+    66 over ``min_gap`` of the nose-to-chin length (27 to 8): an open mouth whose interior shows."""
+    lm = np.asarray(landmarks, np.float64)
+    return bool(np.linalg.norm(lm[66] - lm[62]) >= min_gap * max(np.linalg.norm(lm[27] - lm[8]), 1.0))

@@ -1,9 +1,11 @@
 """Does the optical-flow reader (editing.compare.flow_reader) agree with dlib where dlib works?
 
 Per face and target (3D edits, ``--refine none``) it records the change of each class measure in
-the nose frame read three ways: dlib on the photo and on the edit; dlib's landmarks of the photo
-carried by the flow; the ground-truth landmarks carried by the flow (what
-``bench_edit.py --quality`` uses at every yaw). Near frontal, where dlib reads expressions, the
+the nose frame read five ways: dlib on the photo and on the edit; dlib's landmarks of the photo
+carried by the flow; the ground-truth landmarks carried by the flow; and both carried with the
+inner lips moved by the flow on their lips' tissue (``*_tissue``,
+:func:`editing.compare.flow_reader.flow_landmarks`: what ``bench_edit.py --quality`` uses at
+every yaw, from the ground truth). Near frontal, where dlib reads expressions, the
 per-measure medians and correlations say which measures the flow reads; beyond 30° only the flow
 is meaningful. Completeness on the flow's measures is given for dlib (inter-ocular units) and
 the flow (nose units) alike.
@@ -23,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from editing.api import EditContext, edit_fitted
-from editing.compare.flow_reader import FLOW_MEASURES, flow_points, nose_measures
+from editing.compare.flow_reader import FLOW_MEASURES, flow_landmarks, flow_points, nose_measures
 from editing.compare.quality import (
     FER_CLASSES,
     completeness,
@@ -38,7 +40,7 @@ from face3d.eval import BIN_NAMES, select_split, stratified, yaw_bin
 from face3d.eval.aflw import load_aflw
 from face3d.io import atomic_write_json, read_image
 
-READERS = ("dlib", "flow_dlib", "flow_gt")
+READERS = ("dlib", "flow_dlib", "flow_gt", "flow_dlib_tissue", "flow_gt_tissue")
 
 
 def _change(before: dict, after: dict) -> dict[str, float]:
@@ -75,6 +77,14 @@ def read_face(s, ctx, specs, refs: dict) -> list[dict]:
         out, label = outs[spec.label], spec.label
         dlib1 = predict_landmarks(out, box)
         pairs = {  # reader -> (nose-frame measures before, after)
+            "flow_dlib_tissue": (
+                nose_measures(dlib0),
+                nose_measures(flow_landmarks(image, out, dlib0), dlib0),
+            ),
+            "flow_gt_tissue": (
+                nose_measures(s.landmarks, yaw=s.yaw),
+                nose_measures(flow_landmarks(image, out, s.landmarks), s.landmarks, s.yaw),
+            ),
             "dlib": (nose_measures(dlib0), nose_measures(dlib1, dlib0)),
             "flow_dlib": (nose_measures(dlib0), nose_measures(flow_points(image, out, dlib0), dlib0)),
             "flow_gt": (
@@ -86,7 +96,7 @@ def read_face(s, ctx, specs, refs: dict) -> list[dict]:
         row = {"image": s.image_path.name, "bin": BIN_NAMES[yaw_bin(s.yaw)], "yaw": s.yaw, "target": label}
         row["completeness_dlib"] = completeness(*io)
         row["completeness_dlib_flow_measures"] = completeness(*io, FLOW_MEASURES[label])
-        b, a = pairs["flow_gt"]
+        b, a = pairs["flow_gt_tissue"]
         row["completeness_flow"] = completeness(b, a, refs["nose"][label], label, 0.01, FLOW_MEASURES[label])
         row.update({f"change_{k}": _change(*v) for k, v in pairs.items()})
         row.update(_corner_lifts(s.landmarks, flow_points(image, out, s.landmarks)))

@@ -37,10 +37,12 @@ def real_teeth(samples, bin_name) -> dict:
     pixels inside the labelled inner lips (less 2 px) of the colour photos whose lips are apart."""
     import cv2
 
+    from face3d.eval.aflw import lips_apart
+
     rows: dict[str, list[np.ndarray]] = {b: [] for b in BINS}
     for s in samples:
         lm = s.landmarks
-        if np.linalg.norm(lm[66] - lm[62]) < 0.06 * max(np.linalg.norm(lm[27] - lm[8]), 1.0):
+        if not lips_apart(lm):
             continue
         image = cv2.imread(str(s.image_path))[..., ::-1]
         if np.abs(image[..., 0].astype(int) - image[..., 2]).mean() < 4:  # a grey photo

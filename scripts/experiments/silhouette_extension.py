@@ -32,10 +32,10 @@ import editing.edit3d as edit3d
 from editing.api import EditContext, edit_fitted
 from editing.compare.quality import fit_on_box, speckles
 from editing.expressions import parse_expressions
-from editing.warp import dense_motion
+from editing.warp import dense_motion, nearest_pixel
 from face3d.detect import face_descriptor
-from face3d.eval import BIN_NAMES, select_split, stratified, yaw_bin
-from face3d.eval.aflw import load_aflw
+from face3d.eval import BIN_NAMES, yaw_bin
+from face3d.eval.aflw import drawn_samples, load_aflw
 from face3d.io import atomic_write_json, read_image, write_image
 
 
@@ -45,13 +45,8 @@ def nearest_motion(motion, known, face_size, config, near_frac=0.04, smooth_px=2
     base = dense_motion(motion, known, face_size, config)
     if known.all() or not known.any():
         return base
-    dist, labels = cv2.distanceTransformWithLabels(
-        (~known).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    ys, xs = np.nonzero(known)
-    order = np.zeros(labels.max() + 1, np.int64)
-    order[labels[ys, xs]] = np.arange(len(ys))
-    near = motion.astype(np.float32)[ys, xs][order[labels]]
+    dist, ys, xs = nearest_pixel(known)
+    near = motion.astype(np.float32)[ys, xs]
     near = cv2.GaussianBlur(near, (0, 0), smooth_px)
     w = np.exp(-dist / max(1.0, near_frac * face_size))[..., None]  # far off, the shipped field's decay
     out = np.where(known[..., None], base, w * near + (1 - w) * base)
@@ -69,12 +64,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     ctx = EditContext.from_dir(refine="none")
     spec = parse_expressions("happy", ctx.fit_model.expression_names)
-    every = load_aflw(args.aflw)
-    if args.images:
-        names = set(args.images.split(","))
-        samples = [s for s in every if s.image_path.name in names]
-    else:
-        samples = stratified(select_split(every, args.split), args.per_bin)
+    samples = drawn_samples(load_aflw(args.aflw), args.split, args.per_bin, args.images)
     out_dir = Path(args.out).with_suffix("")
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []

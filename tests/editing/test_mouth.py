@@ -9,6 +9,7 @@ import torch
 
 from editing.mouth import (
     LIPS_CHROMA,
+    REFERENCE_SCLERA,
     REFERENCE_SKIN,
     THROAT_CM,
     THROAT_FLOOR,
@@ -18,6 +19,7 @@ from editing.mouth import (
     part_colors,
     photo_opening,
     photo_tone,
+    sclera_colour,
     throat_falloff,
     tone_pixels,
 )
@@ -68,6 +70,25 @@ def test_the_tone_is_read_on_the_skin_around_the_mouth():
     np.testing.assert_allclose(photo_tone(photo, ring), photo_tone(lit, face))  # the shadow does not count
     far = face & (np.arange(100)[:, None] < 30)  # no skin around the mouth: all the face's
     assert np.array_equal(tone_pixels(lm, far), far)
+
+
+def test_the_sclera_is_read_in_the_larger_eye_and_warms_the_tone_of_a_warm_light():
+    lm = np.zeros((68, 2))
+    t = np.linspace(0, 2 * np.pi, 6, endpoint=False)
+    lm[36:42] = np.stack([30 + 3 * np.cos(t), 40 + 1 * np.sin(t)], 1)  # a nearly closed eye
+    lm[42:48] = np.stack([70 + 10 * np.cos(t), 40 + 4 * np.sin(t)], 1)  # an open one
+    photo = np.full((100, 100, 3), 40, np.uint8)  # iris and lashes ...
+    photo[38:43, 64:77] = (240, 200, 170)  # ... and a warm-lit sclera in the open eye
+    photo[40, 70] = 255  # a glint
+    photo[39:42, 28:33] = (255, 0, 0)  # the closed eye is not read
+    np.testing.assert_allclose(sclera_colour(photo, lm), (240, 200, 170))
+    assert sclera_colour(photo, np.zeros((68, 2))) is None  # no eye: no reading
+    skin, face = np.ones((10, 10), bool), np.broadcast_to(REFERENCE_SKIN * 255, (10, 10, 3)).astype(np.uint8)
+    plain = photo_tone(face, skin)
+    neutral = REFERENCE_SCLERA * 200
+    np.testing.assert_allclose(photo_tone(face, skin, neutral), plain)  # the reference cast: no change
+    warm = photo_tone(face, skin, np.array([250.0, 190.0, 140.0]))  # an orange light
+    assert warm[0] / warm[2] > 1.05 * plain[0] / plain[2]
 
 
 def test_the_interior_is_as_saturated_as_the_photos_lips():

@@ -120,3 +120,48 @@ def test_despeckle_removes_the_edits_dots_and_keeps_the_photos_own():
     drawn[5, 8] = True  # drawn, it came from no photo pixel: a dot like any other
     assert (despeckle(out, photo, motion, drawn)[5, 8] == 180).all()
     assert despeckle(photo, photo, motion, drawn) is photo  # nothing changed, nothing to do
+
+
+def _two_depths(h: int = 40, w: int = 80, near_from: int = 40):
+    """A SurfaceMap: a near surface (depth 10 cm) on columns >= near_from in front of a far one
+    (13 cm), everything seen; the far surface moves (0, 6) px, the near one not at all."""
+    from editing.warp import SurfaceMap
+
+    depth = np.full((h, w), 13.0, np.float32)
+    depth[:, near_from:] = 10.0
+    covered = np.ones((h, w), bool)
+    zeros3 = np.zeros((h, w, 3), np.float32)
+    smap = SurfaceMap(
+        np.zeros((h, w, 2), np.float32), covered, covered, np.zeros((h, w), np.int64), zeros3, zeros3, depth
+    )
+    motion = np.zeros((h, w, 2), np.float32)
+    motion[:, :near_from, 1] = 6.0
+    return smap, motion
+
+
+def test_the_surface_behind_an_occluding_contour_takes_the_occluders_motion():
+    from editing.warp import hold_behind_occluders
+
+    smap, motion = _two_depths()
+    config = WarpConfig(occluder_band_frac=0.1, occluder_jump_cm=1.0)  # band: 10 px at face size 100
+    held = hold_behind_occluders(motion, smap, np.ones((40, 80), bool), 100.0, config)
+    np.testing.assert_array_equal(held[:, 40:], 0.0)  # the occluder keeps its own (zero) motion
+    np.testing.assert_allclose(held[:, 35:40, 1], 0.0, atol=1e-6)  # the band's first half: the occluder's
+    np.testing.assert_array_equal(held[:, :29], motion[:, :29])  # beyond the band: untouched
+    column = held[20, 25:40, 1]
+    assert np.all(np.diff(column) <= 1e-6) and column[0] == 6.0  # falls monotonically in between
+    assert 0.0 < held[20, 32, 1] < 6.0
+
+
+def test_no_band_where_the_step_is_small_the_pixels_are_not_movable_or_it_is_off():
+    from editing.warp import hold_behind_occluders
+
+    smap, motion = _two_depths()
+    config = WarpConfig(occluder_band_frac=0.1, occluder_jump_cm=1.0)
+    movable = np.ones((40, 80), bool)
+    shallow = WarpConfig(occluder_band_frac=0.1, occluder_jump_cm=5.0)  # 3 cm is under the jump
+    np.testing.assert_array_equal(hold_behind_occluders(motion, smap, movable, 100.0, shallow), motion)
+    off = WarpConfig(occluder_band_frac=0.0)
+    np.testing.assert_array_equal(hold_behind_occluders(motion, smap, movable, 100.0, off), motion)
+    movable[:, :40] = False  # the far surface is the mouth's interior: its own motion stays
+    np.testing.assert_array_equal(hold_behind_occluders(motion, smap, movable, 100.0, config), motion)

@@ -53,3 +53,24 @@ def test_loader_reads_3d_landmarks_in_camera_axes(tmp_path):
     np.testing.assert_allclose(s.landmarks_3d[:, :2], s.landmarks)
     np.testing.assert_allclose(s.landmarks_3d[:, 2], -pts[2])  # z toward the camera -> away from it
     assert s.yaw == pytest.approx(np.rad2deg(-0.5))
+
+
+def test_lips_apart_measures_the_inner_gap_against_nose_to_chin():
+    from face3d.eval.aflw import lips_apart
+
+    lm = np.zeros((68, 2))
+    lm[27], lm[8] = (0.0, 0.0), (0.0, 100.0)  # nose top to chin: 100 px
+    lm[62], lm[66] = (0.0, 70.0), (0.0, 75.0)
+    assert not lips_apart(lm)  # 5 % of it
+    lm[66] = (0.0, 77.0)
+    assert lips_apart(lm) and not lips_apart(lm, min_gap=0.1)  # 7 %
+
+
+def test_drawn_samples_are_the_named_images_or_a_stratified_draw():
+    from face3d.eval.aflw import drawn_samples, stratified
+
+    samples = _samples(300, np.random.default_rng(3))
+    named = drawn_samples(samples, "heldout", 5, "image00007.jpg,image00042.jpg")
+    assert [s.image_path.name for s in named] == ["image00007.jpg", "image00042.jpg"]
+    drawn = drawn_samples(samples, "heldout", 5)
+    assert drawn == stratified(select_split(samples, "heldout"), 5) and 0 < len(drawn) <= 15

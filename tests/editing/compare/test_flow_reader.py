@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from editing.compare.flow_reader import flow_points, nose_measures
+from editing.compare.flow_reader import flow_landmarks, flow_points, nose_measures
 from editing.compare.quality import completeness
 
 
@@ -53,6 +53,31 @@ def test_flow_points_follow_a_known_shift():
     np.testing.assert_allclose(flow_points(texture, texture, pts), pts, atol=0.05)
     with pytest.raises(ValueError, match="differ in shape"):
         flow_points(texture, after[:100], pts)
+
+
+def test_parting_lips_are_read_on_the_lips_own_tissue():
+    """The lower half of a texture moves 4 px down and black fills the gap that opens (new
+    content between parting lips). The inner lips on the parting line, carried by the flow at the
+    middle of their lip, open by the 4 px; the other landmarks follow their own points."""
+    rng = np.random.default_rng(1)
+    before = cv2.GaussianBlur(rng.integers(0, 256, (160, 200, 3), dtype=np.uint8), (0, 0), 2.0)
+    after = before.copy()
+    after[84:] = before[80:-4]
+    after[80:84] = 0
+    L = 40.0 * _face() + [100.0, 20.0]  # 51 at y = 68, 57 at y = 100: the lips 12 px thick
+    L[[61, 62, 63, 65, 66, 67], 1] = 80.0  # the inner lips touch on the parting line
+    L[[50, 52], 1], L[[56, 58], 1] = 68.0, 100.0
+    L[[61, 65, 67, 63], 0] = [90.0, 110.0, 90.0, 110.0]
+    L[[50, 52, 56, 58], 0] = [90.0, 110.0, 110.0, 90.0]
+    moved = flow_landmarks(before, after, L)
+    np.testing.assert_allclose(moved[[61, 62, 63], 1], 80.0, atol=0.8)  # the upper lip stays
+    np.testing.assert_allclose(moved[[65, 66, 67], 1], 84.0, atol=0.4)  # the lower one opens by 4 px
+    plain = flow_points(before, after, L)  # the parting line itself: no gap read
+    assert abs(plain[[65, 66, 67], 1].mean() - plain[[61, 62, 63], 1].mean()) < 1.0
+    np.testing.assert_allclose(moved[57], L[57] + [0.0, 4.0], atol=0.4)
+    np.testing.assert_allclose(moved[51], L[51], atol=0.4)
+    with pytest.raises(ValueError, match="68, 2"):
+        flow_landmarks(before, after, L[:60])
 
 
 def test_completeness_on_chosen_measures():
