@@ -29,6 +29,12 @@ FLOW_MEASURES: dict[str, tuple[str, ...]] = {
 }
 """Per class, the measures of :data:`editing.compare.quality.CLASS_MEASURES` the flow reads."""
 
+VISIBLE_MEASURES: dict[str, tuple[str, ...]] = {"happy": ("near_corner_lift",)}
+"""Per class, what the flow reads of it on the camera's side alone: beyond 30° the far mouth
+corner hides behind the cheek, so happy's width and the two corners' mean lift read short; the
+visible corner's lift does not (docs/history.md). A supplement to :data:`FLOW_MEASURES`, not
+the class's definition."""
+
 MIN_COS_YAW = 0.2
 """Least cos(yaw) the mouth's width is divided by (a profile shows one corner)."""
 
@@ -38,9 +44,11 @@ def nose_measures(landmarks: np.ndarray, frame_from: np.ndarray | None = None, y
     (default: ``landmarks``): origin landmark 33, up toward 27, unit the 33-27 length.
 
     ``mouth_width`` corners apart across the axis, over cos(``yaw`` degrees); ``corner_lift`` the
-    corners' height above the mid-lips' (51, 57); ``lip_gap`` 62 above 66; ``brow_height`` the
-    brows' mean height above the eyes'. Measuring the edit in its photo's frame keeps a moving
-    nose tip out of the unit.
+    corners' height above the mid-lips' (51, 57); ``near_corner_lift`` the same of the corner on
+    the camera's side alone (in ``frame_from``, the one farther across from the nose line: the
+    corner a turned face still shows); ``lip_gap`` 62 above 66; ``brow_height`` the brows' mean
+    height above the eyes'. Measuring the edit in its photo's frame keeps a moving nose tip out of
+    the unit.
     """
     L = np.asarray(landmarks, np.float64)
     F = L if frame_from is None else np.asarray(frame_from, np.float64)
@@ -51,9 +59,13 @@ def nose_measures(landmarks: np.ndarray, frame_from: np.ndarray | None = None, y
     u = up / unit
     across = np.array([-u[1], u[0]])
     v, h = (L - F[33]) @ u / unit, (L - F[33]) @ across / unit
+    side = (F[[48, 54]] - F[33]) @ across
+    near = 48 if abs(side[0]) > abs(side[1]) else 54
+    mid = 0.5 * (v[51] + v[57])
     return {
         "mouth_width": float(abs(h[54] - h[48])) / max(math.cos(math.radians(yaw)), MIN_COS_YAW),
-        "corner_lift": float(0.5 * (v[48] + v[54]) - 0.5 * (v[51] + v[57])),
+        "corner_lift": float(0.5 * (v[48] + v[54]) - mid),
+        "near_corner_lift": float(v[near] - mid),
         "lip_gap": float(v[62] - v[66]),
         "brow_height": float(v[17:27].mean() - v[36:48].mean()),
     }

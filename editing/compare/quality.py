@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from editing.api import edit_fitted
-from editing.compare.flow_reader import FLOW_MEASURES, flow_landmarks, nose_measures
+from editing.compare.flow_reader import FLOW_MEASURES, VISIBLE_MEASURES, flow_landmarks, nose_measures
 from editing.mouth import photo_opening
 from editing.warp import isolated_outliers
 from face3d.crop import photo_extent
@@ -311,14 +311,27 @@ def _flow_reading(image, out, landmarks, yaw: float, references: dict, klass) ->
     """The flow reader's completeness of one edit (:mod:`editing.compare.flow_reader`) from the
     photo's known ``landmarks`` (68, 2), and its measures before and after (None where the class
     has no flow measures or reference, or no landmarks are known)."""
-    none = {"completeness_flow": float("nan"), "flow_before": None, "flow_after": None}
+    nan = float("nan")
+    none = {
+        "completeness_flow": nan,
+        "completeness_flow_visible": nan,
+        "flow_before": None,
+        "flow_after": None,
+    }
     if landmarks is None or klass not in FLOW_MEASURES or f"nose:{klass}" not in references:
         return none
     before = nose_measures(landmarks, yaw=yaw)
     after = nose_measures(flow_landmarks(image, out, landmarks), landmarks, yaw)
     ref = references[f"nose:{klass}"]
     value = completeness(before, after, ref, klass, 0.01, FLOW_MEASURES[klass])
-    return {"completeness_flow": value, "flow_before": before, "flow_after": after}
+    visible = VISIBLE_MEASURES.get(klass)
+    seen = completeness(before, after, ref, klass, 0.01, visible) if visible else nan
+    return {
+        "completeness_flow": value,
+        "completeness_flow_visible": seen,
+        "flow_before": before,
+        "flow_after": after,
+    }
 
 
 def measure_photo(

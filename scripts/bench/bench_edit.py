@@ -109,7 +109,7 @@ def main(argv=None) -> int:
 
 
 def quality(args) -> int:
-    from editing.compare.flow_reader import FLOW_MEASURES, convention_offset
+    from editing.compare.flow_reader import FLOW_MEASURES, VISIBLE_MEASURES, convention_offset
     from editing.compare.quality import (
         FER_CLASSES,
         class_references,
@@ -150,10 +150,11 @@ def quality(args) -> int:
         vals = [r[key] for r in rows if r["bin"] == b and r["target"] == label]
         return round(float(np.nanmedian(vals)), 4) if vals else float("nan")
 
-    def pooled(b: str, label: str, reader: str = "dlib") -> float:
+    def pooled(b: str, label: str, reader: str = "dlib", measures=None) -> float:
         mine = [r for r in rows if r["bin"] == b and r["target"] == label]
         mine = [r for r in mine if r[f"{reader}_after"] is not None]
-        frame, measures = ("dlib", None) if reader == "dlib" else ("nose", FLOW_MEASURES.get(label))
+        frame = "dlib" if reader == "dlib" else "nose"
+        measures = measures or (None if reader == "dlib" else FLOW_MEASURES.get(label))
         ref = references.get(f"{frame}:{label}")
         if not mine or ref is None:
             return float("nan")
@@ -165,6 +166,10 @@ def quality(args) -> int:
         for sp in specs:
             table[b][sp.label]["completeness_dlib_pooled"] = pooled(b, sp.label)
             table[b][sp.label]["completeness_flow_pooled"] = pooled(b, sp.label, "flow")
+            visible = VISIBLE_MEASURES.get(sp.label)
+            table[b][sp.label]["completeness_flow_visible_pooled"] = (
+                pooled(b, sp.label, "flow", visible) if visible else float("nan")
+            )
     result = {
         "command": " ".join(sys.argv),
         "refine": args.refine,

@@ -29,8 +29,22 @@ def test_nose_measures_known_values_and_frame_invariance():
     L = _face()
     m = nose_measures(L)
     assert m == pytest.approx(
-        {"mouth_width": 1.2, "corner_lift": (1.6 - 1.4) / 2, "lip_gap": 0.1, "brow_height": 0.5}
+        {
+            "mouth_width": 1.2,
+            "corner_lift": (1.6 - 1.4) / 2,
+            "near_corner_lift": (1.6 - 1.4) / 2,
+            "lip_gap": 0.1,
+            "brow_height": 0.5,
+        }
     )
+    turned = L.copy()
+    turned[48], turned[54] = (-2.0, 1.2), (0.4, 1.5)  # the camera's side: 48, lifted more
+    m_turned = nose_measures(turned)
+    assert m_turned["near_corner_lift"] == pytest.approx((1.6 - 1.2) / 2)
+    assert m_turned["corner_lift"] == pytest.approx((1.6 - 1.35) / 2)
+    lifted = turned.copy()
+    lifted[48, 1] -= 0.2  # read in the photo's frame: the same corner, 0.1 nose lengths higher
+    assert nose_measures(lifted, turned)["near_corner_lift"] == pytest.approx(0.3)
     a = math.radians(25)
     R = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
     moved = 3.0 * L @ R.T + [40.0, 70.0]  # rotated, scaled and shifted in the image
