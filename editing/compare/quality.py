@@ -346,8 +346,9 @@ def measure_photo(
     landmarks), seconds per edit, and the round trip (the first target at intensity 0: PSNR in
     the face box); for class targets also dlib's measures before and after (``dlib_before`` /
     ``dlib_after``, for :func:`pooled_completeness`). With the photo's own 68 ``landmarks`` known
-    (and its ``yaw``, degrees) also ``completeness_flow``, read at any yaw by optical flow
-    (:func:`_flow_reading`). None when no face is fitted."""
+    (and its ``yaw``, degrees) also ``completeness_flow``, read at any yaw by optical flow, and
+    ``completeness_flow_visible``, on the camera's side alone (:func:`_flow_reading`). None when no
+    face is fitted."""
     face = fit_on_box(ctx, image, box)
     if face is None:
         return None
