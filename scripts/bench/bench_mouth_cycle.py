@@ -16,8 +16,10 @@ fitted landmarks):
 
 Per |yaw| bin (the fitted yaw): medians, the paired difference (gan - none) with its bootstrap
 interval, and KID of 96 px mouth crops (the same FER feature maps' channel means and spreads)
-against the real photos' mouths, the median over random half-splits with the paired difference.
-Rows stream to ``<out>.jsonl``; ``--resume`` continues.
+against the real photos' mouths, the median over random half-splits with the paired difference;
+``--grain`` also scores both with the photo's own grain added over what the fill drew (the
+generator's output is smooth: does the realism gap come from that?). Rows stream to
+``<out>.jsonl``; ``--resume`` continues.
 """
 
 from __future__ import annotations
@@ -78,8 +80,22 @@ def photos(args) -> list[tuple[str, Path]]:
     return out
 
 
-def measure(image, face, ctx, via, bundle, perc) -> dict:
-    """One face's cycle, scored for the fill and the generator."""
+def grain(image: np.ndarray, out: np.ndarray, drawn: np.ndarray, lm: np.ndarray, seed: int) -> np.ndarray:
+    """``out`` (H, W, 3) uint8 with the photo's own grain added over ``drawn`` (H, W) bool: white
+    Gaussian noise of the sigma :func:`face3d.filters.noise_sigma` reads on the skin around the
+    mouth of ``image``, the same in the three channels (luminance grain)."""
+    from face3d.filters import noise_sigma
+
+    ring = mouth_region(lm, image.shape[:2], 0.5) & ~mouth_region(lm, image.shape[:2], 0.0)
+    sigma = noise_sigma(torch.from_numpy(image.astype(np.float32) / 255.0), torch.from_numpy(ring)) * 255.0
+    noise = np.random.default_rng(seed).normal(0.0, sigma, image.shape[:2])[..., None]
+    noisy = np.clip(out.astype(np.float64) + noise, 0, 255)
+    return np.where(drawn[..., None], np.round(noisy), out).astype(np.uint8)
+
+
+def measure(image, face, ctx, via, bundle, perc, with_grain: bool = False) -> dict:
+    """One face's cycle, scored for the fill and the generator (and, ``with_grain``, the realism
+    features of both with the photo's grain added over what the fill drew: :func:`grain`)."""
     cyc = edit_and_back(ctx.editor, image, face, via)
     t0 = time.perf_counter()
     gan = refine_face_edit(bundle, face, cyc.back)
@@ -100,6 +116,9 @@ def measure(image, face, ctx, via, bundle, perc) -> dict:
         row[f"psnr_{name}"] = masked_psnr(image, out, ~mouth)
         row[f"ssim_{name}"] = masked_ssim(image, out, ~mouth)
         feats[name] = perc.statistics(_tensor(crop))[0].tolist()
+        if with_grain:
+            grained = grain(image, out, cyc.back.synthesized, lm, seed=int(image.sum()) % 2**31 + len(feats))
+            feats[f"{name}_grain"] = perc.statistics(_tensor(mouth_crop(grained, lm)))[0].tolist()
     return {**row, "features": feats}
 
 
@@ -111,11 +130,13 @@ def realism(rows: list[dict]) -> dict:
     if len(rows) < 8:
         return {}
     real = np.array([r["features"]["real"] for r in rows])
-    per = split_kid({k: np.array([r["features"][k] for r in rows]) for k in ("none", "gan")}, real)
-    d = per["gan"] - per["none"]
+    keys = [k for k in ("none", "gan", "none_grain", "gan_grain") if all(k in r["features"] for r in rows)]
+    per = split_kid({k: np.array([r["features"][k] for r in rows]) for k in keys}, real)
     out = {f"kid_{k}": float(np.median(v)) for k, v in per.items()}
-    out["kid_diff"] = [float(np.median(d)), *map(float, np.percentile(d, [2.5, 97.5]))]
-    out["kid_gan_lower"] = float((d < 0).mean())
+    for suffix in ("", "_grain") if "gan_grain" in per else ("",):
+        d = per["gan" + suffix] - per["none" + suffix]
+        out[f"kid_diff{suffix}"] = [float(np.median(d)), *map(float, np.percentile(d, [2.5, 97.5]))]
+        out[f"kid_gan_lower{suffix}"] = float((d < 0).mean())
     return out
 
 
@@ -147,6 +168,7 @@ def main(argv=None) -> int:
     ap.add_argument("--generator", type=Path, default=SHIPPED["texture"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--grain", action="store_true", help="also score both with the photo's grain added")
     ap.add_argument("--out", type=Path, default=Path("out/bench_mouth_cycle.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -176,7 +198,11 @@ def main(argv=None) -> int:
                 b = bin_name(float(faces[0].fit.yaw_pitch_roll[0, 0]))
                 if counts[b] >= args.per_bin:
                     continue
-                row = {"image": str(path), "set": kind, **measure(image, faces[0], ctx, via, bundle, perc)}
+                row = {
+                    "image": str(path),
+                    "set": kind,
+                    **measure(image, faces[0], ctx, via, bundle, perc, args.grain),
+                }
                 counts[b] += 1
             rows.append(row)
             f.write(json.dumps(row) + "\n")
