@@ -33,7 +33,7 @@ from editing.gan.checkpoint import GeneratorBundle
 from editing.gan.refine import deform_2d, texture_2d
 from editing.mouth2d import fill_mouth
 from editing.warp2d import Warp2D, open_mouth_map, opening_mask
-from face3d.crop import photo_extent
+from face3d.crop import photo_extent, photo_mask
 
 MOUTH_PAD = 0.15
 """The mouth's work crop: the landmarks' mouth box grown by this fraction of the face width per side."""
@@ -72,9 +72,8 @@ class DefGAN2D:
         if src.shape != (68, 2):
             raise ValueError(f"landmarks: expected (68, 2), got {src.shape}")
         _, region, alpha = self.warp.face_region(image.shape[:2], src)
-        ex0, ey0, ex1, ey1 = photo_extent(image)  # nothing moves into the padding around a photo
-        inside = np.zeros(region.shape, bool)
-        inside[ey0:ey1, ex0:ex1] = True
+        extent = ex0, ey0, ex1, ey1 = photo_extent(image)  # nothing moves into the padding around a photo
+        inside = photo_mask(image, extent)
         region, alpha = region & inside, np.where(inside, alpha, 0).astype(alpha.dtype)
         ys, xs = np.nonzero(region)
         if len(ys) == 0:

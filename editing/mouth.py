@@ -132,10 +132,10 @@ def sclera_colour(photo: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None
     lm = np.asarray(landmarks, np.float64)
     eyes = [_polygon_mask(lm[a : a + 6], photo.shape[:2]) > 0 for a in (36, 42)]
     px = photo[max(eyes, key=lambda m: m.sum())].astype(np.float64)
-    px = px[px @ np.array(LUMA_601) < 250]
+    luma = px @ np.array(LUMA_601)
+    px, luma = px[luma < 250], luma[luma < 250]
     if len(px) < 8:
         return None
-    luma = px @ np.array(LUMA_601)
     return px[luma >= np.percentile(luma, 70)].mean(0)
 
 

@@ -231,6 +231,15 @@ def photo_extent(image: np.ndarray) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
+def photo_mask(image: np.ndarray, extent=None) -> np.ndarray:
+    """(H, W) bool: True inside ``extent`` (x0, y0, x1, y1; default :func:`photo_extent` of
+    ``image`` (H, W, C)), False over the padding around the photo."""
+    x0, y0, x1, y1 = photo_extent(image) if extent is None else extent
+    mask = np.zeros(image.shape[:2], bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
 def _band_depth(lines: np.ndarray) -> int:
     """Rows of padding at the start of ``lines`` (n, m, C): 0, or the exactly constant run (at
     least :data:`PAD_MIN_PX`) and the ringing rows after it."""

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from face3d.crop import PAD_MIN_PX, photo_extent
+from face3d.crop import PAD_MIN_PX, photo_extent, photo_mask
 
 
 def _photo(h=120, w=160, seed=0) -> np.ndarray:
@@ -28,6 +28,10 @@ def test_bands_on_every_side_are_found_exactly():
     canvas[:, :21] = 255  # a white band at the left, black elsewhere
     canvas[30 : 30 + 120, 21 : 21 + 160] = img
     assert photo_extent(canvas) == (21, 30, 21 + 160, 30 + 120)
+    mask = photo_mask(canvas)
+    assert mask.shape == canvas.shape[:2] and mask.sum() == 160 * 120
+    assert mask[30:150, 21:181].all()
+    np.testing.assert_array_equal(photo_mask(canvas, (0, 0, 2, 3)).nonzero(), np.nonzero(np.ones((3, 2))))
 
 
 def test_thin_or_partial_bands_are_not_padding():

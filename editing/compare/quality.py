@@ -31,7 +31,7 @@ from editing.api import edit_fitted
 from editing.compare.flow_reader import FLOW_MEASURES, VISIBLE_MEASURES, flow_landmarks, nose_measures
 from editing.mouth import photo_opening
 from editing.warp import isolated_outliers
-from face3d.crop import photo_extent
+from face3d.crop import photo_mask
 from face3d.detect import dlib_box_from_landmark_box, predict_landmarks
 from face3d.fit import fit_image
 from face3d.io import read_image
@@ -89,10 +89,7 @@ def changed_outside(before: np.ndarray, after: np.ndarray, box) -> float:
 def changed_padding(before: np.ndarray, after: np.ndarray) -> int:
     """Pixels the edit changed in the padding bands around the photo (outside
     :func:`face3d.crop.photo_extent` of ``before``): 0 unless it moved the face into them."""
-    x0, y0, x1, y1 = photo_extent(before)
-    changed = (before != after).any(-1)
-    changed[y0:y1, x0:x1] = False
-    return int(changed.sum())
+    return int(((before != after).any(-1) & ~photo_mask(before)).sum())
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

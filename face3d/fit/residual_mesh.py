@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from face3d.crop import photo_extent
+from face3d.crop import photo_extent, photo_mask
 from face3d.render import atlas_corner_uvs
 from face3d.render.texture_fill import mirror_vertices
 
@@ -149,12 +149,11 @@ def in_photo(image: np.ndarray, box, size) -> torch.Tensor:
     resized to ``size`` (h, w)): 1 where the pixel lies wholly inside the photo, 0 over the
     padding a crop of the photo was given (:func:`face3d.crop.photo_extent`), which is not the face."""
     H, W = image.shape[:2]
-    ex0, ey0, ex1, ey1 = photo_extent(image)
-    if (ex0, ey0, ex1, ey1) == (0, 0, W, H):
+    extent = photo_extent(image)
+    if extent == (0, 0, W, H):
         return torch.ones(size)
     x0, y0, x1, y1 = box
-    full = np.zeros((y1 - y0, x1 - x0), np.float32)
-    full[max(ey0 - y0, 0) : max(ey1 - y0, 0), max(ex0 - x0, 0) : max(ex1 - x0, 0)] = 1.0
+    full = photo_mask(image, extent)[y0:y1, x0:x1].astype(np.float32)
     small = cv2.resize(full, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     return torch.from_numpy((small >= 0.999).astype(np.float32))
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from face3d.crop import photo_extent
+from face3d.crop import photo_mask
 from face3d.detect import FaceDetector
 from face3d.eval.aflw import load_aflw, select_split, stratified
 from face3d.eval.metrics import bin_table, landmark_errors_3d, nme
@@ -116,9 +116,7 @@ def run_face(model, image, face, sample, cfgs, noise_sigma, rng) -> tuple[dict, 
     padding around the photo (:func:`face3d.crop.photo_extent`), which gets no noise either."""
     rec, renders, noisy_renders = {"image": sample.image_path.name, "yaw": sample.yaw}, {}, {}
     noise = rng.normal(0, noise_sigma, image.shape)
-    x0, y0, x1, y1 = photo_extent(image)  # the photo, not the padding around it: that stays black
-    padding = np.ones(image.shape[:2], bool)
-    padding[y0:y1, x0:x1] = False
+    padding = ~photo_mask(image)  # the photo, not the padding around it: that stays black
     noise[padding] = 0.0
     noisy = np.clip(image / 255.0 + noise, 0, 1)
     noisy = (noisy * 255 + 0.5).astype(np.uint8)
