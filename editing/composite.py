@@ -32,14 +32,28 @@ def dilation_px(mask: np.ndarray, config: CompositeConfig = CompositeConfig()) -
     return max(config.min_px, int(round(config.dilate_frac * np.sqrt(float(mask.sum())))))
 
 
+def _window(mask: np.ndarray, pad: int) -> tuple[slice, slice] | None:
+    """The bounding box of ``mask`` grown by ``pad`` pixels (within the image), or None when empty:
+    the work of a dilation, blur or distance of reach ``pad`` is done there, not on a whole photo."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if len(rows) == 0:
+        return None
+    h, w = mask.shape
+    return (slice(max(0, rows[0] - pad), min(h, rows[-1] + pad + 1)),
+            slice(max(0, cols[0] - pad), min(w, cols[-1] + pad + 1)))  # fmt: skip
+
+
 def falloff(mask: np.ndarray, radius: int) -> np.ndarray:
     """(H, W) float32 weight: 1 on ``mask``, falling smoothly (smoothstep of the distance) to 0 at
     ``radius`` pixels from it: how far the warp's motion may reach beyond the face."""
-    if not mask.any():
-        return np.zeros(mask.shape, np.float32)
-    dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+    out = np.zeros(mask.shape, np.float32)
+    win = _window(mask, 2 * max(radius, 1) + 8)
+    if win is None:
+        return out
+    dist = cv2.distanceTransform((~mask[win]).astype(np.uint8), cv2.DIST_L2, 5)
     t = np.clip(1.0 - dist / max(radius, 1), 0.0, 1.0)
-    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+    out[win] = t * t * (3.0 - 2.0 * t)
+    return out
 
 
 def edit_region(
@@ -54,10 +68,14 @@ def edit_region(
     size = np.sqrt(area)
     d = dilation_px(mask, config)
     sigma = max(config.min_px / 2, config.feather_frac * size)
+    win = _window(mask, d + int(np.ceil(4 * sigma)) + 4)  # the blur's kernel reaches 4 sigma
+    m = mask[win].astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
-    region = cv2.dilate(mask.astype(np.uint8), kernel) > 0
-    half = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d + 1, d + 1)))
-    alpha = cv2.GaussianBlur(half.astype(np.float32), (0, 0), sigma)
+    region = np.zeros(mask.shape, bool)
+    region[win] = cv2.dilate(m, kernel) > 0
+    half = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d + 1, d + 1)))
+    alpha = np.zeros(mask.shape, np.float32)
+    alpha[win] = cv2.GaussianBlur(half.astype(np.float32), (0, 0), sigma)
     alpha = np.where(region, np.clip(alpha, 0, 1), 0).astype(np.float32)
     return region, alpha
 

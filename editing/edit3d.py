@@ -26,17 +26,20 @@ Only pixels that changed differ from the input; every other pixel is byte-identi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 import torch
 
 from editing.composite import CompositeConfig, dilation_px, edit_region, falloff
+from editing.edit_layers import EditLayers, compose, shaded, upscale_edit
 from editing.expressions import ExpressionSpec
 from editing.mouth import (
+    drawable,
     lips_saturation,
     mouth_opening,
+    opened,
     part_colors,
     photo_opening,
     photo_tone,
@@ -44,15 +47,14 @@ from editing.mouth import (
     sclera_colour,
     tone_pixels,
 )
-from editing.shading import apply_ratio, fit_lighting, ratio_image
+from editing.shading import fit_lighting, ratio_image
 from editing.warp import (
     WarpConfig,
     dense_motion,
-    despeckle,
     hold_behind_occluders,
     moving,
+    sampled_mask,
     surface_map,
-    warp_image,
 )
 from face3d.camera import project
 from face3d.crop import photo_extent
@@ -97,6 +99,11 @@ class EditConfig:
             full ratio tends to overstate creases. 0.5 was chosen on the dev train half: the dlib
             identity distance falls steadily with the strength (happy near frontal 0.366 at 1,
             0.332 at 0.5, 0.314 at 0) and half keeps the creases visible (docs/history.md).
+        max_face_px: a face whose fitted landmarks span more pixels than this (the longer side of
+            their box) is edited on the photo resized to bring it to this size, and the edit's
+            layers (motion, shading, painted interior: :mod:`editing.edit_layers`) are carried back to
+            the full resolution, where the photo's own pixels are warped; 0: always at full
+            resolution. A phone photo's 1,500 px face then takes seconds, not minutes.
     """
 
     texture_size: tuple[int, int] = (512, 1024)
@@ -107,10 +114,13 @@ class EditConfig:
     warp: WarpConfig = field(default_factory=WarpConfig)
     shading: bool = True
     shading_strength: float = 0.5
+    max_face_px: int = 512
 
     def __post_init__(self):
         if not 0.0 <= self.shading_strength <= 1.0:
             raise ValueError(f"shading_strength must be in [0, 1], got {self.shading_strength}")
+        if self.max_face_px < 0 or 0 < self.max_face_px < 64:
+            raise ValueError(f"max_face_px must be 0 (off) or at least 64, got {self.max_face_px}")
 
 
 @dataclass(frozen=True)
@@ -263,7 +273,41 @@ class Editor3D:
 
     # ------------------------------------------------------------------ the edit
     def edit_face(self, image: np.ndarray, face: FaceFit, specs: list[ExpressionSpec]) -> list[FaceEdit]:
-        """Edit one fitted face of ``image`` ((H, W, 3) uint8) to each target expression."""
+        """Edit one fitted face of ``image`` ((H, W, 3) uint8) to each target expression (a face
+        larger than ``config.max_face_px`` at a smaller scale, its layers applied at full
+        resolution)."""
+        span = float(np.ptp(face.fit.landmarks_fitted[0].detach().cpu().double().numpy(), axis=0).max())
+        cap = self.config.max_face_px
+        if cap and span > cap:
+            return self._edit_face_scaled(image, face, specs, cap / span)
+        return [edit for edit, _ in self.edit_layers(image, face, specs)]
+
+    def _edit_face_scaled(self, image: np.ndarray, face: FaceFit, specs, scale: float) -> list[FaceEdit]:
+        """:meth:`edit_face` on ``image`` resized by ``scale``, carried back to full resolution."""
+        t0 = time.perf_counter()
+        H, W = image.shape[:2]
+        size = (max(2, round(H * scale)), max(2, round(W * scale)))
+        small = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)
+        extent = photo_extent(image)
+        resize_ms = (time.perf_counter() - t0) * 1e3
+        edits = []
+        for e, layers in self.edit_layers(small, face.resized(size), specs):
+            t1 = time.perf_counter()
+            placed = upscale_edit(image, extent, size, e.crop, e.region, e.alpha, layers)
+            x0, y0, x1, y1 = placed.crop
+            result = image.copy()
+            result[y0:y1, x0:x1] = placed.out
+            ms = {"texture": e.timings_ms["texture"] + resize_ms,
+                  "render": e.timings_ms["render"] + (time.perf_counter() - t1) * 1e3}  # fmt: skip
+            head = placed.out * placed.head[..., None]
+            edits.append(replace(e, image=result, render=head, crop=placed.crop, region=placed.region,
+                                 alpha=placed.alpha, timings_ms={**e.timings_ms, **ms},
+                                 synthesized=placed.synthesized))  # fmt: skip
+        return edits
+
+    def edit_layers(self, image: np.ndarray, face: FaceFit, specs: list[ExpressionSpec]):
+        """:meth:`edit_face` at the image's own resolution, each edit with its
+        :class:`editing.edit_layers.EditLayers` (of its work crop): ``[(FaceEdit, EditLayers), ...]``."""
         H, W = image.shape[:2]
         with torch.no_grad():
             t0 = time.perf_counter()
@@ -277,31 +321,19 @@ class Editor3D:
             for target, v_tgt in zip(targets, v_tgts, strict=True):
                 t1 = time.perf_counter()
                 frags, region, alpha, reach = self._target_region(face, crop, (H, W), v_tgt, K, src)
-                out, head, synth = self._edit_crop(photo, v_src, v_tgt, K, src, frags, reach)
+                layers, warped = self._layers(photo, v_src, v_tgt, K, src, frags, reach)
+                out = compose(photo, layers, warped)
                 out[~region[y0:y1, x0:x1]] = photo[~region[y0:y1, x0:x1]]  # nothing moves beyond it
                 t2 = time.perf_counter()
                 result = image.copy()
                 result[y0:y1, x0:x1] = out
                 synthesized = np.zeros((H, W), bool)
-                synthesized[y0:y1, x0:x1] = synth
+                synthesized[y0:y1, x0:x1] = layers.synthesized
                 t3 = time.perf_counter()
-                edits.append(
-                    FaceEdit(
-                        image=result,
-                        render=out * head[..., None],
-                        crop=crop,
-                        region=region,
-                        alpha=alpha,
-                        source=source.numpy(),
-                        target=target.numpy(),
-                        timings_ms={
-                            "texture": prep_ms,
-                            "render": (t2 - t1) * 1e3,
-                            "composite": (t3 - t2) * 1e3,
-                        },
-                        synthesized=synthesized,
-                    )
-                )
+                timings = {"texture": prep_ms, "render": (t2 - t1) * 1e3, "composite": (t3 - t2) * 1e3}
+                edit = FaceEdit(result, out * layers.head[..., None], crop, region, alpha, source.numpy(),
+                                target.numpy(), timings, synthesized)  # fmt: skip
+                edits.append((edit, layers))
         return edits
 
     def motion_field(
@@ -409,80 +441,47 @@ class Editor3D:
         dense = dense_motion(motion, smap.seen, face_size, self.config.warp) * reach[..., None]
         return smap, dense, face_size
 
-    def _edit_crop(self, photo: np.ndarray, v_src, v_tgt, K, src: dict, frags, reach: np.ndarray):
-        """One target in the work crop: ``(edited crop (h, w, 3) uint8, head mask, synthesised
-        mask)``; ``reach`` (h, w) scales the motion and the shading change down to zero at the edit
+    def _layers(self, photo: np.ndarray, v_src, v_tgt, K, src: dict, frags, reach: np.ndarray):
+        """One target in the work crop: ``(its EditLayers, the photo warped and shaded)``;
+        ``reach`` (h, w) scales the motion and the shading change down to zero at the edit
         region's border."""
         h, w = photo.shape[:2]
         smap, dense, face_size = self._motion(v_src, v_tgt, K, src, frags, reach)
-        out = warp_image(photo, dense)
         part = smap.face.clip(min=0)
+        ratio = np.ones((h, w), np.float32)
         if src["light"] is not None:
             skin = smap.seen & self.face_skin[part]
-            ratio = ratio_image(smap.normal_target, smap.normal_source, skin, src["light"])
-            ratio = ratio ** np.float32(self.config.shading_strength)  # 1 stays exactly 1
-            out = apply_ratio(out, np.where(reach > 0, 1.0 + (ratio - 1.0) * reach, 1.0).astype(np.float32))
+            r = ratio_image(smap.normal_target, smap.normal_source, skin, src["light"])
+            r = r ** np.float32(self.config.shading_strength)  # 1 stays exactly 1
+            ratio = np.where(reach > 0, 1.0 + (r - 1.0) * reach, 1.0).astype(np.float32)
+        paint, paint_alpha = np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32)
+        layers = EditLayers(dense, ratio, paint, paint_alpha, np.zeros((h, w), bool), smap.covered)
+        warped = shaded(photo, layers)
         revealed_eyes = smap.covered & ~smap.seen & self.face_eyeball[part]
-        _fill_revealed_eyeballs(out, revealed_eyes, smap, self.face_eyeball)
+        _paint_revealed_eyeballs(paint, paint_alpha, warped, revealed_eyes, smap, self.face_eyeball)
         interior = smap.covered & self.face_interior[part]
         # the photo shows an interior point only over an area: a crack between teeth of the source
         # mesh (a pixel wide) that the target moves is not a view of the throat
-        thin = interior & smap.seen & ~_opened(interior & smap.seen) & moving(dense)
+        thin = interior & smap.seen & ~opened(interior & smap.seen) & moving(dense)
         lips = self.model.landmarks(v_tgt)
         synth = interior & (~smap.seen | thin) & mouth_opening(lips, K, (h, w), face_size)
-        synth &= ~_sampled(src["opening"], dense)  # the photo's own opening, moved: no drawing
-        synth = _drawable(synth, face_size)
+        synth &= ~sampled_mask(src["opening"], dense)  # the photo's own opening, moved: no drawing
+        synth = drawable(synth, face_size)
         if synth.any():  # a soft edge (the photo's blur, at least 0.7 px): an outline reads as a cut-out
             args = (src["colors"], synth, src["tone"], src["blur"], src["saturation"])
             drawn = render_interior(frags, v_tgt, self.faces, *args)
             a = cv2.GaussianBlur(synth.astype(np.float32), (0, 0), max(0.7, src["blur"]))
-            a = np.where(a > 0.98, 1.0, a)[..., None]
-            mixed = drawn.astype(np.float32) * a + out.astype(np.float32) * (1 - a)
-            out[synth] = np.clip(mixed[synth] + 0.5, 0, 255).astype(np.uint8)
-        return despeckle(out, photo, dense, synth), smap.covered, synth
+            paint[synth] = drawn[synth]
+            paint_alpha[synth] = np.where(a > 0.98, 1.0, a)[synth]
+        return replace(layers, synthesized=synth), warped
 
 
-def _sampled(mask: np.ndarray, motion: np.ndarray) -> np.ndarray:
-    """(h, w) bool ``mask`` read through the backward ``motion`` (h, w, 2) at the nearest pixel:
-    the target pixels whose photo pixel lies in the mask."""
-    h, w = mask.shape
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    x = np.clip(np.rint(gx + motion[..., 0]), 0, w - 1).astype(np.intp)
-    y = np.clip(np.rint(gy + motion[..., 1]), 0, h - 1).astype(np.intp)
-    return mask[y, x]
-
-
-MIN_DRAWN_PX = 10
-"""Least area (pixels) of a drawn part of the interior; smaller ones are left to the warp."""
-MIN_DRAWN_FRAC = 0.02
-"""Least side of a drawn part as a fraction of the face's size (the square root of the pixels its
-render covers): its area must be at least this side squared (and :data:`MIN_DRAWN_PX`)."""
-
-
-def _drawable(synth: np.ndarray, face_size: float = 0.0) -> np.ndarray:
-    """The parts of the (h, w) bool ``synth`` mask worth drawing: at least 3 px wide and
-    :data:`MIN_DRAWN_PX` in area, and at least ``(MIN_DRAWN_FRAC * face_size) ** 2`` (``face_size``:
-    pixels). A sliver or a dot of drawn throat in the photo's own moved teeth, or a mouth corner
-    opened by a few pixels in profile, reads as a crack or a speck, not as an opening; the warp's
-    stretch of the photo fills it."""
-    wide = _opened(synth).astype(np.uint8)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(wide, connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] >= max(MIN_DRAWN_PX, (MIN_DRAWN_FRAC * face_size) ** 2)
-    keep[0] = False
-    return keep[labels]
-
-
-def _opened(mask: np.ndarray) -> np.ndarray:
-    """Morphological opening of an (h, w) bool mask by a 3 x 3 square: drops 1-2 px wide parts."""
-    kernel = np.ones((3, 3), np.uint8)
-    return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel) > 0
-
-
-def _fill_revealed_eyeballs(out: np.ndarray, revealed: np.ndarray, smap, face_eyeball: np.ndarray) -> None:
+def _paint_revealed_eyeballs(paint: np.ndarray, alpha: np.ndarray, warped: np.ndarray, revealed: np.ndarray,
+                             smap, face_eyeball: np.ndarray) -> None:  # fmt: skip
     """Eyeball the photo never showed (an eye opening wider): in the photo the eyelid covers it, so
     the warp would stretch the lid (or its make-up) over it. It takes the colour of the photo's own
-    visible sclera instead: the brighter half of the seen eyeball pixels of the same eye side,
-    their median, kept in place (``out`` is modified)."""
+    visible sclera instead: the brighter half of the seen eyeball pixels of the same eye side in
+    the ``warped`` photo, their median, kept in place (``paint`` and its ``alpha`` are modified)."""
     if not revealed.any():
         return
     seen = smap.seen & face_eyeball[smap.face.clip(min=0)]
@@ -490,11 +489,11 @@ def _fill_revealed_eyeballs(out: np.ndarray, revealed: np.ndarray, smap, face_ey
         return
     cols = np.nonzero(seen)[1]
     middle = 0.5 * (cols.min() + cols.max())
-    for side in (np.arange(out.shape[1]) < middle, np.arange(out.shape[1]) >= middle):
+    for side in (np.arange(warped.shape[1]) < middle, np.arange(warped.shape[1]) >= middle):
         mine, fill = seen & side[None], revealed & side[None]
         if mine.sum() < 4 or not fill.any():
             continue
-        px = out[mine].astype(np.float32)
+        px = warped[mine].astype(np.float32)
         luma = px @ np.array(LUMA_601, np.float32)
-        sclera = np.median(px[luma >= np.median(luma)], 0)
-        out[fill] = np.clip(sclera + 0.5, 0, 255).astype(np.uint8)
+        paint[fill] = np.median(px[luma >= np.median(luma)], 0)
+        alpha[fill] = 1.0

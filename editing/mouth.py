@@ -235,3 +235,29 @@ def render_interior(
         rgb = rgb.mean(-1, keepdims=True).repeat(3, -1)
     out[mask] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+MIN_DRAWN_PX = 10
+"""Least area (pixels) of a drawn part of the interior; smaller ones are left to the warp."""
+MIN_DRAWN_FRAC = 0.02
+"""Least side of a drawn part as a fraction of the face's size (the square root of the pixels its
+render covers): its area must be at least this side squared (and :data:`MIN_DRAWN_PX`)."""
+
+
+def drawable(synth: np.ndarray, face_size: float = 0.0) -> np.ndarray:
+    """The parts of the (h, w) bool ``synth`` mask worth drawing: at least 3 px wide and
+    :data:`MIN_DRAWN_PX` in area, and at least ``(MIN_DRAWN_FRAC * face_size) ** 2`` (``face_size``:
+    pixels). A sliver or a dot of drawn throat in the photo's own moved teeth, or a mouth corner
+    opened by a few pixels in profile, reads as a crack or a speck, not as an opening; the warp's
+    stretch of the photo fills it."""
+    wide = opened(synth).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(wide, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= max(MIN_DRAWN_PX, (MIN_DRAWN_FRAC * face_size) ** 2)
+    keep[0] = False
+    return keep[labels]
+
+
+def opened(mask: np.ndarray) -> np.ndarray:
+    """Morphological opening of an (h, w) bool mask by a 3 x 3 square: drops 1-2 px wide parts."""
+    kernel = np.ones((3, 3), np.uint8)
+    return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel) > 0

@@ -282,3 +282,13 @@ def despeckle(out: np.ndarray, photo: np.ndarray, motion: np.ndarray, drawn: np.
         out = out.copy()
         out[ys[made], xs[made]] = med[ys[made], xs[made]]
     return out
+
+
+def sampled_mask(mask: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """(h, w) bool ``mask`` read through the backward ``motion`` (h, w, 2) at the nearest pixel:
+    the target pixels whose photo pixel lies in the mask."""
+    h, w = mask.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    x = np.clip(np.rint(gx + motion[..., 0]), 0, w - 1).astype(np.intp)
+    y = np.clip(np.rint(gy + motion[..., 1]), 0, h - 1).astype(np.intp)
+    return mask[y, x]

@@ -49,6 +49,15 @@ class FaceFit:
     landmark_source: str = "dlib"
     landmark_offset: np.ndarray | None = None
 
+    def resized(self, size: tuple[int, int]) -> FaceFit:
+        """The same face for its image resized to ``size`` (H', W') (:meth:`FitResult.resized`)."""
+        (H, W), (h, w) = self.fit.image_size, size
+        s = np.array([w / W, h / H])
+        box = np.asarray(self.bbox, np.float64).reshape(2, 2) * s  # box edges, not pixel centres
+        pts = (np.asarray(self.landmarks_detected, np.float64) + 0.5) * s - 0.5
+        return replace(self, bbox=tuple(float(v) for v in box.ravel()), landmarks_detected=pts,
+                       fit=self.fit.resized(size))  # fmt: skip
+
 
 @dataclass(frozen=True)
 class LandmarkConfig:

@@ -108,6 +108,28 @@ class FitResult:
         cam = to_camera(pts, self.rotation.to(pts), self.translation.to(pts))
         return project(cam, self.intrinsics.to(pts)) if image else cam
 
+    def resized(self, size: tuple[int, int]) -> FitResult:
+        """The same fit for its image resized to ``size`` (H', W'): intrinsics and 2D landmarks
+        mapped with pixel centres kept (``u' = (u + 0.5) s - 0.5`` per axis), the 3D pose as is."""
+        (H, W), (h, w) = self.image_size, size
+        s = torch.tensor([w / W, h / H], dtype=self.intrinsics.dtype, device=self.intrinsics.device)
+
+        def pts(p: torch.Tensor | None) -> torch.Tensor | None:
+            return None if p is None else (p + 0.5) * s.to(p) - 0.5
+
+        K = self.intrinsics.clone()
+        K[:, :2] = K[:, :2] * s
+        K[:, 2:] = pts(K[:, 2:])
+        return replace(
+            self,
+            intrinsics=K,
+            landmarks_target=pts(self.landmarks_target),
+            landmarks_fitted=pts(self.landmarks_fitted),
+            landmarks_linear=pts(self.landmarks_linear),
+            error_px=self.error_px * float(s.prod().sqrt()),
+            image_size=(int(h), int(w)),
+        )
+
     def to(self, device) -> FitResult:
         """The same fit with every tensor on ``device``."""
         kw = {

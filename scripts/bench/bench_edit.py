@@ -4,7 +4,10 @@
     .venv/bin/python scripts/bench/bench_edit.py --quality --per-bin 10 --threads 1 --out out/q.json
 
 Speed: LFW photos are rescaled so the detected face box is ``--face-size`` px wide; each is edited
-to ``--expressions``. Medians over all faces and targets; the first image is a warm-up.
+to ``--expressions``. Medians over all faces and targets; the first image is a warm-up. With
+``--full-res`` each face is also edited at its full resolution (``EditConfig.max_face_px`` 0: the
+baseline of a face larger than the cap), in the same run: both times, their ratio per image and
+the PSNR between the two outputs over the pixels either changed.
 
 Quality: the AFLW2000-3D dev held-out half (``--per-bin`` faces per |yaw| bin, fitted on the
 ground-truth landmark box), each edited to ``--expressions`` with ``--refine``; per bin and
@@ -24,6 +27,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -41,6 +45,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default="../shared/data/lfw")
     ap.add_argument("--n", type=int, default=12, help="images (the first one is a warm-up)")
     ap.add_argument("--face-size", type=int, default=256)
+    ap.add_argument("--full-res", action="store_true",
+                    help="speed: also edit every face at full resolution (max_face_px 0)")  # fmt: skip
     ap.add_argument("--expressions", default="happy,surprise")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="out/bench_edit.json")
@@ -58,16 +64,24 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     if args.quality:
         return quality(args)
+    return speed(args)
+
+
+def speed(args) -> int:
     paths, _ = list_images([args.data])
     paths = paths[:: max(1, len(paths) // max(args.n, 1))][: args.n]
     ctx = EditContext.from_dir()
     specs = parse_expressions(args.expressions, ctx.fit_model.expression_names)
+    from editing.edit3d import Editor3D
     from face3d.fit import fit_image
 
+    full_res = None
+    if args.full_res:  # the baseline: every face at its own resolution
+        full_res = Editor3D(ctx.editor.model, replace(ctx.editor.config, max_face_px=0))
     stages: dict[str, list[float]] = {
         k: [] for k in ("detect", "landmarks", "fit", "texture", "render", "composite")
     }
-    totals = []
+    totals, full_ms, ratios, agree = [], [], [], []
     for i, p in enumerate(tqdm(paths, desc="bench_edit", unit="img")):
         image = read_image(p)
         faces = ctx.detector.detect(image, 1)
@@ -84,6 +98,10 @@ def main(argv=None) -> int:
             continue
         edits = ctx.editor.edit_face(image, fitted[0], specs)
         total = (time.perf_counter() - t0) * 1e3
+        if full_res is not None:
+            t1 = time.perf_counter()
+            baseline = full_res.edit_face(image, fitted[0], specs)
+            ms = (time.perf_counter() - t1) * 1e3
         if i == 0:
             continue  # warm-up: model loading and compilation
         totals.append(total)
@@ -93,19 +111,38 @@ def main(argv=None) -> int:
         for e in edits:
             stages["render"].append(e.timings_ms["render"])
             stages["composite"].append(e.timings_ms["composite"])
+        if full_res is not None:
+            edit_ms = sum(e.timings_ms["render"] + e.timings_ms["composite"] for e in edits)
+            full_ms.append(ms)
+            ratios.append(ms / (edit_ms + edits[0].timings_ms["texture"]))
+            agree += [_changed_psnr(image, a.image, b.image) for a, b in zip(edits, baseline, strict=True)]
     med = {k: round(float(np.median(v)), 1) for k, v in stages.items() if v}
     result = {
         "command": " ".join(sys.argv),
         "images": len(totals),
         "face_size_px": args.face_size,
         "targets_per_image": len(specs),
+        "max_face_px": ctx.editor.config.max_face_px,
         "median_ms_per_stage": med,
         "median_ms_per_image_all_targets": round(float(np.median(totals)), 1) if totals else None,
         "threads": args.threads,
     }
+    if full_ms:
+        result["full_res"] = {
+            "median_edit_ms_per_image": round(float(np.median(full_ms)), 1),
+            "median_speedup": round(float(np.median(ratios)), 2),
+            "median_psnr_db_against_full_res": round(float(np.median(agree)), 2),
+        }
     atomic_write_json(Path(args.out), result)
     print(result)
     return 0
+
+
+def _changed_psnr(image: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (dB) between two edits of ``image`` over the pixels either changed (inf: identical)."""
+    changed = (a != image).any(-1) | (b != image).any(-1)
+    err = float(((a[changed].astype(np.float64) - b[changed]) ** 2).mean()) if changed.any() else 0.0
+    return float("inf") if err == 0 else 10 * np.log10(255.0**2 / err)
 
 
 def quality(args) -> int:

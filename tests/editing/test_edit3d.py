@@ -227,14 +227,14 @@ def test_teeth_the_photo_shows_are_moved_not_drawn_over(ctx, astronaut_fit):
     over her teeth, before the edit read the photo's opening); a wider opening draws only outside
     it, in parts at least 3 px wide."""
     from editing.api import edit_fitted
-    from editing.edit3d import MIN_DRAWN_PX, _drawable
+    from editing.mouth import MIN_DRAWN_PX, drawable
 
     image, faces = astronaut_fit
     specs = parse_expressions("happy,open_mouth", ctx.fit_model.expression_names)
     happy, wide = edit_fitted(image, faces, specs, ctx).faces[0][1]
     assert happy.synthesized.sum() == 0
     assert wide.synthesized.sum() > 100
-    assert np.array_equal(_drawable(wide.synthesized), wide.synthesized)  # nothing thin or tiny
+    assert np.array_equal(drawable(wide.synthesized), wide.synthesized)  # nothing thin or tiny
     sliver = np.zeros((20, 20), bool)
     sliver[5, 2:18] = sliver[6, 2:18] = True  # 2 px wide
     dot = np.zeros((20, 20), bool)
@@ -242,12 +242,12 @@ def test_teeth_the_photo_shows_are_moved_not_drawn_over(ctx, astronaut_fit):
     block = np.zeros((20, 20), bool)
     block[4:9, 4:9] = True
     assert MIN_DRAWN_PX > 9
-    assert not _drawable(sliver).any() and not _drawable(dot).any()
-    assert np.array_equal(_drawable(block | sliver), block)
+    assert not drawable(sliver).any() and not drawable(dot).any()
+    assert np.array_equal(drawable(block | sliver), block)
     blob = np.zeros((20, 20), bool)
     blob[8:12, 8:12] = True  # 4 x 4: drawn on a small face, a speck on a face of 250 px
-    assert np.array_equal(_drawable(blob), blob) and np.array_equal(_drawable(blob, 150.0), blob)
-    assert not _drawable(blob, 250.0).any() and np.array_equal(_drawable(block, 250.0), block)
+    assert np.array_equal(drawable(blob), blob) and np.array_equal(drawable(blob, 150.0), blob)
+    assert not drawable(blob, 250.0).any() and np.array_equal(drawable(block, 250.0), block)
 
 
 def test_the_warp_moves_the_photos_own_pixels(ctx, astronaut_fit):
@@ -297,3 +297,30 @@ def test_shading_strength_scales_the_change_of_shading(ctx, astronaut_fit):
     assert 0 < half < full
     with pytest.raises(ValueError, match="shading_strength"):
         EditConfig(shading_strength=1.5)
+
+
+def test_a_large_face_is_edited_at_a_smaller_scale_and_applied_at_full_resolution(ctx, astronaut_fit):
+    """``max_face_px``: the astronaut's face (93 px of landmarks) edited at 64 px matches the
+    full-resolution edit (35.6 / 33.5 dB in the face box when measured), keeps every byte outside
+    the edit region and gives the photo back at its own expression."""
+    from editing.api import EditContext, edit_fitted
+    from editing.edit3d import EditConfig, Editor3D
+
+    image, faces = astronaut_fit
+    small = EditContext(ctx.fit_model, Editor3D(ctx.editor.model, EditConfig(max_face_px=64)), ctx.fit_config)
+    specs = parse_expressions("surprise,open_mouth", ctx.fit_model.expression_names)
+    same = parse_expressions("surprise", ctx.fit_model.expression_names)[0].with_intensity(0.0)
+    full, capped = edit_fitted(image, faces, specs, ctx), edit_fitted(image, faces, specs, small)
+    box = box_slices(faces[0].fit.landmarks_fitted[0].numpy(), image.shape)
+    for k, label in enumerate(full.labels):
+        out, edit = capped.outputs[label], capped.faces[0][1][k]
+        assert psnr(out[box], full.outputs[label][box]) > 30, label
+        assert not np.array_equal(out, full.outputs[label]), label  # made at the smaller scale
+        assert psnr(out[box], image[box]) < 25, label  # it did edit
+        assert np.array_equal(out[~edit.region], image[~edit.region]), label
+        assert edit.synthesized.any() == full.faces[0][1][k].synthesized.any(), label
+        x0, y0, x1, y1 = edit.crop
+        assert edit.render.shape == (y1 - y0, x1 - x0, 3)
+    assert np.array_equal(edit_fitted(image, faces, [same], small).outputs[same.label], image)
+    with pytest.raises(ValueError, match="max_face_px"):
+        EditConfig(max_face_px=10)
