@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
+from face3d.camera import project
 from face3d.export import export_obj, export_ply
 from face3d.fit.pipeline import FaceFit
 from face3d.io import atomic_write_json
@@ -72,6 +75,24 @@ def draw_points(image: np.ndarray, points: np.ndarray, color: tuple[int, int, in
             cv2.circle(image, (int(round(x)), int(round(y))), radius, color, -1, lineType=cv2.LINE_AA)
 
 
+OVERLAY_MAX_PX = 1024
+"""The overlay shades a face's mesh at most this many pixels on its box's longer side (a larger
+face is shaded at that size and resized: the shading is smooth, and a 16 MP photo's face would
+otherwise take seconds to shade)."""
+
+
+def _face_box(verts_cam: torch.Tensor, K: torch.Tensor, H: int, W: int):
+    """(x0, y0, x1, y1) integer box of the mesh's projection, 2 px of margin, within the image
+    (None when it misses the image)."""
+    px = project(verts_cam, K)[0]
+    px = px[torch.isfinite(px).all(1)]
+    if len(px) == 0:
+        return None
+    lo, hi = px.amin(0).floor().int().tolist(), px.amax(0).ceil().int().tolist()
+    x0, y0, x1, y1 = max(0, lo[0] - 2), max(0, lo[1] - 2), min(W, hi[0] + 3), min(H, hi[1] + 3)
+    return None if x1 <= x0 or y1 <= y0 else (x0, y0, x1, y1)
+
+
 def overlay_image(
     image: np.ndarray, faces: list[FaceFit], model, alpha: float = 0.55, config: RenderConfig = RenderConfig()
 ) -> np.ndarray:
@@ -82,9 +103,24 @@ def overlay_image(
     radius = max(1, round(max(H, W) / 300))
     for face in faces:
         with torch.no_grad():
-            r = render(face.fit.vertices_cam(model), model.faces, face.fit.intrinsics, (H, W), config)
-        shade, mask = r.image[0].cpu().numpy(), r.mask[0].cpu().numpy()[..., None] * alpha
-        out = out * (1 - mask) + shade * mask
+            verts = face.fit.vertices_cam(model)
+            box = _face_box(verts, face.fit.intrinsics, H, W)
+            if box is None:
+                continue
+            x0, y0, x1, y1 = box
+            size = (y1 - y0, x1 - x0)
+            s = min(1.0, OVERLAY_MAX_PX / max(size))  # a large face is shaded at this size, then resized
+            small = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
+            K = face.fit.intrinsics.clone().float()
+            K[:, 2:] -= K.new_tensor([x0, y0])
+            K = replace(face.fit, intrinsics=K, image_size=size).resized(small).intrinsics
+            r = render(verts, model.faces, K, small, config)
+        shade, mask = r.image[0].cpu().numpy(), r.mask[0].cpu().numpy().astype(np.float32)
+        if small != size:
+            shade = cv2.resize(shade, size[::-1], interpolation=cv2.INTER_LINEAR)
+            mask = cv2.resize(mask, size[::-1], interpolation=cv2.INTER_LINEAR)
+        mask = mask[..., None] * alpha
+        out[y0:y1, x0:x1] = out[y0:y1, x0:x1] * (1 - mask) + shade * mask
     out = (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
     for face in faces:
         draw_points(out, face.landmarks_detected, (0, 255, 0), radius)
