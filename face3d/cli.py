@@ -130,18 +130,21 @@ def cmd_fit(args) -> int:
 # ---------------------------------------------------------------------------------------- edit
 def cmd_edit(args) -> int:
     from editing.api import EditContext, EditOptions, edit_folder
-    from editing.expressions import parse_expressions
+    from editing.edit3d import EditConfig
+    from editing.expressions import ARKIT_NAMES, parse_expressions
 
     if args.face != "all" and not (args.face.isdigit()):
         raise Face3DError(f"--face must be 'all' or a face index, got {args.face!r}")
     if args.workers < 1:
         raise Face3DError("--workers must be at least 1")
-    from editing.expressions import ARKIT_NAMES
+    if args.max_face_px < 0 or 0 < args.max_face_px < 64:
+        raise Face3DError(f"--max-face-px must be 0 (off) or at least 64, got {args.max_face_px}")
 
     specs = parse_expressions(args.expression, ARKIT_NAMES, intensity=args.intensity, mode=args.mode)
     _check_inputs(args.inputs)
     ctx = EditContext.from_dir(
         args.model_dir,
+        config=EditConfig(max_face_px=args.max_face_px),
         fit_config=_fit_config(args),
         device=_device(args),
         regressor=None if args.no_regressor else "auto",
@@ -399,6 +402,7 @@ def _add_edit_parser(sub, common, batch) -> None:
     )
     p.add_argument("--resume", action="store_true", help="skip images whose outputs already exist")
     p.add_argument("--no-regressor", action="store_true", help="dlib landmarks only, at every pose")
+    p.add_argument("--max-face-px", type=int, default=512, help="edit a larger face at this size (0: off)")
     p.set_defaults(func=cmd_edit)
 
 

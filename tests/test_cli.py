@@ -35,6 +35,9 @@ def test_wrong_arguments_exit_2(tmp_path):
     assert r.returncode == 2 and "--max-faces" in r.stderr and "Traceback" not in r.stderr
     r = _run("fit")  # argparse: missing inputs
     assert r.returncode == 2
+    edit = ("edit", str(tmp_path), "--out", str(tmp_path / "o"), "--expression", "happy")
+    r = _run(*edit, "--max-face-px", "10")
+    assert r.returncode == 2 and "--max-face-px" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.integration
