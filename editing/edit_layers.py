@@ -83,9 +83,18 @@ def resample_layers(layers: EditLayers, map_x: np.ndarray, map_y: np.ndarray, sc
     # the paint premultiplied by its weight (no dark fringe), its edge softened by half a pixel of
     # the layers (an edge read bilinearly steps along their pixel rows)
     sigma = 0.5 / min(sx, sy)
-    alpha = cv2.GaussianBlur(read(layers.paint_alpha), (0, 0), sigma)
-    paint = cv2.GaussianBlur(read(layers.paint * layers.paint_alpha[..., None]), (0, 0), sigma)
-    paint = paint / np.maximum(alpha, 1e-6)[..., None]
+    h, w = map_x.shape
+    paint, alpha = np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32)
+    near = read(cv2.dilate((layers.paint_alpha > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+    rows, cols = np.flatnonzero(near.any(1)), np.flatnonzero(near.any(0))
+    if len(rows):  # only where something is painted: most of a large crop is the photo's
+        pad = int(np.ceil(4 * sigma)) + 2
+        win = (slice(max(0, rows[0] - pad), rows[-1] + pad + 1),
+               slice(max(0, cols[0] - pad), cols[-1] + pad + 1))  # fmt: skip
+        mx, my = map_x[win], map_y[win]
+        alpha[win] = cv2.GaussianBlur(remap(layers.paint_alpha, mx, my), (0, 0), sigma)
+        premultiplied = remap(layers.paint * layers.paint_alpha[..., None], mx, my)
+        paint[win] = cv2.GaussianBlur(premultiplied, (0, 0), sigma) / np.maximum(alpha[win], 1e-6)[..., None]
     return EditLayers(
         motion=motion.astype(np.float32),
         ratio=ratio,
