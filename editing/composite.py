@@ -32,7 +32,7 @@ def dilation_px(mask: np.ndarray, config: CompositeConfig = CompositeConfig()) -
     return max(config.min_px, int(round(config.dilate_frac * np.sqrt(float(mask.sum())))))
 
 
-def _window(mask: np.ndarray, pad: int) -> tuple[slice, slice] | None:
+def mask_window(mask: np.ndarray, pad: int) -> tuple[slice, slice] | None:
     """The bounding box of ``mask`` grown by ``pad`` pixels (within the image), or None when empty:
     the work of a dilation, blur or distance of reach ``pad`` is done there, not on a whole photo."""
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
@@ -47,7 +47,7 @@ def falloff(mask: np.ndarray, radius: int) -> np.ndarray:
     """(H, W) float32 weight: 1 on ``mask``, falling smoothly (smoothstep of the distance) to 0 at
     ``radius`` pixels from it: how far the warp's motion may reach beyond the face."""
     out = np.zeros(mask.shape, np.float32)
-    win = _window(mask, 2 * max(radius, 1) + 8)
+    win = mask_window(mask, 2 * max(radius, 1) + 8)
     if win is None:
         return out
     dist = cv2.distanceTransform((~mask[win]).astype(np.uint8), cv2.DIST_L2, 5)
@@ -68,7 +68,7 @@ def edit_region(
     size = np.sqrt(area)
     d = dilation_px(mask, config)
     sigma = max(config.min_px / 2, config.feather_frac * size)
-    win = _window(mask, d + int(np.ceil(4 * sigma)) + 4)  # the blur's kernel reaches 4 sigma
+    win = mask_window(mask, d + int(np.ceil(4 * sigma)) + 4)  # the blur's kernel reaches 4 sigma
     m = mask[win].astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
     region = np.zeros(mask.shape, bool)

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from editing.composite import mask_window
 from editing.shading import apply_ratio
 from editing.warp import despeckle, warp_image
+from face3d.crop import resized_points
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,8 @@ def resample_layers(layers: EditLayers, map_x: np.ndarray, map_y: np.ndarray, sc
     h, w = map_x.shape
     paint, alpha = np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32)
     near = read(cv2.dilate((layers.paint_alpha > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
-    rows, cols = np.flatnonzero(near.any(1)), np.flatnonzero(near.any(0))
-    if len(rows):  # only where something is painted: most of a large crop is the photo's
-        pad = int(np.ceil(4 * sigma)) + 2
-        win = (slice(max(0, rows[0] - pad), rows[-1] + pad + 1),
-               slice(max(0, cols[0] - pad), cols[-1] + pad + 1))  # fmt: skip
+    win = mask_window(near, int(np.ceil(4 * sigma)) + 2)
+    if win is not None:  # only where something is painted: most of a large crop is the photo's
         mx, my = map_x[win], map_y[win]
         alpha[win] = cv2.GaussianBlur(remap(layers.paint_alpha, mx, my), (0, 0), sigma)
         premultiplied = remap(layers.paint * layers.paint_alpha[..., None], mx, my)
@@ -122,8 +121,8 @@ def pixel_map(shape: tuple[int, int], origin: tuple[int, int], scale: tuple[floa
     of the image resized by ``scale`` (sx, sy): ``u_s = (u + 0.5) s - 0.5``, pixel centres kept."""
     h, w = shape
     sx, sy = scale
-    xs = (np.arange(origin[0], origin[0] + w, dtype=np.float64) + 0.5) * sx - 0.5 - origin_small[0]
-    ys = (np.arange(origin[1], origin[1] + h, dtype=np.float64) + 0.5) * sy - 0.5 - origin_small[1]
+    xs = resized_points(np.arange(origin[0], origin[0] + w, dtype=np.float64), sx) - origin_small[0]
+    ys = resized_points(np.arange(origin[1], origin[1] + h, dtype=np.float64), sy) - origin_small[1]
     return np.broadcast_to(xs[None].astype(np.float32), (h, w)).copy(), np.broadcast_to(
         ys[:, None].astype(np.float32), (h, w)
     ).copy()

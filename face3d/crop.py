@@ -59,6 +59,13 @@ def warp_crop(image: np.ndarray, A: np.ndarray, size: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ geometry
+def resized_points(points, scale):
+    """Pixel positions (..., 2) (numpy or torch) in an image resized by ``scale`` (sx, sy: new
+    pixels per old pixel, an array or tensor broadcasting against ``points``), pixel centres kept:
+    ``u' = (u + 0.5) s - 0.5`` (OpenCV's :func:`cv2.resize` convention)."""
+    return (points + 0.5) * scale - 0.5
+
+
 def _h(A: np.ndarray) -> np.ndarray:
     """(2, 3) affine -> (3, 3) homogeneous."""
     return np.vstack([A, [0.0, 0.0, 1.0]])

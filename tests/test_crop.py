@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from face3d.crop import PAD_MIN_PX, photo_extent, photo_mask
+from face3d.crop import PAD_MIN_PX, photo_extent, photo_mask, resized_points
 
 
 def _photo(h=120, w=160, seed=0) -> np.ndarray:
@@ -58,3 +58,17 @@ def test_flat_image_and_bad_shape():
     assert photo_extent(np.zeros((50, 60, 3), np.uint8)) == (0, 0, 60, 50)
     with pytest.raises(ValueError, match="photo_extent"):
         photo_extent(np.zeros((50, 60), np.uint8))
+
+
+def test_resized_points_keep_pixel_centres_like_cv2_resize():
+    import cv2
+    import torch
+
+    img = np.zeros((8, 12), np.float32)
+    img[3, 5] = 1.0  # one pixel; a 4x upscale puts its centre at resized_points((5, 3), 4)
+    big = cv2.resize(img, (48, 32), interpolation=cv2.INTER_LINEAR)
+    ys, xs = np.nonzero(big == big.max())
+    expect = resized_points(np.array([5.0, 3.0]), np.array([4.0, 4.0]))
+    assert np.allclose([xs.mean(), ys.mean()], expect)
+    t = resized_points(torch.tensor([[5.0, 3.0]]), torch.tensor([4.0, 4.0]))
+    assert np.allclose(t.numpy()[0], expect)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from face3d.crop import resized_points
 from face3d.detect import Detection, FaceDetector, dlib_box_from_landmark_box, predict_landmarks
 from face3d.detect.boxes import grow_box, landmark_box
 from face3d.fit.config import FitConfig
@@ -54,7 +55,7 @@ class FaceFit:
         (H, W), (h, w) = self.fit.image_size, size
         s = np.array([w / W, h / H])
         box = np.asarray(self.bbox, np.float64).reshape(2, 2) * s  # box edges, not pixel centres
-        pts = (np.asarray(self.landmarks_detected, np.float64) + 0.5) * s - 0.5
+        pts = resized_points(np.asarray(self.landmarks_detected, np.float64), s)
         return replace(self, bbox=tuple(float(v) for v in box.ravel()), landmarks_detected=pts,
                        fit=self.fit.resized(size))  # fmt: skip
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from face3d.camera import euler_degrees, project, to_camera
+from face3d.crop import resized_points
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class FitResult:
         s = torch.tensor([w / W, h / H], dtype=self.intrinsics.dtype, device=self.intrinsics.device)
 
         def pts(p: torch.Tensor | None) -> torch.Tensor | None:
-            return None if p is None else (p + 0.5) * s.to(p) - 0.5
+            return None if p is None else resized_points(p, s.to(p))
 
         K = self.intrinsics.clone()
         K[:, :2] = K[:, :2] * s
