@@ -47,10 +47,10 @@ INTERIOR_LIGHT = RenderConfig(albedo=1.0, ambient=0.45, diffuse=0.55, specular=0
 
 
 PART_COLORS = {
-    "mouth_socket": (0.34, 0.13, 0.13),
+    "mouth_socket": (0.309, 0.146, 0.128),
     "eye_socket_left": (0.10, 0.06, 0.06),
     "eye_socket_right": (0.10, 0.06, 0.06),
-    "gums_tongue": (0.70, 0.36, 0.38),
+    "gums_tongue": (0.628, 0.399, 0.368),
     "teeth": (1.0, 0.86, 0.79),
 }
 """Colours of the interior parts (0-1 RGB, before lighting and toning): a dark socket, a pink tongue
@@ -58,7 +58,12 @@ and gums, warm off-white enamel. The enamel's hue is calibrated on the dev train
 30 % of the inner mouth of 128 near-frontal colour photos whose labelled lips are apart read red /
 green 1.16 and blue / green 0.91 (medians), the drawn teeth's brightest 30 % 1.09 and 0.87 with the
 enamel (0.95, 0.88, 0.76) before: a dim yellow-grey that looked olive next to the lips
-(``scripts/experiments/interior_brightness.py``, docs/history.md)."""
+(``scripts/experiments/interior_brightness.py``, docs/history.md). The socket's and the tongue's
+hue is calibrated against the skin around the mouth: in the dev train half's colour photos whose
+labelled lips are wide apart, the darker 70 % of the inner mouth read red / green 1.02-1.15 and
+blue / green 1.07 times the skin's; the drawn ones read 1.43 and 1.20 (a mauve tongue) with
+(0.70, 0.36, 0.38) and (0.34, 0.13, 0.13), and 1.23 and 1.08 with these, of the same luminance
+(``scripts/experiments/interior_colour.py``)."""
 MOUTH_GROW = 0.15
 """The mouth region is the outer lips' polygon grown by this fraction of the mouth width."""
 OUTER_LIPS = slice(48, 60)

@@ -9,6 +9,7 @@ import torch
 
 from editing.mouth import (
     LIPS_CHROMA,
+    PART_COLORS,
     REFERENCE_SCLERA,
     REFERENCE_SKIN,
     THROAT_CM,
@@ -139,6 +140,18 @@ def test_the_interior_darkens_with_depth_behind_the_front_teeth():
     assert f[0] == f[1] == 1.0  # in front of and at the front teeth
     np.testing.assert_allclose(f[3], THROAT_FLOOR + (1 - THROAT_FLOOR) * np.exp(-2.0 / THROAT_CM), rtol=1e-6)
     assert (np.diff(f[1:]) < 0).all() and f[-1] >= THROAT_FLOOR and f[-1] < THROAT_FLOOR + 1e-3
+
+
+def test_tongue_and_socket_are_no_bluer_than_the_skin():
+    # calibrated on real wide-open mouths (scripts/experiments/interior_colour.py): their darker 70 %
+    # read blue / green 0.93-1.07 times the skin's; the tongue (0.70, 0.36, 0.38) and socket
+    # (0.34, 0.13, 0.13) before read 1.25 and 1.18 (a mauve interior)
+    skin_bg = REFERENCE_SKIN[2] / REFERENCE_SKIN[1]
+    luma = np.array([0.299, 0.587, 0.114])
+    for part in ("gums_tongue", "mouth_socket"):
+        r, g, b = PART_COLORS[part]
+        assert 0.95 <= (b / g) / skin_bg <= 1.15, part
+        assert r > g and np.array(PART_COLORS[part]) @ luma < np.array(PART_COLORS["teeth"]) @ luma
 
 
 def test_part_colours_are_darkened_and_grey_in_a_grey_photo():
