@@ -13,11 +13,15 @@ luminance's spread over the skin's luminance.
 * **real:** every colour photo of ``--split`` under 60 degrees of yaw whose labelled inner lips
   are at least ``--min-gap`` nose lengths (27-33) apart; the labelled inner lips' polygon less 2 px.
 * **drawn:** the first ``--n`` closed-mouth colour photos (gap under 0.05) of ``--split`` under
-  60 degrees, fitted on the ground-truth box and edited to ``open_mouth`` and ``surprise`` by the
-  warp path; the pixels it drew (:attr:`FaceEdit.synthesized`).
+  60 degrees, fitted on the ground-truth box and edited to ``open_mouth``, ``surprise`` and
+  ``happy`` by the warp path; the pixels it drew (:attr:`FaceEdit.synthesized`).
 
 Medians over photos; the hue as red / green and blue / green relative to the skin's (1: the
 skin's hue).
+
+With ``--fer`` the edits are also read as FER2013 faces are, against the real faces of their class
+(:func:`fer_rows`): real open mouths of the dev photos are mostly smiles, whose raised upper lip
+shows the teeth, while a surprised mouth is mostly cavity and tongue.
 """
 
 from __future__ import annotations
@@ -95,7 +99,7 @@ def drawn_rows(samples, n: int) -> list[dict]:
     from face3d.io import read_image
 
     ctx = EditContext.from_dir(refine="none")
-    specs = parse_expressions("open_mouth,surprise", ctx.fit_model.expression_names)
+    specs = parse_expressions("open_mouth,surprise,happy", ctx.fit_model.expression_names)
     rows, done = [], 0
     for s in tqdm(samples, desc="drawn", unit="photo"):
         if done >= n:
@@ -117,6 +121,89 @@ def drawn_rows(samples, n: int) -> list[dict]:
     return rows
 
 
+FER_SIZE = 192
+"""FER2013's 48 px faces are read at this size (bicubic), as the completeness references are."""
+
+
+def fer_stats(face48: np.ndarray) -> dict | None:
+    """Of a (48, 48) grey face: dlib's landmarks at :data:`FER_SIZE` on the fixed box of the
+    completeness references, then the inner mouth's luminance mean and spread over the skin ring's
+    luminance; None where dlib reads the lips closed (under 30 px inside them at that size)."""
+    from editing.compare.quality import _face_photo, mouth_stats
+    from face3d.detect import predict_landmarks
+
+    photo = _face_photo(face48, FER_SIZE)
+    box = (0.05 * FER_SIZE,) * 2 + (0.95 * FER_SIZE,) * 2
+    lm = predict_landmarks(photo, box)
+    mean, spread, n = mouth_stats(photo, lm)
+    if n < 30:
+        return None
+    skin = float(skin_colour(photo, lm) @ LUMA)
+    return {"mean": mean / skin, "spread": spread / skin}
+
+
+def as_fer_face(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(48, 48) uint8 grey: a photo framed as FER2013 frames its faces, a square around the (68, 2)
+    ``landmarks`` 1.15 times their box's larger side, its centre raised by a tenth of that side."""
+    (x0, y0), (x1, y1) = landmarks.min(0), landmarks.max(0)
+    side = 1.15 * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 0.1 * side
+    m = np.array([[48 / side, 0, 24 - cx * 48 / side], [0, 48 / side, 24 - cy * 48 / side]])
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cv2.warpAffine(grey, m, (48, 48), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+def fer_rows(fer_path: str, samples, n: int, classes=("happy", "surprise")) -> dict:
+    """Per class: FER2013's first 200 test faces of the class, and the edits to it of the first
+    ``n`` near-frontal (under 30 degrees) closed-mouth photos of ``samples`` (fitted on the
+    ground-truth box, :func:`as_fer_face`), each read by :func:`fer_stats`."""
+    from editing.api import EditContext, edit_fitted
+    from editing.compare.quality import fit_on_box, load_fer_faces
+    from editing.expressions import parse_expressions
+    from face3d.io import read_image
+
+    real = load_fer_faces(fer_path, classes, 200)
+    ctx = EditContext.from_dir(refine="none")
+    specs = parse_expressions(",".join(classes), ctx.fit_model.expression_names)
+    out = {c: {"real": [r for r in map(fer_stats, real[c]) if r], "drawn": [], "faces": 0} for c in classes}
+    done = 0
+    for s in tqdm(samples, desc="fer", unit="photo"):
+        if done >= n:
+            break
+        if abs(s.yaw) >= 30 or lip_gap(s.landmarks) > 0.05:
+            continue
+        image = read_image(s.image_path)
+        face = fit_on_box(ctx, image, s.box)
+        if face is None:
+            continue
+        done += 1
+        result = edit_fitted(image, [face], specs, ctx)
+        for spec in specs:
+            out[spec.label]["faces"] += 1
+            got = fer_stats(as_fer_face(result.outputs[spec.label], s.landmarks))
+            if got:
+                out[spec.label]["drawn"].append(got)
+    return out
+
+
+def fer_summary(rows: dict) -> dict:
+    """Per class and side: the faces read open and the medians of :func:`fer_stats`."""
+    res = {}
+    for c, got in rows.items():
+        for side in ("real", "drawn"):
+            r = got[side]
+            spreads = [x["spread"] for x in r]
+            res[f"{side}, {c}"] = {
+                "open": len(r),
+                "mean": round(float(np.median([x["mean"] for x in r])), 3) if r else None,
+                "spread": round(float(np.median(spreads)), 3) if r else None,
+                "spread_p10_p90": np.percentile(spreads, [10, 90]).round(3).tolist() if r else None,
+            }
+        res[f"drawn, {c}"]["of"] = got["faces"]
+        res[f"real, {c}"]["of"] = 200
+    return res
+
+
 def summary(rows: list[dict]) -> dict:
     """Medians over ``rows``: dark and bright colours over the skin, their hue relative to the
     skin's (red / green, blue / green), the dark part's luminance over the skin's, the spread."""
@@ -128,6 +215,7 @@ def summary(rows: list[dict]) -> dict:
         "dark_red_green": round(float(np.median(dark[:, 0] / dark[:, 1])), 3),
         "dark_blue_green": round(float(np.median(dark[:, 2] / dark[:, 1])), 3),
         "dark_luma": round(float(np.median(dark @ LUMA)), 3),
+        "bright_luma": round(float(np.median(np.array([r["bright"] for r in rows]) @ LUMA)), 3),
         "spread": round(float(np.median([r["spread"] for r in rows])), 3),
     }
 
@@ -139,6 +227,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=30, help="closed-mouth photos edited")
     ap.add_argument("--min-gap", type=float, nargs="+", default=[0.3, 0.4])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--fer", default="", help="FER2013 npz: also read the edits as FER faces")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -150,11 +239,14 @@ def main(argv=None) -> int:
     real = real_rows(samples, min(args.min_gap))
     drawn = drawn_rows(samples, args.n)
     result = {f"real, gap >= {g}": summary([r for r in real if r["gap"] >= g]) for g in args.min_gap}
-    for target in ("open_mouth", "surprise"):
+    for target in ("open_mouth", "surprise", "happy"):
         result[f"drawn, {target}"] = summary([r for r in drawn if r["target"] == target])
+    fer = fer_rows(args.fer, samples, args.n) if args.fer else {}
+    if fer:
+        result["fer"] = fer_summary(fer)
     for k, v in result.items():
         print(k, v)
-    record = {"command": " ".join(sys.argv), "summary": result, "real": real, "drawn": drawn}
+    record = {"command": " ".join(sys.argv), "summary": result, "real": real, "drawn": drawn, "fer": fer}
     atomic_write_json(Path(args.out), record)
     return 0
 
