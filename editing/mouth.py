@@ -62,8 +62,8 @@ enamel (0.95, 0.88, 0.76) before: a dim yellow-grey that looked olive next to th
 hue is calibrated against the skin around the mouth: in the dev train half's colour photos whose
 labelled lips are wide apart, the darker 70 % of the inner mouth read red / green 1.02-1.15 and
 blue / green 1.07 times the skin's; the drawn ones read 1.43 and 1.20 (a mauve tongue) with
-(0.70, 0.36, 0.38) and (0.34, 0.13, 0.13), and 1.23 and 1.08 with these, of the same luminance
-(``scripts/experiments/interior_colour.py``)."""
+(0.70, 0.36, 0.38) and (0.34, 0.13, 0.13), and 1.19 and 1.07 with these, of the same luminance, on
+both halves (``scripts/experiments/interior_colour.py``)."""
 MOUTH_GROW = 0.15
 """The mouth region is the outer lips' polygon grown by this fraction of the mouth width."""
 OUTER_LIPS = slice(48, 60)
