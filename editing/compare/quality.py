@@ -240,7 +240,7 @@ def fit_on_box(ctx, image: np.ndarray, box):
     return faces[0] if faces else None
 
 
-def _face_photo(face48: np.ndarray, size: int) -> np.ndarray:
+def fer_photo(face48: np.ndarray, size: int) -> np.ndarray:
     """A (48, 48) grey FER2013 face as a (size, size, 3) uint8 photo (bicubic; the face fills it)."""
     return cv2.resize(np.repeat(face48[..., None], 3, -1), (size, size), interpolation=cv2.INTER_CUBIC)
 
@@ -276,7 +276,7 @@ def _fer_landmarks(faces48: dict[str, np.ndarray], size: int) -> dict[str, list[
     box = (0.05 * size,) * 2 + (0.95 * size,) * 2
     read = {}
     for label, faces in faces48.items():
-        read[label] = [predict_landmarks(_face_photo(f, size), box) for f in faces]
+        read[label] = [predict_landmarks(fer_photo(f, size), box) for f in faces]
     return read
 
 
@@ -288,7 +288,7 @@ def class_references(ctx, faces48: dict[str, np.ndarray], size: int = 192) -> di
     box = (0.1 * size, 0.18 * size, 0.9 * size, 0.95 * size)
     out = {}
     for label, faces in faces48.items():
-        fitted = [fit_on_box(ctx, _face_photo(f, size), box) for f in faces]
+        fitted = [fit_on_box(ctx, fer_photo(f, size), box) for f in faces]
         weights = [f.fit.expression[0] for f in fitted if f is not None]
         out[label] = _medians([expression_measures(ctx.fit_model, w) for w in weights])
     read = _fer_landmarks(faces48, size)  # once, for both frames

@@ -129,10 +129,10 @@ def fer_stats(face48: np.ndarray) -> dict | None:
     """Of a (48, 48) grey face: dlib's landmarks at :data:`FER_SIZE` on the fixed box of the
     completeness references, then the inner mouth's luminance mean and spread over the skin ring's
     luminance; None where dlib reads the lips closed (under 30 px inside them at that size)."""
-    from editing.compare.quality import _face_photo, mouth_stats
+    from editing.compare.quality import fer_photo, mouth_stats
     from face3d.detect import predict_landmarks
 
-    photo = _face_photo(face48, FER_SIZE)
+    photo = fer_photo(face48, FER_SIZE)
     box = (0.05 * FER_SIZE,) * 2 + (0.95 * FER_SIZE,) * 2
     lm = predict_landmarks(photo, box)
     mean, spread, n = mouth_stats(photo, lm)
