@@ -15,6 +15,16 @@ def _arr(x) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
+def _rows(fmt: str, rows: np.ndarray, chunk: int = 8192) -> str:
+    """The (N, C) ``rows`` as text, one ``fmt`` line each: the bytes ``np.savetxt`` writes, about
+    3x faster (one %-format per chunk of rows instead of one per row)."""
+    line = fmt + "\n"
+    return "".join(
+        (line * len(block)) % tuple(block.ravel().tolist())
+        for block in np.array_split(rows, max(1, -(-len(rows) // chunk)))
+    )
+
+
 def export_obj(
     path: str | os.PathLike,
     vertices,
@@ -38,15 +48,14 @@ def export_obj(
     out.write("# face3d export\n")
     if texture is not None:
         out.write(f"mtllib {path.stem}.mtl\nusemtl face3d_texture\n")
-    np.savetxt(out, v, fmt="v %.6f %.6f %.6f")
+    out.write(_rows("v %.6f %.6f %.6f", v))
     if corner_uvs is not None:
-        uv = _arr(corner_uvs).reshape(-1, 2)
-        np.savetxt(out, uv, fmt="vt %.6f %.6f")
+        uv = _arr(corner_uvs).reshape(-1, 2).astype(np.float64)
+        out.write(_rows("vt %.6f %.6f", uv))
         t = np.arange(len(uv)).reshape(-1, 3) + 1
-        rows = np.stack([f + 1, t], -1).reshape(len(f), 6)
-        np.savetxt(out, rows, fmt="f %d/%d %d/%d %d/%d")
+        out.write(_rows("f %d/%d %d/%d %d/%d", np.stack([f + 1, t], -1).reshape(len(f), 6)))
     else:
-        np.savetxt(out, f + 1, fmt="f %d %d %d")
+        out.write(_rows("f %d %d %d", f + 1))
     if texture is not None:
         atomic_write_bytes(path.with_suffix(".png"), encode_png(np.asarray(texture, dtype=np.uint8)))
         atomic_write_text(
