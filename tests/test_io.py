@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pytest
 
-from face3d.io import resume_jsonl
+from face3d.io import encode_png, read_image, resume_jsonl, write_image
 
 
 def test_resume_jsonl_keeps_or_clears(tmp_path):
@@ -23,8 +24,6 @@ def test_16_bit_grey_png_is_scaled_to_8_bits_not_clipped(tmp_path):
     conversion clips it to white, which made faces undetectable."""
     from PIL import Image
     from skimage import data
-
-    from face3d.io import read_image
 
     grey8 = data.astronaut().mean(-1).round().astype(np.uint8)
     grey16 = grey8.astype(np.uint16) * 257  # the same picture, full 16-bit range
@@ -49,3 +48,14 @@ def test_high_depth_grey_scaling(values, mode, expected):
     from face3d.io import to_uint8
 
     assert to_uint8(np.array([values]), mode).tolist() == [expected]
+
+
+def test_png_is_lossless(tmp_path):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    write_image(tmp_path / "a.png", rgb)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), rgb)
+    from PIL import Image
+
+    grey = rng.integers(0, 256, (9, 11), dtype=np.uint8)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(encode_png(grey)))), grey)
