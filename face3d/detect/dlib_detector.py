@@ -87,6 +87,11 @@ class DetectConfig:
             the cores are shared) and its smallest face is ~65 px (HOG-box width) in what it sees, so
             512 bounds a fallback to ~1 s and finds faces down to ~13 % of the longest side (at 400,
             skimage's 512 px ``camera()`` face, ~80 px, is lost).
+        cnn_first_side: the CNN first sees the image capped at this (0: off), and at
+            ``cnn_max_side`` only where it finds nothing there: 320 px costs half as much. On the
+            AFLW2000-3D dev photos HOG misses (121 held-out, 131 train), 320 finds as many faces as
+            512 (115 / 114 and 128 / 128) in 0.52 s against 1.10 s (median, one thread); the second
+            look keeps the faces only the larger image shows.
         cnn_upsample: times the CNN upsamples its (capped) input; each costs ~4x the time.
         cnn_min_score: keep CNN detections whose mmod confidence is above this.
     """
@@ -97,12 +102,15 @@ class DetectConfig:
     hog_threshold: float = 0.0
     use_cnn: bool = True
     cnn_max_side: int = 512
+    cnn_first_side: int = 320
     cnn_upsample: int = 0
     cnn_min_score: float = 0.0
 
     def __post_init__(self):
         if self.max_side < 32 or self.cnn_max_side < 32:
             raise ValueError("max_side and cnn_max_side must be at least 32 px")
+        if self.cnn_first_side != 0 and self.cnn_first_side < 32:
+            raise ValueError("cnn_first_side must be 0 (off) or at least 32 px")
         if (self.hog_upsample is not None and self.hog_upsample < 0) or self.cnn_upsample < 0:
             raise ValueError("upsample counts must be >= 0")
 
@@ -192,16 +200,23 @@ class FaceDetector:
         return [Detection(scale_box(from_dlib_rect(r), factor), s, "hog") for r, s in pairs]
 
     def detect_cnn(self, image: np.ndarray) -> list[Detection]:
-        """Faces found by dlib's CNN (mmod) detector on the image capped at ``cnn_max_side``."""
+        """Faces found by dlib's CNN (mmod) detector on the image capped at ``cnn_first_side``,
+        or, where it finds none there, at ``cnn_max_side``."""
         image = check_image(image)
         cfg = self.config
-        small, factor = _downscale(image, cfg.cnn_max_side)
-        found = _model("cnn")(small, cfg.cnn_upsample)
-        return [
-            Detection(scale_box(from_dlib_rect(d.rect), factor), d.confidence, "cnn")
-            for d in found
-            if d.confidence > cfg.cnn_min_score
-        ]
+        first = cfg.cnn_first_side
+        sides = [first, cfg.cnn_max_side] if 0 < first < min(cfg.cnn_max_side, max(image.shape[:2])) else []
+        found: list[Detection] = []
+        for side in sides or [cfg.cnn_max_side]:
+            small, factor = _downscale(image, side)
+            found = [
+                Detection(scale_box(from_dlib_rect(d.rect), factor), d.confidence, "cnn")
+                for d in _model("cnn")(small, cfg.cnn_upsample)
+                if d.confidence > cfg.cnn_min_score
+            ]
+            if found:
+                break
+        return found
 
     def detect(self, image: np.ndarray, max_faces: int | None = None) -> list[Detection]:
         """Every face in an image, largest box first.

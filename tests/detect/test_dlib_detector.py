@@ -161,3 +161,28 @@ def test_face_chip_shape(astronaut, landmarks):
     assert chip.shape == (96, 96, 3) and chip.dtype == np.uint8
     with pytest.raises(ValueError, match=r"\(68, 2\)"):
         face_chip(astronaut, landmarks[:5])
+
+
+def test_cnn_looks_small_first_and_larger_only_when_it_finds_nothing(
+    monkeypatch, detector, cameraman, astronaut
+):
+    import face3d.detect.dlib_detector as dd
+
+    sizes = []
+    real = dd._model
+
+    def counting(name):
+        model = real(name)
+        if name != "cnn":
+            return model
+        return lambda image, upsample: sizes.append(max(image.shape[:2])) or model(image, upsample)
+
+    monkeypatch.setattr(dd, "_model", counting)
+    portrait = np.ascontiguousarray(astronaut[:400, 40:440])  # the face a quarter of the frame
+    assert len(detector.detect_cnn(portrait)) == 1 and sizes == [320]  # one small look suffices
+    sizes.clear()
+    assert len(detector.detect_cnn(cameraman)) == 1 and sizes == [320, 512]  # a small face: a second look
+    small_only = FaceDetector(dd.DetectConfig(cnn_max_side=320, cnn_first_side=0))
+    assert small_only.detect_cnn(cameraman) == []  # why the second look exists
+    with pytest.raises(ValueError, match="cnn_first_side"):
+        dd.DetectConfig(cnn_first_side=16)
