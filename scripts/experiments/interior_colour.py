@@ -56,13 +56,16 @@ def skin_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 def interior_stats(pixels: np.ndarray, skin: np.ndarray) -> dict:
     """Of (N, 3) interior ``pixels``: the darker 70 % and brighter 30 % mean colours over ``skin``
-    (3,), and the luminance's standard deviation over the skin's luminance."""
+    (3,), the luminance's standard deviation over the skin's luminance, and the brighter half's
+    own variation (standard deviation over mean: teeth banded by their shading read high)."""
     y = pixels @ LUMA
     cut = np.percentile(y, 70)
+    upper = y[y >= np.percentile(y, 50)]
     return {
         "dark": (pixels[y <= cut].mean(0) / skin).tolist(),
         "bright": (pixels[y >= cut].mean(0) / skin).tolist(),
         "spread": float(y.std() / max(skin @ LUMA, 1e-6)),
+        "bright_variation": float(upper.std() / max(upper.mean(), 1e-6)),
         "n_px": len(pixels),
     }
 
@@ -217,6 +220,7 @@ def summary(rows: list[dict]) -> dict:
         "dark_luma": round(float(np.median(dark @ LUMA)), 3),
         "bright_luma": round(float(np.median(np.array([r["bright"] for r in rows]) @ LUMA)), 3),
         "spread": round(float(np.median([r["spread"] for r in rows])), 3),
+        "bright_variation": round(float(np.median([r["bright_variation"] for r in rows])), 3),
     }
 
 
