@@ -93,6 +93,23 @@ def _face_box(verts_cam: torch.Tensor, K: torch.Tensor, H: int, W: int):
     return None if x1 <= x0 or y1 <= y0 else (x0, y0, x1, y1)
 
 
+def _face_view(verts_cam: torch.Tensor, fit, H: int, W: int, max_px: int):
+    """Where a face's mesh (``verts_cam`` (1, V, 3)) shows in its (H, W) photo, seen at most
+    ``max_px`` on the longer side: ``(box, size, small, K)``, the box (:func:`_face_box`), its
+    (h, w), the (h', w') it is seen at and the intrinsics (1, 4) of that view; None when the mesh
+    misses the photo."""
+    box = _face_box(verts_cam, fit.intrinsics, H, W)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    size = (y1 - y0, x1 - x0)
+    s = min(1.0, max_px / max(size))
+    small = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
+    K = fit.intrinsics.clone().float()
+    K[:, 2:] -= K.new_tensor([x0, y0])
+    return box, size, small, replace(fit, intrinsics=K, image_size=size).resized(small).intrinsics
+
+
 def overlay_image(
     image: np.ndarray, faces: list[FaceFit], model, alpha: float = 0.55, config: RenderConfig = RenderConfig()
 ) -> np.ndarray:
@@ -104,16 +121,12 @@ def overlay_image(
     for face in faces:
         with torch.no_grad():
             verts = face.fit.vertices_cam(model)
-            box = _face_box(verts, face.fit.intrinsics, H, W)
-            if box is None:
+            view = _face_view(
+                verts, face.fit, H, W, OVERLAY_MAX_PX
+            )  # a large face is shaded at the cap, then resized
+            if view is None:
                 continue
-            x0, y0, x1, y1 = box
-            size = (y1 - y0, x1 - x0)
-            s = min(1.0, OVERLAY_MAX_PX / max(size))  # a large face is shaded at this size, then resized
-            small = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
-            K = face.fit.intrinsics.clone().float()
-            K[:, 2:] -= K.new_tensor([x0, y0])
-            K = replace(face.fit, intrinsics=K, image_size=size).resized(small).intrinsics
+            (x0, y0, x1, y1), size, small, K = view
             r = render(verts, model.faces, K, small, config)
         shade, mask = r.image[0].cpu().numpy(), r.mask[0].cpu().numpy().astype(np.float32)
         if small != size:
@@ -140,13 +153,28 @@ def write_face(
     ply: bool = False,
 ) -> Path:
     """Write ``<stem>_<i>.obj`` (+ .mtl, .png texture), with ``ply`` also ``<stem>_<i>.ply``
-    (vertex colours sampled from the photo), and ``<stem>_<i>.json``. Returns the JSON path."""
+    (vertex colours sampled from the photo), and ``<stem>_<i>.json``. Returns the JSON path.
+
+    In a photo over :data:`OVERLAY_MAX_PX` on its longer side the texture is sampled in the face's
+    box, the face resized to at most that size (``cv2.INTER_AREA``): the 512 x 1024 atlas holds no
+    more, and rasterising a 16 MP frame took seconds."""
     out_dir = Path(out_dir)
     name = f"{stem}_{face.face_index}"
-    photo = torch.from_numpy(np.array(image, dtype=np.float32))[None].to(model.template.device) / 255.0
     with torch.no_grad():
         verts_cam = face.fit.vertices_cam(model)
-        tex = extract_texture(photo, verts_cam, model.faces, face.fit.intrinsics, layout, config)
+        view, K = image, face.fit.intrinsics
+        seen = (
+            _face_view(verts_cam, face.fit, *image.shape[:2], OVERLAY_MAX_PX)
+            if max(image.shape[:2]) > OVERLAY_MAX_PX
+            else None
+        )
+        if seen is not None:  # a large photo: sampled in the face's box, the face at most the cap
+            (x0, y0, x1, y1), size, small, K = seen
+            view = image[y0:y1, x0:x1]
+            if small != size:
+                view = cv2.resize(view, small[::-1], interpolation=cv2.INTER_AREA)
+        photo = torch.from_numpy(np.array(view, dtype=np.float32))[None].to(model.template.device) / 255.0
+        tex = extract_texture(photo, verts_cam, model.faces, K.to(photo.device), layout, config)
     texture = (tex.texture[0].cpu().numpy() * 255 + 0.5).astype(np.uint8)
     verts = face.fit.vertices(model)[0]
     export_obj(out_dir / f"{name}.obj", verts, model.faces, layout.corner_uvs, texture)

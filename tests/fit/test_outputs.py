@@ -50,3 +50,26 @@ def test_overlay_shades_the_face_box_like_a_full_frame_render(ict_model, astrona
     diff = np.abs(capped.astype(int) - reference).max(-1)
     assert diff.mean() < 1.0 and np.mean(diff > 8) < 0.01  # resized shading: only the outline moves
     assert not np.array_equal(capped, same)
+
+
+def _texture(tmp_path, name, image, face, model):
+    from PIL import Image
+
+    from face3d.fit.outputs import texture_layout, write_face
+
+    write_face(tmp_path, name, image, face, model, texture_layout(model), "x.png")
+    return np.asarray(Image.open(tmp_path / f"{name}_{face.face_index}.png")).astype(float)
+
+
+def test_a_large_photo_is_sampled_in_the_face_box_at_the_cap(ict_model, astronaut, monkeypatch, tmp_path):
+    import face3d.fit.outputs as outputs
+
+    image, faces = astronaut
+    full = _texture(tmp_path, "full", image, faces[0], ict_model)
+    monkeypatch.setattr(outputs, "OVERLAY_MAX_PX", 128)  # the 512 px photo is now large, its head (~300 px) too
+    capped = _texture(tmp_path, "capped", image, faces[0], ict_model)
+    a, b = full.sum(-1) > 0, capped.sum(-1) > 0
+    both = a & b
+    assert abs(int(a.sum()) - int(b.sum())) < 0.05 * a.sum()  # the same texels seen, but near the outline
+    psnr = 10 * np.log10(255.0**2 / ((full - capped)[both] ** 2).mean())
+    assert 25.0 < psnr < 60.0, psnr  # a 128 px face's texture: the same colours, less detail
