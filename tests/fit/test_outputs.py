@@ -66,7 +66,7 @@ def test_a_large_photo_is_sampled_in_the_face_box_at_the_cap(ict_model, astronau
 
     image, faces = astronaut
     full = _texture(tmp_path, "full", image, faces[0], ict_model)
-    monkeypatch.setattr(outputs, "OVERLAY_MAX_PX", 128)  # the 512 px photo is now large, its head (~300 px) too
+    monkeypatch.setattr(outputs, "OVERLAY_MAX_PX", 128)  # the 512 px photo is large now, its ~300 px head too
     capped = _texture(tmp_path, "capped", image, faces[0], ict_model)
     a, b = full.sum(-1) > 0, capped.sum(-1) > 0
     both = a & b
