@@ -78,7 +78,8 @@ def draw_points(image: np.ndarray, points: np.ndarray, color: tuple[int, int, in
 OVERLAY_MAX_PX = 1024
 """The overlay shades a face's mesh at most this many pixels on its box's longer side (a larger
 face is shaded at that size and resized: the shading is smooth, and a 16 MP photo's face would
-otherwise take seconds to shade)."""
+otherwise take seconds to shade); in a photo over this size the texture is sampled there too
+(:func:`write_face`)."""
 
 
 def _face_box(verts_cam: torch.Tensor, K: torch.Tensor, H: int, W: int):
