@@ -95,26 +95,35 @@ def real_rows(samples, min_gap: float) -> list[dict]:
     return rows
 
 
-def drawn_rows(samples, n: int) -> list[dict]:
-    from editing.api import EditContext, edit_fitted
+def closed_mouth_edits(ctx, samples, n: int, targets: str, max_yaw: float, colour_only: bool, desc: str):
+    """The first ``n`` photos of ``samples`` under ``max_yaw`` degrees whose labelled lips are closed
+    (gap under 0.05), grey ones skipped when ``colour_only``, fitted on the ground-truth box and
+    edited by ``ctx`` to ``targets``: yields ``(sample, image, specs, ImageEdit)``."""
+    from editing.api import edit_fitted
     from editing.compare.quality import fit_on_box
     from editing.expressions import parse_expressions
     from face3d.io import read_image
 
-    ctx = EditContext.from_dir(refine="none")
-    specs = parse_expressions("open_mouth,surprise,happy", ctx.fit_model.expression_names)
-    rows, done = [], 0
-    for s in tqdm(samples, desc="drawn", unit="photo"):
+    specs = parse_expressions(targets, ctx.fit_model.expression_names)
+    done = 0
+    for s in tqdm(samples, desc=desc, unit="photo"):
         if done >= n:
             break
-        if abs(s.yaw) >= 60 or lip_gap(s.landmarks) > 0.05:
+        if abs(s.yaw) >= max_yaw or lip_gap(s.landmarks) > 0.05:
             continue
         image = read_image(s.image_path)
-        face = None if _grey(image) else fit_on_box(ctx, image, s.box)
+        face = None if colour_only and _grey(image) else fit_on_box(ctx, image, s.box)
         if face is None:
             continue
         done += 1
-        result = edit_fitted(image, [face], specs, ctx)
+        yield s, image, specs, edit_fitted(image, [face], specs, ctx)
+
+
+def drawn_rows(ctx, samples, n: int) -> list[dict]:
+    rows = []
+    for s, image, specs, result in closed_mouth_edits(
+        ctx, samples, n, "open_mouth,surprise,happy", 60, True, "drawn"
+    ):
         skin = skin_colour(image, s.landmarks)
         for k, spec in enumerate(specs):
             drawn = result.faces[0][1][k].synthesized
@@ -156,31 +165,15 @@ def as_fer_face(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return cv2.warpAffine(grey, m, (48, 48), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
 
-def fer_rows(fer_path: str, samples, n: int, classes=("happy", "surprise")) -> dict:
+def fer_rows(ctx, fer_path: str, samples, n: int, classes=("happy", "surprise")) -> dict:
     """Per class: FER2013's first 200 test faces of the class, and the edits to it of the first
     ``n`` near-frontal (under 30 degrees) closed-mouth photos of ``samples`` (fitted on the
     ground-truth box, :func:`as_fer_face`), each read by :func:`fer_stats`."""
-    from editing.api import EditContext, edit_fitted
-    from editing.compare.quality import fit_on_box, load_fer_faces
-    from editing.expressions import parse_expressions
-    from face3d.io import read_image
+    from editing.compare.quality import load_fer_faces
 
     real = load_fer_faces(fer_path, classes, 200)
-    ctx = EditContext.from_dir(refine="none")
-    specs = parse_expressions(",".join(classes), ctx.fit_model.expression_names)
     out = {c: {"real": [r for r in map(fer_stats, real[c]) if r], "drawn": [], "faces": 0} for c in classes}
-    done = 0
-    for s in tqdm(samples, desc="fer", unit="photo"):
-        if done >= n:
-            break
-        if abs(s.yaw) >= 30 or lip_gap(s.landmarks) > 0.05:
-            continue
-        image = read_image(s.image_path)
-        face = fit_on_box(ctx, image, s.box)
-        if face is None:
-            continue
-        done += 1
-        result = edit_fitted(image, [face], specs, ctx)
+    for s, _, specs, result in closed_mouth_edits(ctx, samples, n, ",".join(classes), 30, False, "fer"):
         for spec in specs:
             out[spec.label]["faces"] += 1
             got = fer_stats(as_fer_face(result.outputs[spec.label], s.landmarks))
@@ -236,16 +229,18 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    from editing.api import EditContext
     from face3d.eval.aflw import load_aflw, select_split
     from face3d.io import atomic_write_json
 
     samples = select_split(load_aflw(args.aflw), args.split)
     real = real_rows(samples, min(args.min_gap))
-    drawn = drawn_rows(samples, args.n)
+    ctx = EditContext.from_dir(refine="none")
+    drawn = drawn_rows(ctx, samples, args.n)
     result = {f"real, gap >= {g}": summary([r for r in real if r["gap"] >= g]) for g in args.min_gap}
     for target in ("open_mouth", "surprise", "happy"):
         result[f"drawn, {target}"] = summary([r for r in drawn if r["target"] == target])
-    fer = fer_rows(args.fer, samples, args.n) if args.fer else {}
+    fer = fer_rows(ctx, args.fer, samples, args.n) if args.fer else {}
     if fer:
         result["fer"] = fer_summary(fer)
     for k, v in result.items():
