@@ -122,9 +122,8 @@ def overlay_image(
     for face in faces:
         with torch.no_grad():
             verts = face.fit.vertices_cam(model)
-            view = _face_view(
-                verts, face.fit, H, W, OVERLAY_MAX_PX
-            )  # a large face is shaded at the cap, then resized
+            # a large face is shaded at the cap, then resized
+            view = _face_view(verts, face.fit, H, W, OVERLAY_MAX_PX)
             if view is None:
                 continue
             (x0, y0, x1, y1), size, small, K = view
