@@ -17,7 +17,7 @@ import numpy as np
 
 from face3d.errors import InputError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def _atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:

@@ -8,7 +8,17 @@ import json
 import numpy as np
 import pytest
 
-from face3d.io import encode_png, read_image, resume_jsonl, write_image
+from face3d.io import encode_png, list_images, read_image, resume_jsonl, write_image
+
+
+def test_list_images_takes_every_image_suffix_of_a_folder(tmp_path):
+    for name in ("a.jpg", "b.PNG", "c.bmp", "d.webp", "e.tif", "sub/f.tiff"):  # listing reads no pixels
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).touch()
+    (tmp_path / "notes.txt").write_text("not an image")
+    images, problems = list_images([tmp_path, tmp_path / "missing.jpg"])
+    assert sorted(p.name for p in images) == ["a.jpg", "b.PNG", "c.bmp", "d.webp", "e.tif", "f.tiff"]
+    assert problems == [(str(tmp_path / "missing.jpg"), "no such file or folder")]
 
 
 def test_resume_jsonl_keeps_or_clears(tmp_path):

@@ -37,7 +37,9 @@ vertex at ``z < 1e-8`` are otherwise skipped, as PyTorch3D does. Unsupported set
 ``max_faces_per_bin`` and ``max_faces_opengl`` are ignored. The face map is computed on the CPU;
 tensors on another device are copied there for it and the outputs come back on the input device.
 
-The numba kernel compiles lazily on the first call (about 1-2 s, nothing written to disk). It
+The numba kernel compiles on its first call (about 1-2 s) and numba caches the machine code on disk
+(its own cache: ``__pycache__`` beside this module, or the user's cache folder where that is
+read-only), so later processes load it instead (:func:`_compiled`). It
 splits the image rows between ``torch.get_num_threads()`` Python threads (it releases the GIL);
 on a busy 2-core machine ``torch.set_num_threads(1)`` is faster for the whole pipeline, as
 torch's own parallel ops then stop waiting for the second core.
@@ -81,7 +83,16 @@ def pixel_centres_ndc(S1: int, S2: int) -> np.ndarray:
     return (-off + (rng * i + off) / np.float32(S1)).astype(np.float32)
 
 
-@njit(cache=False, nogil=True, error_model="numpy")
+def _compiled(fn):
+    """``fn`` compiled by numba (no GIL, numpy's error model), its machine code cached on disk;
+    compiled in memory only where numba finds no writable cache folder (it raises then)."""
+    try:
+        return njit(cache=True, nogil=True, error_model="numpy")(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return njit(cache=False, nogil=True, error_model="numpy")(fn)
+
+
+@_compiled
 def _zbuffer(
     fv,
     first,
