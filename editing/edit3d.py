@@ -62,11 +62,7 @@ from face3d.filters import extra_blur
 from face3d.fit.pipeline import FaceFit
 from face3d.ict import EYE_EXTRAS_FIRST, FACE_LAST, HEAD_LAST
 from face3d.render import RenderConfig, atlas_corner_uvs, extract_texture, rasterize, uv_layout
-from face3d.render.shading import (
-    interpolate,
-    packed_corners,
-    vertex_normals,
-)
+from face3d.render.shading import interpolate_vertices, vertex_normals
 from face3d.render.texture_fill import (
     FLAT_COLORS,
     LUMA_601,
@@ -395,7 +391,7 @@ class Editor3D:
         pix = frags.pix_to_face[0, ..., 0]
         skin = (geo["covered"][0] & torch.from_numpy(self.face_skin)[pix.clamp(min=0)]).numpy()
         face = (geo["covered"][0] & torch.from_numpy(self.face_tone)[pix.clamp(min=0)]).numpy()
-        normals = interpolate(frags, packed_corners(vertex_normals(v_src, self.faces), self.faces))[0]
+        normals = interpolate_vertices(frags, geo["normals"], self.faces)[0]
         normals = torch.nn.functional.normalize(normals, dim=-1).float().numpy()
         crop_t = torch.from_numpy(photo.astype(np.float32) / 255.0)[None]
         lips = project(self.model.landmarks(v_src), K)[0].numpy()  # the fitted 68 landmarks, crop pixels
@@ -409,11 +405,12 @@ class Editor3D:
         }
 
     def _source_geometry(self, size, v_src, K) -> dict:
-        """The source render in the work crop of ``size`` (h, w): fragments, depth, coverage and
-        changeable pixels."""
+        """The source render in the work crop of ``size`` (h, w): fragments, depth, coverage,
+        changeable pixels, and the source mesh's vertex normals."""
         frags, _, _ = rasterize(v_src, self.faces, K, size, self.config.render)
         return {
             "frags": frags,
+            "normals": vertex_normals(v_src, self.faces),
             "depth": frags.zbuf[..., 0],
             "covered": (frags.pix_to_face[0, ..., 0] >= 0)[None],
             "changeable": self._changeable_pixels(frags),
@@ -432,6 +429,7 @@ class Editor3D:
             src["covered"],
             self.config.warp.tolerance_cm,
             torch.from_numpy(self.face_interior),
+            src["normals"],
         )
         gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         motion = smap.source_px - np.stack([gx, gy], -1)

@@ -23,7 +23,7 @@ import torch
 
 from face3d.camera import project
 from face3d.filters import masked_blur
-from face3d.render.shading import interpolate, packed_corners, vertex_normals
+from face3d.render.shading import interpolate_vertices, vertex_normals
 from face3d.render.texture import visibility
 from face3d.render.texture_fill import LUMA_601
 
@@ -95,6 +95,7 @@ def surface_map(
     source_covered: torch.Tensor,
     tolerance_cm: float = 0.4,
     faces_two_sided: torch.Tensor | None = None,
+    source_normals: torch.Tensor | None = None,
 ) -> SurfaceMap:
     """The backward map of one target render.
 
@@ -105,12 +106,16 @@ def surface_map(
         source_depth, source_covered: (1, h, w) depth and coverage of the source render.
         faces_two_sided: optional (F,) bool triangles seen from either side (inner surfaces):
             they pass the visibility test on depth alone; others must also face the camera.
+        source_normals: optional (1, V, 3) :func:`vertex_normals` of ``v_source`` (computed when
+            not given; a source edited to several targets computes them once).
     """
     pix = frags_target.pix_to_face[0, ..., 0]
     covered = pix >= 0
-    pts = interpolate(frags_target, packed_corners(v_source, faces))[0]  # source surface points
-    n_src = interpolate(frags_target, packed_corners(vertex_normals(v_source, faces), faces))[0]
-    n_tgt = interpolate(frags_target, packed_corners(vertex_normals(v_target, faces), faces))[0]
+    if source_normals is None:
+        source_normals = vertex_normals(v_source, faces)
+    per_vertex = torch.cat([v_source, source_normals, vertex_normals(v_target, faces)], -1)
+    # the source surface points and both normals, interpolated in one pass
+    pts, n_src, n_tgt = interpolate_vertices(frags_target, per_vertex, faces)[0].split(3, -1)
     p, n = pts[covered][None], torch.nn.functional.normalize(n_src[covered], dim=-1)[None]
     seen = torch.zeros_like(covered)
     in_view = visibility(p, K, source_depth, source_covered, None, tolerance_cm)[0]

@@ -39,7 +39,7 @@ tensors on another device are copied there for it and the outputs come back on t
 
 The numba kernel compiles on its first call (about 1-2 s) and numba caches the machine code on disk
 (its own cache: ``__pycache__`` beside this module, or the user's cache folder where that is
-read-only), so later processes load it instead (:func:`_compiled`). It
+read-only), so later processes load it instead (:func:`_jit_cached`). It
 splits the image rows between ``torch.get_num_threads()`` Python threads (it releases the GIL);
 on a busy 2-core machine ``torch.set_num_threads(1)`` is faster for the whole pipeline, as
 torch's own parallel ops then stop waiting for the second core.
@@ -83,7 +83,7 @@ def pixel_centres_ndc(S1: int, S2: int) -> np.ndarray:
     return (-off + (rng * i + off) / np.float32(S1)).astype(np.float32)
 
 
-def _compiled(fn):
+def _jit_cached(fn):
     """``fn`` compiled by numba (no GIL, numpy's error model), its machine code cached on disk;
     compiled in memory only where numba finds no writable cache folder (it raises then)."""
     try:
@@ -92,7 +92,7 @@ def _compiled(fn):
         return njit(cache=False, nogil=True, error_model="numpy")(fn)
 
 
-@_compiled
+@_jit_cached
 def _zbuffer(
     fv,
     first,

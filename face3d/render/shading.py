@@ -42,21 +42,52 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     Orientation follows the triangle winding (counter-clockwise seen from outside in a
     right-handed frame).
     """
-    v0, v1, v2 = (vertices[:, faces[:, i]] for i in range(3))
-    fn = torch.cross(v1 - v0, v2 - v0, dim=-1)
-    out = torch.zeros_like(vertices)
+    v0, v1, v2 = (vertices.index_select(1, faces[:, i]) for i in range(3))
+    fn = torch.cross(v1 - v0, v2 - v0, dim=-1).transpose(0, 1)  # (F, B, 3)
+    # summed along the first dimension: about 3x faster on the CPU than along the second, the same
+    # sums in the same order (bit-identical)
+    out = vertices.new_zeros(vertices.shape[1], vertices.shape[0], 3)
     for i in range(3):
-        out.index_add_(1, faces[:, i], fn)
-    return F.normalize(out, dim=-1, eps=1e-12)
+        out.index_add_(0, faces[:, i], fn)
+    return F.normalize(out.transpose(0, 1), dim=-1, eps=1e-12)
 
 
 def interpolate(fragments, face_attributes: torch.Tensor) -> torch.Tensor:
-    """Interpolate (B*F, 3, D) packed per-corner attributes at pixels -> (B, H, W, D)."""
-    from pytorch3d.ops import interpolate_face_attributes
+    """Interpolate (B*F, 3, D) packed per-corner attributes at pixels -> (B, H, W, D), 0 where
+    no face covers the pixel. The values of PyTorch3D's ``interpolate_face_attributes`` (its first
+    face per pixel), computed at the covered pixels only."""
+    at, p = _covered(fragments)
+    return _mix(fragments, at, face_attributes.index_select(0, p))
 
-    return interpolate_face_attributes(fragments.pix_to_face, fragments.bary_coords, face_attributes)[
-        ..., 0, :
-    ]
+
+def interpolate_vertices(fragments, per_vertex: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Interpolate (B, V, D) per-vertex values of a mesh batch with (F, 3) ``faces`` at pixels ->
+    (B, H, W, D): ``interpolate(fragments, packed_corners(per_vertex, faces))`` without gathering
+    the corners of the faces no pixel shows."""
+    at, p = _covered(fragments)
+    B, V, D = per_vertex.shape
+    n_faces = faces.shape[0]
+    rows = faces.index_select(0, p % n_faces)
+    if B > 1:  # packed face p is face p % F of mesh p // F
+        rows = rows + (p // n_faces * V)[:, None]
+    corners = per_vertex.reshape(B * V, D).index_select(0, rows.reshape(-1)).view(-1, 3, D)
+    return _mix(fragments, at, corners)
+
+
+def _covered(fragments) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P,) flat indices of the (B, H, W) pixels a face covers, and (P,) their packed faces."""
+    pix = fragments.pix_to_face[..., 0].reshape(-1)
+    at = torch.nonzero(pix >= 0).squeeze(1)
+    return at, pix.index_select(0, at)
+
+
+def _mix(fragments, at: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, D): at the flat pixels ``at`` (P,), the barycentric mix of their ``corners``
+    (P, 3, D); 0 elsewhere."""
+    bary = fragments.bary_coords[..., 0, :]
+    values = (bary.reshape(-1, 3).index_select(0, at)[..., None] * corners).sum(dim=-2)
+    out = values.new_zeros(bary[..., 0].numel(), values.shape[-1]).index_copy(0, at, values)
+    return out.view(*bary.shape[:-1], values.shape[-1])
 
 
 def packed_corners(per_vertex: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -73,8 +104,8 @@ class PhongShader(nn.Module):
 
     def forward(self, fragments, vertices_cam: torch.Tensor, faces: torch.Tensor, normals: torch.Tensor):
         c = self.config
-        n = F.normalize(interpolate(fragments, packed_corners(normals, faces)), dim=-1, eps=1e-12)
-        pos = interpolate(fragments, packed_corners(vertices_cam, faces))
+        n, pos = interpolate_vertices(fragments, torch.cat([normals, vertices_cam], -1), faces).split(3, -1)
+        n = F.normalize(n, dim=-1, eps=1e-12)
         light = F.normalize(n.new_tensor(c.light_direction), dim=0)
         view = F.normalize(-pos, dim=-1, eps=1e-12)
         # normals point out of the face; flip those seen from behind so both sides shade
@@ -90,7 +121,7 @@ class VertexColorShader(nn.Module):
     """Unlit per-vertex colours: ``colors`` (B, V, 3) in [0, 1]."""
 
     def forward(self, fragments, colors: torch.Tensor, faces: torch.Tensor):
-        return interpolate(fragments, packed_corners(colors, faces))
+        return interpolate_vertices(fragments, colors, faces)
 
 
 class UVTextureShader(nn.Module):
@@ -116,7 +147,7 @@ def _finish(fragments, colors, vertices_cam, faces, normals, config) -> RenderOu
     covered = pix >= 0
     bg = colors.new_tensor(config.background)
     image = torch.where(covered[..., None], colors, bg)
-    n = F.normalize(interpolate(fragments, packed_corners(normals, faces)), dim=-1, eps=1e-12)
+    n = F.normalize(interpolate_vertices(fragments, normals, faces), dim=-1, eps=1e-12)
     depth = torch.where(covered, fragments.zbuf[..., 0], torch.zeros_like(fragments.zbuf[..., 0]))
     return RenderOutput(
         image=image,

@@ -1,10 +1,13 @@
-"""The per-corner packing and the bilinear photo lookup the renderer and the 3D edit share."""
+"""The per-corner packing, the interpolation at covered pixels and the bilinear photo lookup the
+renderer and the 3D edit share."""
 
 from __future__ import annotations
 
 import torch
+from pytorch3d.ops import interpolate_face_attributes
 
-from face3d.render.shading import packed_corners
+from face3d.render import RenderConfig, rasterize
+from face3d.render.shading import interpolate, interpolate_vertices, packed_corners
 from face3d.render.texture import sample_photo
 
 
@@ -24,3 +27,35 @@ def test_sample_photo_is_exact_at_pixel_centres_and_bilinear_between():
     assert out.shape == (1, 4, 1)
     expected = torch.tensor([0.0, 19.0, 5 * 2.25 + 1.5, 5.0], dtype=torch.float64)  # border: x clamped
     assert torch.allclose(out[0, :, 0], expected)
+
+
+def _two_meshes():
+    """A batch of two quads (two triangles each) in front of a 24 x 20 camera, partly covering it."""
+    quad = torch.tensor([[-1.0, -1, 10], [1, -1, 10], [1, 1, 11], [-1, 1, 11]])
+    v = torch.stack([quad, quad * torch.tensor([0.6, 1.2, 1.0]) + torch.tensor([0.3, 0.0, 0.5])])
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+    K = torch.tensor([[60.0, 60.0, 12.0, 10.0]]).expand(2, 4)
+    frags = rasterize(v, faces, K, (20, 24), RenderConfig())[0]
+    return v, faces, frags
+
+
+def test_interpolation_at_covered_pixels_is_pytorch3d_s_bit_for_bit():
+    v, faces, frags = _two_meshes()
+    values = torch.cat([v, torch.randn(2, 4, 2, generator=torch.Generator().manual_seed(0))], -1)  # D = 5
+    packed = packed_corners(values, faces)
+    reference = interpolate_face_attributes(frags.pix_to_face, frags.bary_coords, packed)[..., 0, :]
+    covered = frags.pix_to_face[..., 0] >= 0
+    assert covered.any() and not covered.all()  # both kinds of pixel
+    assert (frags.pix_to_face[1][covered[1]] >= 2).all()  # the second mesh's faces are packed after
+    assert torch.equal(interpolate(frags, packed), reference)
+    assert torch.equal(interpolate_vertices(frags, values, faces), reference)
+    assert not interpolate_vertices(frags, values, faces)[~covered].any()  # 0 where nothing covers
+
+
+def test_interpolated_values_pass_gradients_to_the_vertices():
+    v, faces, frags = _two_meshes()
+    values = torch.rand(2, 4, 3, requires_grad=True)
+    interpolate_vertices(frags, values, faces).sum().backward()
+    covered = frags.pix_to_face[..., 0] >= 0
+    # each pixel's barycentrics sum to 1: every vertex's gradient is the sum of its weights
+    assert torch.isclose(values.grad.sum(), torch.tensor(3.0 * covered.sum().item()))
