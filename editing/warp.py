@@ -216,22 +216,30 @@ def warp_image(image: np.ndarray, motion: np.ndarray) -> np.ndarray:
     blurs 1-pixel detail such as freckles; edges replicated). Where the map compresses the photo
     (the area under a chin that moves down), the lookup blends toward a prefiltered copy, in
     proportion to the compression, so hair and edges there do not alias into dots. Pixels moving
-    by less than :data:`STILL_PX` keep their bytes."""
-    h, w = image.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    mx, my = gx + motion[..., 0], gy + motion[..., 1]
-    out = cv2.remap(image, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    by less than :data:`STILL_PX` keep their bytes (the work is done in the box of the others)."""
+    out = image.copy()
+    move = moving(motion)
+    if not move.any():
+        return out
+    ys, xs = np.nonzero(move)  # their box, grown by a pixel: the central differences below see
+    y0, y1 = max(ys.min() - 1, 0), min(ys.max() + 2, image.shape[0])  # the same neighbours as
+    x0, x1 = max(xs.min() - 1, 0), min(xs.max() + 2, image.shape[1])  # in the whole image
+    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    mx, my = gx + motion[y0:y1, x0:x1, 0], gy + motion[y0:y1, x0:x1, 1]
+    box = cv2.remap(image, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     # the map's local scale: |det J| of (x, y) -> (mx, my); above 1 the photo is compressed
     scale = np.abs(
         np.gradient(mx, axis=1) * np.gradient(my, axis=0) - np.gradient(mx, axis=0) * np.gradient(my, axis=1)
     )
-    blend = np.clip(scale - 1.0, 0.0, 1.0)[..., None]
+    blend = np.clip(scale - 1.0, 0.0, 1.0)
     if (blend > 0.05).any():
         blurred = cv2.GaussianBlur(image, (0, 0), MINIFY_SIGMA)
         soft = cv2.remap(blurred, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        out = np.clip(out * (1.0 - blend) + soft * blend + 0.5, 0, 255).astype(np.uint8)
-    still = np.hypot(motion[..., 0], motion[..., 1]) < STILL_PX
-    out[still] = image[still]
+        mix = blend > 0  # elsewhere the blend gives the bicubic lookup back
+        b = blend[mix][:, None]
+        box[mix] = np.clip(box[mix] * (1.0 - b) + soft[mix] * b + 0.5, 0, 255).astype(np.uint8)
+    box_move = move[y0:y1, x0:x1]
+    out[y0:y1, x0:x1][box_move] = box[box_move]
     return out
 
 
