@@ -26,6 +26,7 @@ from face3d.camera import (
     project,
     to_camera,
 )
+from face3d.fit.adam import Adam
 from face3d.fit.config import FitConfig
 from face3d.fit.result import FitResult
 from face3d.fit.silhouette import Correspondences, outline_pools, select_outline
@@ -369,7 +370,7 @@ def _adam(problem: LandmarkProblem, st: FitState, config: FitConfig, free, resel
     K = st.ident.shape[1]
     p = torch.cat([matrix_to_axis_angle(st.R_pose), st.t, st.logf[:, None], st.ident, st.expr], 1)
     p = p.clone().requires_grad_(True)
-    opt = torch.optim.Adam([p], lr=0.01)
+    opt = Adam([p], lr=0.01)
     robust = torch.ones(p.shape[0], 68, dtype=p.dtype)
     for it in range(config.adam_steps):
         cur = FitState(axis_angle_to_matrix(p[:, :3]), p[:, 3:6], p[:, 6], p[:, 7 : 7 + K], p[:, 7 + K :])

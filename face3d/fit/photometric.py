@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from face3d.camera import axis_angle_to_matrix, camera_to_pose, euler_degrees, project, to_camera
+from face3d.fit.adam import Adam
 from face3d.fit.appearance import albedo_operator, grid_smoothness, sh_shading, solve_appearance
 from face3d.fit.config import FitConfig
 from face3d.fit.landmark_fit import FitState, LandmarkProblem, fit_result, landmark_weights, sub_model
@@ -346,7 +347,7 @@ def refine_photometric(
         e_ph, e_lm = scene.error(vc, solve), _landmark_cost(problem, st)
         return cfg.photometric * e_ph.double() + cfg.landmark * e_lm, e_ph, e_lm
 
-    opt = torch.optim.Adam([{"params": [params[k]], "lr": lrs[k]} for k in free]) if free else None
+    opt = Adam([{"params": [params[k]], "lr": lrs[k]} for k in free]) if free else None
     with torch.no_grad():
         losses(params, cfg.appearance_init_iterations)
     best, best_loss = {k: v.detach().clone() for k, v in params.items()}, math.inf

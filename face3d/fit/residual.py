@@ -66,6 +66,7 @@ import torch.nn.functional as F
 
 from face3d.camera import project, to_camera
 from face3d.filters import noise_sigma, unclip
+from face3d.fit.adam import Adam
 from face3d.fit.appearance import Appearance, sh_shading
 from face3d.fit.config import FitConfig
 from face3d.fit.landmark_fit import landmark_weights
@@ -441,7 +442,7 @@ def fit_residual(
     anneal_from = 0 if config.parametrisation != "none" else config.steps  # "none": final prior only
     app.solve(*scene.initial, scene.n0, config.appearance_init_iterations, anneal_from)
     unknown = Displacement(model, scene.ops, scene.base, config)
-    opt = torch.optim.Adam(unknown.params, lr=unknown.lr0) if unknown.params else None
+    opt = Adam(unknown.params, lr=unknown.lr0) if unknown.params else None
     losses: dict[str, list[float]] = {k: [] for k in LOSS_NAMES}
     for step in range(config.steps if unknown.params else 0):
         resolve = step > 0 and step % config.appearance_every == 0
