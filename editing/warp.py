@@ -221,9 +221,11 @@ def warp_image(image: np.ndarray, motion: np.ndarray) -> np.ndarray:
     move = moving(motion)
     if not move.any():
         return out
-    ys, xs = np.nonzero(move)  # their box, grown by a pixel: the central differences below see
-    y0, y1 = max(ys.min() - 1, 0), min(ys.max() + 2, image.shape[0])  # the same neighbours as
-    x0, x1 = max(xs.min() - 1, 0), min(xs.max() + 2, image.shape[1])  # in the whole image
+    # the moving pixels' box, grown by a pixel: the central differences below see the same
+    # neighbours there as in the whole image
+    ys, xs = np.nonzero(move)
+    y0, y1 = max(ys.min() - 1, 0), min(ys.max() + 2, image.shape[0])
+    x0, x1 = max(xs.min() - 1, 0), min(xs.max() + 2, image.shape[1])
     gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
     mx, my = gx + motion[y0:y1, x0:x1, 0], gy + motion[y0:y1, x0:x1, 1]
     box = cv2.remap(image, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
