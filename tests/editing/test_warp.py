@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from editing.warp import STILL_PX, WarpConfig, dense_motion, despeckle, moving, surface_map, warp_image
+from editing.warp import (
+    MINIFY_SIGMA,
+    STILL_PX,
+    WarpConfig,
+    dense_motion,
+    despeckle,
+    moving,
+    surface_map,
+    warp_image,
+)
 from face3d.render import RenderConfig, rasterize
 
 
@@ -96,6 +106,38 @@ def test_a_subpixel_shift_keeps_a_smooth_image_close(dx):
     out = warp_image(image, np.full((40, 50, 2), (dx, 0.0), np.float32)).astype(float)
     want = (127 + 100 * np.sin((x + dx) / 5.0) * np.cos(y / 7.0))[..., None]
     assert np.abs(out - want)[2:-2, 2:-3].max() < 2.0
+
+
+def _warp_whole_image(image: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """The reference: :func:`warp_image`'s lookup, scale and blend over every pixel."""
+    h, w = image.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mx, my = gx + motion[..., 0], gy + motion[..., 1]
+    out = cv2.remap(image, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    jx = np.gradient(mx, axis=1) * np.gradient(my, axis=0)
+    jy = np.gradient(mx, axis=0) * np.gradient(my, axis=1)
+    blend = np.clip(np.abs(jx - jy) - 1.0, 0.0, 1.0)[..., None]
+    if (blend > 0.05).any():
+        soft = cv2.remap(cv2.GaussianBlur(image, (0, 0), MINIFY_SIGMA), mx, my, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        out = np.clip(out * (1.0 - blend) + soft * blend + 0.5, 0, 255).astype(np.uint8)
+    still = np.hypot(motion[..., 0], motion[..., 1]) < STILL_PX
+    out[still] = image[still]
+    return out
+
+
+@pytest.mark.parametrize("corner", [False, True])
+def test_the_warp_in_the_moving_box_equals_the_whole_image_lookup(corner):
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:90, 0:120].astype(np.float32)
+    cy, cx = (0.0, 0.0) if corner else (50.0, 70.0)  # a bump at the image's corner or inside it
+    bump = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 9.0**2)).astype(np.float32)
+    motion = np.stack([4.0 * bump, -6.0 * bump * (yy - cy) / 9.0], -1).astype(np.float32)  # compresses
+    motion[np.hypot(motion[..., 0], motion[..., 1]) < 1e-3] = 0.0  # a box, not the whole image
+    out = warp_image(image, motion)
+    assert moving(motion).mean() < 0.5 and not np.array_equal(out, image)
+    assert np.array_equal(out, _warp_whole_image(image, motion))
 
 
 def test_despeckle_removes_the_edits_dots_and_keeps_the_photos_own():
