@@ -51,12 +51,13 @@ def ratio_image(normal_target: np.ndarray, normal_source: np.ndarray, mask: np.n
     out = np.ones(mask.shape, np.float32)
     if not mask.any():
         return out
-    st = sh_basis(normal_target[mask].astype(np.float64)) @ light
-    ss = sh_basis(normal_source[mask].astype(np.float64)) @ light
+    nt, ns = normal_target[mask], normal_source[mask]
+    st = sh_basis(nt.astype(np.float64)) @ light
+    ss = sh_basis(ns.astype(np.float64)) @ light
     floor = 0.15 * max(float(light[0]), 1e-3)
     r = np.maximum(st, floor) / np.maximum(ss, floor)
-    facing = np.minimum(np.abs(normal_target[mask][:, 2]), np.abs(normal_source[mask][:, 2])) >= MIN_FACING
-    r[~facing | np.all(normal_target[mask] == normal_source[mask], -1)] = 1.0
+    facing = np.minimum(np.abs(nt[:, 2]), np.abs(ns[:, 2])) >= MIN_FACING
+    r[~facing | np.all(nt == ns, -1)] = 1.0
     out[mask] = np.clip(r, *RATIO_RANGE)
     if SMOOTH_PX > 0:  # smooth the log-ratio inside the mask; 1 stays exactly 1 where nothing changes
         smooth = np.exp(masked_blur(np.log(out), mask, SMOOTH_PX)[0]).astype(np.float32)  # exp(0) = 1
