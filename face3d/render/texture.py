@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from face3d.camera import project
 from face3d.render.rasterize import RenderConfig, rasterize
-from face3d.render.shading import vertex_normals
+from face3d.render.shading import surface_values, vertex_normals
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,7 @@ def extract_texture(
     valid = layout.valid
     tri = faces[layout.pix_to_face[valid]]  # (N, 3)
     bary = layout.bary[valid].to(vertices_cam.dtype)  # (N, 3)
-    pts = (vertices_cam[:, tri] * bary[None, :, :, None]).sum(2)  # (B, N, 3)
-    nrm = (normals[:, tri] * bary[None, :, :, None]).sum(2)
+    pts, nrm = surface_values(torch.cat([vertices_cam, normals], -1), tri, bary).split(3, -1)  # (B, N, 3)
     seen = visibility(pts, intrinsics, depth, covered, nrm)
     colors = sample_photo(image, project(pts, intrinsics)) * seen[..., None]
     Ht, Wt = layout.size

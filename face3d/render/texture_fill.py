@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from face3d.camera import project
-from face3d.render.shading import vertex_normals
+from face3d.render.shading import surface_values, vertex_normals
 from face3d.render.texture import UVLayout, sample_photo, visibility
 
 #: Flat colours (RGB in [0, 1]) of the ICT interior parts a photo never shows.
@@ -89,9 +89,8 @@ def fill_from_mirror(
     valid = layout.valid
     tri = mirror[faces[layout.pix_to_face[valid]]]  # mirrored corners, (N, 3)
     bary = layout.bary[valid].to(vertices_cam.dtype)
-    pts = (vertices_cam[:, tri] * bary[None, :, :, None]).sum(2)
     normals = vertex_normals(vertices_cam, faces)
-    nrm = (normals[:, tri] * bary[None, :, :, None]).sum(2)
+    pts, nrm = surface_values(torch.cat([vertices_cam, normals], -1), tri, bary).split(3, -1)
     seen = visibility(pts, intrinsics, depth, covered, nrm)
     colors = sample_photo(image, project(pts, intrinsics))
     need = ~visible[:, valid] & seen

@@ -7,7 +7,13 @@ import torch
 from pytorch3d.ops import interpolate_face_attributes
 
 from face3d.render import RenderConfig, rasterize
-from face3d.render.shading import interpolate, interpolate_vertices, packed_corners
+from face3d.render.shading import (
+    barycentric_mix,
+    interpolate,
+    interpolate_vertices,
+    packed_corners,
+    surface_values,
+)
 from face3d.render.texture import sample_photo
 
 
@@ -59,3 +65,16 @@ def test_interpolated_values_pass_gradients_to_the_vertices():
     covered = frags.pix_to_face[..., 0] >= 0
     # each pixel's barycentrics sum to 1: every vertex's gradient is the sum of its weights
     assert torch.isclose(values.grad.sum(), torch.tensor(3.0 * covered.sum().item()))
+
+
+def test_barycentric_mix_and_surface_values_are_the_summed_form_bit_for_bit():
+    gen = torch.Generator().manual_seed(1)
+    per_vertex = torch.randn(2, 30, 4, generator=gen)
+    tri = torch.randint(0, 30, (500, 3), generator=gen)
+    bary = torch.rand(500, 3, generator=gen)
+    bary = bary / bary.sum(-1, keepdim=True)
+    reference = (per_vertex[:, tri] * bary[None, :, :, None]).sum(2)  # (B, N, D)
+    assert torch.equal(surface_values(per_vertex, tri, bary), reference)
+    assert torch.equal(barycentric_mix(bary, per_vertex[0][tri]), reference[0])
+    corners = torch.eye(3)[None].expand(500, 3, 3)  # corner i holds the unit vector e_i
+    assert torch.allclose(barycentric_mix(bary, corners), bary)  # so the mix gives the barycentrics
