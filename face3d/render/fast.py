@@ -39,10 +39,10 @@ tensors on another device are copied there for it and the outputs come back on t
 
 The numba kernel compiles on its first call (about 1-2 s) and numba caches the machine code on disk
 (its own cache: ``__pycache__`` beside this module, or the user's cache folder where that is
-read-only), so later processes load it instead (:func:`_jit_cached`). It
-splits the image rows between ``torch.get_num_threads()`` Python threads (it releases the GIL);
-on a busy 2-core machine ``torch.set_num_threads(1)`` is faster for the whole pipeline, as
-torch's own parallel ops then stop waiting for the second core.
+read-only), so later processes load it instead (:func:`_jit_cached`). It splits the image rows
+between ``torch.get_num_threads()`` Python threads (it releases the GIL); on a busy 2-core
+machine ``torch.set_num_threads(1)`` is faster for the whole pipeline, as torch's own parallel ops
+then stop waiting for the second core.
 """
 
 from __future__ import annotations
