@@ -31,6 +31,7 @@ from face3d.detect import FaceDetector
 from face3d.errors import InputError
 from face3d.fit import FitConfig, fit_image
 from face3d.fit.pipeline import default_regressor, detect_and_landmark, fit_detections
+from face3d.ict import load_ict_arrays
 from face3d.io import atomic_write_json, atomic_write_text, read_image, write_image
 from face3d.model import MorphableModel
 
@@ -110,8 +111,9 @@ class EditContext:
         refiner, baseline = load_generators_for(refine, method, device or "cpu")
         if method in TWO_D_METHODS:
             return cls(None, None, fit_config, FaceDetector(), None, method, None, baseline)
-        fit_model = MorphableModel.from_dir(model_dir).to(device or "cpu")
-        render_model = MorphableModel.from_dir(model_dir, subset="full").to(device or "cpu")
+        arrays = load_ict_arrays(model_dir)  # read once for both models
+        fit_model = MorphableModel.from_arrays(arrays).to(device or "cpu")
+        render_model = MorphableModel.from_arrays(arrays, subset="full").to(device or "cpu")
         if regressor == "auto":
             regressor = default_regressor()
         editor = Editor3D(render_model, config)
