@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -48,14 +49,7 @@ from editing.mouth import (
     tone_pixels,
 )
 from editing.shading import fit_lighting, ratio_image
-from editing.warp import (
-    WarpConfig,
-    dense_motion,
-    hold_behind_occluders,
-    moving,
-    sampled_mask,
-    surface_map,
-)
+from editing.warp import WarpConfig, dense_motion, hold_behind_occluders, moving, sampled_mask, surface_map
 from face3d.camera import project
 from face3d.crop import photo_extent
 from face3d.filters import extra_blur
@@ -187,8 +181,6 @@ class Editor3D:
         self.corner_uvs = torch.cat(
             [self.skin_corner_uvs, self.skin_corner_uvs.new_zeros(len(self.faces) - self.n_skin, 3, 2)], 0
         )
-        self.layout = uv_layout(self.skin_corner_uvs, config.texture_size, config.render)
-        self.mirror = mirror_vertices(render_model.template)
         dev = render_model.template.device
         flat = torch.full((render_model.n_vertices, 3), 0.5, device=dev)
         for region, color in FLAT_COLORS.items():
@@ -205,6 +197,16 @@ class Editor3D:
         self.face_tone = (self.faces <= render_model.regions["narrow_face"][1]).all(1).numpy()
         a, b = render_model.regions["eyeball_left"][0], render_model.regions["eyeball_right"][1]
         self.face_eyeball = ((self.faces >= a) & (self.faces <= b)).all(1).numpy()
+
+    @cached_property
+    def layout(self):
+        """The skin's UV atlas layout, for :meth:`sample_texture` only (built on first use)."""
+        return uv_layout(self.skin_corner_uvs, self.config.texture_size, self.config.render)
+
+    @cached_property
+    def mirror(self) -> torch.Tensor:
+        """(V,) each vertex's mirror vertex, for :meth:`sample_texture` only (built on first use)."""
+        return mirror_vertices(self.model.template)
 
     # ------------------------------------------------------------------ helpers
     def _vertices_cam(self, face: FaceFit, expression: torch.Tensor) -> torch.Tensor:
