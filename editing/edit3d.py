@@ -55,7 +55,7 @@ from face3d.crop import photo_extent
 from face3d.filters import extra_blur
 from face3d.fit.pipeline import FaceFit
 from face3d.ict import EYE_EXTRAS_FIRST, FACE_LAST, HEAD_LAST
-from face3d.render import RenderConfig, atlas_corner_uvs, extract_texture, rasterize, uv_layout
+from face3d.render import RenderConfig, UVLayout, atlas_corner_uvs, extract_texture, rasterize, uv_layout
 from face3d.render.shading import interpolate_vertices, vertex_normals
 from face3d.render.texture_fill import (
     FLAT_COLORS,
@@ -199,7 +199,7 @@ class Editor3D:
         self.face_eyeball = ((self.faces >= a) & (self.faces <= b)).all(1).numpy()
 
     @cached_property
-    def layout(self):
+    def layout(self) -> UVLayout:
         """The skin's UV atlas layout, for :meth:`sample_texture` only (built on first use)."""
         return uv_layout(self.skin_corner_uvs, self.config.texture_size, self.config.render)
 
