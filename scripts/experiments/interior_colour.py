@@ -35,7 +35,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-LUMA = np.array([0.299, 0.587, 0.114])
+from face3d.render.texture_fill import LUMA_601
+
+LUMA = np.array(LUMA_601)
 
 
 def lip_gap(landmarks: np.ndarray) -> float:
